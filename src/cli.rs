@@ -1,0 +1,153 @@
+//! Command line: `veer serve` and `veer check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config;
+use crate::runtime;
+
+/// veer: a health-routed authoritative DNS server.
+#[derive(Debug, Parser)]
+#[command(name = "veer", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `veer=debug`);
+    /// RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Worker threads (overrides `[server] workers`; default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Validate the config and every zone without binding sockets.
+    Check {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Initialises logging. hickory's per-request INFO lines are silenced.
+pub fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log_level.clone());
+    let filter = EnvFilter::try_new(format!(
+        "hickory_server=warn,hickory_net=warn,hickory_proto=warn,{filter}"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            builder.with_ansi(std::io::stderr().is_terminal()).init()
+        }
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config, workers } => serve(config, workers),
+        Command::Check { config } => check(config),
+    }
+}
+
+fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
+    let config = match config::load(&path) {
+        Ok(c) => c,
+        Err(d) => {
+            for e in &d.0 {
+                tracing::error!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = workers.or(config.server.workers) {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async { runtime::serve(config, shutdown_signal()).await });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(runtime::ServeError::Invalid(d)) => {
+            for e in &d.0 {
+                tracing::error!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    let result = config::load(&path).and_then(|c| runtime::load_zones(&c).map(|z| (c, z)));
+    match result {
+        Ok((_, zones)) => {
+            let records: usize = zones.iter().map(|z| z.records).sum();
+            println!(
+                "{}: ok: {} zones, {} records",
+                path.display(),
+                zones.len(),
+                records
+            );
+            ExitCode::SUCCESS
+        }
+        Err(d) => {
+            for e in &d.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), d.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The configuration: `veer.toml` turned into a validated [`Config`].
+//!
+//! `file` holds the serde shape of the file (unknown keys rejected);
+//! [`load`] is the only way to a [`Config`] and reports every problem it
+//! finds as `file:line: message`.
+
+mod duration;
+mod file;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use toml::Spanned;
+
+pub use duration::parse_duration;
+
+use crate::diag::{Diagnostic, Diagnostics, line_of};
+
+/// Default maximum UDP payload (RFC 9715 / DNS flag day 2020).
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// A validated configuration. Paths are absolute or relative to the
+/// working directory (resolved against the config file's directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file this was loaded from.
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[zone]]`, in file order.
+    pub zones: Vec<ZoneConfig>,
+}
+
+/// `[server]`: settings that need a restart to change.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses served over UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    /// Largest UDP response we send (and advertise), 512..=4096.
+    pub max_udp_payload: u16,
+    /// Tokio worker threads; `None` = one per core.
+    pub workers: Option<usize>,
+    /// SO_REUSEPORT UDP sockets per listen address; `None` = one per worker.
+    pub udp_sockets: Option<usize>,
+    /// Idle time allowed between messages on a TCP connection.
+    pub tcp_idle_timeout: Duration,
+    /// Where checkpointed health states and the admin-state file live.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// One `[[zone]]`.
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    /// Zone apex, fully qualified.
+    pub origin: Name,
+    /// The master file.
+    pub file: PathBuf,
+    /// Line of the `origin` key in the config file, for diagnostics.
+    pub line: usize,
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::one(Diagnostic::new(
+            path,
+            1,
+            format!("cannot read config file: {e}"),
+        ))
+    })?;
+    parse(path, &text)
+}
+
+/// Validates config `text` as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+    let spec: file::Spec = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+        Diagnostics::one(Diagnostic::new(
+            path,
+            line,
+            e.message().trim_end().to_string(),
+        ))
+    })?;
+    let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut v = Validator {
+        path,
+        text,
+        base,
+        errors: Vec::new(),
+    };
+    let config = v.config(spec);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(Diagnostics(v.errors))
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    base: PathBuf,
+    errors: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> usize {
+        line_of(self.text, s.span().start)
+    }
+
+    fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        let line = self.line(at);
+        self.errors.push(Diagnostic::new(self.path, line, message));
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn config(&mut self, spec: file::Spec) -> Config {
+        let server = self.server(spec.server);
+        let zones = self.zones(spec.zone);
+        Config {
+            path: self.path.to_path_buf(),
+            server,
+            zones,
+        }
+    }
+
+    fn server(&mut self, s: file::ServerSpec) -> ServerConfig {
+        let mut listen = Vec::new();
+        for addr in &s.listen {
+            match addr.get_ref().parse::<SocketAddr>() {
+                Ok(a) if listen.contains(&a) => {
+                    self.error(addr, format!("listen address {a} is given twice"))
+                }
+                Ok(a) => listen.push(a),
+                Err(_) => self.error(
+                    addr,
+                    format!(
+                        "listen address `{}` is not IP:PORT (e.g. 127.0.0.1:5353 or [::1]:5353)",
+                        addr.get_ref()
+                    ),
+                ),
+            }
+        }
+        if s.listen.is_empty() {
+            self.errors.push(Diagnostic::new(
+                self.path,
+                1,
+                "[server] listen must name at least one address",
+            ));
+        }
+        let max_udp_payload = match &s.max_udp_payload {
+            Some(p) if !(512..=4096).contains(p.get_ref()) => {
+                self.error(p, "max_udp_payload must be between 512 and 4096");
+                DEFAULT_MAX_UDP_PAYLOAD
+            }
+            Some(p) => *p.get_ref(),
+            None => DEFAULT_MAX_UDP_PAYLOAD,
+        };
+        let tcp_idle_timeout = match &s.tcp_idle_timeout {
+            Some(t) => parse_duration(t.get_ref()).unwrap_or_else(|e| {
+                self.error(t, format!("tcp_idle_timeout: {e}"));
+                Duration::from_secs(10)
+            }),
+            None => Duration::from_secs(10),
+        };
+        for (name, v) in [("workers", &s.workers), ("udp_sockets", &s.udp_sockets)] {
+            if let Some(v) = v
+                && !(1..=256).contains(v.get_ref())
+            {
+                self.error(v, format!("{name} must be between 1 and 256"));
+            }
+        }
+        ServerConfig {
+            listen,
+            max_udp_payload,
+            workers: s.workers.map(|w| w.into_inner()),
+            udp_sockets: s.udp_sockets.map(|w| w.into_inner()),
+            tcp_idle_timeout,
+            state_dir: s.state_dir.map(|d| self.resolve(&d)),
+        }
+    }
+
+    fn zones(&mut self, specs: Vec<file::ZoneSpec>) -> Vec<ZoneConfig> {
+        let mut zones: Vec<ZoneConfig> = Vec::new();
+        for z in specs {
+            let line = self.line(&z.origin);
+            let origin = match Name::from_utf8(z.origin.get_ref()) {
+                Ok(mut n) => {
+                    n.set_fqdn(true);
+                    n.to_lowercase()
+                }
+                Err(e) => {
+                    self.error(
+                        &z.origin,
+                        format!("zone origin `{}`: {e}", z.origin.get_ref()),
+                    );
+                    continue;
+                }
+            };
+            if let Some(first) = zones.iter().find(|o| o.origin == origin) {
+                let msg = format!(
+                    "zone {origin} is configured twice (first at line {})",
+                    first.line
+                );
+                self.error(&z.origin, msg);
+                continue;
+            }
+            zones.push(ZoneConfig {
+                origin,
+                file: self.resolve(z.file.get_ref()),
+                line,
+            });
+        }
+        zones
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("veer.toml"), text) {
+            Ok(_) => vec![],
+            Err(d) => d.0.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config() {
+        let c = parse(
+            Path::new("/etc/veer/veer.toml"),
+            "[server]\nlisten = [\"127.0.0.1:5353\", \"[::1]:5353\"]\n[[zone]]\norigin = \"Example.Test\"\nfile = \"z/example.zone\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.len(), 2);
+        assert_eq!(c.server.max_udp_payload, 1232);
+        assert_eq!(c.zones[0].origin.to_string(), "example.test.");
+        assert_eq!(c.zones[0].file, PathBuf::from("/etc/veer/z/example.zone"));
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let e = errors("[server]\nlisten = [\"127.0.0.1:53\"]\nlisen = 3\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("veer.toml:3: unknown field `lisen`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let e = errors(
+            "[server]\nlisten = [\"nonsense\"]\nmax_udp_payload = 100\n[[zone]]\norigin = \"a.test.\"\nfile = \"a\"\n[[zone]]\norigin = \"A.test\"\nfile = \"b\"\n",
+        );
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].starts_with("veer.toml:2: listen address `nonsense`"));
+        assert!(e[1].starts_with("veer.toml:3: max_udp_payload"));
+        assert!(
+            e[2].starts_with("veer.toml:8: zone a.test. is configured twice (first at line 5)")
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! Authoritative resolution against one snapshot: exact match, CNAME
+//! chains, wildcards (RFC 4592), delegations, NXDOMAIN and NODATA. The
+//! result is a value ([`Answer`]) of references into the snapshot; turning
+//! it into a message is the handler's job.
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, RecordSet, RecordType};
+use smallvec::SmallVec;
+
+use crate::store::Snapshot;
+use crate::zone::{Found, Key, Rrset};
+
+/// Longest CNAME chain followed inside our zones.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// One RRset in the answer section.
+#[derive(Debug)]
+pub enum Part<'a> {
+    /// Served as stored.
+    Set(&'a RecordSet),
+    /// Synthesised from a wildcard: served with `owner` as the owner name.
+    Synth(&'a RecordSet, &'a Name),
+}
+
+/// What to answer, before it becomes a message.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    /// Response code.
+    pub rcode: ResponseCode,
+    /// AA: the answer comes from our zone data (not a referral).
+    pub authoritative: bool,
+    /// This is a referral: authority holds the child's NS set.
+    pub referral: bool,
+    /// Answer section.
+    pub answer: SmallVec<[Part<'a>; 2]>,
+    /// Authority section.
+    pub authority: Option<&'a RecordSet>,
+    /// Additional section.
+    pub additional: &'a [std::sync::Arc<RecordSet>],
+    /// Upper bound of the encoded size of the answer and authority records.
+    pub size: usize,
+    /// Upper bound of the encoded size of the additional records.
+    pub additional_size: usize,
+}
+
+impl<'a> Answer<'a> {
+    fn new() -> Self {
+        Answer {
+            rcode: ResponseCode::Refused,
+            authoritative: false,
+            referral: false,
+            answer: SmallVec::new(),
+            authority: None,
+            additional: &[],
+            size: 0,
+            additional_size: 0,
+        }
+    }
+
+    fn push(&mut self, rr: &'a Rrset, synth_owner: Option<&'a Name>) {
+        match synth_owner {
+            Some(owner) => {
+                self.answer.push(Part::Synth(&rr.set, owner));
+                self.size += rr.wire_len + rr.set.records_count() * owner.len();
+            }
+            None => {
+                self.answer.push(Part::Set(&rr.set));
+                self.size += rr.wire_len;
+            }
+        }
+    }
+
+    fn additional(&mut self, sets: &'a [std::sync::Arc<RecordSet>], size: usize) {
+        self.additional = sets;
+        self.additional_size = size;
+    }
+}
+
+/// Resolves `qname`/`qtype` against `snap`.
+pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
+    let mut a = Answer::new();
+    let mut owner = qname;
+    let mut key = Key::new(qname);
+    for hop in 0..MAX_CNAME_CHAIN {
+        let Some(zone) = snap.zone_for(&key) else {
+            // hop 0: not ours (REFUSED); later: the chain leaves our zones.
+            return a;
+        };
+        if hop == 0 {
+            a.rcode = ResponseCode::NoError;
+            a.authoritative = true;
+        }
+        match zone.find(&key, qtype) {
+            Found::NxDomain => {
+                a.rcode = ResponseCode::NXDomain;
+                a.authority = Some(&zone.neg_soa);
+                a.size += zone.neg_soa_len;
+                return a;
+            }
+            Found::Referral(node) => {
+                if hop == 0 {
+                    let ns = node.get(RecordType::NS).expect("a cut has NS records");
+                    a.authoritative = false;
+                    a.referral = true;
+                    a.authority = Some(&ns.set);
+                    a.size += ns.wire_len;
+                    a.additional(&node.glue, node.glue_len);
+                }
+                return a;
+            }
+            Found::Name { node, wildcard } => {
+                let synth = wildcard.then_some(owner);
+                let rr = match qtype {
+                    RecordType::ANY => node.rrsets.first(),
+                    t => node.get(t),
+                };
+                if let Some(rr) = rr {
+                    a.push(rr, synth);
+                    a.additional(&rr.additionals, rr.additionals_len);
+                    return a;
+                }
+                let Some(cname) = node.get(RecordType::CNAME) else {
+                    a.authority = Some(&zone.neg_soa);
+                    a.size += zone.neg_soa_len;
+                    return a;
+                };
+                a.push(cname, synth);
+                let Some(RData::CNAME(target)) =
+                    cname.set.records_without_rrsigs().next().map(|r| &r.data)
+                else {
+                    return a;
+                };
+                owner = &target.0;
+                key = Key::new(owner);
+            }
+        }
+    }
+    a
+}

@@ -1,0 +1,8 @@
+//! The DNS front end: sockets, hickory's server loop and veer's handler.
+
+pub mod answer;
+pub mod handler;
+mod listen;
+
+pub use handler::Handler;
+pub use listen::{Listeners, bind};

@@ -1,0 +1,28 @@
+//! veer: an authoritative DNS server whose answers follow the health of the
+//! endpoints behind them.
+//!
+//! # Data flow
+//!
+//! ```text
+//! config + zone files ──> config::load, zone::Zone::load ──> store::Snapshot ──┐
+//!                                                                              v
+//! UDP/TCP query ──> hickory Server ──> dns::Handler ──> Store::load (atomic) ──> dns::answer::resolve ──> response
+//! ```
+//!
+//! # Layout
+//!
+//! - [`config`]: `veer.toml` into a validated [`config::Config`]; every error as `file:line: message`.
+//! - [`zone`]: master files (with line numbers) into an immutable, query-ready tree.
+//! - [`store`]: the one published [`store::Snapshot`] behind an atomic pointer.
+//! - [`dns`]: sockets, hickory's server loop, the request handler and resolution.
+//! - [`runtime`]: wiring for `veer serve`.
+//! - [`cli`]: the command line.
+//! - [`diag`]: operator-facing diagnostics.
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod dns;
+pub mod runtime;
+pub mod store;
+pub mod zone;

@@ -1,0 +1,95 @@
+//! Name keys: a name's labels in lowercased wire format without the root
+//! label (`www.example.test.` is `\x03www\x07example\x04test`). Every
+//! ancestor of a name is a suffix of its key, so the query path walks the
+//! tree with hash lookups on sub-slices of one stack buffer and allocates
+//! nothing.
+
+use hickory_proto::rr::Name;
+
+/// A query name's key on the stack, with the offset of every label.
+pub struct Key {
+    buf: [u8; 256],
+    len: usize,
+    /// `offs[i]` is where label `i` starts (label 0 is the leftmost);
+    /// `offs[labels]` is `len` (the root).
+    offs: [u8; 129],
+    labels: usize,
+}
+
+impl Key {
+    /// The key of `name`, lowercased.
+    pub fn new(name: &Name) -> Self {
+        let mut k = Key {
+            buf: [0; 256],
+            len: 0,
+            offs: [0; 129],
+            labels: 0,
+        };
+        for label in name.iter() {
+            // A valid name has at most 127 labels and 254 bytes of labels.
+            if k.labels >= 128 || k.len + 1 + label.len() > 255 {
+                break;
+            }
+            k.offs[k.labels] = k.len as u8;
+            k.labels += 1;
+            k.buf[k.len] = label.len() as u8;
+            for (i, b) in label.iter().enumerate() {
+                k.buf[k.len + 1 + i] = b.to_ascii_lowercase();
+            }
+            k.len += 1 + label.len();
+        }
+        k.offs[k.labels] = k.len as u8;
+        k
+    }
+
+    /// Number of labels.
+    pub fn labels(&self) -> usize {
+        self.labels
+    }
+
+    /// The whole key.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The key of the ancestor that drops the first `i` labels
+    /// (`suffix(0)` is the name itself, `suffix(labels())` the root).
+    pub fn suffix(&self, i: usize) -> &[u8] {
+        &self.buf[self.offs[i] as usize..self.len]
+    }
+
+    /// The key of `*.` + the ancestor that drops the first `i` labels,
+    /// written into `out`.
+    pub fn wildcard_of<'b>(&self, i: usize, out: &'b mut [u8; 258]) -> &'b [u8] {
+        let s = self.suffix(i);
+        out[0] = 1;
+        out[1] = b'*';
+        out[2..2 + s.len()].copy_from_slice(s);
+        &out[..2 + s.len()]
+    }
+}
+
+/// The key of `name` as an owned value, for building tables.
+pub fn owned_key(name: &Name) -> Box<[u8]> {
+    Key::new(name).as_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_ancestors() {
+        let k = Key::new(&Name::from_ascii("WWW.Example.test.").unwrap());
+        assert_eq!(k.labels(), 3);
+        assert_eq!(k.as_bytes(), b"\x03www\x07example\x04test");
+        assert_eq!(k.suffix(1), b"\x07example\x04test");
+        assert_eq!(k.suffix(3), b"");
+        let mut buf = [0; 258];
+        assert_eq!(k.wildcard_of(1, &mut buf), b"\x01*\x07example\x04test");
+        assert_eq!(
+            &*owned_key(&Name::from_ascii("example.TEST").unwrap()),
+            k.suffix(1)
+        );
+    }
+}

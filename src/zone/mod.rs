@@ -1,0 +1,388 @@
+//! Zones: master files loaded into an immutable, query-ready tree.
+//!
+//! A [`Zone`] maps every name that exists in it (owners and the empty
+//! non-terminals above them) to a [`Node`]. Everything the query path needs
+//! is computed here, once per load: negative-answer SOA with the RFC 2308
+//! TTL, delegation points and their glue, additional-section data for MX,
+//! SRV and NS answers, and each RRset's encoded size for the UDP limit.
+
+mod key;
+pub mod parse;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use rustc_hash::FxHashMap;
+
+pub use key::{Key, owned_key};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use parse::Loc;
+
+/// An RRset as served, with what the answer path needs precomputed.
+#[derive(Debug)]
+pub struct Rrset {
+    /// The records.
+    pub set: Arc<RecordSet>,
+    /// Uncompressed wire size of all records (an upper bound of what they
+    /// add to a message).
+    pub wire_len: usize,
+    /// Address records of in-zone targets (MX, SRV, NS answers).
+    pub additionals: Box<[Arc<RecordSet>]>,
+    /// Wire size of `additionals`.
+    pub additionals_len: usize,
+}
+
+/// A name that exists in the zone.
+#[derive(Debug, Default)]
+pub struct Node {
+    /// RRsets at this name (empty for an empty non-terminal).
+    pub rrsets: Vec<Rrset>,
+    /// A delegation point: NS records below the apex.
+    pub cut: bool,
+    /// For a cut: address records of the NS targets inside this zone.
+    pub glue: Box<[Arc<RecordSet>]>,
+    /// Wire size of `glue`.
+    pub glue_len: usize,
+}
+
+impl Node {
+    /// The RRset of type `rtype`, if any.
+    pub fn get(&self, rtype: RecordType) -> Option<&Rrset> {
+        self.rrsets.iter().find(|r| r.set.record_type() == rtype)
+    }
+}
+
+/// The outcome of looking a name up in one zone.
+pub enum Found<'z> {
+    /// The name exists (`wildcard`: it was synthesised from `*.<encloser>`).
+    Name { node: &'z Node, wildcard: bool },
+    /// The name is at or below a delegation point.
+    Referral(&'z Node),
+    /// No such name.
+    NxDomain,
+}
+
+/// Address RRsets for additional data, with their total wire size.
+type Addresses = (Box<[Arc<RecordSet>]>, usize);
+
+/// One loaded zone.
+#[derive(Debug)]
+pub struct Zone {
+    /// The apex.
+    pub origin: Name,
+    origin_labels: usize,
+    /// The SOA as served (its serial may be above the file's).
+    pub soa: Arc<RecordSet>,
+    /// The SOA for negative answers: TTL = min(SOA TTL, MINIMUM).
+    pub neg_soa: Arc<RecordSet>,
+    /// Wire size of `neg_soa`.
+    pub neg_soa_len: usize,
+    /// Every existing name.
+    nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Number of records loaded from the files.
+    pub records: usize,
+    /// The zone file and its includes.
+    pub files: Vec<PathBuf>,
+}
+
+impl Zone {
+    /// Reads and validates the zone `origin` from `file`.
+    pub fn load(origin: &Name, file: &Path) -> Result<Zone, Diagnostics> {
+        let parsed = parse::read_file(file, origin)?;
+        Zone::build(origin, file, parsed.records, parsed.files)
+    }
+
+    /// Builds a zone from located records; checks what a server must refuse
+    /// to serve (missing SOA, data outside the zone, CNAME beside other data).
+    pub fn build(
+        origin: &Name,
+        file: &Path,
+        records: Vec<(Record, Loc)>,
+        files: Vec<PathBuf>,
+    ) -> Result<Zone, Diagnostics> {
+        let mut errors = Vec::new();
+        let count = records.len();
+        // (name key, type) -> (set, first location); insertion order kept.
+        let mut sets: Vec<(Box<[u8]>, RecordSet, Loc)> = Vec::new();
+        let mut index: HashMap<(Box<[u8]>, RecordType), usize> = HashMap::new();
+        for (record, loc) in records {
+            if !origin.zone_of(&record.name) {
+                errors.push(loc.error(format!("{} is outside the zone {origin}", record.name)));
+                continue;
+            }
+            let key = owned_key(&record.name);
+            let rtype = record.record_type();
+            match index.get(&(key.clone(), rtype)) {
+                Some(&i) => {
+                    let set = &mut sets[i].1;
+                    if rtype == RecordType::SOA {
+                        errors.push(loc.error(format!(
+                            "a second SOA record (the first is at line {})",
+                            sets[i].2.line
+                        )));
+                    } else if rtype == RecordType::CNAME
+                        && !set.records_without_rrsigs().any(|r| r.data == record.data)
+                    {
+                        errors.push(
+                            loc.error(format!("{} has more than one CNAME record", record.name)),
+                        );
+                    } else {
+                        if set.ttl() != record.ttl {
+                            tracing::warn!(
+                                "{}:{}: TTL {} differs from the RRset's TTL {}; using {}",
+                                loc.file.display(),
+                                loc.line,
+                                record.ttl,
+                                set.ttl(),
+                                set.ttl()
+                            );
+                        }
+                        set.add_rdata(record.data);
+                    }
+                }
+                None => {
+                    let mut set =
+                        RecordSet::with_ttl(record.name.to_lowercase(), rtype, record.ttl);
+                    set.add_rdata(record.data);
+                    index.insert((key.clone(), rtype), sets.len());
+                    sets.push((key, set, loc));
+                }
+            }
+        }
+
+        // CNAME and other data (RFC 1034 3.6.2); SOA only at the apex.
+        let origin_key = owned_key(origin);
+        let mut by_name: FxHashMap<&[u8], Vec<usize>> = FxHashMap::default();
+        for (i, (key, _, _)) in sets.iter().enumerate() {
+            by_name.entry(&key[..]).or_default().push(i);
+        }
+        for idxs in by_name.values() {
+            let cname = idxs
+                .iter()
+                .find(|&&i| sets[i].1.record_type() == RecordType::CNAME);
+            if let Some(&c) = cname
+                && let Some(&other) = idxs.iter().find(|&&i| i != c)
+            {
+                let later = if sets[c].2.line > sets[other].2.line {
+                    c
+                } else {
+                    other
+                };
+                errors.push(sets[later].2.error(format!(
+                    "{} has a CNAME (line {}) and other data ({} at line {}); a CNAME must be alone at its name",
+                    sets[c].1.name(),
+                    sets[c].2.line,
+                    sets[other].1.record_type(),
+                    sets[other].2.line
+                )));
+            }
+        }
+        let mut soa = None;
+        for (key, set, loc) in &sets {
+            if set.record_type() == RecordType::SOA {
+                if **key == *origin_key {
+                    soa = Some(set.clone());
+                } else {
+                    errors.push(loc.error(format!(
+                        "SOA record at {} is not at the zone apex {origin}",
+                        set.name()
+                    )));
+                }
+            }
+        }
+        let Some(soa) = soa else {
+            errors.push(Diagnostic::new(
+                file,
+                1,
+                format!("zone {origin} has no SOA record at its apex"),
+            ));
+            return Err(Diagnostics(errors));
+        };
+        if !errors.is_empty() {
+            errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            return Err(Diagnostics(errors));
+        }
+        if !index.contains_key(&(origin_key.clone(), RecordType::NS)) {
+            tracing::warn!(
+                "{}: zone {origin} has no NS records at its apex",
+                file.display()
+            );
+        }
+
+        let mut zone = Zone {
+            origin: origin.to_lowercase(),
+            origin_labels: Key::new(origin).labels(),
+            neg_soa_len: wire_len(&soa),
+            neg_soa: Arc::new(negative_soa(&soa)),
+            soa: Arc::new(soa),
+            nodes: FxHashMap::default(),
+            records: count,
+            files,
+        };
+        zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
+        Ok(zone)
+    }
+
+    fn insert_sets(&mut self, sets: impl Iterator<Item = (Box<[u8]>, RecordSet)>) {
+        for (key, set) in sets {
+            let set = if set.record_type() == RecordType::SOA {
+                self.soa.clone()
+            } else {
+                Arc::new(set)
+            };
+            let wire_len = wire_len(&set);
+            let node = self.nodes.entry(key.clone()).or_default();
+            node.rrsets.push(Rrset {
+                set,
+                wire_len,
+                additionals: Box::new([]),
+                additionals_len: 0,
+            });
+            // Empty non-terminals: every ancestor up to the apex exists.
+            let k = Key::new(node.rrsets[0].set.name());
+            for i in 1..k.labels().saturating_sub(self.origin_labels) + 1 {
+                self.nodes.entry(k.suffix(i).into()).or_default();
+            }
+        }
+        let origin_key = owned_key(&self.origin);
+        let cuts: Vec<Box<[u8]>> = self
+            .nodes
+            .iter()
+            .filter(|(k, n)| k[..] != origin_key[..] && n.get(RecordType::NS).is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in cuts {
+            let (glue, glue_len) = self.addresses_of(self.nodes[&k].get(RecordType::NS).unwrap());
+            let node = self.nodes.get_mut(&k).unwrap();
+            node.cut = true;
+            node.glue = glue;
+            node.glue_len = glue_len;
+        }
+        let keys: Vec<Box<[u8]>> = self.nodes.keys().cloned().collect();
+        for k in keys {
+            let node = &self.nodes[&k];
+            let extra: Vec<(usize, Addresses)> = node
+                .rrsets
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    matches!(
+                        r.set.record_type(),
+                        RecordType::MX | RecordType::SRV | RecordType::NS
+                    )
+                })
+                .map(|(i, r)| (i, self.addresses_of(r)))
+                .collect();
+            let node = self.nodes.get_mut(&k).unwrap();
+            for (i, (add, len)) in extra {
+                node.rrsets[i].additionals = add;
+                node.rrsets[i].additionals_len = len;
+            }
+        }
+    }
+
+    /// A/AAAA sets in this zone for the targets named by `rr`'s records.
+    fn addresses_of(&self, rr: &Rrset) -> Addresses {
+        let mut out: Vec<Arc<RecordSet>> = Vec::new();
+        for r in rr.set.records_without_rrsigs() {
+            let target = match &r.data {
+                RData::NS(ns) => &ns.0,
+                RData::MX(mx) => &mx.exchange,
+                RData::SRV(srv) => &srv.target,
+                _ => continue,
+            };
+            if !self.origin.zone_of(target) {
+                continue;
+            }
+            if let Some(node) = self.nodes.get(Key::new(target).as_bytes()) {
+                for t in [RecordType::A, RecordType::AAAA] {
+                    if let Some(a) = node.get(t)
+                        && !out.iter().any(|o| Arc::ptr_eq(o, &a.set))
+                    {
+                        out.push(a.set.clone());
+                    }
+                }
+            }
+        }
+        let len = out.iter().map(|s| wire_len(s)).sum();
+        (out.into(), len)
+    }
+
+    /// Looks `key` up (a name at or below this zone's apex) for `qtype`.
+    pub fn find(&self, key: &Key, qtype: RecordType) -> Found<'_> {
+        let depth = key.labels() - self.origin_labels;
+        // Walk down from the apex: a delegation above the name wins, and the
+        // first missing ancestor makes its parent the closest encloser.
+        for i in (0..depth).rev() {
+            match self.nodes.get(key.suffix(i)) {
+                Some(node) if node.cut && !(i == 0 && qtype == RecordType::DS) => {
+                    return Found::Referral(node);
+                }
+                Some(node) if i == 0 => {
+                    return Found::Name {
+                        node,
+                        wildcard: false,
+                    };
+                }
+                Some(_) => {}
+                None => {
+                    let mut buf = [0; 258];
+                    return match self.nodes.get(key.wildcard_of(i + 1, &mut buf)) {
+                        Some(node) => Found::Name {
+                            node,
+                            wildcard: true,
+                        },
+                        None => Found::NxDomain,
+                    };
+                }
+            }
+        }
+        // depth == 0: the apex itself.
+        match self.nodes.get(key.as_bytes()) {
+            Some(node) => Found::Name {
+                node,
+                wildcard: false,
+            },
+            None => Found::NxDomain,
+        }
+    }
+
+    /// The apex node.
+    pub fn apex(&self) -> Option<&Node> {
+        self.nodes.get(owned_key(&self.origin).as_ref())
+    }
+
+    /// Every RRset in the zone (for counting and transfers).
+    pub fn rrsets(&self) -> impl Iterator<Item = &Rrset> {
+        self.nodes.values().flat_map(|n| n.rrsets.iter())
+    }
+}
+
+/// The SOA used in NXDOMAIN/NODATA answers: TTL = min(TTL, MINIMUM)
+/// (RFC 2308 section 3).
+fn negative_soa(soa: &RecordSet) -> RecordSet {
+    let mut neg = soa.clone();
+    if let Some(RData::SOA(s)) = soa.records_without_rrsigs().next().map(|r| &r.data) {
+        neg.set_ttl(soa.ttl().min(s.minimum));
+    }
+    neg
+}
+
+/// Uncompressed wire size of all records of `set`.
+pub fn wire_len(set: &RecordSet) -> usize {
+    let mut buf = Vec::with_capacity(64);
+    set.records_without_rrsigs()
+        .map(|r| {
+            buf.clear();
+            let mut enc = BinEncoder::new(&mut buf);
+            match r.emit(&mut enc) {
+                Ok(()) => buf.len(),
+                Err(_) => 512,
+            }
+        })
+        .sum()
+}
