@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config;
+use crate::control::build::Base;
 use crate::runtime;
 
 /// veer: a health-routed authoritative DNS server.
@@ -130,15 +131,16 @@ async fn shutdown_signal() {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    let result = config::load(&path).and_then(|c| runtime::load_zones(&c).map(|z| (c, z)));
+    let result = config::load(&path).and_then(Base::load);
     match result {
-        Ok((_, zones)) => {
-            let records: usize = zones.iter().map(|z| z.records).sum();
+        Ok(base) => {
             println!(
-                "{}: ok: {} zones, {} records",
+                "{}: ok: {} zones, {} records, {} checks, {} routes",
                 path.display(),
-                zones.len(),
-                records
+                base.zones.len(),
+                base.records(),
+                base.config.checks.len(),
+                base.config.routes.len()
             );
             ExitCode::SUCCESS
         }

@@ -21,8 +21,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod diag;
 pub mod dns;
+pub mod health;
+pub mod route;
 pub mod runtime;
 pub mod store;
 pub mod zone;

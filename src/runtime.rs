@@ -1,16 +1,23 @@
-//! Wiring: load the config and zones, publish the first snapshot, bind the
-//! listeners, run hickory's server until shutdown.
+//! Wiring for `veer serve`: load the config and zones, start the
+//! controller and the probes, bind the listeners, run hickory's server
+//! until shutdown.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use hickory_server::Server;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::control::build::Base;
+use crate::control::{ADMIN_STATE, Command, Controller};
 use crate::diag::Diagnostics;
 use crate::dns::{self, Handler};
-use crate::store::{Snapshot, Store};
-use crate::zone::Zone;
+use crate::health::probe::Clients;
+use crate::health::scheduler;
+use crate::store::Store;
 
 /// Why `serve` could not run.
 #[derive(Debug, thiserror::Error)]
@@ -23,39 +30,33 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Loads every zone of `config`, collecting all errors.
-pub fn load_zones(config: &Config) -> Result<Vec<Zone>, Diagnostics> {
-    let mut zones = Vec::new();
-    let mut errors = Vec::new();
-    for z in &config.zones {
-        match Zone::load(&z.origin, &z.file) {
-            Ok(zone) => zones.push(zone),
-            Err(d) => errors.extend(d.0),
-        }
-    }
-    if errors.is_empty() {
-        Ok(zones)
-    } else {
-        Err(Diagnostics(errors))
-    }
-}
-
-/// Builds the snapshot for `config` and its zones.
-pub fn build_snapshot(config: &Config, generation: u64) -> Result<Snapshot, Diagnostics> {
-    let zones = load_zones(config)?;
-    Ok(Snapshot::new(
-        generation,
-        zones.into_iter().map(Arc::new),
-        config.server.max_udp_payload,
-    ))
-}
-
 /// Runs the server for `config` until `shutdown` completes.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let snapshot = build_snapshot(&config, 1)?;
-    let records: usize = snapshot.zones().map(|z| z.records).sum();
-    tracing::info!(zones = snapshot.zones().count(), records, "zones loaded");
-    let store = Arc::new(Store::new(snapshot));
+    let base = Arc::new(Base::load(config)?);
+    let config = &base.config;
+    tracing::info!(
+        zones = base.zones.len(),
+        records = base.records(),
+        checks = config.checks.len(),
+        routes = config.routes.len(),
+        "config loaded"
+    );
+    let (controller, plans) = Controller::new(base.clone());
+    let store = Arc::new(Store::new(controller.snapshot()));
+    let mut tasks = JoinSet::new();
+
+    let (report_tx, report_rx) = mpsc::unbounded_channel();
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let clients = Clients::new()
+        .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?;
+    tracing::info!(probes = plans.len(), "starting probes");
+    scheduler::spawn(plans, clients, report_tx, &mut tasks);
+    let _admin_watch = config
+        .server
+        .state_dir
+        .as_deref()
+        .and_then(|dir| watch_admin_state(dir, command_tx));
+    tasks.spawn(controller.run(store.clone(), report_rx, command_rx));
 
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     let udp_sockets = config.server.udp_sockets.unwrap_or(workers.max(1) * 2);
@@ -74,9 +75,46 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 
     shutdown.await;
     tracing::info!("shutting down");
+    tasks.abort_all();
     server
         .shutdown_gracefully()
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(())
+}
+
+/// Watches `state_dir` for changes of the admin-state file (watching the
+/// directory, so an editor's save-by-rename is seen).
+fn watch_admin_state(
+    dir: &Path,
+    tx: mpsc::UnboundedSender<Command>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!("cannot create state_dir {}: {e}", dir.display());
+        return None;
+    }
+    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && ev
+                .paths
+                .iter()
+                .any(|p| p.file_name().is_some_and(|n| n == ADMIN_STATE))
+        {
+            let _ = tx.send(Command::AdminStateChanged);
+        }
+    });
+    match watcher.and_then(|mut w| {
+        w.watch(dir, notify::RecursiveMode::NonRecursive)
+            .map(|()| w)
+    }) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {}: {e}; admin-state changes need a restart",
+                dir.display()
+            );
+            None
+        }
+    }
 }

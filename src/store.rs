@@ -1,15 +1,33 @@
 //! The published state: one immutable [`Snapshot`] behind an atomic
 //! pointer. The query path calls [`Store::load`] once per query and takes
-//! no lock; the single writer builds a whole new snapshot and swaps it in
-//! with [`Store::publish`], so a query sees either the old or the new
-//! state, never a mix.
+//! no lock; the single writer (the controller) builds a whole new snapshot
+//! and swaps it in with [`Store::publish`], so a query sees either the old
+//! or the new state, never a mix.
+//!
+//! Zones are immutable and shared between snapshots. What changes while
+//! serving (each zone's SOA, each route's answer) lives in `slots`; a
+//! health transition builds a new slot vector that shares every unchanged
+//! slot with the previous snapshot.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::zone::{Key, Zone, owned_key};
+use crate::zone::{Key, Rrset, Zone, owned_key};
+
+/// The current content of a slot.
+#[derive(Debug)]
+pub enum Dyn {
+    /// These records.
+    Set(Rrset),
+    /// One of these record sets, picked per query (multivalue shuffles).
+    Choice(Box<[Rrset]>),
+    /// No records of this type: NODATA.
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
 
 /// Everything needed to answer a query.
 #[derive(Debug, Default)]
@@ -18,15 +36,18 @@ pub struct Snapshot {
     pub generation: u64,
     /// Zones by origin key.
     zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
+    /// Current SOAs and route answers, indexed by `zone::Data::Slot`.
+    pub slots: Vec<Arc<Dyn>>,
     /// Largest UDP response we send.
     pub max_udp_payload: u16,
 }
 
 impl Snapshot {
-    /// A snapshot serving `zones`.
+    /// A snapshot serving `zones` with `slots`.
     pub fn new(
         generation: u64,
         zones: impl IntoIterator<Item = Arc<Zone>>,
+        slots: Vec<Arc<Dyn>>,
         max_udp_payload: u16,
     ) -> Self {
         let zones = zones
@@ -36,12 +57,12 @@ impl Snapshot {
         Snapshot {
             generation,
             zones,
+            slots,
             max_udp_payload,
         }
     }
 
-    /// The most specific zone containing `key`, with the number of labels
-    /// of `key` below its apex.
+    /// The most specific zone containing `key`.
     pub fn zone_for(&self, key: &Key) -> Option<&Zone> {
         (0..=key.labels()).find_map(|i| self.zones.get(key.suffix(i)).map(|z| &**z))
     }
@@ -49,6 +70,19 @@ impl Snapshot {
     /// Every zone, in no particular order.
     pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
         self.zones.values()
+    }
+
+    /// A slot's content.
+    pub fn slot(&self, i: usize) -> &Dyn {
+        &self.slots[i]
+    }
+
+    /// The served SOA of `zone` and the SOA for its negative answers.
+    pub fn soa(&self, zone: &Zone) -> (&Rrset, &Rrset) {
+        match (&*self.slots[zone.soa_slot], &*self.slots[zone.soa_slot + 1]) {
+            (Dyn::Set(soa), Dyn::Set(neg)) => (soa, neg),
+            _ => unreachable!("SOA slots always hold a set"),
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The serde shape of `veer.toml`. Unknown keys are errors, so a typo is
 //! reported instead of silently ignored.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -10,6 +12,12 @@ pub struct Spec {
     pub server: ServerSpec,
     #[serde(default)]
     pub zone: Vec<ZoneSpec>,
+    #[serde(default)]
+    pub health: HealthSpec,
+    #[serde(default)]
+    pub check: BTreeMap<String, Spanned<CheckSpec>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RouteSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,4 +36,95 @@ pub struct ServerSpec {
 pub struct ZoneSpec {
     pub origin: Spanned<String>,
     pub file: Spanned<String>,
+}
+
+/// `[health]`: the prober guard.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    pub guard_share: Option<Spanned<f64>>,
+    pub guard_window: Option<Spanned<String>>,
+    pub guard_min_checks: Option<usize>,
+}
+
+/// `[check.NAME]`: exactly one of the kind keys (`http`, `https`, `tcp`,
+/// `dns`, `exec`, `file`, `children`) plus options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    pub tcp: Option<String>,
+    pub dns: Option<String>,
+    pub exec: Option<Vec<String>>,
+    pub file: Option<String>,
+    pub children: Option<Vec<String>>,
+    pub min_healthy: Option<u32>,
+
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub host: Option<String>,
+    pub tls_verify: Option<bool>,
+    pub query: Option<String>,
+    pub qtype: Option<String>,
+    #[serde(default)]
+    pub expect: ExpectSpec,
+
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub jitter: Option<String>,
+    pub fall: Option<u32>,
+    pub rise: Option<u32>,
+    pub retries: Option<u32>,
+    pub invert: Option<bool>,
+    pub initial: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    pub status: Option<StatusSpec>,
+    pub body: Option<String>,
+    pub answer: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    Code(u16),
+    Ranges(String),
+}
+
+/// `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: Option<u32>,
+    pub min_ttl: Option<u32>,
+    pub policy: String,
+    pub members: Vec<MemberSpec>,
+    pub min_healthy: Option<MinHealthySpec>,
+    pub when_all_down: Option<String>,
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    pub max: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MinHealthySpec {
+    Count(u32),
+    Fraction(f64),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    pub value: String,
+    pub check: Option<String>,
+    pub tier: Option<u32>,
 }

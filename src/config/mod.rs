@@ -4,8 +4,10 @@
 //! [`load`] is the only way to a [`Config`] and reports every problem it
 //! finds as `file:line: message`.
 
+mod checks;
 mod duration;
 mod file;
+mod routes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,9 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use toml::Spanned;
 
+pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial};
 pub use duration::parse_duration;
+pub use routes::{AllDown, Member, MinHealthy, Policy, RouteConfig};
 
 use crate::diag::{Diagnostic, Diagnostics, line_of};
 
@@ -31,6 +35,23 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[[zone]]`, in file order.
     pub zones: Vec<ZoneConfig>,
+    /// `[health]`.
+    pub health: HealthConfig,
+    /// `[check.NAME]`, sorted by name.
+    pub checks: Vec<CheckConfig>,
+    /// `[[route]]`, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[health]`: the prober guard.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Freeze when more than this share of checks go down within `guard_window`.
+    pub guard_share: f64,
+    /// The window.
+    pub guard_window: Duration,
+    /// The guard only acts with at least this many probed checks.
+    pub guard_min_checks: usize,
 }
 
 /// `[server]`: settings that need a restart to change.
@@ -106,6 +127,10 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    fn error_at(&mut self, line: usize, message: impl Into<String>) {
+        self.errors.push(Diagnostic::new(self.path, line, message));
+    }
+
     fn line<T>(&self, s: &Spanned<T>) -> usize {
         line_of(self.text, s.span().start)
     }
@@ -127,10 +152,39 @@ impl Validator<'_> {
     fn config(&mut self, spec: file::Spec) -> Config {
         let server = self.server(spec.server);
         let zones = self.zones(spec.zone);
+        let health = self.health(spec.health);
+        let checks = self.checks(spec.check);
+        let routes = self.routes(spec.route, &zones, &checks);
         Config {
             path: self.path.to_path_buf(),
             server,
             zones,
+            health,
+            checks,
+            routes,
+        }
+    }
+
+    fn health(&mut self, h: file::HealthSpec) -> HealthConfig {
+        let guard_share = match &h.guard_share {
+            Some(s) if !(0.0..=1.0).contains(s.get_ref()) => {
+                self.error(s, "guard_share must be between 0 and 1");
+                0.5
+            }
+            Some(s) => *s.get_ref(),
+            None => 0.5,
+        };
+        let guard_window = match &h.guard_window {
+            Some(w) => parse_duration(w.get_ref()).unwrap_or_else(|e| {
+                self.error(w, format!("guard_window: {e}"));
+                Duration::from_secs(30)
+            }),
+            None => Duration::from_secs(30),
+        };
+        HealthConfig {
+            guard_share,
+            guard_window,
+            guard_min_checks: h.guard_min_checks.unwrap_or(4),
         }
     }
 

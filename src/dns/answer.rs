@@ -7,8 +7,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordSet, RecordType};
 use smallvec::SmallVec;
 
-use crate::store::Snapshot;
-use crate::zone::{Found, Key, Rrset};
+use crate::store::{Dyn, Snapshot};
+use crate::zone::{Data, Entry, Found, Key, Rrset};
 
 /// Longest CNAME chain followed inside our zones.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -76,6 +76,26 @@ impl<'a> Answer<'a> {
     }
 }
 
+/// An entry's records in this snapshot.
+enum Served<'a> {
+    Set(&'a Rrset),
+    NoData,
+    ServFail,
+}
+
+fn served<'a>(snap: &'a Snapshot, e: &'a Entry) -> Served<'a> {
+    match &e.data {
+        Data::Static(rr) => Served::Set(rr),
+        Data::Slot(i) => match snap.slot(*i) {
+            Dyn::Set(rr) => Served::Set(rr),
+            // Precomputed shuffles: pick one, no per-query allocation.
+            Dyn::Choice(sets) => Served::Set(&sets[fastrand::usize(..sets.len())]),
+            Dyn::NoData => Served::NoData,
+            Dyn::ServFail => Served::ServFail,
+        },
+    }
+}
+
 /// Resolves `qname`/`qtype` against `snap`.
 pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
     let mut a = Answer::new();
@@ -90,16 +110,22 @@ pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> An
             a.rcode = ResponseCode::NoError;
             a.authoritative = true;
         }
+        let negative = |a: &mut Answer<'a>, rcode| {
+            let neg = snap.soa(zone).1;
+            a.rcode = rcode;
+            a.authority = Some(&neg.set);
+            a.size += neg.wire_len;
+        };
         match zone.find(&key, qtype) {
             Found::NxDomain => {
-                a.rcode = ResponseCode::NXDomain;
-                a.authority = Some(&zone.neg_soa);
-                a.size += zone.neg_soa_len;
+                negative(&mut a, ResponseCode::NXDomain);
                 return a;
             }
             Found::Referral(node) => {
                 if hop == 0 {
-                    let ns = node.get(RecordType::NS).expect("a cut has NS records");
+                    let ns = node
+                        .get_static(RecordType::NS)
+                        .expect("a cut has NS records");
                     a.authoritative = false;
                     a.referral = true;
                     a.authority = Some(&ns.set);
@@ -110,23 +136,38 @@ pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> An
             }
             Found::Name { node, wildcard } => {
                 let synth = wildcard.then_some(owner);
-                let rr = match qtype {
+                let entry = match qtype {
                     RecordType::ANY => node.rrsets.first(),
                     t => node.get(t),
                 };
-                if let Some(rr) = rr {
-                    a.push(rr, synth);
+                let (entry, is_cname) = match (entry, node.get(RecordType::CNAME)) {
+                    (Some(e), _) => (e, false),
+                    (None, Some(c)) => (c, true),
+                    (None, None) => {
+                        negative(&mut a, ResponseCode::NoError);
+                        return a;
+                    }
+                };
+                let rr = match served(snap, entry) {
+                    Served::Set(rr) => rr,
+                    Served::NoData => {
+                        negative(&mut a, ResponseCode::NoError);
+                        return a;
+                    }
+                    Served::ServFail => {
+                        a.rcode = ResponseCode::ServFail;
+                        a.authoritative = false;
+                        a.answer.clear();
+                        return a;
+                    }
+                };
+                a.push(rr, synth);
+                if !is_cname {
                     a.additional(&rr.additionals, rr.additionals_len);
                     return a;
                 }
-                let Some(cname) = node.get(RecordType::CNAME) else {
-                    a.authority = Some(&zone.neg_soa);
-                    a.size += zone.neg_soa_len;
-                    return a;
-                };
-                a.push(cname, synth);
                 let Some(RData::CNAME(target)) =
-                    cname.set.records_without_rrsigs().next().map(|r| &r.data)
+                    rr.set.records_without_rrsigs().next().map(|r| &r.data)
                 else {
                     return a;
                 };

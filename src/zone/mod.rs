@@ -36,11 +36,42 @@ pub struct Rrset {
     pub additionals_len: usize,
 }
 
+impl Rrset {
+    /// An RRset with its sizes computed and no additional data.
+    pub fn new(set: Arc<RecordSet>) -> Self {
+        Rrset {
+            wire_len: wire_len(&set),
+            set,
+            additionals: Box::new([]),
+            additionals_len: 0,
+        }
+    }
+}
+
+/// The data of one name and type.
+#[derive(Debug)]
+pub enum Data {
+    /// Records from the zone file.
+    Static(Rrset),
+    /// Records that change while serving (the SOA, routes): index of the
+    /// snapshot slot holding the current answer.
+    Slot(usize),
+}
+
+/// One name and type at a node.
+#[derive(Debug)]
+pub struct Entry {
+    /// The type.
+    pub rtype: RecordType,
+    /// The records, or where to find them.
+    pub data: Data,
+}
+
 /// A name that exists in the zone.
 #[derive(Debug, Default)]
 pub struct Node {
     /// RRsets at this name (empty for an empty non-terminal).
-    pub rrsets: Vec<Rrset>,
+    pub rrsets: Vec<Entry>,
     /// A delegation point: NS records below the apex.
     pub cut: bool,
     /// For a cut: address records of the NS targets inside this zone.
@@ -50,9 +81,17 @@ pub struct Node {
 }
 
 impl Node {
-    /// The RRset of type `rtype`, if any.
-    pub fn get(&self, rtype: RecordType) -> Option<&Rrset> {
-        self.rrsets.iter().find(|r| r.set.record_type() == rtype)
+    /// The entry of type `rtype`, if any.
+    pub fn get(&self, rtype: RecordType) -> Option<&Entry> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+
+    /// The static RRset of type `rtype`, if any.
+    pub fn get_static(&self, rtype: RecordType) -> Option<&Rrset> {
+        match self.get(rtype).map(|e| &e.data) {
+            Some(Data::Static(r)) => Some(r),
+            _ => None,
+        }
     }
 }
 
@@ -75,12 +114,11 @@ pub struct Zone {
     /// The apex.
     pub origin: Name,
     origin_labels: usize,
-    /// The SOA as served (its serial may be above the file's).
-    pub soa: Arc<RecordSet>,
-    /// The SOA for negative answers: TTL = min(SOA TTL, MINIMUM).
-    pub neg_soa: Arc<RecordSet>,
-    /// Wire size of `neg_soa`.
-    pub neg_soa_len: usize,
+    /// The SOA as written in the file.
+    pub file_soa: RecordSet,
+    /// Snapshot slot of the served SOA; the next slot holds the SOA for
+    /// negative answers (TTL = min(SOA TTL, MINIMUM)).
+    pub soa_slot: usize,
     /// Every existing name.
     nodes: FxHashMap<Box<[u8]>, Node>,
     /// Number of records loaded from the files.
@@ -216,9 +254,8 @@ impl Zone {
         let mut zone = Zone {
             origin: origin.to_lowercase(),
             origin_labels: Key::new(origin).labels(),
-            neg_soa_len: wire_len(&soa),
-            neg_soa: Arc::new(negative_soa(&soa)),
-            soa: Arc::new(soa),
+            file_soa: soa,
+            soa_slot: 0,
             nodes: FxHashMap::default(),
             records: count,
             files,
@@ -229,24 +266,12 @@ impl Zone {
 
     fn insert_sets(&mut self, sets: impl Iterator<Item = (Box<[u8]>, RecordSet)>) {
         for (key, set) in sets {
-            let set = if set.record_type() == RecordType::SOA {
-                self.soa.clone()
-            } else {
-                Arc::new(set)
+            let rtype = set.record_type();
+            let data = match rtype {
+                RecordType::SOA => Data::Slot(0),
+                _ => Data::Static(Rrset::new(Arc::new(set))),
             };
-            let wire_len = wire_len(&set);
-            let node = self.nodes.entry(key.clone()).or_default();
-            node.rrsets.push(Rrset {
-                set,
-                wire_len,
-                additionals: Box::new([]),
-                additionals_len: 0,
-            });
-            // Empty non-terminals: every ancestor up to the apex exists.
-            let k = Key::new(node.rrsets[0].set.name());
-            for i in 1..k.labels().saturating_sub(self.origin_labels) + 1 {
-                self.nodes.entry(k.suffix(i).into()).or_default();
-            }
+            self.node_mut(&key).rrsets.push(Entry { rtype, data });
         }
         let origin_key = owned_key(&self.origin);
         let cuts: Vec<Box<[u8]>> = self
@@ -256,7 +281,8 @@ impl Zone {
             .map(|(k, _)| k.clone())
             .collect();
         for k in cuts {
-            let (glue, glue_len) = self.addresses_of(self.nodes[&k].get(RecordType::NS).unwrap());
+            let (glue, glue_len) =
+                self.addresses_of(self.nodes[&k].get_static(RecordType::NS).unwrap());
             let node = self.nodes.get_mut(&k).unwrap();
             node.cut = true;
             node.glue = glue;
@@ -269,19 +295,131 @@ impl Zone {
                 .rrsets
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| {
-                    matches!(
-                        r.set.record_type(),
-                        RecordType::MX | RecordType::SRV | RecordType::NS
-                    )
+                .filter_map(|(i, e)| match &e.data {
+                    Data::Static(r)
+                        if matches!(e.rtype, RecordType::MX | RecordType::SRV | RecordType::NS) =>
+                    {
+                        Some((i, self.addresses_of(r)))
+                    }
+                    _ => None,
                 })
-                .map(|(i, r)| (i, self.addresses_of(r)))
                 .collect();
             let node = self.nodes.get_mut(&k).unwrap();
             for (i, (add, len)) in extra {
-                node.rrsets[i].additionals = add;
-                node.rrsets[i].additionals_len = len;
+                if let Data::Static(r) = &mut node.rrsets[i].data {
+                    r.additionals = add;
+                    r.additionals_len = len;
+                }
             }
+        }
+    }
+
+    /// The node for `key`, created (with its empty non-terminals up to the
+    /// apex) when missing.
+    fn node_mut(&mut self, key: &[u8]) -> &mut Node {
+        if !self.nodes.contains_key(key) {
+            let apex_len = owned_key(&self.origin).len();
+            let mut k = key;
+            while !self.nodes.contains_key(k) {
+                self.nodes.insert(k.into(), Node::default());
+                if k.len() <= apex_len {
+                    break;
+                }
+                k = &k[1 + k[0] as usize..];
+            }
+        }
+        self.nodes.get_mut(key).expect("inserted above")
+    }
+
+    /// Assigns the snapshot slots of the SOA (`soa_slot` and the next one).
+    pub fn bind_soa(&mut self, soa_slot: usize) {
+        self.soa_slot = soa_slot;
+        let apex = owned_key(&self.origin);
+        if let Some(e) = self
+            .node_mut(&apex)
+            .rrsets
+            .iter_mut()
+            .find(|e| e.rtype == RecordType::SOA)
+        {
+            e.data = Data::Slot(soa_slot);
+        }
+    }
+
+    /// Adds a routed name and type served from snapshot slot `slot`.
+    /// Fails when it collides with zone data.
+    pub fn add_dynamic(
+        &mut self,
+        name: &Name,
+        rtype: RecordType,
+        slot: usize,
+    ) -> Result<(), String> {
+        let key = Key::new(name);
+        let depth = key.labels() - self.origin_labels;
+        for i in 1..depth {
+            if self.nodes.get(key.suffix(i)).is_some_and(|n| n.cut) {
+                return Err(format!(
+                    "{name} is below the delegation at {}",
+                    Name::from_labels(name.iter().skip(i))
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(node) = self.nodes.get(key.as_bytes()) {
+            if node.cut {
+                return Err(format!("{name} is a delegation point"));
+            }
+            for e in &node.rrsets {
+                let what = match &e.data {
+                    Data::Static(_) => "static",
+                    Data::Slot(_) => "routed",
+                };
+                if e.rtype == rtype {
+                    return Err(format!(
+                        "{name} {rtype} collides with the {what} {rtype} records of the zone"
+                    ));
+                }
+                if e.rtype == RecordType::CNAME || rtype == RecordType::CNAME {
+                    return Err(format!(
+                        "{name} {rtype} collides with the {what} {} records there (a CNAME must be alone at its name)",
+                        e.rtype
+                    ));
+                }
+            }
+        }
+        self.node_mut(key.as_bytes()).rrsets.push(Entry {
+            rtype,
+            data: Data::Slot(slot),
+        });
+        Ok(())
+    }
+
+    /// The SOA as served with `serial`, and the negative-answer SOA.
+    pub fn soa_sets(&self, serial: u32) -> (Rrset, Rrset) {
+        let mut soa = self.file_soa.clone();
+        let mut rec = soa
+            .records_without_rrsigs()
+            .next()
+            .expect("zone has a SOA")
+            .clone();
+        if let RData::SOA(s) = &mut rec.data {
+            s.serial = serial;
+        }
+        soa.set_records(vec![rec]);
+        let neg = negative_soa(&soa);
+        (Rrset::new(Arc::new(soa)), Rrset::new(Arc::new(neg)))
+    }
+
+    /// The serial written in the zone file.
+    pub fn file_serial(&self) -> u32 {
+        match self
+            .file_soa
+            .records_without_rrsigs()
+            .next()
+            .map(|r| &r.data)
+        {
+            Some(RData::SOA(s)) => s.serial,
+            _ => 0,
         }
     }
 
@@ -300,7 +438,7 @@ impl Zone {
             }
             if let Some(node) = self.nodes.get(Key::new(target).as_bytes()) {
                 for t in [RecordType::A, RecordType::AAAA] {
-                    if let Some(a) = node.get(t)
+                    if let Some(a) = node.get_static(t)
                         && !out.iter().any(|o| Arc::ptr_eq(o, &a.set))
                     {
                         out.push(a.set.clone());
@@ -354,11 +492,6 @@ impl Zone {
     /// The apex node.
     pub fn apex(&self) -> Option<&Node> {
         self.nodes.get(owned_key(&self.origin).as_ref())
-    }
-
-    /// Every RRset in the zone (for counting and transfers).
-    pub fn rrsets(&self) -> impl Iterator<Item = &Rrset> {
-        self.nodes.values().flat_map(|n| n.rrsets.iter())
     }
 }
 

@@ -194,7 +194,7 @@ impl Reader {
 
 /// Parses one record whose owner and TTL are already known, using
 /// hickory's RDATA parsers.
-fn parse_record(
+pub fn parse_record(
     owner: &Name,
     ttl: u32,
     type_and_rdata: &str,

@@ -1,0 +1,244 @@
+//! Probe kinds: one attempt of each, under a timeout, as an [`Outcome`].
+//! The only code (with `scheduler`) that does probe I/O.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+use super::Outcome;
+use crate::config::{CheckKind, HttpCheck};
+
+/// Most body bytes read for `expect.body`.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Shared HTTP clients (connection pools), one per TLS verification mode.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    verify: reqwest::Client,
+    insecure: reqwest::Client,
+}
+
+impl Clients {
+    /// Builds the clients.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let build = |insecure: bool| {
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(insecure)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .user_agent(concat!("veer-health/", env!("CARGO_PKG_VERSION")))
+                .build()
+        };
+        Ok(Clients {
+            verify: build(false)?,
+            insecure: build(true)?,
+        })
+    }
+}
+
+/// Runs one attempt of `kind` within `timeout`.
+pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> Outcome {
+    let start = Instant::now();
+    let result = tokio::time::timeout(timeout, async {
+        match kind {
+            CheckKind::Http(h) => http(h, clients).await,
+            CheckKind::Tcp { target } => tcp(target).await,
+            CheckKind::Dns {
+                server,
+                name,
+                qtype,
+                answer,
+            } => dns(*server, name, *qtype, answer.as_deref()).await,
+            CheckKind::Exec { argv } => exec(argv).await,
+            CheckKind::File { path } => file(path).await,
+            CheckKind::Calculated { .. } => Err("calculated checks are not probed".into()),
+        }
+    })
+    .await;
+    let latency = start.elapsed();
+    match result {
+        Ok(Ok(reason)) => Outcome {
+            ok: true,
+            latency,
+            reason,
+        },
+        Ok(Err(reason)) => Outcome {
+            ok: false,
+            latency,
+            reason,
+        },
+        Err(_) => Outcome {
+            ok: false,
+            latency,
+            reason: format!("timeout after {}", fmt_duration(timeout)),
+        },
+    }
+}
+
+/// `1s`, `250ms`.
+pub fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, String> {
+    let client = if h.tls_verify {
+        &clients.verify
+    } else {
+        &clients.insecure
+    };
+    let method = reqwest::Method::from_bytes(h.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(method, &h.url);
+    for (k, v) in &h.headers {
+        req = req.header(k, v);
+    }
+    if let Some(host) = &h.host {
+        req = req.header(reqwest::header::HOST, host);
+    }
+    let mut resp = req.send().await.map_err(|e| describe_reqwest(&e))?;
+    let status = resp.status().as_u16();
+    if !h.status.iter().any(|&(a, b)| (a..=b).contains(&status)) {
+        return Err(format!("status {status}"));
+    }
+    if let Some(want) = &h.body {
+        let mut body = Vec::new();
+        while body.len() < BODY_LIMIT {
+            match resp
+                .chunk()
+                .await
+                .map_err(|e| format!("reading body: {}", describe_reqwest(&e)))?
+            {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        body.truncate(BODY_LIMIT);
+        if !body
+            .windows(want.len().max(1))
+            .any(|w| w == want.as_bytes())
+        {
+            return Err(format!("status {status}, body does not contain `{want}`"));
+        }
+    }
+    Ok(format!("status {status}"))
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    // The innermost cause says what happened (refused, reset, certificate).
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    if e.is_connect() {
+        format!("connect failed: {msg}")
+    } else {
+        msg
+    }
+}
+
+async fn tcp(target: &str) -> Result<String, String> {
+    tokio::net::TcpStream::connect(target)
+        .await
+        .map_err(|e| format!("connect {target}: {e}"))?;
+    Ok(format!("connected to {target}"))
+}
+
+async fn dns(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    want: Option<&str>,
+) -> Result<String, String> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("literal");
+    let sock = tokio::net::UdpSocket::bind(bind)
+        .await
+        .map_err(|e| e.to_string())?;
+    sock.connect(server)
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    let id = fastrand::u16(..);
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.metadata.op_code = OpCode::Query;
+    msg.metadata.recursion_desired = false;
+    msg.add_query(Query::query(name.clone(), qtype));
+    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
+    sock.send(&bytes)
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    let mut buf = vec![0; 4096];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        let Ok(resp) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        if resp.metadata.id != id || resp.metadata.message_type != MessageType::Response {
+            continue;
+        }
+        let rcode = resp.metadata.response_code;
+        if rcode != ResponseCode::NoError {
+            return Err(format!("{name} {qtype}: {rcode}"));
+        }
+        if let Some(want) = want
+            && !resp
+                .answers
+                .iter()
+                .any(|r| r.data.to_string().contains(want))
+        {
+            return Err(format!("{name} {qtype}: no answer contains `{want}`"));
+        }
+        return Ok(format!(
+            "{name} {qtype}: NOERROR, {} answers",
+            resp.answers.len()
+        ));
+    }
+}
+
+async fn exec(argv: &[String]) -> Result<String, String> {
+    let status = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Killed when the timeout drops this future.
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    if status.success() {
+        Ok("exit 0".into())
+    } else {
+        Err(format!("{}: {status}", argv[0]))
+    }
+}
+
+async fn file(path: &std::path::Path) -> Result<String, String> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match text.trim().to_ascii_lowercase().as_str() {
+        "up" => Ok(format!("{} says up", path.display())),
+        "down" => Err(format!("{} says down", path.display())),
+        other => Err(format!(
+            "{} says `{other}`, expected up or down",
+            path.display()
+        )),
+    }
+}

@@ -1,0 +1,249 @@
+//! Probe scheduling: one task per unique probe, however many checks and
+//! routes refer to it. A task owns its [`Tracker`] outright (nothing is
+//! locked), probes at `interval ± jitter` from a jittered start, retries
+//! inside a cycle with exponential backoff, and sends a report only when
+//! the state changes or the counters start or stop moving; steady-state
+//! results never cross a channel. Probes never touch the DNS path.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::probe::{self, Clients};
+use super::tracker::Tracker;
+use super::{Outcome, State, Transition};
+use crate::config::{CheckConfig, CheckKind};
+
+/// What a probe task tells the controller.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Index of the probe (see [`Plan`]).
+    pub probe: usize,
+    /// The state change, if the last outcome caused one.
+    pub transition: Option<Transition>,
+    /// Counters are moving (a change may come soon).
+    pub pending: bool,
+    /// The last outcome.
+    pub outcome: Outcome,
+}
+
+/// One probe to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The definition (shared by every check with the same definition).
+    pub check: CheckConfig,
+    /// The state the tracker starts in.
+    pub initial: State,
+}
+
+/// Spawns one task per plan into `tasks`; reports go to `tx`.
+pub fn spawn(
+    plans: Vec<Plan>,
+    clients: Clients,
+    tx: mpsc::UnboundedSender<Report>,
+    tasks: &mut JoinSet<()>,
+) {
+    for (i, plan) in plans.into_iter().enumerate() {
+        tasks.spawn(run(i, plan, clients.clone(), tx.clone()));
+    }
+}
+
+/// The first probe is spread over this much time (or the interval, if shorter).
+const START_SPREAD: Duration = Duration::from_secs(2);
+
+async fn run(probe: usize, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
+    let check = plan.check;
+    let mut tracker = Tracker::new(plan.initial, check.fall, check.rise);
+    let (_watcher, mut changed) = match &check.kind {
+        CheckKind::File { path } => watch(path),
+        _ => (None, mpsc::unbounded_channel().1),
+    };
+    let spread = check.interval.min(START_SPREAD);
+    let mut next = Instant::now() + spread.mul_f64(fastrand::f64());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            Some(()) = changed.recv() => {}
+        }
+        let outcome = cycle(&check, &clients).await;
+        let was_pending = tracker.pending();
+        let transition = tracker.observe(&outcome, SystemTime::now());
+        if transition.is_some() || tracker.pending() != was_pending {
+            let report = Report {
+                probe,
+                transition,
+                pending: tracker.pending(),
+                outcome,
+            };
+            if tx.send(report).is_err() {
+                return; // the controller is gone: shutting down
+            }
+        }
+        next += jittered(check.interval, check.jitter);
+        let now = Instant::now();
+        if next < now {
+            // A slow probe: skip missed slots instead of bursting.
+            next = now + jittered(check.interval, check.jitter);
+        }
+    }
+}
+
+/// One probe cycle: the first attempt plus `retries`, backing off
+/// exponentially with jitter; `invert` applied to the result.
+pub async fn cycle(check: &CheckConfig, clients: &Clients) -> Outcome {
+    let mut attempt = 0;
+    let mut outcome = loop {
+        let o = probe::attempt(&check.kind, check.timeout, clients).await;
+        if o.ok || attempt >= check.retries {
+            break o;
+        }
+        let backoff = (Duration::from_millis(50) * 2u32.pow(attempt.min(10))).min(check.timeout);
+        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
+        attempt += 1;
+    };
+    if attempt > 0 {
+        outcome.reason = format!("{} (after {} attempts)", outcome.reason, attempt + 1);
+    }
+    if check.invert {
+        outcome.ok = !outcome.ok;
+        outcome.reason = format!("inverted: {}", outcome.reason);
+    }
+    outcome
+}
+
+/// `interval` ± a random share of `jitter`.
+fn jittered(interval: Duration, jitter: Duration) -> Duration {
+    let j = jitter.mul_f64(fastrand::f64() * 2.0);
+    (interval + j).saturating_sub(jitter)
+}
+
+/// Watches `path`'s directory (editors replace files by rename); a message
+/// arrives on the receiver when the file may have changed.
+fn watch(
+    path: &Path,
+) -> (
+    Option<notify::RecommendedWatcher>,
+    mpsc::UnboundedReceiver<()>,
+) {
+    use notify::Watcher;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let file = path.to_path_buf();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && ev.paths.iter().any(|p| p.file_name() == file.file_name())
+        {
+            let _ = tx.send(());
+        }
+    });
+    match watcher {
+        Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => (Some(w), rx),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; re-reading it every interval",
+                    dir.display()
+                );
+                (None, rx)
+            }
+        },
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {}: {e}; re-reading it every interval",
+                dir.display()
+            );
+            (None, rx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Initial;
+
+    fn file_check(path: &Path, interval_ms: u64) -> CheckConfig {
+        CheckConfig {
+            name: "f".into(),
+            line: 1,
+            kind: CheckKind::File {
+                path: path.to_path_buf(),
+            },
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(interval_ms / 2),
+            jitter: Duration::ZERO,
+            fall: 2,
+            rise: 1,
+            retries: 0,
+            invert: false,
+            initial: Initial::LastKnown,
+        }
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(10), Duration::from_secs(1));
+            assert!(
+                d >= Duration::from_secs(9) && d <= Duration::from_secs(11),
+                "{d:?}"
+            );
+        }
+    }
+
+    /// With paused time, the scheduler reports the first verdict and then
+    /// the fall threshold after exactly `fall` more intervals.
+    #[tokio::test(start_paused = true)]
+    async fn reports_transitions_on_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        std::fs::write(&path, "up").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let plan = Plan {
+            check: file_check(&path, 10_000),
+            initial: State::Unknown,
+        };
+        spawn(vec![plan], Clients::new().unwrap(), tx, &mut tasks);
+        let start = Instant::now();
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.transition.unwrap().to, State::Up);
+        assert!(start.elapsed() <= START_SPREAD);
+        std::fs::write(&path, "down").unwrap();
+        // The watcher may wake the task early; either way the first failure
+        // only makes the counters move, and the second one flips the state.
+        let r = rx.recv().await.unwrap();
+        assert!(r.transition.is_none() && r.pending);
+        let r = rx.recv().await.unwrap();
+        let t = r.transition.unwrap();
+        assert_eq!((t.from, t.to), (State::Up, State::Down));
+        assert!(
+            t.reason.starts_with("2 consecutive failures"),
+            "{}",
+            t.reason
+        );
+        assert!(start.elapsed() <= START_SPREAD + Duration::from_secs(20));
+    }
+
+    #[tokio::test]
+    async fn retries_and_invert() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing");
+        let mut c = file_check(&path, 1000);
+        c.retries = 2;
+        let o = cycle(&c, &Clients::new().unwrap()).await;
+        assert!(!o.ok);
+        assert!(o.reason.ends_with("(after 3 attempts)"), "{}", o.reason);
+        c.invert = true;
+        c.retries = 0;
+        let o = cycle(&c, &Clients::new().unwrap()).await;
+        assert!(o.ok && o.reason.starts_with("inverted: "));
+    }
+}

@@ -1,0 +1,146 @@
+//! Hysteresis: turns a stream of probe outcomes into states.
+//!
+//! ```text
+//!             first success                 rise consecutive successes
+//!   Unknown ───────────────> Up   <──────────────────────────────── Down
+//!      │                      │                                      ^
+//!      │ first failure        └──────────────────────────────────────┘
+//!      └──────────────────────> Down      fall consecutive failures
+//! ```
+//!
+//! The first verdict leaves Unknown at once (a cold start should not wait
+//! `fall` intervals to learn that a backend is dead). Pure: no clock, no I/O.
+
+use std::time::SystemTime;
+
+use super::{Outcome, State, Transition};
+
+/// Fall/rise state machine for one check.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    state: State,
+    fall: u32,
+    rise: u32,
+    /// Consecutive results that disagree with `state`.
+    streak: u32,
+}
+
+impl Tracker {
+    /// A tracker starting in `state`.
+    pub fn new(state: State, fall: u32, rise: u32) -> Self {
+        Tracker {
+            state,
+            fall: fall.max(1),
+            rise: rise.max(1),
+            streak: 0,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Counters are moving: a result disagreeing with the state was seen,
+    /// so the state may flip within the next few probes.
+    pub fn pending(&self) -> bool {
+        self.streak > 0
+    }
+
+    /// Feeds one outcome; returns the transition it caused, if any.
+    pub fn observe(&mut self, outcome: &Outcome, now: SystemTime) -> Option<Transition> {
+        let (to, threshold, word) = match (self.state, outcome.ok) {
+            (State::Unknown, true) => (State::Up, 1, "first probe succeeded"),
+            (State::Unknown, false) => (State::Down, 1, "first probe failed"),
+            (State::Up, true) | (State::Down, false) => {
+                self.streak = 0;
+                return None;
+            }
+            (State::Up, false) => (State::Down, self.fall, "consecutive failures"),
+            (State::Down, true) => (State::Up, self.rise, "consecutive successes"),
+        };
+        self.streak += 1;
+        if self.streak < threshold {
+            return None;
+        }
+        let reason = if self.state == State::Unknown {
+            format!("{word}: {}", outcome.reason)
+        } else {
+            format!("{} {word}: {}", self.streak, outcome.reason)
+        };
+        let from = self.state;
+        self.state = to;
+        self.streak = 0;
+        Some(Transition {
+            from,
+            to,
+            reason,
+            at: now,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn ok(ok: bool) -> Outcome {
+        Outcome {
+            ok,
+            latency: Duration::from_millis(1),
+            reason: if ok {
+                "200 OK".into()
+            } else {
+                "connect refused".into()
+            },
+        }
+    }
+
+    /// Runs `results` through a tracker; returns the state after each.
+    fn run(start: State, fall: u32, rise: u32, results: &[bool]) -> Vec<State> {
+        let mut t = Tracker::new(start, fall, rise);
+        results
+            .iter()
+            .map(|&r| {
+                t.observe(&ok(r), SystemTime::UNIX_EPOCH);
+                t.state()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_verdict_leaves_unknown_at_once() {
+        assert_eq!(run(State::Unknown, 3, 2, &[true]), [State::Up]);
+        assert_eq!(run(State::Unknown, 3, 2, &[false]), [State::Down]);
+    }
+
+    #[test]
+    fn fall_and_rise_thresholds() {
+        use State::*;
+        let s = run(
+            Up,
+            3,
+            2,
+            &[false, false, true, false, false, false, true, true],
+        );
+        assert_eq!(s, [Up, Up, Up, Up, Up, Down, Down, Up]);
+        // A success in the middle resets the failure streak.
+        let s = run(Down, 3, 3, &[true, true, false, true, true, true]);
+        assert_eq!(s, [Down, Down, Down, Down, Down, Up]);
+    }
+
+    #[test]
+    fn transition_carries_reason_and_pending_tracks_streaks() {
+        let mut t = Tracker::new(State::Up, 2, 2);
+        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(t.pending());
+        let tr = t.observe(&ok(false), SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!((tr.from, tr.to), (State::Up, State::Down));
+        assert_eq!(tr.reason, "2 consecutive failures: connect refused");
+        assert!(!t.pending());
+        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(!t.pending());
+    }
+}
