@@ -22,6 +22,15 @@ pub enum Part<'a> {
     Synth(&'a RecordSet, &'a Name),
 }
 
+impl Part<'_> {
+    /// The stored RRset.
+    pub fn set(&self) -> &RecordSet {
+        match self {
+            Part::Set(s) | Part::Synth(s, _) => s,
+        }
+    }
+}
+
 /// What to answer, before it becomes a message.
 #[derive(Debug)]
 pub struct Answer<'a> {
@@ -161,6 +170,10 @@ pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> An
                         return a;
                     }
                 };
+                if is_cname && a.answer.iter().any(|p| std::ptr::eq(p.set(), &*rr.set)) {
+                    // A CNAME loop: every RRset goes out once (RFC 2181 5).
+                    return a;
+                }
                 a.push(rr, synth);
                 if !is_cname {
                     a.additional(&rr.additionals, rr.additionals_len);
