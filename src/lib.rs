@@ -15,6 +15,9 @@
 //! - [`zone`]: master files (with line numbers) into an immutable, query-ready tree.
 //! - [`store`]: the one published [`store::Snapshot`] behind an atomic pointer.
 //! - [`dns`]: sockets, hickory's server loop, the request handler and resolution.
+//! - [`route`]: the policies: `decide` (health half, run by the controller) and
+//!   `Table::pick` (client half, run per query and by `veer explain`).
+//! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.
 //! - [`runtime`]: wiring for `veer serve`.
 //! - [`cli`]: the command line.
 //! - [`diag`]: operator-facing diagnostics.
@@ -24,6 +27,7 @@ pub mod config;
 pub mod control;
 pub mod diag;
 pub mod dns;
+pub mod geo;
 pub mod health;
 pub mod route;
 pub mod runtime;

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
+use crate::route::table::Table;
+use crate::route::{Client, Trace};
 use crate::zone::{Key, Rrset, Zone, owned_key};
 
 /// The current content of a slot.
@@ -27,6 +29,43 @@ pub enum Dyn {
     NoData,
     /// SERVFAIL.
     ServFail,
+    /// Whatever another slot holds (a failover tier that names a route).
+    Via(Arc<Dyn>),
+    /// Chosen per client from a table (weighted, geo, cidr, nearest).
+    Routed(Box<Table>),
+}
+
+/// A slot's records for one client.
+#[derive(Debug, Clone, Copy)]
+pub enum Served<'a> {
+    /// These records.
+    Set(&'a Rrset),
+    /// NODATA.
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
+
+impl Dyn {
+    /// The records for `client` and the ECS scope the choice depended on
+    /// (0 when it did not depend on the client). No lock, no allocation;
+    /// `trace` collects the steps for `veer explain` (pass `()` otherwise).
+    pub fn serve<'a>(&'a self, client: &Client, trace: &mut impl Trace) -> (Served<'a>, u8) {
+        match self {
+            Dyn::Set(rr) => (Served::Set(rr), 0),
+            // Precomputed shuffles: pick one, no per-query allocation.
+            Dyn::Choice(sets) => (Served::Set(&sets[fastrand::usize(..sets.len())]), 0),
+            Dyn::NoData => (Served::NoData, 0),
+            Dyn::ServFail => (Served::ServFail, 0),
+            Dyn::Via(other) => other.serve(client, trace),
+            Dyn::Routed(table) => {
+                let (next, scope) = table.pick(client, trace);
+                let (served, inner) = next.serve(client, trace);
+                // Both choices hold on the narrower of the two blocks.
+                (served, scope.max(inner))
+            }
+        }
+    }
 }
 
 /// Everything needed to answer a query.

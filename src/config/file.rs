@@ -18,6 +18,15 @@ pub struct Spec {
     pub check: BTreeMap<String, Spanned<CheckSpec>>,
     #[serde(default)]
     pub route: Vec<Spanned<RouteSpec>>,
+    pub geo: Option<Spanned<GeoSpec>>,
+}
+
+/// `[geo]`: where client locations come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSpec {
+    pub database: Option<Spanned<String>>,
+    pub networks: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,12 +115,14 @@ pub struct RouteSpec {
     pub ttl: Option<u32>,
     pub min_ttl: Option<u32>,
     pub policy: String,
-    pub members: Vec<MemberSpec>,
+    pub members: Vec<Spanned<MemberSpec>>,
     pub min_healthy: Option<MinHealthySpec>,
     pub when_all_down: Option<String>,
     #[serde(default)]
     pub fallback: Vec<String>,
     pub max: Option<usize>,
+    pub sticky: Option<bool>,
+    pub pick: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,7 +135,17 @@ pub enum MinHealthySpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberSpec {
-    pub value: String,
+    pub value: Option<String>,
+    pub route: Option<String>,
     pub check: Option<String>,
     pub tier: Option<u32>,
+    pub weight: Option<u32>,
+    pub continent: Option<String>,
+    pub country: Option<String>,
+    pub subdivision: Option<String>,
+    pub default: Option<bool>,
+    pub networks: Option<Vec<String>>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub bias: Option<f64>,
 }

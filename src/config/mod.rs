@@ -18,7 +18,7 @@ use toml::Spanned;
 
 pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial};
 pub use duration::parse_duration;
-pub use routes::{AllDown, Member, MinHealthy, Policy, RouteConfig};
+pub use routes::{AllDown, Area, Member, MinHealthy, Place, Policy, RouteConfig};
 
 use crate::diag::{Diagnostic, Diagnostics, line_of};
 
@@ -41,6 +41,20 @@ pub struct Config {
     pub checks: Vec<CheckConfig>,
     /// `[[route]]`, in file order.
     pub routes: Vec<RouteConfig>,
+    /// Route indices such that every route comes after the routes its
+    /// members name.
+    pub route_order: Vec<usize>,
+    /// `[geo]`.
+    pub geo: GeoConfig,
+}
+
+/// `[geo]`: where client locations come from. Either, both or neither.
+#[derive(Debug, Clone, Default)]
+pub struct GeoConfig {
+    /// A MaxMind-format database (`.mmdb`) and the line naming it.
+    pub database: Option<(PathBuf, usize)>,
+    /// A CIDR → location map file overriding the database, and its line.
+    pub networks: Option<(PathBuf, usize)>,
 }
 
 /// `[health]`: the prober guard.
@@ -154,7 +168,23 @@ impl Validator<'_> {
         let zones = self.zones(spec.zone);
         let health = self.health(spec.health);
         let checks = self.checks(spec.check);
-        let routes = self.routes(spec.route, &zones, &checks);
+        let (routes, route_order) = self.routes(spec.route, &zones, &checks);
+        let geo = self.geo(spec.geo);
+        if geo.database.is_none() && geo.networks.is_none() {
+            for r in &routes {
+                if r.policy.needs_location() {
+                    self.error_at(
+                        r.line,
+                        format!(
+                            "route {} {}: policy {} needs client locations: add [geo] database and/or networks",
+                            r.name,
+                            r.rtype,
+                            r.policy.name()
+                        ),
+                    );
+                }
+            }
+        }
         Config {
             path: self.path.to_path_buf(),
             server,
@@ -162,7 +192,27 @@ impl Validator<'_> {
             health,
             checks,
             routes,
+            route_order,
+            geo,
         }
+    }
+
+    fn geo(&mut self, g: Option<Spanned<file::GeoSpec>>) -> GeoConfig {
+        let Some(g) = g else {
+            return GeoConfig::default();
+        };
+        let line = self.line(&g);
+        let g = g.into_inner();
+        let path =
+            |v: &Self, p: Option<Spanned<String>>| p.map(|p| (v.resolve(p.get_ref()), v.line(&p)));
+        let out = GeoConfig {
+            database: path(self, g.database),
+            networks: path(self, g.networks),
+        };
+        if out.database.is_none() && out.networks.is_none() {
+            self.error_at(line, "[geo] needs database and/or networks");
+        }
+        out
     }
 
     fn health(&mut self, h: file::HealthSpec) -> HealthConfig {

@@ -7,8 +7,9 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, Record, RecordType};
 use toml::Spanned;
 
-use super::file::{MinHealthySpec, RouteSpec};
+use super::file::{MemberSpec, MinHealthySpec, RouteSpec};
 use super::{CheckConfig, Validator, ZoneConfig};
+use crate::route::prefix::Net;
 use crate::zone::parse::parse_record;
 
 /// One validated route.
@@ -39,12 +40,73 @@ pub struct RouteConfig {
 /// A route member.
 #[derive(Debug, Clone)]
 pub struct Member {
-    /// The record answered (owner = route name, TTL set per answer).
-    pub record: Record,
+    /// The record answered (owner = route name, TTL set per answer);
+    /// `None` for a member naming another route.
+    pub record: Option<Record>,
+    /// The route this member answers with (index into
+    /// [`super::Config::routes`]), instead of a record.
+    pub route: Option<usize>,
     /// The check deciding its health (`None` = always healthy).
     pub check: Option<usize>,
     /// Failover tier (1 = first).
     pub tier: u32,
+    /// Weight (weighted routes; 0 = standby).
+    pub weight: u32,
+    /// Where the member serves (geo routes).
+    pub area: Option<Area>,
+    /// Networks it serves (cidr routes).
+    pub networks: Vec<Net>,
+    /// Position and bias (nearest routes).
+    pub place: Option<Place>,
+    /// Line of the member in the config file.
+    pub line: usize,
+}
+
+impl Member {
+    /// A short name for logs and `veer explain`: the value or `route NAME`.
+    pub fn label(&self, routes: &[RouteConfig]) -> String {
+        match (&self.record, self.route) {
+            (Some(r), _) => r.data.to_string(),
+            (None, Some(i)) => format!("route {}", routes[i].name),
+            (None, None) => "?".into(),
+        }
+    }
+}
+
+/// A geo member's area, most specific first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Area {
+    /// A subdivision: ISO 3166-1 country and the ISO 3166-2 code after the dash (`DE`, `BY`).
+    Subdivision(String, String),
+    /// An ISO 3166-1 alpha-2 country code.
+    Country(String),
+    /// A continent code (`AF AN AS EU NA OC SA`).
+    Continent(String),
+    /// Everyone else.
+    Default,
+}
+
+impl std::fmt::Display for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Area::Subdivision(c, s) => write!(f, "subdivision {c}-{s}"),
+            Area::Country(c) => write!(f, "country {c}"),
+            Area::Continent(c) => write!(f, "continent {c}"),
+            Area::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A nearest member's position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Place {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// Percent (-99..=99) by which the member's distances shrink (positive
+    /// draws clients from further away, negative pushes them off).
+    pub bias: f64,
 }
 
 /// Routing policies.
@@ -57,6 +119,19 @@ pub enum Policy {
         /// Most records in one answer.
         max: usize,
     },
+    /// One member (or `pick`) by weight among the healthy; weight 0 is standby.
+    Weighted {
+        /// Consistent hashing on the client subnet instead of chance.
+        sticky: bool,
+        /// Members per answer.
+        pick: usize,
+    },
+    /// The most specific healthy area of the client's location.
+    Geo,
+    /// The longest healthy prefix containing the client.
+    Cidr,
+    /// The healthy member nearest to the client's location.
+    Nearest,
 }
 
 impl Policy {
@@ -65,7 +140,16 @@ impl Policy {
         match self {
             Policy::Failover => "failover",
             Policy::Multivalue { .. } => "multivalue",
+            Policy::Weighted { .. } => "weighted",
+            Policy::Geo => "geo",
+            Policy::Cidr => "cidr",
+            Policy::Nearest => "nearest",
         }
+    }
+
+    /// The policy needs client locations (`[geo]`).
+    pub fn needs_location(&self) -> bool {
+        matches!(self, Policy::Geo | Policy::Nearest)
     }
 }
 
@@ -102,14 +186,19 @@ pub enum AllDown {
     ServFail,
 }
 
+/// Continent codes used by MaxMind and DB-IP.
+const CONTINENTS: [&str; 7] = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
 impl Validator<'_> {
     pub(super) fn routes(
         &mut self,
         specs: Vec<Spanned<RouteSpec>>,
         zones: &[ZoneConfig],
         checks: &[CheckConfig],
-    ) -> Vec<RouteConfig> {
+    ) -> (Vec<RouteConfig>, Vec<usize>) {
         let mut out: Vec<RouteConfig> = Vec::new();
+        // Route references by member, resolved once every route is known.
+        let mut refs: Vec<Vec<(usize, String, usize)>> = Vec::new();
         let mut seen: BTreeMap<(Name, RecordType), usize> = BTreeMap::new();
         for spec in specs {
             let line = self.line(&spec);
@@ -118,11 +207,8 @@ impl Validator<'_> {
             let fail = |v: &mut Validator<'_>, m: String| {
                 v.error_at(line, format!("route {} {}: {m}", s.name, s.rtype))
             };
-            let name = match Name::from_utf8(&s.name) {
-                Ok(mut n) => {
-                    n.set_fqdn(true);
-                    n.to_lowercase()
-                }
+            let name = match parse_name(&s.name) {
+                Ok(n) => n,
                 Err(e) => {
                     fail(self, format!("bad name: {e}"));
                     continue;
@@ -174,33 +260,66 @@ impl Validator<'_> {
                 "multivalue" => Policy::Multivalue {
                     max: s.max.unwrap_or(8),
                 },
+                "weighted" => Policy::Weighted {
+                    sticky: s.sticky.unwrap_or(false),
+                    pick: s.pick.unwrap_or(1),
+                },
+                "geo" => Policy::Geo,
+                "cidr" => Policy::Cidr,
+                "nearest" => Policy::Nearest,
                 other => {
                     fail(
                         self,
-                        format!("unknown policy `{other}` (failover or multivalue)"),
+                        format!(
+                            "unknown policy `{other}` (failover, multivalue, weighted, geo, cidr or nearest)"
+                        ),
                     );
                     continue;
                 }
             };
+            let weighted = matches!(policy, Policy::Weighted { .. });
             if let Policy::Multivalue { max: 0 } = policy {
                 fail(self, "max must be at least 1".into());
             }
-            if s.max.is_some() && policy == Policy::Failover {
+            if s.max.is_some() && !matches!(policy, Policy::Multivalue { .. }) {
                 fail(self, "max only applies to multivalue routes".into());
+            }
+            if (s.sticky.is_some() || s.pick.is_some()) && !weighted {
+                fail(self, "sticky and pick only apply to weighted routes".into());
+            }
+            if s.pick == Some(0) {
+                fail(self, "pick must be at least 1".into());
             }
             if s.members.is_empty() {
                 fail(self, "needs at least one member".into());
             }
             let mut members = Vec::new();
-            for (i, m) in s.members.iter().enumerate() {
-                let record = match parse_record(&name, ttl, &format!("{rtype} {}", m.value), origin)
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        fail(
-                            self,
-                            format!("member {}: bad {rtype} value `{}`: {e}", i + 1, m.value),
-                        );
+            let mut route_refs = Vec::new();
+            for (i, spanned) in s.members.iter().enumerate() {
+                let m = spanned.get_ref();
+                let mline = self.line(spanned);
+                let mfail = |v: &mut Validator<'_>, msg: String| {
+                    v.error_at(
+                        mline,
+                        format!("route {} {}: member {}: {msg}", s.name, s.rtype, i + 1),
+                    )
+                };
+                let record = match (&m.value, &m.route) {
+                    (Some(value), None) => {
+                        match parse_record(&name, ttl, &format!("{rtype} {value}"), origin) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                mfail(self, format!("bad {rtype} value `{value}`: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    (None, Some(r)) => {
+                        route_refs.push((i, r.clone(), mline));
+                        None
+                    }
+                    _ => {
+                        mfail(self, "needs exactly one of value and route".into());
                         continue;
                     }
                 };
@@ -209,32 +328,118 @@ impl Validator<'_> {
                     Some(c) => match checks.iter().position(|k| &k.name == c) {
                         Some(i) => Some(i),
                         None => {
-                            fail(
-                                self,
-                                format!("member {}: check `{c}` is not configured", i + 1),
-                            );
+                            mfail(self, format!("check `{c}` is not configured"));
                             continue;
                         }
                     },
                 };
                 if m.tier.is_some() && policy != Policy::Failover {
-                    fail(
+                    mfail(self, "tier only applies to failover routes".into());
+                }
+                if m.weight.is_some() && !weighted {
+                    mfail(self, "weight only applies to weighted routes".into());
+                }
+                let weight = m.weight.unwrap_or(1);
+                if weight > 255 {
+                    mfail(self, format!("weight {weight} is above 255"));
+                }
+                let area = self.area(m, policy, &mut |v, msg| mfail(v, msg));
+                let mut networks = Vec::new();
+                match (&m.networks, policy) {
+                    (Some(nets), Policy::Cidr) => {
+                        for n in nets {
+                            match n.parse::<Net>() {
+                                Ok(net) => networks.push(net),
+                                Err(e) => mfail(self, format!("networks: {e}")),
+                            }
+                        }
+                    }
+                    (Some(_), _) => mfail(self, "networks only apply to cidr routes".into()),
+                    (None, _) => {}
+                }
+                if policy == Policy::Cidr && m.default != Some(true) && m.networks.is_none() {
+                    mfail(self, "needs networks = [...] or default = true".into());
+                }
+                if policy == Policy::Cidr && m.default == Some(true) && m.networks.is_some() {
+                    mfail(
                         self,
-                        format!("member {}: tier only applies to failover routes", i + 1),
+                        "default = true and networks do not go together".into(),
                     );
                 }
+                let place = match (m.lat, m.lon, policy) {
+                    (Some(lat), Some(lon), Policy::Nearest) => {
+                        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                            mfail(self, format!("lat {lat}, lon {lon} is not on Earth"));
+                        }
+                        let bias = m.bias.unwrap_or(0.0);
+                        if !(-99.0..=99.0).contains(&bias) {
+                            mfail(
+                                self,
+                                format!("bias {bias} is not between -99 and 99 (percent)"),
+                            );
+                        }
+                        Some(Place { lat, lon, bias })
+                    }
+                    (_, _, Policy::Nearest) => {
+                        mfail(self, "needs lat and lon".into());
+                        None
+                    }
+                    (None, None, _) if m.bias.is_none() => None,
+                    _ => {
+                        mfail(
+                            self,
+                            "lat, lon and bias only apply to nearest routes".into(),
+                        );
+                        None
+                    }
+                };
                 members.push(Member {
                     record,
+                    route: None,
                     check,
                     tier: m.tier.unwrap_or(1),
+                    weight,
+                    area,
+                    networks,
+                    place,
+                    line: mline,
                 });
             }
-            if rtype == RecordType::CNAME && policy != Policy::Failover {
+            for (i, _, _) in &route_refs {
+                let alone = match policy {
+                    Policy::Failover => {
+                        let tier = members.get(*i).map(|m| m.tier);
+                        members.iter().filter(|m| Some(m.tier) == tier).count() == 1
+                    }
+                    Policy::Multivalue { .. } => false,
+                    _ => true,
+                };
+                if !alone {
+                    fail(
+                        self,
+                        format!(
+                            "member {}: a member naming a route must be alone in its tier (multivalue cannot name routes)",
+                            i + 1
+                        ),
+                    );
+                }
+            }
+            if let Policy::Weighted { pick, .. } = policy
+                && pick > 1
+                && !route_refs.is_empty()
+            {
+                fail(self, "pick > 1 needs every member to have a value".into());
+            }
+            if rtype == RecordType::CNAME
+                && (matches!(policy, Policy::Multivalue { .. })
+                    || matches!(policy, Policy::Weighted { pick, .. } if pick > 1))
+            {
                 fail(
                     self,
-                    "a CNAME route must use failover (exactly one member answers)".into(),
+                    "a CNAME route must answer with exactly one member".into(),
                 );
             }
+            self.member_overlaps(&members, policy, &mut |v, msg| fail(v, msg));
             let min_healthy = match s.min_healthy {
                 None => MinHealthy::Count(1),
                 Some(MinHealthySpec::Count(n)) => MinHealthy::Count(n),
@@ -288,6 +493,7 @@ impl Validator<'_> {
             if self.errors.len() > before {
                 continue;
             }
+            refs.push(route_refs);
             out.push(RouteConfig {
                 name,
                 rtype,
@@ -301,6 +507,231 @@ impl Validator<'_> {
                 line,
             });
         }
-        out
+        self.resolve_route_refs(&mut out, refs)
     }
+
+    /// A geo member's area (or `default`); errors for misplaced keys.
+    fn area(
+        &mut self,
+        m: &MemberSpec,
+        policy: Policy,
+        fail: &mut dyn FnMut(&mut Self, String),
+    ) -> Option<Area> {
+        let given = [
+            m.continent.is_some(),
+            m.country.is_some(),
+            m.subdivision.is_some(),
+        ]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+        let default = m.default == Some(true);
+        if m.default == Some(false) {
+            fail(self, "default = false means nothing: leave it out".into());
+        }
+        if policy != Policy::Geo {
+            if given > 0 {
+                fail(
+                    self,
+                    "continent, country and subdivision only apply to geo routes".into(),
+                );
+            }
+            if default && policy != Policy::Cidr {
+                fail(self, "default only applies to geo and cidr routes".into());
+            }
+            return None;
+        }
+        if given + usize::from(default) != 1 {
+            fail(
+                self,
+                "needs exactly one of continent, country, subdivision and default = true".into(),
+            );
+            return None;
+        }
+        if default {
+            return Some(Area::Default);
+        }
+        let upper = |s: &String| s.trim().to_ascii_uppercase();
+        if let Some(c) = &m.continent {
+            let c = upper(c);
+            if !CONTINENTS.contains(&c.as_str()) {
+                fail(
+                    self,
+                    format!("continent `{c}` is not one of {}", CONTINENTS.join(" ")),
+                );
+            }
+            return Some(Area::Continent(c));
+        }
+        if let Some(c) = &m.country {
+            let c = upper(c);
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                fail(
+                    self,
+                    format!("country `{c}` is not an ISO 3166-1 alpha-2 code (e.g. DE)"),
+                );
+            }
+            return Some(Area::Country(c));
+        }
+        let s = upper(m.subdivision.as_ref()?);
+        match s.split_once('-') {
+            Some((c, sub))
+                if c.len() == 2
+                    && c.bytes().all(|b| b.is_ascii_alphabetic())
+                    && (1..=3).contains(&sub.len())
+                    && sub.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                Some(Area::Subdivision(c.into(), sub.into()))
+            }
+            _ => {
+                fail(
+                    self,
+                    format!("subdivision `{s}` is not an ISO 3166-2 code (e.g. DE-BY)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Two geo members with one area, two cidr members with one network, or
+    /// two defaults would make the answer depend on member order.
+    fn member_overlaps(
+        &mut self,
+        members: &[Member],
+        policy: Policy,
+        fail: &mut dyn FnMut(&mut Self, String),
+    ) {
+        let mut areas: BTreeMap<String, usize> = BTreeMap::new();
+        let mut nets: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, m) in members.iter().enumerate() {
+            if let Some(a) = &m.area
+                && let Some(first) = areas.insert(a.to_string(), i + 1)
+            {
+                fail(
+                    self,
+                    format!("members {first} and {} both serve {a}", i + 1),
+                );
+            }
+            for n in &m.networks {
+                if let Some(first) = nets.insert(n.to_string(), i + 1) {
+                    fail(self, format!("members {first} and {} both list {n}", i + 1));
+                }
+            }
+        }
+        if policy == Policy::Cidr {
+            let defaults = members.iter().filter(|m| m.networks.is_empty()).count();
+            if defaults > 1 {
+                fail(self, "more than one member has default = true".into());
+            }
+        }
+    }
+
+    /// Binds `route = "NAME"` members to routes of the same type and
+    /// rejects cycles. Returns the routes and an order in which every
+    /// route comes after the routes it names.
+    fn resolve_route_refs(
+        &mut self,
+        routes: &mut Vec<RouteConfig>,
+        refs: Vec<Vec<(usize, String, usize)>>,
+    ) -> (Vec<RouteConfig>, Vec<usize>) {
+        let mut ok = true;
+        for (r, member_refs) in refs.into_iter().enumerate() {
+            for (m, target, line) in member_refs {
+                let rtype = routes[r].rtype;
+                let here = format!("route {} {rtype}: member {}", routes[r].name, m + 1);
+                let Ok(name) = parse_name(&target) else {
+                    self.error_at(line, format!("{here}: route `{target}` is not a name"));
+                    ok = false;
+                    continue;
+                };
+                match routes
+                    .iter()
+                    .position(|o| o.name == name && o.rtype == rtype)
+                {
+                    Some(t) => routes[r].members[m].route = Some(t),
+                    None => {
+                        let others: Vec<String> = routes
+                            .iter()
+                            .filter(|o| o.name == name)
+                            .map(|o| o.rtype.to_string())
+                            .collect();
+                        let why = if others.is_empty() {
+                            "no route has that name".to_string()
+                        } else {
+                            format!(
+                                "type mismatch: {name} is routed only as {}, not {rtype}",
+                                others.join(", ")
+                            )
+                        };
+                        self.error_at(line, format!("{here}: route `{name}`: {why}"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        if !ok {
+            return (Vec::new(), Vec::new());
+        }
+        // Depth-first order; a route met again while on the stack is a cycle.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        let mut mark = vec![Mark::New; routes.len()];
+        let mut order = Vec::new();
+        for start in 0..routes.len() {
+            if mark[start] != Mark::New {
+                continue;
+            }
+            // Explicit stack: (route, next member to look at).
+            let mut stack = vec![(start, 0usize)];
+            mark[start] = Mark::Active;
+            while let Some(&mut (r, ref mut next)) = stack.last_mut() {
+                let child = routes[r].members.get(*next).map(|m| m.route);
+                *next += 1;
+                match child {
+                    None => {
+                        mark[r] = Mark::Done;
+                        order.push(r);
+                        stack.pop();
+                    }
+                    Some(None) => {}
+                    Some(Some(c)) => match mark[c] {
+                        Mark::Done => {}
+                        Mark::New => {
+                            mark[c] = Mark::Active;
+                            stack.push((c, 0));
+                        }
+                        Mark::Active => {
+                            let from = stack.iter().position(|&(s, _)| s == c).unwrap_or(0);
+                            let cycle: Vec<String> = stack[from..]
+                                .iter()
+                                .map(|&(s, _)| routes[s].name.to_string())
+                                .chain(std::iter::once(routes[c].name.to_string()))
+                                .collect();
+                            let line = routes[c].line;
+                            self.error_at(
+                                line,
+                                format!(
+                                    "route {} {}: routes name each other in a cycle: {}",
+                                    routes[c].name,
+                                    routes[c].rtype,
+                                    cycle.join(" -> ")
+                                ),
+                            );
+                            return (Vec::new(), Vec::new());
+                        }
+                    },
+                }
+            }
+        }
+        (std::mem::take(routes), order)
+    }
+}
+
+fn parse_name(s: &str) -> Result<Name, String> {
+    let mut n = Name::from_utf8(s).map_err(|e| e.to_string())?;
+    n.set_fqdn(true);
+    Ok(n.to_lowercase())
 }

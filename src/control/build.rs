@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordSet};
 
-use crate::config::{AllDown, Config, Policy, RouteConfig};
+use crate::config::{AllDown, Area, Config, Place, Policy};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::geo::Geo;
+use crate::route::prefix::PrefixMap;
+use crate::route::table::{Kind, Table, seed};
 use crate::route::{Chosen, Decision};
 use crate::store::Dyn;
 use crate::zone::{Rrset, Zone};
@@ -26,6 +29,8 @@ pub struct Base {
     pub route_slots: Vec<usize>,
     /// Number of slots.
     pub slot_count: usize,
+    /// Client locations (`[geo]`), if configured.
+    pub geo: Option<Arc<Geo>>,
 }
 
 impl Base {
@@ -40,6 +45,17 @@ impl Base {
                 Err(d) => errors.extend(d.0),
             }
         }
+        let geo = if config.geo.database.is_some() || config.geo.networks.is_some() {
+            match Geo::load(&config.geo, &config.path) {
+                Ok(g) => Some(Arc::new(g)),
+                Err(d) => {
+                    errors.extend(d.0);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
@@ -68,6 +84,7 @@ impl Base {
             zones: zones.into_iter().map(Arc::new).collect(),
             route_slots,
             slot_count: next,
+            geo,
         })
     }
 
@@ -77,8 +94,11 @@ impl Base {
     }
 }
 
-/// The slot content for a route's decision.
-pub fn route_slot(route: &RouteConfig, d: &Decision) -> Dyn {
+/// The slot content for route `ri`'s decision: fixed records, or a table
+/// the query path picks from per client. `slots` holds the current content
+/// of every slot (the routes this one names are already rebuilt).
+pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> Dyn {
+    let route = &base.config.routes[ri];
     let set = |records: &mut dyn Iterator<Item = &Record>| {
         let mut set = RecordSet::with_ttl(route.name.clone(), route.rtype, d.ttl);
         for r in records {
@@ -86,28 +106,196 @@ pub fn route_slot(route: &RouteConfig, d: &Decision) -> Dyn {
         }
         Rrset::new(Arc::new(set))
     };
-    match &d.chosen {
-        Chosen::NoData => Dyn::NoData,
-        Chosen::ServFail => Dyn::ServFail,
-        Chosen::Fallback => match &route.when_all_down {
-            AllDown::Fallback(records) => Dyn::Set(set(&mut records.iter())),
-            _ => Dyn::NoData,
-        },
-        Chosen::Members(members) => match route.policy {
-            Policy::Multivalue { max } if members.len() > 1 => {
-                let mut rng = fastrand::Rng::new();
-                let shuffles = (0..SHUFFLES)
-                    .map(|_| {
-                        let mut order = members.clone();
-                        rng.shuffle(&mut order);
-                        order.truncate(max);
-                        set(&mut order.iter().map(|&i| &route.members[i].record))
+    let records = |members: &[usize]| -> Vec<&Record> {
+        members
+            .iter()
+            .filter_map(|&i| route.members[i].record.as_ref())
+            .collect()
+    };
+    let members = match &d.chosen {
+        Chosen::NoData => return Dyn::NoData,
+        Chosen::ServFail => return Dyn::ServFail,
+        Chosen::Fallback => {
+            return match &route.when_all_down {
+                AllDown::Fallback(records) => Dyn::Set(set(&mut records.iter())),
+                _ => Dyn::NoData,
+            };
+        }
+        Chosen::Members(m) => m,
+    };
+    // What one member answers: its record, or the slot of the route it names.
+    let target = |i: usize| -> Arc<Dyn> {
+        let m = &route.members[i];
+        match (&m.record, m.route) {
+            (Some(r), _) => Arc::new(Dyn::Set(set(&mut std::iter::once(r)))),
+            (None, Some(child)) => slots[base.route_slots[child]].clone(),
+            (None, None) => Arc::new(Dyn::NoData),
+        }
+    };
+    let labels = |ms: &[usize]| -> Box<[String]> {
+        ms.iter()
+            .map(|&i| route.members[i].label(&base.config.routes))
+            .collect()
+    };
+    let name = format!("{} {} {}", route.name, route.rtype, route.policy.name());
+    match route.policy {
+        // Validation keeps a route-naming member alone in its group.
+        Policy::Failover | Policy::Multivalue { .. }
+            if members.len() == 1 && route.members[members[0]].route.is_some() =>
+        {
+            Dyn::Via(target(members[0]))
+        }
+        Policy::Multivalue { max } if members.len() > 1 => {
+            let mut rng = fastrand::Rng::new();
+            let shuffles = (0..SHUFFLES)
+                .map(|_| {
+                    let mut order = members.clone();
+                    rng.shuffle(&mut order);
+                    order.truncate(max);
+                    set(&mut records(&order).into_iter())
+                })
+                .collect();
+            Dyn::Choice(shuffles)
+        }
+        Policy::Failover | Policy::Multivalue { .. } => {
+            Dyn::Set(set(&mut records(members).into_iter()))
+        }
+        Policy::Weighted { sticky, pick } => {
+            // pick > 1: an entry per member, answering it and the next
+            // pick-1 eligible members (validation: all have values).
+            let targets: Box<[Arc<Dyn>]> = if pick > 1 {
+                (0..members.len())
+                    .map(|k| {
+                        let combo: Vec<usize> = (0..pick.min(members.len()))
+                            .map(|j| members[(k + j) % members.len()])
+                            .collect();
+                        Arc::new(Dyn::Set(set(&mut records(&combo).into_iter())))
                     })
-                    .collect();
-                Dyn::Choice(shuffles)
+                    .collect()
+            } else {
+                members.iter().map(|&i| target(i)).collect()
+            };
+            if targets.len() == 1 {
+                return Dyn::Via(targets[0].clone());
             }
-            _ => Dyn::Set(set(&mut members.iter().map(|&i| &route.members[i].record))),
-        },
+            // All weights 0 (standbys, or a route of standbys only): equal odds.
+            let all_zero = members.iter().all(|&i| route.members[i].weight == 0);
+            let weight = |i: usize| {
+                if all_zero { 1 } else { route.members[i].weight }
+            };
+            let kind = if sticky {
+                Kind::Sticky {
+                    keys: members
+                        .iter()
+                        .map(|&i| {
+                            (
+                                seed(&route.members[i].label(&base.config.routes)),
+                                f64::from(weight(i)),
+                            )
+                        })
+                        .collect(),
+                }
+            } else {
+                Kind::Random {
+                    cumulative: members
+                        .iter()
+                        .scan(0, |sum, &i| {
+                            *sum += weight(i);
+                            Some(*sum)
+                        })
+                        .collect(),
+                }
+            };
+            Dyn::Routed(Box::new(Table {
+                route: name,
+                targets,
+                labels: labels(members),
+                kind,
+            }))
+        }
+        Policy::Cidr => {
+            let mut map = PrefixMap::new();
+            let mut default = None;
+            for (e, &i) in members.iter().enumerate() {
+                let m = &route.members[i];
+                if m.networks.is_empty() {
+                    default = Some(e as u32);
+                }
+                for n in &m.networks {
+                    map.insert(*n, e as u32);
+                }
+            }
+            let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
+            if map.is_empty()
+                && let Some(d) = default
+            {
+                // Only the default is eligible: the same for every client.
+                return Dyn::Via(targets[d as usize].clone());
+            }
+            Dyn::Routed(Box::new(Table {
+                route: name,
+                targets,
+                labels: labels(members),
+                kind: Kind::Cidr { map, default },
+            }))
+        }
+        Policy::Geo => {
+            let mut areas: Vec<(Area, u32)> = members
+                .iter()
+                .enumerate()
+                .filter_map(|(e, &i)| route.members[i].area.clone().map(|a| (a, e as u32)))
+                .collect();
+            // Most specific first; `Area`'s variants are declared in that order.
+            areas.sort_by_key(|(a, _)| match a {
+                Area::Subdivision(..) => 0,
+                Area::Country(_) => 1,
+                Area::Continent(_) => 2,
+                Area::Default => 3,
+            });
+            let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
+            if let [(Area::Default, e)] = areas.as_slice() {
+                return Dyn::Via(targets[*e as usize].clone());
+            }
+            match &base.geo {
+                Some(geo) => Dyn::Routed(Box::new(Table {
+                    route: name,
+                    targets,
+                    labels: labels(members),
+                    kind: Kind::Geo {
+                        geo: geo.clone(),
+                        areas: areas.into(),
+                    },
+                })),
+                None => Dyn::ServFail,
+            }
+        }
+        Policy::Nearest => {
+            let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
+            if targets.len() == 1 {
+                return Dyn::Via(targets[0].clone());
+            }
+            match &base.geo {
+                Some(geo) => Dyn::Routed(Box::new(Table {
+                    route: name,
+                    targets,
+                    labels: labels(members),
+                    kind: Kind::Nearest {
+                        geo: geo.clone(),
+                        places: members
+                            .iter()
+                            .map(|&i| {
+                                route.members[i].place.unwrap_or(Place {
+                                    lat: 0.0,
+                                    lon: 0.0,
+                                    bias: 0.0,
+                                })
+                            })
+                            .collect(),
+                    },
+                })),
+                None => Dyn::ServFail,
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::health::guard::Guard;
 use crate::health::overrides::{self, Override};
 use crate::health::scheduler::{Plan, Report};
 use crate::health::{CheckHealth, State};
-use crate::route::{Decision, decide};
+use crate::route::{Decision, View, decide};
 use crate::store::{Dyn, Snapshot, Store};
 use build::{Base, route_slot, soa_slots};
 
@@ -264,12 +264,29 @@ impl Controller {
         self.recompute_effective(now);
         let config = &self.base.config;
         let mut zone_changed = vec![false; self.base.zones.len()];
-        for (i, route) in config.routes.iter().enumerate() {
-            let d = decide(route, &self.health);
+        // Children before parents: a parent sees its children's fresh
+        // health bits and slots, and is rebuilt when a child's slot changed.
+        let mut route_healthy: Vec<bool> = self
+            .decisions
+            .iter()
+            .map(|d| d.as_ref().is_none_or(|d| d.healthy))
+            .collect();
+        let mut replaced = vec![false; config.routes.len()];
+        for &i in &config.route_order {
+            let route = &config.routes[i];
+            let view = View {
+                checks: &self.health,
+                routes: &route_healthy,
+            };
+            let d = decide(route, &view);
             let same = self.decisions[i].as_ref().is_some_and(|old| {
                 old.chosen == d.chosen && old.ttl == d.ttl && old.healthy == d.healthy
             });
-            if same {
+            let child_replaced = route
+                .members
+                .iter()
+                .any(|m| m.route.is_some_and(|c| replaced[c]));
+            if same && !child_replaced {
                 continue;
             }
             if self.decisions[i].is_some() {
@@ -281,7 +298,10 @@ impl Controller {
                 );
                 zone_changed[route.zone] = true;
             }
-            self.slots[self.base.route_slots[i]] = Arc::new(route_slot(route, &d));
+            self.slots[self.base.route_slots[i]] =
+                Arc::new(route_slot(&self.base, i, &d, &self.slots));
+            route_healthy[i] = d.healthy;
+            replaced[i] = true;
             self.decisions[i] = Some(d);
         }
         let any = zone_changed.iter().any(|&c| c) || self.generation == 0;

@@ -7,7 +7,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordSet, RecordType};
 use smallvec::SmallVec;
 
-use crate::store::{Dyn, Snapshot};
+use crate::route::{Client, Trace};
+use crate::store::{Served, Snapshot};
 use crate::zone::{Data, Entry, Found, Key, Rrset};
 
 /// Longest CNAME chain followed inside our zones.
@@ -50,6 +51,8 @@ pub struct Answer<'a> {
     pub size: usize,
     /// Upper bound of the encoded size of the additional records.
     pub additional_size: usize,
+    /// ECS scope prefix: the longest prefix a routed choice depended on.
+    pub scope: u8,
 }
 
 impl<'a> Answer<'a> {
@@ -63,6 +66,7 @@ impl<'a> Answer<'a> {
             additional: &[],
             size: 0,
             additional_size: 0,
+            scope: 0,
         }
     }
 
@@ -85,28 +89,32 @@ impl<'a> Answer<'a> {
     }
 }
 
-/// An entry's records in this snapshot.
-enum Served<'a> {
-    Set(&'a Rrset),
-    NoData,
-    ServFail,
-}
-
-fn served<'a>(snap: &'a Snapshot, e: &'a Entry) -> Served<'a> {
+/// An entry's records in this snapshot for `client`, and the ECS scope.
+fn served<'a>(
+    snap: &'a Snapshot,
+    e: &'a Entry,
+    client: &Client,
+    trace: &mut impl Trace,
+) -> (Served<'a>, u8) {
     match &e.data {
-        Data::Static(rr) => Served::Set(rr),
-        Data::Slot(i) => match snap.slot(*i) {
-            Dyn::Set(rr) => Served::Set(rr),
-            // Precomputed shuffles: pick one, no per-query allocation.
-            Dyn::Choice(sets) => Served::Set(&sets[fastrand::usize(..sets.len())]),
-            Dyn::NoData => Served::NoData,
-            Dyn::ServFail => Served::ServFail,
-        },
+        Data::Static(rr) => (Served::Set(rr), 0),
+        Data::Slot(i) => snap.slot(*i).serve(client, trace),
     }
 }
 
 /// Resolves `qname`/`qtype` against `snap`.
-pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
+///
+/// `client` is who asks (for routed answers); the answer's `scope` is the
+/// ECS scope prefix the routed choices used (0 if none depended on the
+/// client). `trace` collects the routing steps for `veer explain`; the
+/// server passes `()`.
+pub fn resolve<'a>(
+    snap: &'a Snapshot,
+    qname: &'a Name,
+    qtype: RecordType,
+    client: &Client,
+    trace: &mut impl Trace,
+) -> Answer<'a> {
     let mut a = Answer::new();
     let mut owner = qname;
     let mut key = Key::new(qname);
@@ -157,7 +165,9 @@ pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> An
                         return a;
                     }
                 };
-                let rr = match served(snap, entry) {
+                let (served, scope) = served(snap, entry, client, trace);
+                a.scope = a.scope.max(scope);
+                let rr = match served {
                     Served::Set(rr) => rr,
                     Served::NoData => {
                         negative(&mut a, ResponseCode::NoError);

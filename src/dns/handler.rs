@@ -21,6 +21,8 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use smallvec::SmallVec;
 
 use super::answer::{Answer, Part, resolve};
+use crate::route::Client;
+use crate::route::prefix::mask;
 use crate::store::Store;
 
 /// DNS header size.
@@ -174,12 +176,26 @@ impl RequestHandler for Handler {
 
         // EDNS(0): answer an OPT with an OPT; cap the UDP payload.
         let mut edns = None;
+        let mut client = Client::addr(request.src().ip());
+        let mut bad_ecs = false;
         if let Some(req) = request.edns.as_ref() {
             let mut e = Edns::new();
             e.set_max_payload(req.max_payload().max(512).min(snap.max_udp_payload));
             e.set_version(0);
             if let Some(EdnsOption::Subnet(ecs)) = req.option(EdnsCode::Subnet) {
-                // Static answers do not depend on the client: scope 0 (RFC 7871 7.2.1).
+                let addr = ecs.addr();
+                let source = ecs.source_prefix();
+                // RFC 7871 6: address bits beyond the source prefix must be zero.
+                bad_ecs = mask(addr, source) != addr;
+                // Source prefix 0: the resolver withholds the client (RFC 7871
+                // 7.1.2); route on the source address, answer with scope 0.
+                if source > 0 {
+                    client = Client {
+                        addr,
+                        prefix: source,
+                    };
+                }
+                // The scope is set once the answer is known.
                 let mut echo = *ecs;
                 echo.set_scope_prefix(0);
                 e.options_mut().insert(EdnsOption::Subnet(echo));
@@ -189,6 +205,8 @@ impl RequestHandler for Handler {
 
         let rcode = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             Some(ResponseCode::BADVERS)
+        } else if bad_ecs {
+            Some(ResponseCode::FormErr)
         } else if request.metadata.op_code != OpCode::Query {
             Some(ResponseCode::NotImp)
         } else if request.queries.len() != 1 {
@@ -213,7 +231,17 @@ impl RequestHandler for Handler {
         }
 
         let q = &request.queries.queries()[0];
-        let answer = resolve(&snap, q.name(), q.query_type());
+        let answer = resolve(&snap, q.name(), q.query_type(), &client, &mut ());
+        if answer.scope > 0
+            && let Some(e) = edns.as_mut()
+            && let Some(EdnsOption::Subnet(ecs)) = e.option(EdnsCode::Subnet)
+            && ecs.source_prefix() > 0
+        {
+            // The prefix the routed choice really depended on (RFC 7871 7.2.1).
+            let mut echo = *ecs;
+            echo.set_scope_prefix(answer.scope);
+            e.options_mut().insert(EdnsOption::Subnet(echo));
+        }
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let sections = Sections::new(&answer);

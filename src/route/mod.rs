@@ -1,18 +1,86 @@
-//! Routing policies: pure functions from (route, health) to a [`Decision`].
+//! Routing policies, in two halves that together are the pure function
+//! `(route, health view, client) -> answer`:
 //!
-//! A decision carries its own health bit (a route that fails open still
-//! says it is down, so a parent can skip it) and the steps that led to it
-//! (`path`, printed by `veer explain`). No clock, no RNG, no I/O: the
-//! controller calls [`decide`] when health changes and publishes the
-//! result; the query path only picks among precomputed answers.
+//! - [`decide`] (health half): which members are eligible, from the
+//!   effective health of their checks and of the routes they name. The
+//!   controller calls it when health changes. Its [`Decision`] carries its
+//!   own health bit (a route that fails open still says it is down, so a
+//!   parent can skip it) and the steps that led to it (`path`).
+//! - [`table::Table::pick`] (client half): among the eligible members,
+//!   the one for this client, from tables built once per decision
+//!   (`control::build`). The query path and `veer explain` both call it,
+//!   and it returns the ECS scope the choice really depended on.
+//!
+//! No clock and no I/O here; randomness only in the weighted pick.
+
+pub mod prefix;
+pub mod table;
+
+use std::net::IpAddr;
 
 use crate::config::{AllDown, Policy, RouteConfig};
 use crate::health::CheckHealth;
 
+/// Who is asking: the ECS address (masked to its source prefix) when the
+/// query carries one, else the source address with its full width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The address (bits beyond `prefix` are zero).
+    pub addr: IpAddr,
+    /// How many leading bits of `addr` are known.
+    pub prefix: u8,
+}
+
+impl Client {
+    /// A client known by its full address.
+    pub fn addr(addr: IpAddr) -> Client {
+        Client {
+            addr,
+            prefix: prefix::width(&addr),
+        }
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Collects the steps of a client-side pick for `veer explain`. The query
+/// path passes `()`, whose steps compile to nothing.
+pub trait Trace {
+    /// Records one step (the closure runs only when steps are kept).
+    fn step(&mut self, f: impl FnOnce() -> String);
+}
+
+impl Trace for () {
+    #[inline(always)]
+    fn step(&mut self, _: impl FnOnce() -> String) {}
+}
+
+impl Trace for Vec<String> {
+    fn step(&mut self, f: impl FnOnce() -> String) {
+        self.push(f());
+    }
+}
+
+/// What the health half of the policies sees: the effective state of every
+/// check and the health bit of every route decided so far (routes are
+/// decided after the routes their members name).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Per check, in config order.
+    pub checks: &'a [CheckHealth],
+    /// Per route, in config order: its last decision was healthy.
+    pub routes: &'a [bool],
+}
+
 /// What a route answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chosen {
-    /// These members (indices into the route's members).
+    /// These members (indices into the route's members): the eligible
+    /// ones, among which the client half picks.
     Members(Vec<usize>),
     /// The route's fallback records.
     Fallback,
@@ -35,12 +103,14 @@ pub struct Decision {
     pub path: Vec<String>,
 }
 
-/// Decides `route`'s answer from the effective health of its checks.
-pub fn decide(route: &RouteConfig, health: &[CheckHealth]) -> Decision {
+/// Decides `route`'s eligible members from the effective health of their
+/// checks (and of the routes they name).
+pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
+    let health = view.checks;
     let up = |i: usize| {
-        route.members[i]
-            .check
-            .is_none_or(|c| health[c].effective.eligible())
+        let m = &route.members[i];
+        m.check.is_none_or(|c| health[c].effective.eligible())
+            && m.route.is_none_or(|r| view.routes[r])
     };
     let pending = route
         .members
@@ -48,9 +118,35 @@ pub fn decide(route: &RouteConfig, health: &[CheckHealth]) -> Decision {
         .any(|m| m.check.is_some_and(|c| health[c].pending));
     let ttl = if pending { route.min_ttl } else { route.ttl };
     let mut path = Vec::new();
+    for (i, m) in route.members.iter().enumerate() {
+        let mut why = Vec::new();
+        if let Some(c) = m.check {
+            why.push(format!("check {}", health[c].effective));
+        }
+        if let Some(r) = m.route {
+            why.push(format!(
+                "route {}",
+                if view.routes[r] { "healthy" } else { "down" }
+            ));
+        }
+        if why.is_empty() {
+            why.push("no check".into());
+        }
+        path.push(format!(
+            "member {} ({}): {} [{}]",
+            i + 1,
+            match &m.record {
+                Some(r) => r.data.to_string(),
+                None => "route".into(),
+            },
+            if up(i) { "healthy" } else { "down" },
+            why.join(", ")
+        ));
+    }
     let all: Vec<usize> = (0..route.members.len()).collect();
 
-    // Groups tried in order: failover tiers, or the single multivalue pool.
+    // Groups tried in order: failover tiers, weighted members before
+    // standbys (weight 0), or the single pool of the other policies.
     let groups: Vec<(String, Vec<usize>)> = match route.policy {
         Policy::Failover => {
             let mut tiers: Vec<u32> = route.members.iter().map(|m| m.tier).collect();
@@ -69,7 +165,20 @@ pub fn decide(route: &RouteConfig, health: &[CheckHealth]) -> Decision {
                 })
                 .collect()
         }
-        Policy::Multivalue { .. } => vec![("members".to_string(), all.clone())],
+        Policy::Weighted { .. } => {
+            let (weighted, standby): (Vec<usize>, Vec<usize>) =
+                all.iter().partition(|&&i| route.members[i].weight > 0);
+            [
+                ("members with weight > 0".to_string(), weighted),
+                ("standby members (weight 0)".to_string(), standby),
+            ]
+            .into_iter()
+            .filter(|g| !g.1.is_empty())
+            .collect()
+        }
+        Policy::Multivalue { .. } | Policy::Geo | Policy::Cidr | Policy::Nearest => {
+            vec![("members".to_string(), all.clone())]
+        }
     };
 
     for (label, members) in &groups {
@@ -158,13 +267,19 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, &tier)| Member {
-                    record: Record::from_rdata(
+                    record: Some(Record::from_rdata(
                         name.clone(),
                         60,
                         RData::A(A::new(192, 0, 2, i as u8)),
-                    ),
+                    )),
+                    route: None,
                     check: Some(i),
                     tier,
+                    weight: 1,
+                    area: None,
+                    networks: Vec::new(),
+                    place: None,
+                    line: 1,
                 })
                 .collect(),
             min_healthy,
@@ -182,6 +297,16 @@ mod tests {
 
     use State::{Down, Up};
 
+    fn dec(r: &RouteConfig, h: &[CheckHealth]) -> Decision {
+        decide(
+            r,
+            &View {
+                checks: h,
+                routes: &[],
+            },
+        )
+    }
+
     #[test]
     fn failover_takes_first_healthy_tier() {
         let r = route(
@@ -190,9 +315,9 @@ mod tests {
             MinHealthy::Count(1),
             AllDown::Open,
         );
-        let d = decide(&r, &health(&[Up, Down, Up, Up]));
+        let d = dec(&r, &health(&[Up, Down, Up, Up]));
         assert_eq!((d.chosen, d.healthy), (Chosen::Members(vec![0]), true));
-        let d = decide(&r, &health(&[Down, Down, Down, Up]));
+        let d = dec(&r, &health(&[Down, Down, Down, Up]));
         assert_eq!(d.chosen, Chosen::Members(vec![3]));
     }
 
@@ -204,9 +329,9 @@ mod tests {
             MinHealthy::Count(2),
             AllDown::Open,
         );
-        let d = decide(&r, &health(&[Up, Down, Up, Up]));
+        let d = dec(&r, &health(&[Up, Down, Up, Up]));
         assert_eq!(d.chosen, Chosen::Members(vec![2, 3]));
-        let d = decide(&r, &health(&[Up, Down, Up, Down]));
+        let d = dec(&r, &health(&[Up, Down, Up, Down]));
         assert_eq!((d.chosen, d.healthy), (Chosen::Members(vec![0, 1]), false));
         let r = route(
             Policy::Multivalue { max: 8 },
@@ -214,12 +339,12 @@ mod tests {
             MinHealthy::Fraction(0.5),
             AllDown::Open,
         );
-        let d = decide(&r, &health(&[Up, Down, Down, Down]));
+        let d = dec(&r, &health(&[Up, Down, Down, Down]));
         assert_eq!(
             (d.chosen, d.healthy),
             (Chosen::Members(vec![0, 1, 2, 3]), false)
         );
-        let d = decide(&r, &health(&[Up, Up, Down, Down]));
+        let d = dec(&r, &health(&[Up, Up, Down, Down]));
         assert_eq!(d.chosen, Chosen::Members(vec![0, 1]));
     }
 
@@ -232,7 +357,7 @@ mod tests {
             (AllDown::Fallback(vec![]), Chosen::Fallback),
             (AllDown::ServFail, Chosen::ServFail),
         ] {
-            let d = decide(
+            let d = dec(
                 &route(Policy::Failover, &[1, 2], MinHealthy::Count(1), all_down),
                 &down,
             );
@@ -250,9 +375,9 @@ mod tests {
         );
         r.members[1].check = None;
         let mut h = health(&[Down]);
-        let d = decide(&r, &h);
+        let d = dec(&r, &h);
         assert_eq!((d.chosen, d.ttl), (Chosen::Members(vec![1]), 60));
         h[0].pending = true;
-        assert_eq!(decide(&r, &h).ttl, 5);
+        assert_eq!(dec(&r, &h).ttl, 5);
     }
 }

@@ -1,0 +1,250 @@
+//! Client locations for the `geo` and `nearest` policies: a MaxMind-format
+//! database (`[geo] database`, read with the maxminddb crate) and/or a
+//! CIDR map file (`[geo] networks`) that overrides it.
+//!
+//! A lookup returns the location and the widest prefix around the address
+//! in which every address has that same location (the ECS scope): the
+//! database record's network, narrowed where a networks-file entry lies
+//! inside it.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use maxminddb::{PathElement, Reader};
+
+use crate::config::GeoConfig;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::route::prefix::{Net, PrefixMap};
+
+/// A client's location, borrowed from the database or the map file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Location<'a> {
+    /// Continent code (`EU`).
+    pub continent: Option<&'a str>,
+    /// ISO 3166-1 country code (`DE`).
+    pub country: Option<&'a str>,
+    /// ISO 3166-2 subdivision code without the country (`BY`).
+    pub subdivision: Option<&'a str>,
+    /// Latitude and longitude in degrees.
+    pub coords: Option<(f64, f64)>,
+}
+
+/// One line of the networks file.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    continent: String,
+    country: String,
+    subdivision: Option<String>,
+    coords: Option<(f64, f64)>,
+}
+
+/// The location sources of `[geo]`.
+pub struct Geo {
+    db: Option<Reader<Vec<u8>>>,
+    networks: PrefixMap<Entry>,
+}
+
+impl std::fmt::Debug for Geo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Geo")
+            .field("db", &self.db.as_ref().map(|d| &d.metadata().database_type))
+            .field("networks", &self.networks.values().len())
+            .finish()
+    }
+}
+
+impl Geo {
+    /// Opens the database and reads the networks file of `config`.
+    /// `config_path` names the config file in diagnostics.
+    pub fn load(config: &GeoConfig, config_path: &Path) -> Result<Geo, Diagnostics> {
+        let mut errors = Vec::new();
+        let db = match &config.database {
+            Some((path, line)) => match Reader::open_readfile(path) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    errors.push(Diagnostic::new(
+                        config_path,
+                        *line,
+                        format!("[geo] database {}: {e}", path.display()),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut networks = PrefixMap::new();
+        if let Some((path, line)) = &config.networks {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match parse_networks(path, &text) {
+                    Ok(n) => networks = n,
+                    Err(d) => errors.extend(d.0),
+                },
+                Err(e) => errors.push(Diagnostic::new(
+                    config_path,
+                    *line,
+                    format!("[geo] networks {}: {e}", path.display()),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Geo { db, networks })
+        } else {
+            Err(Diagnostics(errors))
+        }
+    }
+
+    /// The location of `addr` (None if unknown) and the scope: every
+    /// address in `addr/scope` has the same location. `coords` asks for
+    /// latitude and longitude, otherwise only the codes are read.
+    pub fn locate(&self, addr: IpAddr, coords: bool) -> (Option<Location<'_>>, u8) {
+        let m = self.networks.lookup(addr);
+        if let Some(e) = m.value {
+            let loc = Location {
+                continent: Some(&e.continent),
+                country: Some(&e.country),
+                subdivision: e.subdivision.as_deref(),
+                coords: e.coords,
+            };
+            return (Some(loc), m.scope);
+        }
+        let Some(db) = &self.db else {
+            return (None, m.scope);
+        };
+        let Ok(r) = db.lookup(addr) else {
+            return (None, crate::route::prefix::width(&addr));
+        };
+        let prefix = r
+            .network()
+            .ok()
+            .filter(|n| n.is_ipv4() == addr.is_ipv4())
+            .map_or(crate::route::prefix::width(&addr), |n| n.prefix());
+        let scope = prefix.max(m.scope);
+        if !r.has_data() {
+            return (None, scope);
+        }
+        use PathElement::{Index, Key};
+        let s = |path: &[PathElement<'_>]| r.decode_path::<&str>(path).ok().flatten();
+        let loc = if coords {
+            let f = |k| {
+                r.decode_path::<f64>(&[Key("location"), Key(k)])
+                    .ok()
+                    .flatten()
+            };
+            Location {
+                coords: f("latitude").zip(f("longitude")),
+                ..Location::default()
+            }
+        } else {
+            Location {
+                continent: s(&[Key("continent"), Key("code")]),
+                country: s(&[Key("country"), Key("iso_code")]),
+                subdivision: s(&[Key("subdivisions"), Index(0), Key("iso_code")]),
+                coords: None,
+            }
+        };
+        (Some(loc), scope)
+    }
+}
+
+/// Parses a networks file: `CIDR CONTINENT COUNTRY [SUBDIVISION] [LAT LON]`
+/// per line, `#` starts a comment.
+fn parse_networks(path: &Path, text: &str) -> Result<PrefixMap<Entry>, Diagnostics> {
+    let mut map = PrefixMap::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let err = |m: String| Diagnostic::new(path, i + 1, m);
+        let line = line.split('#').next().unwrap_or("");
+        let t: Vec<&str> = line.split_whitespace().collect();
+        if t.is_empty() {
+            continue;
+        }
+        if !(3..=6).contains(&t.len()) {
+            errors.push(err(
+                "expected CIDR CONTINENT COUNTRY [SUBDIVISION] [LAT LON]".into(),
+            ));
+            continue;
+        }
+        let net: Net = match t[0].parse() {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(err(e));
+                continue;
+            }
+        };
+        let country = t[2].to_ascii_uppercase();
+        let (sub, coords) = match &t[3..] {
+            [] => (None, None),
+            [s] => (Some(*s), None),
+            [lat, lon] => (None, Some((*lat, *lon))),
+            [s, lat, lon] => (Some(*s), Some((*lat, *lon))),
+            _ => unreachable!(),
+        };
+        let coords = match coords {
+            None => None,
+            Some((lat, lon)) => match (lat.parse::<f64>(), lon.parse::<f64>()) {
+                (Ok(a), Ok(o)) if (-90.0..=90.0).contains(&a) && (-180.0..=180.0).contains(&o) => {
+                    Some((a, o))
+                }
+                _ => {
+                    errors.push(err(format!(
+                        "`{lat} {lon}` is not a latitude and longitude"
+                    )));
+                    continue;
+                }
+            },
+        };
+        // `DE-BY` or `BY`: keep the part after the country.
+        let subdivision = sub.map(|s| {
+            let s = s.to_ascii_uppercase();
+            match s.split_once('-') {
+                Some((_, rest)) => rest.to_string(),
+                None => s,
+            }
+        });
+        let entry = Entry {
+            continent: t[1].to_ascii_uppercase(),
+            country,
+            subdivision,
+            coords,
+        };
+        if !map.insert(net, entry) {
+            errors.push(err(format!("{net} is listed twice")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(map)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_file_parses_and_reports_lines() {
+        let p = Path::new("nets.txt");
+        let m = parse_networks(
+            p,
+            "# comment\n10.0.0.0/8 EU DE BY 48.1 11.6\n2001:db8::/32 NA US\n",
+        )
+        .unwrap();
+        let geo = Geo {
+            db: None,
+            networks: m,
+        };
+        let (loc, scope) = geo.locate("10.1.2.3".parse().unwrap(), false);
+        let loc = loc.unwrap();
+        assert_eq!(
+            (loc.continent, loc.country, loc.subdivision, scope),
+            (Some("EU"), Some("DE"), Some("BY"), 8)
+        );
+        let (loc, scope) = geo.locate("192.0.2.1".parse().unwrap(), false);
+        assert_eq!((loc, scope), (None, 1));
+        let e = parse_networks(p, "10.0.0.1/8 EU DE\nfoo\n").unwrap_err();
+        assert_eq!(e.0.len(), 2);
+        assert!(e.0[0].to_string().starts_with("nets.txt:1: "), "{e}");
+        assert!(e.0[1].to_string().starts_with("nets.txt:2: "), "{e}");
+    }
+}

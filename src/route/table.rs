@@ -1,0 +1,260 @@
+//! The client half of the policies: per-route tables built once per
+//! decision, and [`Table::pick`], which chooses a member for one client
+//! without locks and without allocating. It also returns the ECS scope:
+//! the prefix length of the widest block around the client in which every
+//! client gets the same choice (0 when the choice does not depend on the
+//! client at all).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::prefix::{PrefixMap, mask};
+use super::{Client, Trace};
+use crate::config::{Area, Place};
+use crate::geo::Geo;
+use crate::store::Dyn;
+
+/// Sticky weighted routes hash the client's /24 (IPv4) or /56 (IPv6).
+pub const STICKY_V4: u8 = 24;
+/// See [`STICKY_V4`].
+pub const STICKY_V6: u8 = 56;
+
+/// A route's member table for one decision.
+#[derive(Debug)]
+pub struct Table {
+    /// `NAME TYPE policy`, for `veer explain`.
+    pub route: String,
+    /// What each entry answers: a member's records or the slot of the
+    /// route it names.
+    pub targets: Box<[Arc<Dyn>]>,
+    /// Each entry's label (the member's value or `route NAME`).
+    pub labels: Box<[String]>,
+    /// How an entry is chosen.
+    pub kind: Kind,
+}
+
+/// How a [`Table`] chooses.
+#[derive(Debug)]
+pub enum Kind {
+    /// By chance, in proportion to weight: `cumulative[i]` is the sum of
+    /// the weights of entries `0..=i`.
+    Random {
+        /// Running sums of the weights.
+        cumulative: Box<[u32]>,
+    },
+    /// Rendezvous (highest random weight) hashing of the client subnet:
+    /// a client keeps its entry while that entry is eligible, and only the
+    /// clients of a removed entry move.
+    Sticky {
+        /// Per entry: a seed from the member's value, and its weight.
+        keys: Box<[(u64, f64)]>,
+    },
+    /// Longest prefix match of the client address.
+    Cidr {
+        /// Network → entry.
+        map: PrefixMap<u32>,
+        /// The entry for clients in no listed network.
+        default: Option<u32>,
+    },
+    /// The client's location: subdivision, then country, then continent,
+    /// then default.
+    Geo {
+        /// The location sources.
+        geo: Arc<Geo>,
+        /// (area, entry), most specific areas first.
+        areas: Box<[(Area, u32)]>,
+    },
+    /// The nearest entry to the client's coordinates.
+    Nearest {
+        /// The location sources.
+        geo: Arc<Geo>,
+        /// Per entry.
+        places: Box<[Place]>,
+    },
+}
+
+static NO_DATA: Dyn = Dyn::NoData;
+
+impl Table {
+    /// The entry for `client` and the ECS scope of that choice.
+    pub fn pick<'a>(&'a self, client: &Client, trace: &mut impl Trace) -> (&'a Dyn, u8) {
+        let (entry, scope) = match &self.kind {
+            Kind::Random { cumulative } => {
+                let total = cumulative.last().copied().unwrap_or(0);
+                let x = fastrand::u32(..total.max(1));
+                let i = cumulative.partition_point(|&c| c <= x);
+                trace.step(|| {
+                    format!(
+                        "{}: weighted by chance ({}): {}",
+                        self.route,
+                        self.weights(cumulative),
+                        self.labels[i]
+                    )
+                });
+                (Some(i as u32), 0)
+            }
+            Kind::Sticky { keys } => {
+                let (subnet, scope) = match client.addr {
+                    IpAddr::V4(_) => (mask(client.addr, STICKY_V4), STICKY_V4),
+                    IpAddr::V6(_) => (mask(client.addr, STICKY_V6), STICKY_V6),
+                };
+                let h = hash_addr(subnet);
+                let mut best = (0, f64::NEG_INFINITY);
+                for (i, &(seed, weight)) in keys.iter().enumerate() {
+                    // u in (0, 1); ln(u) / w is largest for the winner
+                    // (Efraimidis–Spirakis), which makes each entry win in
+                    // proportion to its weight.
+                    let u = ((mix(h ^ seed) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                    let score = u.ln() / weight;
+                    if score > best.1 {
+                        best = (i, score);
+                    }
+                }
+                trace.step(|| {
+                    format!(
+                        "{}: sticky by client subnet {subnet}/{scope}: {}",
+                        self.route, self.labels[best.0]
+                    )
+                });
+                (Some(best.0 as u32), scope)
+            }
+            Kind::Cidr { map, default } => {
+                let m = map.lookup(client.addr);
+                let entry = m.value.copied().or(*default);
+                trace.step(|| {
+                    let what = match m.value {
+                        Some(_) => format!("longest match /{}", m.len),
+                        None => "no network matches, default".into(),
+                    };
+                    format!(
+                        "{}: client {client}: {what}: {} (same answer for all of /{})",
+                        self.route,
+                        self.label(entry),
+                        m.scope
+                    )
+                });
+                (entry, m.scope)
+            }
+            Kind::Geo { geo, areas } => {
+                let (loc, scope) = geo.locate(client.addr, false);
+                let loc = loc.unwrap_or_default();
+                let hit = areas.iter().find(|(a, _)| match a {
+                    Area::Subdivision(c, s) => {
+                        loc.country == Some(c.as_str()) && loc.subdivision == Some(s.as_str())
+                    }
+                    Area::Country(c) => loc.country == Some(c.as_str()),
+                    Area::Continent(c) => loc.continent == Some(c.as_str()),
+                    Area::Default => true,
+                });
+                trace.step(|| {
+                    format!(
+                        "{}: client {client} located at continent {} country {} subdivision {} (same location for all of /{scope}): {}",
+                        self.route,
+                        loc.continent.unwrap_or("-"),
+                        loc.country.unwrap_or("-"),
+                        loc.subdivision.unwrap_or("-"),
+                        match hit {
+                            Some((a, i)) => format!("{a} -> {}", self.labels[*i as usize]),
+                            None => "no area matches and no default: NODATA".into(),
+                        }
+                    )
+                });
+                (hit.map(|h| h.1), scope)
+            }
+            Kind::Nearest { geo, places } => {
+                let (loc, scope) = geo.locate(client.addr, true);
+                let coords = loc.and_then(|l| l.coords);
+                let entry = match coords {
+                    Some((lat, lon)) => {
+                        let mut best = (0, f64::INFINITY);
+                        for (i, p) in places.iter().enumerate() {
+                            let d = distance_km(lat, lon, p.lat, p.lon) * (1.0 - p.bias / 100.0);
+                            if d < best.1 {
+                                best = (i, d);
+                            }
+                        }
+                        best.0
+                    }
+                    None => 0,
+                };
+                trace.step(|| match coords {
+                    Some((lat, lon)) => format!(
+                        "{}: client {client} at {lat:.2},{lon:.2} (same location for all of /{scope}): nearest {} ({:.0} km)",
+                        self.route,
+                        self.labels[entry],
+                        distance_km(lat, lon, places[entry].lat, places[entry].lon)
+                    ),
+                    None => format!(
+                        "{}: client {client} has no known coordinates (for all of /{scope}): first eligible member {}",
+                        self.route, self.labels[entry]
+                    ),
+                });
+                (Some(entry as u32), scope)
+            }
+        };
+        match entry {
+            Some(i) => (&self.targets[i as usize], scope),
+            None => (&NO_DATA, scope),
+        }
+    }
+
+    fn label(&self, entry: Option<u32>) -> &str {
+        entry.map_or("NODATA", |i| &self.labels[i as usize])
+    }
+
+    fn weights(&self, cumulative: &[u32]) -> String {
+        let mut prev = 0;
+        let mut out = Vec::new();
+        for (l, &c) in self.labels.iter().zip(cumulative) {
+            out.push(format!("{l}={}", c - prev));
+            prev = c;
+        }
+        out.join(" ")
+    }
+}
+
+/// Great-circle distance in km (haversine, mean Earth radius).
+pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6371.0 * a.sqrt().min(1.0).asin()
+}
+
+/// A stable 64-bit seed for a member (from its value), so stickiness
+/// survives config reordering.
+pub fn seed(label: &str) -> u64 {
+    // FNV-1a, then mixed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in label.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    mix(h)
+}
+
+fn hash_addr(a: IpAddr) -> u64 {
+    let bits = match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)) | 1 << 127,
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    mix((bits as u64) ^ mix((bits >> 64) as u64))
+}
+
+/// splitmix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_frankfurt_to_ashburn() {
+        let d = distance_km(50.11, 8.68, 39.04, -77.49);
+        assert!((d - 6560.0).abs() < 50.0, "{d}");
+    }
+}
