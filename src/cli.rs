@@ -1,4 +1,4 @@
-//! Command line: `veer serve` and `veer check`.
+//! Command line: `veer serve`, `veer check` and `veer explain`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +51,28 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show which answer a client gets and why (offline: config plus the
+    /// checkpointed health states, or --down).
+    Explain {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Query name.
+        name: String,
+        /// Query type.
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        /// The query's source address.
+        #[arg(long)]
+        client: std::net::IpAddr,
+        /// An EDNS Client Subnet the query carries (e.g. 203.0.113.0/24).
+        #[arg(long, value_name = "PREFIX")]
+        ecs: Option<String>,
+        /// Take these checks as down and every other check as up, instead
+        /// of the checkpointed states (comma-separated; empty = all up).
+        #[arg(long, value_name = "CHECK,...", value_delimiter = ',', num_args = 0..)]
+        down: Option<Vec<String>>,
+    },
 }
 
 /// Initialises logging. hickory's per-request INFO lines are silenced.
@@ -78,6 +100,23 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, workers } => serve(config, workers),
         Command::Check { config } => check(config),
+        Command::Explain {
+            config,
+            name,
+            rtype,
+            client,
+            ecs,
+            down,
+        } => {
+            let query = crate::explain::Query {
+                name,
+                rtype,
+                client,
+                ecs,
+                down: down.map(|d| d.into_iter().filter(|s| !s.is_empty()).collect()),
+            };
+            explain(config, &query)
+        }
     }
 }
 
@@ -127,6 +166,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+fn explain(path: PathBuf, query: &crate::explain::Query) -> ExitCode {
+    let base = match config::load(&path).and_then(Base::load) {
+        Ok(b) => b,
+        Err(d) => {
+            for e in &d.0 {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::explain::explain(base, query) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("veer explain: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

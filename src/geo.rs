@@ -218,9 +218,68 @@ fn parse_networks(path: &Path, text: &str) -> Result<PrefixMap<Entry>, Diagnosti
     }
 }
 
+// The integration tests' MaxMind DB writer, for the unit tests too.
+#[cfg(test)]
+#[path = "../tests/common/mmdb.rs"]
+mod test_mmdb;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::test_mmdb as mmdb;
+
+    #[test]
+    fn database_lookup_with_network_scope_and_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("test.mmdb");
+        let de = mmdb::Loc {
+            continent: "EU",
+            country: "DE",
+            subdivision: Some("BY"),
+            coords: Some((48.1, 11.6)),
+        };
+        let us = mmdb::Loc {
+            continent: "NA",
+            country: "US",
+            subdivision: None,
+            coords: Some((39.0, -77.5)),
+        };
+        mmdb::write(
+            &db,
+            &[
+                ("198.51.100.0/24", us),
+                ("203.0.113.0/25", de),
+                ("2001:db8:de::/48", de),
+            ],
+        );
+        let nets = dir.path().join("nets.txt");
+        std::fs::write(&nets, "198.51.100.128/26 OC AU\n").unwrap();
+        let config = GeoConfig {
+            database: Some((db, 1)),
+            networks: Some((nets, 2)),
+        };
+        let geo = Geo::load(&config, Path::new("veer.toml")).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (loc, scope) = geo.locate(ip("203.0.113.7"), false);
+        let loc = loc.unwrap();
+        assert_eq!(
+            (loc.continent, loc.country, loc.subdivision, scope),
+            (Some("EU"), Some("DE"), Some("BY"), 25)
+        );
+        let (loc, _) = geo.locate(ip("203.0.113.7"), true);
+        assert_eq!(loc.unwrap().coords, Some((48.1, 11.6)));
+        let (loc, scope) = geo.locate(ip("2001:db8:de:1::1"), false);
+        assert_eq!((loc.unwrap().country, scope), (Some("DE"), 48));
+        // The map file wins inside its network, and narrows the database's
+        // scope outside it: 198.51.100.0/24 is US except the /26.
+        let (loc, scope) = geo.locate(ip("198.51.100.130"), false);
+        assert_eq!((loc.unwrap().country, scope), (Some("AU"), 26));
+        let (loc, scope) = geo.locate(ip("198.51.100.1"), false);
+        assert_eq!((loc.unwrap().country, scope), (Some("US"), 25));
+        let (loc, scope) = geo.locate(ip("203.0.113.200"), false);
+        assert_eq!((loc, scope), (None, 25));
+    }
 
     #[test]
     fn networks_file_parses_and_reports_lines() {

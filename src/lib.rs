@@ -17,6 +17,7 @@
 //! - [`dns`]: sockets, hickory's server loop, the request handler and resolution.
 //! - [`route`]: the policies: `decide` (health half, run by the controller) and
 //!   `Table::pick` (client half, run per query and by `veer explain`).
+//! - [`explain`]: `veer explain`, offline, through the server's own resolution.
 //! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.
 //! - [`runtime`]: wiring for `veer serve`.
 //! - [`cli`]: the command line.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod control;
 pub mod diag;
 pub mod dns;
+pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod route;

@@ -50,6 +50,8 @@ pub struct Controller {
     slots: Vec<Arc<Dyn>>,
     serials: Vec<u32>,
     generation: u64,
+    /// Write the checkpoint (false for `veer explain`).
+    persist: bool,
 }
 
 impl Controller {
@@ -58,6 +60,50 @@ impl Controller {
     /// the admin-state file, and computes the first snapshot. Returns the
     /// probes to run.
     pub fn new(base: Arc<Base>) -> (Controller, Vec<Plan>) {
+        Self::build(base, true)
+    }
+
+    /// A controller that never writes the checkpoint, for `veer explain`:
+    /// the checkpointed states, or with `down`, every probed check up
+    /// except these. Fails on a name that is not a check.
+    pub fn offline(base: Arc<Base>, down: Option<&[String]>) -> Result<Controller, String> {
+        let (mut c, _) = Self::build(base, false);
+        if let Some(down) = down {
+            let checks = &c.base.config.checks;
+            if let Some(bad) = down.iter().find(|d| !checks.iter().any(|k| &k.name == *d)) {
+                return Err(format!("--down {bad}: no such check"));
+            }
+            for (i, k) in checks.iter().enumerate() {
+                let state = if down.contains(&k.name) {
+                    State::Down
+                } else {
+                    State::Up
+                };
+                c.health[i].observed = state;
+                c.health[i].pending = false;
+                c.health[i].reason = "given on the command line".into();
+            }
+            // A named calculated check is forced down like an override.
+            c.overrides = down
+                .iter()
+                .map(|d| Override {
+                    check: d.clone(),
+                    state: State::Down,
+                    until: None,
+                    reason: "--down".into(),
+                })
+                .collect();
+            c.rebuild(SystemTime::now(), false);
+        }
+        Ok(c)
+    }
+
+    /// Each route's current decision, in config order.
+    pub fn decisions(&self) -> &[Option<Decision>] {
+        &self.decisions
+    }
+
+    fn build(base: Arc<Base>, persist: bool) -> (Controller, Vec<Plan>) {
         let now = SystemTime::now();
         let config = &base.config;
         let saved = match &config.server.state_dir {
@@ -129,6 +175,7 @@ impl Controller {
                 .collect(),
             base,
             store: None,
+            persist,
             health,
             probes,
             overrides: Vec::new(),
@@ -320,7 +367,7 @@ impl Controller {
                 store.publish(self.snapshot());
             }
         }
-        if checkpoint || any {
+        if self.persist && (checkpoint || any) {
             self.save_checkpoint();
         }
     }

@@ -1,0 +1,196 @@
+//! `veer explain`: which answer a client gets for a name, and why, worked
+//! out offline from the config plus the checkpointed health states (or a
+//! given set of down checks). It builds the same snapshot the server
+//! publishes (the controller's `decide` per route) and resolves the query
+//! with the server's own [`resolve`], collecting the pick steps; nothing
+//! here decides anything itself.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::control::Controller;
+use crate::control::build::Base;
+use crate::dns::answer::{Part, resolve};
+use crate::route::Client;
+use crate::route::prefix::Net;
+
+/// What to explain.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Query name.
+    pub name: String,
+    /// Query type.
+    pub rtype: String,
+    /// The source address of the query.
+    pub client: IpAddr,
+    /// An ECS prefix the query carries (`203.0.113.0/24`).
+    pub ecs: Option<String>,
+    /// Checks to take as down (every other probed check up) instead of
+    /// the checkpointed states.
+    pub down: Option<Vec<String>>,
+}
+
+/// The explanation as text, or what is wrong with the query.
+pub fn explain(base: Base, q: &Query) -> Result<String, String> {
+    let mut name = Name::from_utf8(&q.name).map_err(|e| format!("{}: {e}", q.name))?;
+    name.set_fqdn(true);
+    let name = name.to_lowercase();
+    let rtype = RecordType::from_str(&q.rtype.to_ascii_uppercase())
+        .map_err(|_| format!("unknown type `{}`", q.rtype))?;
+    let (client, ecs) = match &q.ecs {
+        None => (Client::addr(q.client), None),
+        Some(p) => {
+            let net: Net = p.parse().map_err(|e| format!("--ecs {e}"))?;
+            let c = if net.len == 0 {
+                // Source prefix 0: the server routes on the source address.
+                Client::addr(q.client)
+            } else {
+                Client {
+                    addr: net.addr,
+                    prefix: net.len,
+                }
+            };
+            (c, Some(net))
+        }
+    };
+    let base = Arc::new(base);
+    let controller = Controller::offline(base.clone(), q.down.as_deref())?;
+    let snap = controller.snapshot();
+    let config = &base.config;
+
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "query: {name} {rtype}");
+    let _ = match ecs {
+        Some(net) => writeln!(
+            w,
+            "client: {} with ECS {net}: routing on {client}",
+            q.client
+        ),
+        None => writeln!(w, "client: {} (no ECS)", q.client),
+    };
+    let _ = match &q.down {
+        Some(d) if d.is_empty() => writeln!(w, "health: every check up (--down given empty)"),
+        Some(d) => writeln!(
+            w,
+            "health: down: {}; every other check up (--down)",
+            d.join(", ")
+        ),
+        None => writeln!(
+            w,
+            "health: checkpointed states and admin-state overrides{}",
+            config
+                .server
+                .state_dir
+                .as_ref()
+                .map(|d| format!(" in {}", d.display()))
+                .unwrap_or_else(|| " (no state_dir: unknown, counted healthy)".into())
+        ),
+    };
+    if !config.checks.is_empty() {
+        let _ = writeln!(w, "checks:");
+        for (c, h) in config.checks.iter().zip(controller.health()) {
+            let forced = if h.forced {
+                format!(" (forced; real state {})", h.observed)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(w, "  {}: {}{forced}: {}", c.name, h.effective, h.reason);
+        }
+    }
+
+    // The routes at this name, and every route they name.
+    let mut todo: Vec<usize> = config
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.name == name && (r.rtype == rtype || r.rtype == RecordType::CNAME))
+        .map(|(i, _)| i)
+        .collect();
+    let mut shown = Vec::new();
+    while let Some(i) = todo.pop() {
+        if shown.contains(&i) {
+            continue;
+        }
+        shown.push(i);
+        let r = &config.routes[i];
+        let _ = writeln!(
+            w,
+            "route {} {} (policy {}, line {}):",
+            r.name,
+            r.rtype,
+            r.policy.name(),
+            r.line
+        );
+        if let Some(d) = &controller.decisions()[i] {
+            for step in &d.path {
+                let _ = writeln!(w, "  {step}");
+            }
+            let _ = writeln!(
+                w,
+                "  route health: {}",
+                if d.healthy { "healthy" } else { "down" }
+            );
+        }
+        todo.extend(r.members.iter().filter_map(|m| m.route));
+    }
+    if shown.is_empty() {
+        let _ = writeln!(w, "no route at {name} {rtype}: zone data answers");
+    }
+
+    let mut steps: Vec<String> = Vec::new();
+    let answer = resolve(&snap, &name, rtype, &client, &mut steps);
+    if !steps.is_empty() {
+        let _ = writeln!(w, "pick:");
+        for s in &steps {
+            let _ = writeln!(w, "  {s}");
+        }
+    }
+    let _ = writeln!(w, "answer: {}", answer.rcode);
+    let mut ttl = None;
+    for part in &answer.answer {
+        for r in part.set().records_without_rrsigs() {
+            let owner = match part {
+                Part::Synth(_, owner) => *owner,
+                Part::Set(_) => &r.name,
+            };
+            ttl = Some(ttl.map_or(r.ttl, |t: u32| t.min(r.ttl)));
+            let _ = writeln!(w, "  {owner} {} IN {} {}", r.ttl, r.record_type(), r.data);
+        }
+    }
+    if let Some(auth) = answer.authority {
+        for r in auth.records_without_rrsigs() {
+            let _ = writeln!(
+                w,
+                "  (authority) {} {} IN {} {}",
+                r.name,
+                r.ttl,
+                r.record_type(),
+                r.data
+            );
+        }
+    }
+    if let Some(t) = ttl {
+        let _ = writeln!(w, "ttl: {t}");
+    }
+    // Source prefix 0 is answered with scope 0 (RFC 7871 7.1.2).
+    let scope = if ecs.is_some_and(|n| n.len == 0) {
+        0
+    } else {
+        answer.scope
+    };
+    let _ = writeln!(
+        w,
+        "ecs scope: /{scope}{}",
+        if scope == 0 {
+            " (the answer does not depend on the client)"
+        } else {
+            ""
+        }
+    );
+    Ok(out)
+}
