@@ -228,8 +228,11 @@ impl Controller {
                     }
                     self.rebuild(SystemTime::now(), transitions);
                 }
-                c = commands.recv() => {
-                    let Some(Command::AdminStateChanged) = c else { return };
+                // Without a state_dir nobody sends commands and the channel
+                // closes at once: that disables this branch, it must not
+                // stop the controller (probe reports keep coming).
+                Some(c) = commands.recv() => {
+                    let Command::AdminStateChanged = c;
                     // Editors write in bursts: let it settle, then read once.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     while commands.try_recv().is_ok() {}
