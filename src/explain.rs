@@ -112,7 +112,10 @@ pub fn explain(base: Base, q: &Query) -> Result<String, String> {
         .map(|(i, _)| i)
         .collect();
     let mut shown = Vec::new();
-    while let Some(i) = todo.pop() {
+    let mut next = 0;
+    while next < todo.len() {
+        let i = todo[next];
+        next += 1;
         if shown.contains(&i) {
             continue;
         }
@@ -150,7 +153,11 @@ pub fn explain(base: Base, q: &Query) -> Result<String, String> {
             let _ = writeln!(w, "  {s}");
         }
     }
-    let _ = writeln!(w, "answer: {}", answer.rcode);
+    let _ = writeln!(
+        w,
+        "answer: {}",
+        format!("{:?}", answer.rcode).to_ascii_uppercase()
+    );
     let mut ttl = None;
     for part in &answer.answer {
         for r in part.set().records_without_rrsigs() {

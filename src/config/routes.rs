@@ -46,6 +46,8 @@ pub struct Member {
     /// The route this member answers with (index into
     /// [`super::Config::routes`]), instead of a record.
     pub route: Option<usize>,
+    /// The name of that route.
+    pub route_name: Option<Name>,
     /// The check deciding its health (`None` = always healthy).
     pub check: Option<usize>,
     /// Failover tier (1 = first).
@@ -58,6 +60,8 @@ pub struct Member {
     pub networks: Vec<Net>,
     /// Position and bias (nearest routes).
     pub place: Option<Place>,
+    /// `default = true` (geo and cidr routes).
+    pub default: bool,
     /// Line of the member in the config file.
     pub line: usize,
 }
@@ -396,12 +400,14 @@ impl Validator<'_> {
                 members.push(Member {
                     record,
                     route: None,
+                    route_name: None,
                     check,
                     tier: m.tier.unwrap_or(1),
                     weight,
                     area,
                     networks,
                     place,
+                    default: m.default == Some(true),
                     line: mline,
                 });
             }
@@ -439,7 +445,7 @@ impl Validator<'_> {
                     "a CNAME route must answer with exactly one member".into(),
                 );
             }
-            self.member_overlaps(&members, policy, &mut |v, msg| fail(v, msg));
+            self.member_overlaps(&members, &mut |v, msg| fail(v, msg));
             let min_healthy = match s.min_healthy {
                 None => MinHealthy::Count(1),
                 Some(MinHealthySpec::Count(n)) => MinHealthy::Count(n),
@@ -594,12 +600,7 @@ impl Validator<'_> {
 
     /// Two geo members with one area, two cidr members with one network, or
     /// two defaults would make the answer depend on member order.
-    fn member_overlaps(
-        &mut self,
-        members: &[Member],
-        policy: Policy,
-        fail: &mut dyn FnMut(&mut Self, String),
-    ) {
+    fn member_overlaps(&mut self, members: &[Member], fail: &mut dyn FnMut(&mut Self, String)) {
         let mut areas: BTreeMap<String, usize> = BTreeMap::new();
         let mut nets: BTreeMap<String, usize> = BTreeMap::new();
         for (i, m) in members.iter().enumerate() {
@@ -617,11 +618,9 @@ impl Validator<'_> {
                 }
             }
         }
-        if policy == Policy::Cidr {
-            let defaults = members.iter().filter(|m| m.networks.is_empty()).count();
-            if defaults > 1 {
-                fail(self, "more than one member has default = true".into());
-            }
+        let defaults = members.iter().filter(|m| m.default).count();
+        if defaults > 1 {
+            fail(self, "more than one member has default = true".into());
         }
     }
 
@@ -647,7 +646,10 @@ impl Validator<'_> {
                     .iter()
                     .position(|o| o.name == name && o.rtype == rtype)
                 {
-                    Some(t) => routes[r].members[m].route = Some(t),
+                    Some(t) => {
+                        routes[r].members[m].route = Some(t);
+                        routes[r].members[m].route_name = Some(name);
+                    }
                     None => {
                         let others: Vec<String> = routes
                             .iter()
@@ -669,7 +671,8 @@ impl Validator<'_> {
             }
         }
         if !ok {
-            return (Vec::new(), Vec::new());
+            // Invalid anyway; the routes stay for the checks that follow.
+            return (std::mem::take(routes), Vec::new());
         }
         // Depth-first order; a route met again while on the stack is a cycle.
         #[derive(Clone, Copy, PartialEq)]

@@ -218,7 +218,7 @@ pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> D
             let mut default = None;
             for (e, &i) in members.iter().enumerate() {
                 let m = &route.members[i];
-                if m.networks.is_empty() {
+                if m.default {
                     default = Some(e as u32);
                 }
                 for n in &m.networks {

@@ -84,15 +84,19 @@ impl Controller {
                 c.health[i].reason = "given on the command line".into();
             }
             // A named calculated check is forced down like an override.
-            c.overrides = down
+            c.overrides = checks
                 .iter()
-                .map(|d| Override {
-                    check: d.clone(),
+                .filter(|k| matches!(k.kind, CheckKind::Calculated { .. }))
+                .filter(|k| down.contains(&k.name))
+                .map(|k| Override {
+                    check: k.name.clone(),
                     state: State::Down,
                     until: None,
                     reason: "--down".into(),
                 })
                 .collect();
+            // Decide every route afresh, so each path reflects these states.
+            c.decisions.iter_mut().for_each(|d| *d = None);
             c.rebuild(SystemTime::now(), false);
         }
         Ok(c)

@@ -135,9 +135,10 @@ pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
         path.push(format!(
             "member {} ({}): {} [{}]",
             i + 1,
-            match &m.record {
-                Some(r) => r.data.to_string(),
-                None => "route".into(),
+            match (&m.record, &m.route_name) {
+                (Some(r), _) => r.data.to_string(),
+                (None, Some(n)) => format!("route {n}"),
+                (None, None) => "?".into(),
             },
             if up(i) { "healthy" } else { "down" },
             why.join(", ")
@@ -273,12 +274,14 @@ mod tests {
                         RData::A(A::new(192, 0, 2, i as u8)),
                     )),
                     route: None,
+                    route_name: None,
                     check: Some(i),
                     tier,
                     weight: 1,
                     area: None,
                     networks: Vec::new(),
                     place: None,
+                    default: false,
                     line: 1,
                 })
                 .collect(),

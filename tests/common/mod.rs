@@ -699,6 +699,8 @@ pub fn try_dig(addr: SocketAddr, args: &[&str]) -> Result<Dig, String> {
 
 /// Hand-built DNS messages and plain-socket exchanges, for inputs `dig`
 /// cannot produce.
+pub mod mmdb;
+
 pub mod wire {
     use std::io::{self, Read, Write};
     use std::net::{SocketAddr, TcpStream, UdpSocket};
