@@ -383,4 +383,51 @@ mod tests {
         h[0].pending = true;
         assert_eq!(dec(&r, &h).ttl, 5);
     }
+
+    #[test]
+    fn weighted_standby_answers_only_when_every_weighted_member_is_down() {
+        let mut r = route(
+            Policy::Weighted {
+                sticky: false,
+                pick: 1,
+            },
+            &[1, 1, 1],
+            MinHealthy::Count(1),
+            AllDown::Open,
+        );
+        for (m, w) in r.members.iter_mut().zip([2, 1, 0]) {
+            m.weight = w;
+        }
+        let d = dec(&r, &health(&[Up, Down, Up]));
+        assert_eq!((d.chosen, d.healthy), (Chosen::Members(vec![0]), true));
+        let d = dec(&r, &health(&[Down, Down, Up]));
+        assert_eq!((d.chosen, d.healthy), (Chosen::Members(vec![2]), true));
+        // All down, fail open: the weighted members, reported down.
+        let d = dec(&r, &health(&[Down, Down, Down]));
+        assert_eq!((d.chosen, d.healthy), (Chosen::Members(vec![0, 1]), false));
+        // All weights 0: one pool (equal odds are the table's job).
+        for m in &mut r.members {
+            m.weight = 0;
+        }
+        let d = dec(&r, &health(&[Up, Down, Up]));
+        assert_eq!(d.chosen, Chosen::Members(vec![0, 2]));
+    }
+
+    #[test]
+    fn a_member_naming_a_route_follows_that_routes_health() {
+        let mut r = route(
+            Policy::Failover,
+            &[1, 2],
+            MinHealthy::Count(1),
+            AllDown::Open,
+        );
+        r.members[0].check = None;
+        r.members[0].route = Some(0);
+        let h = health(&[Up, Up]);
+        let view = |routes: &'static [bool]| View { checks: &h, routes };
+        let d = decide(&r, &view(&[true]));
+        assert_eq!(d.chosen, Chosen::Members(vec![0]));
+        let d = decide(&r, &view(&[false]));
+        assert_eq!(d.chosen, Chosen::Members(vec![1]));
+    }
 }

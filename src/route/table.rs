@@ -252,6 +252,102 @@ fn mix(mut z: u64) -> u64 {
 mod tests {
     use super::*;
 
+    fn table(kind: Kind, n: usize) -> Table {
+        Table {
+            route: "t. A weighted".into(),
+            targets: (0..n).map(|_| Arc::new(Dyn::NoData)).collect(),
+            labels: (0..n).map(|i| format!("m{i}")).collect(),
+            kind,
+        }
+    }
+
+    /// Which entry `pick` chose (targets are told apart by address).
+    fn entry(t: &Table, c: &Client) -> (usize, u8) {
+        let (d, scope) = t.pick(c, &mut ());
+        let i = t
+            .targets
+            .iter()
+            .position(|x| std::ptr::eq(&**x, d))
+            .unwrap();
+        (i, scope)
+    }
+
+    fn sticky(members: &[(&str, f64)]) -> Table {
+        let keys = members.iter().map(|&(l, w)| (seed(l), w)).collect();
+        table(Kind::Sticky { keys }, members.len())
+    }
+
+    fn client(i: u32) -> Client {
+        Client {
+            addr: IpAddr::V4((0x0a00_0000 | (i << 8)).into()),
+            prefix: 24,
+        }
+    }
+
+    #[test]
+    fn sticky_moves_only_the_clients_of_a_removed_member() {
+        let all = sticky(&[("a", 2.0), ("b", 1.0), ("c", 1.0)]);
+        let without_c = sticky(&[("a", 2.0), ("b", 1.0)]);
+        let mut counts = [0; 3];
+        for i in 0..4000 {
+            let (e, scope) = entry(&all, &client(i));
+            assert_eq!(scope, STICKY_V4);
+            counts[e] += 1;
+            // Same /24, other host bits: same answer.
+            let mut c = client(i);
+            c.addr = match c.addr {
+                IpAddr::V4(a) => IpAddr::V4((u32::from(a) | 0x7f).into()),
+                v6 => v6,
+            };
+            assert_eq!(entry(&all, &c).0, e);
+            let (after, _) = entry(&without_c, &client(i));
+            if e != 2 {
+                assert_eq!(after, e, "client {i} moved from a healthy member");
+            }
+        }
+        // Weights 2:1:1 over 4000 clients (loose: hashing, not chance).
+        assert!((1800..2200).contains(&counts[0]), "{counts:?}");
+        assert!((800..1200).contains(&counts[1]), "{counts:?}");
+    }
+
+    #[test]
+    fn random_follows_cumulative_weights() {
+        let t = table(
+            Kind::Random {
+                cumulative: vec![3, 4].into(),
+            },
+            2,
+        );
+        let mut heavy = 0;
+        for i in 0..4000 {
+            let (e, scope) = entry(&t, &client(i));
+            assert_eq!(scope, 0);
+            heavy += usize::from(e == 0);
+        }
+        // Hoeffding, as in tests/routing.rs: 3000 +- 171 fails < 1e-6.
+        assert!((3000 - 171..=3000 + 171).contains(&heavy), "{heavy}");
+    }
+
+    #[test]
+    fn cidr_default_carries_the_scope_of_its_block() {
+        let mut map = PrefixMap::new();
+        map.insert("10.0.0.0/8".parse().unwrap(), 0);
+        let t = table(
+            Kind::Cidr {
+                map,
+                default: Some(1),
+            },
+            2,
+        );
+        let c = |s: &str, p| Client {
+            addr: s.parse().unwrap(),
+            prefix: p,
+        };
+        assert_eq!(entry(&t, &c("10.9.0.0", 16)), (0, 8));
+        assert_eq!(entry(&t, &c("11.0.0.0", 16)), (1, 8));
+        assert_eq!(entry(&t, &c("2001:db8::", 48)), (1, 0));
+    }
+
     #[test]
     fn haversine_frankfurt_to_ashburn() {
         let d = distance_km(50.11, 8.68, 39.04, -77.49);
