@@ -257,9 +257,11 @@ fn sticky_answers_stay_when_an_unrelated_member_fails() {
 fn failover_between_weighted_pools() {
     let (dir, veer) = start();
     let pool_a = ["192.0.2.31", "192.0.2.32"];
-    let (a, echo) = ask(&veer, "shop.routing.test", "192.0.2.0/24");
-    assert!(pool_a.contains(&a[0].as_str()), "{a:?}");
-    assert_eq!(echo, "192.0.2.0/24/0");
+    let r = veer.dig(&["shop.routing.test", "A", "+subnet=192.0.2.0/24"]);
+    assert!(pool_a.contains(&r.answer_data()[0].as_str()), "{}", r.raw);
+    // The pool's records answer under the parent's name.
+    assert_eq!(r.answer[0].name, "shop.routing.test.", "{}", r.raw);
+    assert_eq!(r.edns.unwrap().subnet.unwrap(), "192.0.2.0/24/0");
 
     // One member of pool A down: still pool A, its healthy member.
     set(dir.path(), "pa1", "down");
@@ -663,5 +665,41 @@ members = [
             "veer.toml:8: route a.routing.test. A: routes name each other in a cycle: a.routing.test. -> b.routing.test. -> a.routing.test."
         ),
         "{stderr}"
+    );
+}
+
+#[test]
+fn explain_reads_the_checkpointed_states() {
+    let dir = routing_dir();
+    let d = dir.path();
+    let config = d.join("veer.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "udp_sockets = 2\n",
+            "udp_sockets = 2\nstate_dir = \"state\"\n",
+        ),
+    )
+    .unwrap();
+    let veer = Veer::start_in(d);
+    set(d, "pa1", "down");
+    set(d, "pa2", "down");
+    assert!(wait_until(FLIP, || ask(
+        &veer,
+        "shop.routing.test",
+        "192.0.2.0/24"
+    )
+    .0 == ["198.51.100.31"]));
+    // The server checkpointed the transitions; explain (no --down) sees them.
+    let text = explain(d, &["shop.routing.test", "A", "--client", "192.0.2.1"]);
+    assert_has(
+        &text,
+        &[
+            "health: checkpointed states",
+            "pa1: down",
+            "member 1 (route pool-a.routing.test.): down [route down]",
+            "shop.routing.test. 60 IN A 198.51.100.31",
+        ],
     );
 }

@@ -7,6 +7,7 @@
 mod checks;
 mod duration;
 mod file;
+mod members;
 mod routes;
 
 use std::net::SocketAddr;

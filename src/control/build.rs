@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::{Record, RecordSet};
+use hickory_proto::rr::{Name, Record, RecordSet};
 
 use crate::config::{AllDown, Area, Config, Place, Policy};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -128,7 +128,7 @@ pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> D
         let m = &route.members[i];
         match (&m.record, m.route) {
             (Some(r), _) => Arc::new(Dyn::Set(set(&mut std::iter::once(r)))),
-            (None, Some(child)) => slots[base.route_slots[child]].clone(),
+            (None, Some(child)) => Arc::new(renamed(&slots[base.route_slots[child]], &route.name)),
             (None, None) => Arc::new(Dyn::NoData),
         }
     };
@@ -296,6 +296,36 @@ pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> D
                 None => Dyn::ServFail,
             }
         }
+    }
+}
+
+/// `d` with every record owned by `name`: a route that names another
+/// answers with that route's records under its own name. Tables are
+/// copied (sharing the location sources); this runs only on rebuilds.
+fn renamed(d: &Dyn, name: &Name) -> Dyn {
+    let rename = |rr: &Rrset| {
+        let mut set = RecordSet::with_ttl(name.clone(), rr.set.record_type(), rr.set.ttl());
+        for r in rr.set.records_without_rrsigs() {
+            set.add_rdata(r.data.clone());
+        }
+        Rrset::new(Arc::new(set))
+    };
+    match d {
+        Dyn::Set(rr) => Dyn::Set(rename(rr)),
+        Dyn::Choice(sets) => Dyn::Choice(sets.iter().map(rename).collect()),
+        Dyn::NoData => Dyn::NoData,
+        Dyn::ServFail => Dyn::ServFail,
+        Dyn::Via(inner) => renamed(inner, name),
+        Dyn::Routed(t) => Dyn::Routed(Box::new(Table {
+            route: t.route.clone(),
+            targets: t
+                .targets
+                .iter()
+                .map(|x| Arc::new(renamed(x, name)))
+                .collect(),
+            labels: t.labels.clone(),
+            kind: t.kind.clone(),
+        })),
     }
 }
 

@@ -34,7 +34,7 @@ pub struct Table {
 }
 
 /// How a [`Table`] chooses.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Kind {
     /// By chance, in proportion to weight: `cumulative[i]` is the sum of
     /// the weights of entries `0..=i`.
