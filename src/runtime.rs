@@ -51,6 +51,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?;
     tracing::info!(probes = plans.len(), "starting probes");
     scheduler::spawn(plans, clients, report_tx, &mut tasks);
+    let _geo_watch = watch_geo(config, command_tx.clone());
     let _admin_watch = config
         .server
         .state_dir
@@ -81,6 +82,58 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(())
+}
+
+/// Watches the `[geo]` files (their directories, so a replace-by-rename
+/// is seen) and tells the controller when one changes.
+fn watch_geo(
+    config: &Config,
+    tx: mpsc::UnboundedSender<Command>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let files: Vec<std::path::PathBuf> = [&config.geo.database, &config.geo.networks]
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p.clone())
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let names: Vec<std::ffi::OsString> = files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
+        .collect();
+    let mut watcher = match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && !ev.kind.is_access()
+            && ev
+                .paths
+                .iter()
+                .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
+        {
+            let _ = tx.send(Command::GeoChanged);
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("cannot watch the [geo] files: {e}; changes need a restart");
+            return None;
+        }
+    };
+    for f in &files {
+        let dir = f
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                "cannot watch {}: {e}; changes of {} need a restart",
+                dir.display(),
+                f.display()
+            );
+        }
+    }
+    Some(watcher)
 }
 
 /// Watches `state_dir` for changes of the admin-state file (watching the

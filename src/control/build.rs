@@ -96,8 +96,15 @@ impl Base {
 
 /// The slot content for route `ri`'s decision: fixed records, or a table
 /// the query path picks from per client. `slots` holds the current content
-/// of every slot (the routes this one names are already rebuilt).
-pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> Dyn {
+/// of every slot (the routes this one names are already rebuilt); `geo`
+/// is the current location data.
+pub fn route_slot(
+    base: &Base,
+    geo: Option<&Arc<Geo>>,
+    ri: usize,
+    d: &Decision,
+    slots: &[Arc<Dyn>],
+) -> Dyn {
     let route = &base.config.routes[ri];
     let set = |records: &mut dyn Iterator<Item = &Record>| {
         let mut set = RecordSet::with_ttl(route.name.clone(), route.rtype, d.ttl);
@@ -256,7 +263,7 @@ pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> D
             if let [(Area::Default, e)] = areas.as_slice() {
                 return Dyn::Via(targets[*e as usize].clone());
             }
-            match &base.geo {
+            match geo {
                 Some(geo) => Dyn::Routed(Box::new(Table {
                     route: name,
                     targets,
@@ -274,7 +281,7 @@ pub fn route_slot(base: &Base, ri: usize, d: &Decision, slots: &[Arc<Dyn>]) -> D
             if targets.len() == 1 {
                 return Dyn::Via(targets[0].clone());
             }
-            match &base.geo {
+            match geo {
                 Some(geo) => Dyn::Routed(Box::new(Table {
                     route: name,
                     targets,

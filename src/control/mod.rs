@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use crate::config::{CheckKind, Initial};
+use crate::geo::Geo;
 use crate::health::checkpoint::{self, Checkpoint, Saved};
 use crate::health::guard::Guard;
 use crate::health::overrides::{self, Override};
@@ -35,6 +36,8 @@ pub const ADMIN_STATE: &str = "admin-state";
 pub enum Command {
     /// The admin-state file may have changed.
     AdminStateChanged,
+    /// A `[geo]` file (database or networks map) may have changed.
+    GeoChanged,
 }
 
 /// The single writer of served state.
@@ -52,6 +55,8 @@ pub struct Controller {
     generation: u64,
     /// Write the checkpoint (false for `veer explain`).
     persist: bool,
+    /// Client locations; replaced when the `[geo]` files change.
+    geo: Option<Arc<Geo>>,
 }
 
 impl Controller {
@@ -180,12 +185,14 @@ impl Controller {
             base,
             store: None,
             persist,
+            geo: None,
             health,
             probes,
             overrides: Vec::new(),
             serials,
             generation: 0,
         };
+        c.geo = c.base.geo.clone();
         c.read_admin_state(now);
         for (i, z) in c.base.zones.iter().enumerate() {
             let [soa, neg] = soa_slots(z, c.serials[i]);
@@ -236,12 +243,21 @@ impl Controller {
                 // closes at once: that disables this branch, it must not
                 // stop the controller (probe reports keep coming).
                 Some(c) = commands.recv() => {
-                    let Command::AdminStateChanged = c;
                     // Editors write in bursts: let it settle, then read once.
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    while commands.try_recv().is_ok() {}
+                    let (mut admin, mut geo) = (false, false);
+                    for c in std::iter::once(c).chain(std::iter::from_fn(|| commands.try_recv().ok())) {
+                        match c {
+                            Command::AdminStateChanged => admin = true,
+                            Command::GeoChanged => geo = true,
+                        }
+                    }
                     let now = SystemTime::now();
-                    if self.read_admin_state(now) {
+                    let mut changed = admin && self.read_admin_state(now);
+                    if geo {
+                        changed |= self.reload_geo().await;
+                    }
+                    if changed {
                         self.rebuild(now, true);
                     }
                 }
@@ -352,13 +368,21 @@ impl Controller {
                 );
                 zone_changed[route.zone] = true;
             }
-            self.slots[self.base.route_slots[i]] =
-                Arc::new(route_slot(&self.base, i, &d, &self.slots));
+            self.slots[self.base.route_slots[i]] = Arc::new(route_slot(
+                &self.base,
+                self.geo.as_ref(),
+                i,
+                &d,
+                &self.slots,
+            ));
             route_healthy[i] = d.healthy;
             replaced[i] = true;
             self.decisions[i] = Some(d);
         }
-        let any = zone_changed.iter().any(|&c| c) || self.generation == 0;
+        // A route rebuilt without a zone change (new location data) is
+        // published too.
+        let any =
+            zone_changed.iter().any(|&c| c) || replaced.iter().any(|&r| r) || self.generation == 0;
         for (z, changed) in zone_changed.into_iter().enumerate() {
             if changed {
                 self.serials[z] = next_serial(self.serials[z]);
@@ -524,6 +548,38 @@ impl Controller {
             self.guard.lift();
         }
         true
+    }
+
+    /// Re-reads the `[geo]` files; on success the routes that use client
+    /// locations are rebuilt with them. A file that does not load changes
+    /// nothing (the previous data keeps serving) and says why.
+    async fn reload_geo(&mut self) -> bool {
+        let config = self.base.config.geo.clone();
+        let path = self.base.config.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Geo::load(&config, &path)).await;
+        match loaded {
+            Ok(Ok(geo)) => {
+                tracing::info!("[geo] files reloaded");
+                self.geo = Some(Arc::new(geo));
+                for (i, r) in self.base.config.routes.iter().enumerate() {
+                    if r.policy.needs_location() {
+                        self.decisions[i] = None;
+                    }
+                }
+                true
+            }
+            Ok(Err(d)) => {
+                for e in &d.0 {
+                    tracing::error!("{e}");
+                }
+                tracing::error!("[geo] reload rejected; the previous location data stays");
+                false
+            }
+            Err(e) => {
+                tracing::error!("[geo] reload failed: {e}");
+                false
+            }
+        }
     }
 
     /// When the next override expires.
