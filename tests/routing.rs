@@ -188,6 +188,20 @@ fn weighted_follows_weights_over_4000_queries() {
 }
 
 #[test]
+fn weighted_pick_answers_with_distinct_members() {
+    let (_dir, veer) = start();
+    let answers = dig_batch(&veer, &"pick.routing.test A\n".repeat(60));
+    assert_eq!(answers.len(), 120, "two records per answer: {answers:?}");
+    for pair in answers.chunks(2) {
+        assert_ne!(pair[0], pair[1], "{answers:?}");
+    }
+    // Every member leads some answers.
+    for m in ["192.0.2.71", "192.0.2.72", "192.0.2.73"] {
+        assert!(answers.iter().any(|a| a == m), "{m} never answered");
+    }
+}
+
+#[test]
 fn weight_zero_is_standby() {
     let (dir, veer) = start();
     let many = "standby.routing.test A\n".repeat(50);

@@ -349,6 +349,47 @@ mod tests {
     }
 
     #[test]
+    fn nearest_with_bias() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = dir.path().join("nets.txt");
+        std::fs::write(&nets, "10.0.0.0/8 EU DE BY 48.1 11.6\n").unwrap();
+        let config = crate::config::GeoConfig {
+            database: None,
+            networks: Some((nets, 1)),
+        };
+        let geo = Arc::new(Geo::load(&config, std::path::Path::new("veer.toml")).unwrap());
+        let fra = Place {
+            lat: 50.11,
+            lon: 8.68,
+            bias: 0.0,
+        };
+        let iad = |bias| Place {
+            lat: 39.04,
+            lon: -77.49,
+            bias,
+        };
+        let t = |places: Vec<Place>| {
+            table(
+                Kind::Nearest {
+                    geo: geo.clone(),
+                    places: places.into(),
+                },
+                2,
+            )
+        };
+        // Munich is ~300 km from Frankfurt and ~6,900 km from Ashburn.
+        assert_eq!(entry(&t(vec![fra, iad(0.0)]), &client(1)), (0, 8));
+        // A 99% bias shrinks Ashburn's distance to ~69 km.
+        assert_eq!(entry(&t(vec![fra, iad(99.0)]), &client(1)), (1, 8));
+        // No coordinates: the first entry, for the whole block without any.
+        let far = Client {
+            addr: "192.0.2.1".parse().unwrap(),
+            prefix: 32,
+        };
+        assert_eq!(entry(&t(vec![fra, iad(0.0)]), &far), (0, 1));
+    }
+
+    #[test]
     fn haversine_frankfurt_to_ashburn() {
         let d = distance_km(50.11, 8.68, 39.04, -77.49);
         assert!((d - 6560.0).abs() < 50.0, "{d}");
