@@ -176,7 +176,8 @@ impl RequestHandler for Handler {
 
         // EDNS(0): answer an OPT with an OPT; cap the UDP payload.
         let mut edns = None;
-        let mut client = Client::addr(request.src().ip());
+        // A v4-mapped source (dual-stack socket) is the IPv4 client it maps.
+        let mut client = Client::addr(request.src().ip().to_canonical());
         let mut bad_ecs = false;
         if let Some(req) = request.edns.as_ref() {
             let mut e = Edns::new();
