@@ -12,6 +12,10 @@
 #   veer-routed  dyn.bench.test is a failover route whose primary is
 #                health-checked over HTTP against the harness's health
 #                endpoint (the counterpart of gdnsd-dyna)
+#   veer-weighted, veer-geo  dyn.bench.test as a weighted or a geo route
+#                (bench/veer-row.sh); compare their dyn QPS with veer's dyn.
+#                The harness's dnsperf sends no ECS, so geo locates the
+#                source address (the ECS parse and echo are not measured).
 # Query sets: mix (the anchors' mix), nx (100% NXDOMAIN), wild (100% wildcard
 # A), dyn (100% dyn.bench.test A). Needs ../shared/bench/setup.sh to have run.
 set -euo pipefail
@@ -38,10 +42,12 @@ common='printf "[server]\nlisten = [\"127.0.0.1:%s\"]\nworkers = 1\nudp_sockets 
 static="$common && cp \$ZONE zone && RUST_LOG=warn exec $VEER serve --config veer.toml"
 routed="$common && grep -v '^dyn' \$ZONE > zone && printf '[check.web]\nhttp = \"http://127.0.0.1:%s/\"\ninterval = \"5s\"\ntimeout = \"2s\"\n[[route]]\nname = \"dyn.bench.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\nmembers = [ { tier = 1, value = \"127.0.0.1\", check = \"web\" }, { tier = 2, value = \"192.0.2.53\" } ]\n' \$HEALTH_PORT >> veer.toml && RUST_LOG=warn exec $VEER serve --config veer.toml"
 export BENCH_EXTRA_SERVERS="veer;mix dyn;static;$static
-veer-routed;dyn;static;$routed"
+veer-routed;dyn;static;$routed
+veer-weighted;dyn;static;exec $ROOT/bench/veer-row.sh weighted $VEER \$PORT \$ZONE
+veer-geo;dyn;static;exec $ROOT/bench/veer-row.sh geo $VEER \$PORT \$ZONE"
 
 OUT="${BENCH_OUT:-$SCRATCH/results/veer-$(date +%Y%m%d-%H%M%S)}"
-SERVERS=${BENCH_SERVERS:-"gdnsd gdnsd-dyna nsd veer veer-routed"}
+SERVERS=${BENCH_SERVERS:-"gdnsd gdnsd-dyna nsd veer veer-routed veer-weighted veer-geo"}
 # Rows run every query set they can answer: static rows mix/nx/wild/dyn,
 # routed rows dyn (plus the anchors' own sets).
 "$SHARED/run.sh" -s "$SERVERS" -M "mix nx wild dyn" -r 1 -l 5 -o "$OUT" "$@"
@@ -59,8 +65,12 @@ for r in rows:
         per.setdefault((r["server"], r["qset"]), []).append(q / (c / 100))
 med = {k: statistics.median(v) for k, v in per.items()}
 print("\nQPS per server core, veer / anchor (same run):")
+if ("veer", "dyn") in med:
+    for ours in ("veer-weighted", "veer-geo"):
+        if (ours, "dyn") in med:
+            print(f"  {ours} dyn / veer dyn (static): {med[(ours, 'dyn')] / med[('veer', 'dyn')]:.2f}x")
 for qset in ("mix", "nx", "wild", "dyn"):
-    for ours in ("veer", "veer-routed"):
+    for ours in ("veer", "veer-routed", "veer-weighted", "veer-geo"):
         if (ours, qset) not in med:
             continue
         parts = [f"{ours} {qset}: {med[(ours, qset)]:,.0f}/core"]
