@@ -19,12 +19,14 @@
 //! - [`cli`]: the command line.
 //! - [`diag`]: operator-facing diagnostics.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod diag;
 pub mod dns;
 pub mod health;
+pub mod metrics;
 pub mod route;
 pub mod runtime;
 pub mod store;

@@ -18,6 +18,25 @@ pub struct Spec {
     pub check: BTreeMap<String, Spanned<CheckSpec>>,
     #[serde(default)]
     pub route: Vec<Spanned<RouteSpec>>,
+    pub api: Option<ApiSpec>,
+    #[serde(default)]
+    pub webhook: Vec<WebhookSpec>,
+}
+
+/// `[api]`: the admin HTTP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpec {
+    pub listen: Option<Spanned<String>>,
+    pub token: Option<String>,
+    pub token_file: Option<Spanned<String>>,
+}
+
+/// `[[webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub url: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

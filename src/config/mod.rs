@@ -41,6 +41,19 @@ pub struct Config {
     pub checks: Vec<CheckConfig>,
     /// `[[route]]`, in file order.
     pub routes: Vec<RouteConfig>,
+    /// `[api]`, if configured.
+    pub api: Option<ApiConfig>,
+    /// `[[webhook]] url`s.
+    pub webhooks: Vec<String>,
+}
+
+/// `[api]`: the admin HTTP server (listen address needs a restart).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Where it listens (loopback by default).
+    pub listen: SocketAddr,
+    /// Bearer token for state-changing endpoints; `None` turns them off.
+    pub token: Option<String>,
 }
 
 /// `[health]`: the prober guard.
@@ -155,6 +168,19 @@ impl Validator<'_> {
         let health = self.health(spec.health);
         let checks = self.checks(spec.check);
         let routes = self.routes(spec.route, &zones, &checks);
+        let api = spec.api.map(|a| self.api(a));
+        let mut webhooks = Vec::new();
+        for w in spec.webhook {
+            match reqwest::Url::parse(w.url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                    webhooks.push(w.url.into_inner())
+                }
+                _ => self.error(
+                    &w.url,
+                    format!("webhook url `{}` must be an http(s) URL", w.url.get_ref()),
+                ),
+            }
+        }
         Config {
             path: self.path.to_path_buf(),
             server,
@@ -162,7 +188,49 @@ impl Validator<'_> {
             health,
             checks,
             routes,
+            api,
+            webhooks,
         }
+    }
+
+    fn api(&mut self, a: file::ApiSpec) -> ApiConfig {
+        let listen = match &a.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8053)),
+            Some(l) => l.get_ref().parse().unwrap_or_else(|_| {
+                self.error(l, format!("[api] listen `{}` is not IP:PORT", l.get_ref()));
+                SocketAddr::from(([127, 0, 0, 1], 8053))
+            }),
+        };
+        let token = match (&a.token, &a.token_file) {
+            (Some(_), Some(f)) => {
+                self.error(f, "[api] takes token or token_file, not both");
+                None
+            }
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(f)) => {
+                let path = self.resolve(f.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                    Ok(_) => {
+                        self.error(f, format!("token_file {} is empty", path.display()));
+                        None
+                    }
+                    Err(e) => {
+                        self.error(f, format!("cannot read token_file {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            self.errors.push(Diagnostic::new(
+                self.path,
+                1,
+                "[api] token must be at least 16 characters",
+            ));
+        }
+        ApiConfig { listen, token }
     }
 
     fn health(&mut self, h: file::HealthSpec) -> HealthConfig {

@@ -32,11 +32,24 @@ impl Base {
     /// Loads every zone of `config` and binds the SOA and route slots.
     /// Reports every problem (zone files, routes colliding with zone data).
     pub fn load(config: Config) -> Result<Base, Diagnostics> {
+        Base::load_after(config, None)
+    }
+
+    /// Like [`Base::load`], keeping the query counters of zones that
+    /// `previous` served too.
+    pub fn load_after(config: Config, previous: Option<&Base>) -> Result<Base, Diagnostics> {
         let mut zones = Vec::new();
         let mut errors = Vec::new();
         for z in &config.zones {
             match Zone::load(&z.origin, &z.file) {
-                Ok(zone) => zones.push(zone),
+                Ok(mut zone) => {
+                    if let Some(old) =
+                        previous.and_then(|p| p.zones.iter().find(|o| o.origin == zone.origin))
+                    {
+                        zone.stats = old.stats.clone();
+                    }
+                    zones.push(zone)
+                }
                 Err(d) => errors.extend(d.0),
             }
         }

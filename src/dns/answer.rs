@@ -8,7 +8,7 @@ use hickory_proto::rr::{Name, RData, RecordSet, RecordType};
 use smallvec::SmallVec;
 
 use crate::store::{Dyn, Snapshot};
-use crate::zone::{Data, Entry, Found, Key, Rrset};
+use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
 
 /// Longest CNAME chain followed inside our zones.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -50,6 +50,10 @@ pub struct Answer<'a> {
     pub size: usize,
     /// Upper bound of the encoded size of the additional records.
     pub additional_size: usize,
+    /// The zone the query landed in.
+    pub zone: Option<&'a Zone>,
+    /// Metrics label of the answer's source ([`crate::metrics::POLICIES`]).
+    pub policy: usize,
 }
 
 impl<'a> Answer<'a> {
@@ -63,6 +67,8 @@ impl<'a> Answer<'a> {
             additional: &[],
             size: 0,
             additional_size: 0,
+            zone: None,
+            policy: 0,
         }
     }
 
@@ -118,6 +124,7 @@ pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> An
         if hop == 0 {
             a.rcode = ResponseCode::NoError;
             a.authoritative = true;
+            a.zone = Some(zone);
         }
         let negative = |a: &mut Answer<'a>, rcode| {
             let neg = snap.soa(zone).1;
@@ -157,6 +164,9 @@ pub fn resolve<'a>(snap: &'a Snapshot, qname: &'a Name, qtype: RecordType) -> An
                         return a;
                     }
                 };
+                if let Data::Slot(i) = entry.data {
+                    a.policy = snap.slot_policy.get(i).map_or(0, |&p| p as usize);
+                }
                 let rr = match served(snap, entry) {
                     Served::Set(rr) => rr,
                     Served::NoData => {

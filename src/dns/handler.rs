@@ -21,6 +21,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use smallvec::SmallVec;
 
 use super::answer::{Answer, Part, resolve};
+use crate::metrics::ServerStats;
 use crate::store::Store;
 
 /// DNS header size.
@@ -30,12 +31,13 @@ const HEADER_LEN: usize = 12;
 #[derive(Debug, Clone)]
 pub struct Handler {
     store: Arc<Store>,
+    stats: Arc<ServerStats>,
 }
 
 impl Handler {
-    /// A handler answering from `store`.
-    pub fn new(store: Arc<Store>) -> Self {
-        Handler { store }
+    /// A handler answering from `store`, counting into `stats`.
+    pub fn new(store: Arc<Store>, stats: Arc<ServerStats>) -> Self {
+        Handler { store, stats }
     }
 }
 
@@ -169,6 +171,7 @@ impl RequestHandler for Handler {
         request: &Request,
         mut handle: R,
     ) -> ResponseInfo {
+        let start = std::time::Instant::now();
         let snap = self.store.load();
         let mut meta = Metadata::response_from_request(&request.metadata);
 
@@ -209,7 +212,10 @@ impl RequestHandler for Handler {
             meta.response_code = rcode;
             let response =
                 MessageResponseBuilder::new(&request.queries, edns.as_ref()).build_no_records(meta);
-            return send(&mut handle, response, meta).await;
+            self.stats.count_no_zone(rcode);
+            let info = send(&mut handle, response, meta).await;
+            self.stats.response_time.observe(start.elapsed());
+            return info;
         }
 
         let q = &request.queries.queries()[0];
@@ -270,7 +276,15 @@ impl RequestHandler for Handler {
                 )
             }
         };
-        send(&mut handle, response, meta).await
+        match answer.zone {
+            Some(zone) => zone
+                .stats
+                .count(q.query_type(), answer.rcode, answer.policy),
+            None => self.stats.count_no_zone(answer.rcode),
+        }
+        let info = send(&mut handle, response, meta).await;
+        self.stats.response_time.observe(start.elapsed());
+        info
     }
 }
 
