@@ -802,13 +802,13 @@ impl Controller {
         Ok(())
     }
 
-    /// When the next override expires.
+    /// When the next override expires (zero if one already has: the
+    /// expiry branch then drops it and rebuilds).
     fn next_expiry(&self, now: SystemTime) -> Option<Duration> {
         self.overrides
             .iter()
             .filter_map(|o| o.until)
-            .filter_map(|u| u.duration_since(now).ok())
-            .filter(|d| !d.is_zero())
+            .map(|u| u.duration_since(now).unwrap_or(Duration::ZERO))
             .min()
     }
 
@@ -996,6 +996,7 @@ fn watched_files(base: &Base) -> Vec<PathBuf> {
 async fn sleep_for(d: Option<Duration>) {
     match d {
         // Wake just after the expiry so `active(now)` is false by then.
+        Some(d) if d.is_zero() => {}
         Some(d) => tokio::time::sleep(d + Duration::from_millis(5)).await,
         None => std::future::pending().await,
     }
