@@ -84,9 +84,17 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     let udp_sockets = config.server.udp_sockets.unwrap_or(workers.max(1) * 2);
     let listeners = dns::bind(&config.server.listen, udp_sockets)?;
-    let mut server = Server::new(Handler::new(store.clone(), stats));
-    for s in listeners.udp {
-        server.register_socket(s);
+    let handler = Handler::new(store.clone(), stats);
+    let mut server = Server::new(handler.clone());
+    let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut udp_threads = Vec::new();
+    if config.server.udp_batched {
+        udp_threads = dns::udp::spawn(listeners.udp, Arc::new(handler), udp_stop.clone())?;
+    } else {
+        for s in listeners.udp {
+            s.set_nonblocking(true)?;
+            server.register_socket(tokio::net::UdpSocket::from_std(s)?);
+        }
     }
     for l in listeners.tcp {
         server.register_listener(l, config.server.tcp_idle_timeout, 64);
@@ -101,10 +109,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let _ = stop_tx.send(true);
     drop(command_tx);
     tasks.abort_all();
+    udp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     server
         .shutdown_gracefully()
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())))
+        .await
+        .map_err(std::io::Error::other)?;
     Ok(())
 }
 

@@ -48,6 +48,7 @@ pub struct ServerSpec {
     pub udp_sockets: Option<Spanned<usize>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub state_dir: Option<String>,
+    pub udp_path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

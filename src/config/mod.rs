@@ -82,6 +82,8 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Where checkpointed health states and the admin-state file live.
     pub state_dir: Option<PathBuf>,
+    /// Serve UDP with veer's batched threads (true) or hickory's loop.
+    pub udp_batched: bool,
 }
 
 /// One `[[zone]]`.
@@ -309,6 +311,15 @@ impl Validator<'_> {
             udp_sockets: s.udp_sockets.map(|w| w.into_inner()),
             tcp_idle_timeout,
             state_dir: s.state_dir.map(|d| self.resolve(&d)),
+            udp_batched: match s.udp_path.as_ref().map(|p| p.get_ref().as_str()) {
+                None | Some("batched") => true,
+                Some("hickory") => false,
+                Some(other) => {
+                    let p = s.udp_path.as_ref().expect("matched Some");
+                    self.error(p, format!("udp_path = \"{other}\": use batched or hickory"));
+                    true
+                }
+            },
         }
     }
 

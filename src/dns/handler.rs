@@ -17,12 +17,12 @@ use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use smallvec::SmallVec;
 
 use super::answer::{Answer, Part, resolve};
 use crate::metrics::ServerStats;
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 
 /// DNS header size.
 const HEADER_LEN: usize = 12;
@@ -157,22 +157,67 @@ impl<'a> Iterator for DynIter<'a, '_> {
 }
 
 /// How much of the answer goes out over UDP.
-#[derive(PartialEq)]
+#[derive(PartialEq, Clone, Copy)]
 enum Fit {
     All,
     NoAdditional,
     Truncated,
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut handle: R,
-    ) -> ResponseInfo {
-        let start = std::time::Instant::now();
-        let snap = self.store.load();
+/// A response ready to encode, borrowing from the request and the
+/// snapshot. Built by [`Handler::prepare`]; the hickory path sends it
+/// through hickory's response handle, the UDP fast path encodes it itself.
+pub struct Prepared<'a> {
+    meta: Metadata,
+    edns: Option<Edns>,
+    sections: Option<Sections<'a>>,
+    fit: Fit,
+}
+
+impl Prepared<'_> {
+    /// The largest UDP message this response may use.
+    pub fn udp_limit(&self) -> u16 {
+        self.edns.as_ref().map_or(512, |e| e.max_payload())
+    }
+
+    /// The message.
+    pub fn response<'b>(
+        &'b self,
+        request: &'b Request,
+    ) -> MessageResponse<
+        'b,
+        'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+    > {
+        let builder = MessageResponseBuilder::new(&request.queries, self.edns.as_ref());
+        let none = || std::iter::empty::<&Record>();
+        let mut meta = self.meta;
+        let (an, ns, ad) = match (&self.sections, self.fit) {
+            (Some(s), Fit::All) => (
+                SecIter::A(s.answers()),
+                SecIter::A(s.authorities()),
+                SecIter::A(s.additionals()),
+            ),
+            (Some(s), Fit::NoAdditional) => (
+                SecIter::A(s.answers()),
+                SecIter::A(s.authorities()),
+                SecIter::B(none()),
+            ),
+            (_, fit) => {
+                meta.truncation = fit == Fit::Truncated;
+                (SecIter::B(none()), SecIter::B(none()), SecIter::B(none()))
+            }
+        };
+        builder.build(meta, an, ns, none(), ad)
+    }
+}
+
+impl Handler {
+    /// Decides the response to `request` from `snap` (and counts it).
+    pub fn prepare<'a>(&self, request: &'a Request, snap: &'a Snapshot) -> Prepared<'a> {
         let mut meta = Metadata::response_from_request(&request.metadata);
 
         // EDNS(0): answer an OPT with an OPT; cap the UDP payload.
@@ -210,19 +255,26 @@ impl RequestHandler for Handler {
         };
         if let Some(rcode) = rcode {
             meta.response_code = rcode;
-            let response =
-                MessageResponseBuilder::new(&request.queries, edns.as_ref()).build_no_records(meta);
             self.stats.count_no_zone(rcode);
-            let info = send(&mut handle, response, meta).await;
-            self.stats.response_time.observe(start.elapsed());
-            return info;
+            return Prepared {
+                meta,
+                edns,
+                sections: None,
+                fit: Fit::All,
+            };
         }
 
         let q = &request.queries.queries()[0];
-        let answer = resolve(&snap, q.name(), q.query_type());
+        let answer = resolve(snap, q.name(), q.query_type());
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let sections = Sections::new(&answer);
+        match answer.zone {
+            Some(zone) => zone
+                .stats
+                .count(q.query_type(), answer.rcode, answer.policy),
+            None => self.stats.count_no_zone(answer.rcode),
+        }
 
         let mut fit = Fit::All;
         if request.protocol() == Protocol::Udp {
@@ -248,41 +300,37 @@ impl RequestHandler for Handler {
                 };
             }
         }
-        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-        let none = || std::iter::empty::<&Record>();
-        let response = match fit {
-            Fit::All => builder.build(
-                meta,
-                SecIter::A(sections.answers()),
-                SecIter::A(sections.authorities()),
-                none(),
-                SecIter::A(sections.additionals()),
-            ),
-            Fit::NoAdditional => builder.build(
-                meta,
-                SecIter::A(sections.answers()),
-                SecIter::A(sections.authorities()),
-                none(),
-                SecIter::B(none()),
-            ),
-            Fit::Truncated => {
-                meta.truncation = true;
-                builder.build(
-                    meta,
-                    SecIter::B(none()),
-                    SecIter::B(none()),
-                    none(),
-                    SecIter::B(none()),
-                )
-            }
-        };
-        match answer.zone {
-            Some(zone) => zone
-                .stats
-                .count(q.query_type(), answer.rcode, answer.policy),
-            None => self.stats.count_no_zone(answer.rcode),
+        Prepared {
+            meta,
+            edns,
+            sections: Some(sections),
+            fit,
         }
-        let info = send(&mut handle, response, meta).await;
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// The store answers come from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut handle: R,
+    ) -> ResponseInfo {
+        let start = std::time::Instant::now();
+        let snap = self.store.load();
+        let prepared = self.prepare(request, &snap);
+        let meta = prepared.meta;
+        let info = send(&mut handle, prepared.response(request), meta).await;
         self.stats.response_time.observe(start.elapsed());
         info
     }
