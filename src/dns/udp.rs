@@ -20,6 +20,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 
 use super::Handler;
+use crate::store::Snapshot;
 
 /// Datagrams per `recvmmsg` / `sendmmsg`.
 const BATCH: usize = 32;
@@ -75,6 +76,8 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
         if n == 0 {
             continue;
         }
+        // One snapshot per batch: the batch is answered within microseconds.
+        let snap = handler.store().load();
         let mut out = 0;
         for i in 0..n {
             let len = b.hdrs[i].msg_len as usize;
@@ -84,7 +87,7 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
             let start = Instant::now();
             let mut reply = std::mem::take(&mut b.tx[out]);
             reply.clear();
-            let answered = answer(handler, &b.rx[i][..len], src, &mut reply);
+            let answered = answer(handler, &snap, &b.rx[i][..len], src, &mut reply);
             b.tx[out] = reply;
             if answered {
                 b.tx_names[out] = b.names[i];
@@ -98,7 +101,13 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
 }
 
 /// Answers one datagram into `out`; false when nothing should be sent.
-fn answer(handler: &Handler, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> bool {
+fn answer(
+    handler: &Handler,
+    snap: &Snapshot,
+    packet: &[u8],
+    src: SocketAddr,
+    out: &mut Vec<u8>,
+) -> bool {
     // Like hickory: shorter than a header, or a response: drop silently.
     if packet.len() < 12 || packet[2] & 0x80 != 0 || src.port() == 0 {
         return false;
@@ -117,8 +126,7 @@ fn answer(handler: &Handler, packet: &[u8], src: SocketAddr, out: &mut Vec<u8>) 
             return true;
         }
     };
-    let snap = handler.store().load();
-    let prepared = handler.prepare(&request, &snap);
+    let prepared = handler.prepare(&request, snap);
     let limit = prepared.udp_limit();
     let mut enc = BinEncoder::new(out);
     enc.set_max_size(limit);
