@@ -12,7 +12,7 @@ use hickory_proto::op::{
     Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode, emit_message_parts,
 };
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record, RecordSet, RecordType, RrsetRecords};
+use hickory_proto::rr::{DNSClass, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -54,21 +54,6 @@ enum Sec<'a> {
     Owned(Range<usize>),
 }
 
-enum Recs<'a> {
-    Set(RrsetRecords<'a>),
-    Slice(std::slice::Iter<'a, Record>),
-}
-
-impl<'a> Iterator for Recs<'a> {
-    type Item = &'a Record;
-    fn next(&mut self) -> Option<&'a Record> {
-        match self {
-            Recs::Set(i) => i.next(),
-            Recs::Slice(i) => i.next(),
-        }
-    }
-}
-
 impl<'a> Sections<'a> {
     fn new(a: &Answer<'a>) -> Self {
         let mut owned = Vec::new();
@@ -98,8 +83,8 @@ impl<'a> Sections<'a> {
 
     fn answers(&self) -> impl Iterator<Item = &Record> + Send {
         self.answer.iter().flat_map(|s| match s {
-            Sec::Set(set) => Recs::Set(set.records_without_rrsigs()),
-            Sec::Owned(r) => Recs::Slice(self.owned[r.clone()].iter()),
+            Sec::Set(set) => SecIter::A(set.records_without_rrsigs()),
+            Sec::Owned(r) => SecIter::B(self.owned[r.clone()].iter()),
         })
     }
 
