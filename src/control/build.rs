@@ -26,6 +26,10 @@ pub struct Base {
     pub route_slots: Vec<usize>,
     /// Number of slots.
     pub slot_count: usize,
+    /// Checkpoint fingerprint of each check's definition.
+    pub fingerprints: Vec<String>,
+    /// The routes whose members each check decides (reverse index).
+    pub routes_of_check: Vec<Vec<usize>>,
 }
 
 impl Base {
@@ -76,11 +80,26 @@ impl Base {
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
+        let fingerprints = config
+            .checks
+            .iter()
+            .map(|c| crate::health::checkpoint::fingerprint(&c.definition()))
+            .collect();
+        let mut routes_of_check = vec![Vec::new(); config.checks.len()];
+        for (r, route) in config.routes.iter().enumerate() {
+            for c in route.members.iter().filter_map(|m| m.check) {
+                if routes_of_check[c].last() != Some(&r) {
+                    routes_of_check[c].push(r);
+                }
+            }
+        }
         Ok(Base {
             config,
             zones: zones.into_iter().map(Arc::new).collect(),
             route_slots,
             slot_count: next,
+            fingerprints,
+            routes_of_check,
         })
     }
 

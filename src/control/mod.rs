@@ -47,6 +47,9 @@ pub const ADMIN_STATE: &str = "admin-state";
 /// Most transitions kept for the status page.
 const RECENT_TRANSITIONS: usize = 100;
 
+/// How long the controller waits for more probe reports before rebuilding.
+const COALESCE: Duration = Duration::from_millis(5);
+
 /// Operator input for the controller.
 #[derive(Debug)]
 pub enum Command {
@@ -99,6 +102,10 @@ pub struct Controller {
     webhooks: Option<mpsc::UnboundedSender<TransitionRecord>>,
     /// The files whose change triggers a reload (for the watcher).
     files: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    /// (effective, pending) of each check when routes were last decided.
+    seen: Vec<(State, bool)>,
+    /// To the checkpoint writer task (absent before `run`: writes inline).
+    checkpoints: Option<tokio::sync::watch::Sender<Option<Checkpoint>>>,
 }
 
 impl Controller {
@@ -145,6 +152,8 @@ impl Controller {
             last_reload: None,
             reloads: (0, 0),
             webhooks: None,
+            seen: Vec::new(),
+            checkpoints: None,
         };
         c.read_admin_state(now);
         c.reset_slots();
@@ -184,12 +193,21 @@ impl Controller {
     ) {
         let (report_tx, mut reports) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
+        if let Some(dir) = self.base.config.server.state_dir.clone() {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            self.checkpoints = Some(tx);
+            tasks.spawn(write_checkpoints(dir, rx));
+        }
         self.reconcile_probes(&clients, &report_tx, &mut tasks);
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
             tokio::select! {
                 Some(r) = reports.recv() => {
+                    // Coalesce: reports arriving within a few milliseconds of
+                    // each other (a switch failing, a burst after start) go
+                    // into one rebuild and one snapshot.
+                    tokio::time::sleep(COALESCE).await;
                     let mut transitions = self.apply(r);
                     // Coalesce: everything already queued goes into one snapshot.
                     while let Ok(r) = reports.try_recv() {
@@ -561,17 +579,34 @@ impl Controller {
     fn rebuild(&mut self, now: SystemTime, checkpoint: bool) {
         self.recompute_effective(now);
         let config = &self.base.config;
+        // Only routes with a member whose check changed are decided again.
+        let mut todo = vec![false; config.routes.len()];
+        for (c, h) in self.health.iter().enumerate() {
+            if self.seen.get(c) != Some(&(h.effective, h.pending)) {
+                for &r in &self.base.routes_of_check[c] {
+                    todo[r] = true;
+                }
+            }
+        }
+        self.seen = self
+            .health
+            .iter()
+            .map(|h| (h.effective, h.pending))
+            .collect();
         let mut zone_changed = vec![false; self.base.zones.len()];
         let mut any = false;
         for (i, route) in config.routes.iter().enumerate() {
-            let d = decide(route, &self.health);
-            let same = self.decisions[i].as_ref().is_some_and(|old| {
-                old.chosen == d.chosen && old.ttl == d.ttl && old.healthy == d.healthy
-            });
-            if same {
+            if !todo[i] && self.decisions[i].is_some() {
                 continue;
             }
-            if self.decisions[i].is_some() {
+            let d = decide(route, &self.health);
+            let old = self.decisions[i].as_ref();
+            if old.is_some_and(|o| o.chosen == d.chosen && o.ttl == d.ttl && o.healthy == d.healthy)
+            {
+                continue;
+            }
+            // The zone's content changed (not only a TTL): raise its serial.
+            if old.is_some_and(|o| o.chosen != d.chosen || o.healthy != d.healthy) {
                 tracing::debug!(
                     "route {} {}: {}",
                     route.name,
@@ -584,6 +619,7 @@ impl Controller {
             self.slots[self.base.route_slots[i]] = Arc::new(route_slot(route, &d));
             self.decisions[i] = Some(d);
         }
+        let serial_moved = zone_changed.iter().any(|&c| c);
         for (z, changed) in zone_changed.into_iter().enumerate() {
             if changed {
                 self.serials[z] = next_serial(self.serials[z]);
@@ -596,7 +632,7 @@ impl Controller {
         if any || checkpoint {
             self.generation += 1;
         }
-        if checkpoint || any {
+        if checkpoint || serial_moved {
             self.save_checkpoint();
         }
     }
@@ -812,6 +848,7 @@ impl Controller {
             .min()
     }
 
+    /// Hands the states to the checkpoint writer (inline before `run`).
     fn save_checkpoint(&self) {
         let Some(dir) = &self.base.config.server.state_dir else {
             return;
@@ -822,11 +859,12 @@ impl Controller {
                 .checks
                 .iter()
                 .zip(&self.health)
-                .filter(|(_, h)| h.observed != State::Unknown)
-                .map(|(c, h)| {
+                .zip(&self.base.fingerprints)
+                .filter(|((_, h), _)| h.observed != State::Unknown)
+                .map(|((c, h), fp)| {
                     let saved = Saved {
                         state: h.observed,
-                        definition: checkpoint::fingerprint(&c.definition()),
+                        definition: fp.clone(),
                         since: checkpoint::epoch_secs(h.since),
                         reason: h.reason.clone(),
                     };
@@ -841,8 +879,15 @@ impl Controller {
                 .map(|(z, s)| (z.origin.to_string(), *s))
                 .collect(),
         };
-        if let Err(e) = checkpoint::save(dir, &c) {
-            tracing::warn!("cannot write {}: {e}", checkpoint::path(dir).display());
+        match &self.checkpoints {
+            Some(tx) => {
+                tx.send_replace(Some(c));
+            }
+            None => {
+                if let Err(e) = checkpoint::save(dir, &c) {
+                    tracing::warn!("cannot write {}: {e}", checkpoint::path(dir).display());
+                }
+            }
         }
     }
 
@@ -936,6 +981,23 @@ impl Controller {
             reloads_ok: self.reloads.0,
             reloads_failed: self.reloads.1,
             guard_frozen: self.guard.frozen().is_some(),
+        }
+    }
+}
+
+/// Writes the latest checkpoint off the controller's thread; a burst of
+/// transitions ends in one write of the last state.
+async fn write_checkpoints(dir: PathBuf, mut rx: tokio::sync::watch::Receiver<Option<Checkpoint>>) {
+    while rx.changed().await.is_ok() {
+        let Some(c) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let dir = dir.clone();
+        let result =
+            tokio::task::spawn_blocking(move || checkpoint::save(&dir, &c).map_err(|e| (e, dir)))
+                .await;
+        if let Ok(Err((e, dir))) = result {
+            tracing::warn!("cannot write {}: {e}", checkpoint::path(&dir).display());
         }
     }
 }
