@@ -38,13 +38,17 @@ PY
 
 # Each row writes its config into its working dir ($DIR) and runs veer with
 # one worker on the pinned CPU, like the anchors.
-common='printf "[server]\nlisten = [\"127.0.0.1:%s\"]\nworkers = 1\nudp_sockets = 2\n[[zone]]\norigin = \"bench.test.\"\nfile = \"zone\"\n" $PORT > veer.toml'
+common='printf "[server]\nlisten = [\"127.0.0.1:%s\"]\nworkers = 1\nudp_sockets = 1\n[[zone]]\norigin = \"bench.test.\"\nfile = \"zone\"\n" $PORT > veer.toml'
 static="$common && cp \$ZONE zone && RUST_LOG=warn exec $VEER serve --config veer.toml"
+# The same with hickory-server's own UDP loop (udp_path = "hickory"), the
+# baseline of the batched UDP path.
+hickory_udp="$common && sed -i 's/^udp_sockets = 1/udp_sockets = 2\nudp_path = \"hickory\"/' veer.toml && cp \$ZONE zone && RUST_LOG=warn exec $VEER serve --config veer.toml"
 routed="$common && grep -v '^dyn' \$ZONE > zone && printf '[check.web]\nhttp = \"http://127.0.0.1:%s/\"\ninterval = \"5s\"\ntimeout = \"2s\"\n[[route]]\nname = \"dyn.bench.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\nmembers = [ { tier = 1, value = \"127.0.0.1\", check = \"web\" }, { tier = 2, value = \"192.0.2.53\" } ]\n' \$HEALTH_PORT >> veer.toml && RUST_LOG=warn exec $VEER serve --config veer.toml"
 export BENCH_EXTRA_SERVERS="veer;mix dyn;static;$static
 veer-routed;dyn;static;$routed
 veer-weighted;dyn;static;exec $ROOT/bench/veer-row.sh weighted $VEER \$PORT \$ZONE
-veer-geo;dyn;static;exec $ROOT/bench/veer-row.sh geo $VEER \$PORT \$ZONE"
+veer-geo;dyn;static;exec $ROOT/bench/veer-row.sh geo $VEER \$PORT \$ZONE
+veer-hickory-udp;mix;static;$hickory_udp"
 
 OUT="${BENCH_OUT:-$SCRATCH/results/veer-$(date +%Y%m%d-%H%M%S)}"
 SERVERS=${BENCH_SERVERS:-"gdnsd gdnsd-dyna nsd veer veer-routed veer-weighted veer-geo"}
@@ -70,11 +74,13 @@ if ("veer", "dyn") in med:
         if (ours, "dyn") in med:
             print(f"  {ours} dyn / veer dyn (static): {med[(ours, 'dyn')] / med[('veer', 'dyn')]:.2f}x")
 for qset in ("mix", "nx", "wild", "dyn"):
-    for ours in ("veer", "veer-routed", "veer-weighted", "veer-geo"):
+    for ours in ("veer", "veer-routed", "veer-weighted", "veer-geo", "veer-hickory-udp"):
         if (ours, qset) not in med:
             continue
         parts = [f"{ours} {qset}: {med[(ours, qset)]:,.0f}/core"]
-        for anchor in ("gdnsd", "gdnsd-dyna", "nsd", "knot"):
+        for anchor in ("gdnsd", "gdnsd-dyna", "nsd", "knot", "veer-hickory-udp"):
+            if anchor == ours:
+                continue
             if (anchor, qset) in med:
                 parts.append(f"{med[(ours, qset)] / med[(anchor, qset)]:.2f}x {anchor}")
         print("  " + ", ".join(parts))

@@ -73,6 +73,12 @@ pub enum Command {
         #[arg(long, value_name = "CHECK,...", value_delimiter = ',', num_args = 0..)]
         down: Option<Vec<String>>,
     },
+    /// Health of every check, from a running server's admin API.
+    Status {
+        /// The admin API's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        api: String,
+    },
 }
 
 /// Initialises logging. hickory's per-request INFO lines are silenced.
@@ -117,7 +123,87 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             explain(config, &query)
         }
+        Command::Status { api } => status(&api),
     }
+}
+
+/// GETs `url` and parses JSON (a one-shot runtime: the CLI is not async).
+fn get_json(url: &str) -> Result<serde_json::Value, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!(
+                "{url}: {status}: {}",
+                body["error"].as_str().unwrap_or("")
+            ));
+        }
+        Ok(body)
+    })
+}
+
+fn status(api: &str) -> ExitCode {
+    let url = format!("{}/v1/health", api.trim_end_matches('/'));
+    let body = match get_json(&url) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("veer status: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let empty = Vec::new();
+    let checks = body["checks"].as_array().unwrap_or(&empty);
+    let rows: Vec<[String; 6]> = checks
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            let state = if c["forced"].as_bool() == Some(true) {
+                format!("{} (forced; real {})", s("state"), s("real_state"))
+            } else {
+                s("state")
+            };
+            let latency = c["last_latency_ms"]
+                .as_f64()
+                .map(|l| format!("{l:.1}ms"))
+                .unwrap_or_else(|| "-".into());
+            [
+                s("name"),
+                s("kind"),
+                state,
+                s("since"),
+                latency,
+                s("reason"),
+            ]
+        })
+        .collect();
+    let header = ["CHECK", "KIND", "STATE", "SINCE", "LATENCY", "REASON"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    let down = checks.iter().filter(|c| c["state"] == "down").count();
+    println!("{} checks, {down} down", checks.len());
+    ExitCode::SUCCESS
 }
 
 fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {

@@ -8,7 +8,6 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 
@@ -57,10 +56,9 @@ pub fn explain(base: Base, q: &Query) -> Result<String, String> {
             (c, Some(net))
         }
     };
-    let base = Arc::new(base);
-    let controller = Controller::offline(base.clone(), q.down.as_deref())?;
+    let controller = Controller::offline(base, q.down.as_deref())?;
     let snap = controller.snapshot();
-    let config = &base.config;
+    let config = &controller.base().config;
 
     let mut out = String::new();
     let w = &mut out;

@@ -23,6 +23,7 @@
 //! - [`cli`]: the command line.
 //! - [`diag`]: operator-facing diagnostics.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -31,6 +32,7 @@ pub mod dns;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod route;
 pub mod runtime;
 pub mod store;

@@ -1,6 +1,6 @@
 //! Wiring for `veer serve`: load the config and zones, start the
-//! controller and the probes, bind the listeners, run hickory's server
-//! until shutdown.
+//! controller (which runs the probes), the file watcher, SIGHUP, webhooks
+//! and the admin API; bind the DNS listeners; run until shutdown.
 
 use std::future::Future;
 use std::path::Path;
@@ -10,13 +10,14 @@ use hickory_server::Server;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::api::{self, Api};
 use crate::config::Config;
 use crate::control::build::Base;
-use crate::control::{ADMIN_STATE, Command, Controller};
+use crate::control::{Command, Controller, watch, webhook};
 use crate::diag::Diagnostics;
 use crate::dns::{self, Handler};
 use crate::health::probe::Clients;
-use crate::health::scheduler;
+use crate::metrics::ServerStats;
 use crate::store::Store;
 
 /// Why `serve` could not run.
@@ -32,8 +33,8 @@ pub enum ServeError {
 
 /// Runs the server for `config` until `shutdown` completes.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let base = Arc::new(Base::load(config)?);
-    let config = &base.config;
+    let base = Base::load(config)?;
+    let config = base.config.clone();
     tracing::info!(
         zones = base.zones.len(),
         records = base.records(),
@@ -41,30 +42,61 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         routes = config.routes.len(),
         "config loaded"
     );
-    let (controller, plans) = Controller::new(base.clone());
+    let mut controller = Controller::new(base);
     let store = Arc::new(Store::new(controller.snapshot()));
+    let stats = Arc::new(ServerStats::default());
     let mut tasks = JoinSet::new();
-
-    let (report_tx, report_rx) = mpsc::unbounded_channel();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
+
+    if !config.webhooks.is_empty() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        controller.set_webhooks(tx);
+        tasks.spawn(webhook::run(config.webhooks.clone(), rx));
+    }
+    tasks.spawn(watch::run(
+        controller.watched_files(),
+        config.server.state_dir.clone(),
+        command_tx.clone(),
+    ));
+    tasks.spawn(sighup(command_tx.clone()));
     let clients = Clients::new()
         .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?;
-    tracing::info!(probes = plans.len(), "starting probes");
-    scheduler::spawn(plans, clients, report_tx, &mut tasks);
-    let _geo_watch = watch_geo(config, command_tx.clone());
-    let _admin_watch = config
-        .server
-        .state_dir
-        .as_deref()
-        .and_then(|dir| watch_admin_state(dir, command_tx));
-    tasks.spawn(controller.run(store.clone(), report_rx, command_rx));
+    let _geo_watch = watch_geo(&config, command_tx.clone());
+    tasks.spawn(controller.run(store.clone(), clients, command_rx));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(a) = &config.api {
+        let listener = api::bind(a.listen).await?;
+        tracing::info!("api listening on {}", listener.local_addr()?);
+        if a.token.is_none() {
+            tracing::info!("api: no token configured, so overrides and reload over HTTP are off");
+        }
+        let api = Api {
+            store: store.clone(),
+            stats: stats.clone(),
+            commands: command_tx.clone(),
+            token: a.token.clone(),
+        };
+        let mut stop = stop_rx.clone();
+        tasks.spawn(api::serve(listener, api, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
 
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     let udp_sockets = config.server.udp_sockets.unwrap_or(workers.max(1) * 2);
     let listeners = dns::bind(&config.server.listen, udp_sockets)?;
-    let mut server = Server::new(Handler::new(store.clone()));
-    for s in listeners.udp {
-        server.register_socket(s);
+    let handler = Handler::new(store.clone(), stats);
+    let mut server = Server::new(handler.clone());
+    let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut udp_threads = Vec::new();
+    if config.server.udp_batched {
+        udp_threads = dns::udp::spawn(listeners.udp, Arc::new(handler), udp_stop.clone())?;
+    } else {
+        for s in listeners.udp {
+            s.set_nonblocking(true)?;
+            server.register_socket(tokio::net::UdpSocket::from_std(s)?);
+        }
     }
     for l in listeners.tcp {
         server.register_listener(l, config.server.tcp_idle_timeout, 64);
@@ -76,11 +108,17 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 
     shutdown.await;
     tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    drop(command_tx);
     tasks.abort_all();
+    udp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     server
         .shutdown_gracefully()
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())))
+        .await
+        .map_err(std::io::Error::other)?;
     Ok(())
 }
 
@@ -136,38 +174,16 @@ fn watch_geo(
     Some(watcher)
 }
 
-/// Watches `state_dir` for changes of the admin-state file (watching the
-/// directory, so an editor's save-by-rename is seen).
-fn watch_admin_state(
-    dir: &Path,
-    tx: mpsc::UnboundedSender<Command>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        tracing::warn!("cannot create state_dir {}: {e}", dir.display());
-        return None;
-    }
-    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if let Ok(ev) = ev
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name().is_some_and(|n| n == ADMIN_STATE))
-        {
-            let _ = tx.send(Command::AdminStateChanged);
-        }
-    });
-    match watcher.and_then(|mut w| {
-        w.watch(dir, notify::RecursiveMode::NonRecursive)
-            .map(|()| w)
-    }) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(
-                "cannot watch {}: {e}; admin-state changes need a restart",
-                dir.display()
-            );
-            None
+/// SIGHUP reloads, like the watcher and `POST /v1/reload`.
+async fn sighup(tx: mpsc::UnboundedSender<Command>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading");
+        if tx.send(Command::Reload { reply: None }).is_err() {
+            return;
         }
     }
 }

@@ -79,6 +79,10 @@ pub struct Snapshot {
     pub slots: Vec<Arc<Dyn>>,
     /// Largest UDP response we send.
     pub max_udp_payload: u16,
+    /// Metrics label ([`crate::metrics::POLICIES`] index) of each slot.
+    pub slot_policy: Arc<[u8]>,
+    /// The view the admin API shows, consistent with the answers.
+    pub status: Arc<crate::control::status::Status>,
 }
 
 impl Snapshot {
@@ -98,6 +102,7 @@ impl Snapshot {
             zones,
             slots,
             max_udp_payload,
+            ..Default::default()
         }
     }
 
@@ -142,6 +147,14 @@ impl Store {
     /// The current snapshot (one atomic load; no lock).
     pub fn load(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// Publishes the snapshot `make` builds if `generation` is newer than
+    /// the current one. Only the controller calls this.
+    pub fn publish_if_newer(&self, generation: u64, make: impl FnOnce() -> Snapshot) {
+        if self.current.load().generation < generation {
+            self.publish(make());
+        }
     }
 
     /// Makes `snapshot` current. Only the controller calls this.

@@ -19,6 +19,25 @@ pub struct Spec {
     #[serde(default)]
     pub route: Vec<Spanned<RouteSpec>>,
     pub geo: Option<Spanned<GeoSpec>>,
+    pub api: Option<ApiSpec>,
+    #[serde(default)]
+    pub webhook: Vec<WebhookSpec>,
+}
+
+/// `[api]`: the admin HTTP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpec {
+    pub listen: Option<Spanned<String>>,
+    pub token: Option<String>,
+    pub token_file: Option<Spanned<String>>,
+}
+
+/// `[[webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub url: Spanned<String>,
 }
 
 /// `[geo]`: where client locations come from.
@@ -38,6 +57,7 @@ pub struct ServerSpec {
     pub udp_sockets: Option<Spanned<usize>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub state_dir: Option<String>,
+    pub udp_path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -47,6 +47,10 @@ pub struct Config {
     pub route_order: Vec<usize>,
     /// `[geo]`.
     pub geo: GeoConfig,
+    /// `[api]`, if configured.
+    pub api: Option<ApiConfig>,
+    /// `[[webhook]] url`s.
+    pub webhooks: Vec<String>,
 }
 
 /// `[geo]`: where client locations come from. Either, both or neither.
@@ -56,6 +60,15 @@ pub struct GeoConfig {
     pub database: Option<(PathBuf, usize)>,
     /// A CIDR → location map file overriding the database, and its line.
     pub networks: Option<(PathBuf, usize)>,
+}
+
+/// `[api]`: the admin HTTP server (listen address needs a restart).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Where it listens (loopback by default).
+    pub listen: SocketAddr,
+    /// Bearer token for state-changing endpoints; `None` turns them off.
+    pub token: Option<String>,
 }
 
 /// `[health]`: the prober guard.
@@ -84,6 +97,8 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// Where checkpointed health states and the admin-state file live.
     pub state_dir: Option<PathBuf>,
+    /// Serve UDP with veer's batched threads (true) or hickory's loop.
+    pub udp_batched: bool,
 }
 
 /// One `[[zone]]`.
@@ -186,6 +201,19 @@ impl Validator<'_> {
                 }
             }
         }
+        let api = spec.api.map(|a| self.api(a));
+        let mut webhooks = Vec::new();
+        for w in spec.webhook {
+            match reqwest::Url::parse(w.url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                    webhooks.push(w.url.into_inner())
+                }
+                _ => self.error(
+                    &w.url,
+                    format!("webhook url `{}` must be an http(s) URL", w.url.get_ref()),
+                ),
+            }
+        }
         Config {
             path: self.path.to_path_buf(),
             server,
@@ -195,6 +223,8 @@ impl Validator<'_> {
             routes,
             route_order,
             geo,
+            api,
+            webhooks,
         }
     }
 
@@ -214,6 +244,46 @@ impl Validator<'_> {
             self.error_at(line, "[geo] needs database and/or networks");
         }
         out
+    }
+
+    fn api(&mut self, a: file::ApiSpec) -> ApiConfig {
+        let listen = match &a.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8053)),
+            Some(l) => l.get_ref().parse().unwrap_or_else(|_| {
+                self.error(l, format!("[api] listen `{}` is not IP:PORT", l.get_ref()));
+                SocketAddr::from(([127, 0, 0, 1], 8053))
+            }),
+        };
+        let token = match (&a.token, &a.token_file) {
+            (Some(_), Some(f)) => {
+                self.error(f, "[api] takes token or token_file, not both");
+                None
+            }
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(f)) => {
+                let path = self.resolve(f.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                    Ok(_) => {
+                        self.error(f, format!("token_file {} is empty", path.display()));
+                        None
+                    }
+                    Err(e) => {
+                        self.error(f, format!("cannot read token_file {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            self.errors.push(Diagnostic::new(
+                self.path,
+                1,
+                "[api] token must be at least 16 characters",
+            ));
+        }
+        ApiConfig { listen, token }
     }
 
     fn health(&mut self, h: file::HealthSpec) -> HealthConfig {
@@ -292,6 +362,15 @@ impl Validator<'_> {
             udp_sockets: s.udp_sockets.map(|w| w.into_inner()),
             tcp_idle_timeout,
             state_dir: s.state_dir.map(|d| self.resolve(&d)),
+            udp_batched: match s.udp_path.as_ref().map(|p| p.get_ref().as_str()) {
+                None | Some("batched") => true,
+                Some("hickory") => false,
+                Some(other) => {
+                    let p = s.udp_path.as_ref().expect("matched Some");
+                    self.error(p, format!("udp_path = \"{other}\": use batched or hickory"));
+                    true
+                }
+            },
         }
     }
 

@@ -31,17 +31,34 @@ pub struct Base {
     pub slot_count: usize,
     /// Client locations (`[geo]`), if configured.
     pub geo: Option<Arc<Geo>>,
+    /// Checkpoint fingerprint of each check's definition.
+    pub fingerprints: Vec<String>,
+    /// The routes whose members each check decides (reverse index).
+    pub routes_of_check: Vec<Vec<usize>>,
 }
 
 impl Base {
     /// Loads every zone of `config` and binds the SOA and route slots.
     /// Reports every problem (zone files, routes colliding with zone data).
     pub fn load(config: Config) -> Result<Base, Diagnostics> {
+        Base::load_after(config, None)
+    }
+
+    /// Like [`Base::load`], keeping the query counters of zones that
+    /// `previous` served too.
+    pub fn load_after(config: Config, previous: Option<&Base>) -> Result<Base, Diagnostics> {
         let mut zones = Vec::new();
         let mut errors = Vec::new();
         for z in &config.zones {
             match Zone::load(&z.origin, &z.file) {
-                Ok(zone) => zones.push(zone),
+                Ok(mut zone) => {
+                    if let Some(old) =
+                        previous.and_then(|p| p.zones.iter().find(|o| o.origin == zone.origin))
+                    {
+                        zone.stats = old.stats.clone();
+                    }
+                    zones.push(zone)
+                }
                 Err(d) => errors.extend(d.0),
             }
         }
@@ -79,12 +96,27 @@ impl Base {
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
+        let fingerprints = config
+            .checks
+            .iter()
+            .map(|c| crate::health::checkpoint::fingerprint(&c.definition()))
+            .collect();
+        let mut routes_of_check = vec![Vec::new(); config.checks.len()];
+        for (r, route) in config.routes.iter().enumerate() {
+            for c in route.members.iter().filter_map(|m| m.check) {
+                if routes_of_check[c].last() != Some(&r) {
+                    routes_of_check[c].push(r);
+                }
+            }
+        }
         Ok(Base {
             config,
             zones: zones.into_iter().map(Arc::new).collect(),
             route_slots,
             slot_count: next,
             geo,
+            fingerprints,
+            routes_of_check,
         })
     }
 

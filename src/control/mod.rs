@@ -1,58 +1,114 @@
-//! The controller: the single writer. It owns health state, overrides and
-//! the prober guard, turns probe reports and operator input into route
-//! decisions, raises SOA serials and publishes snapshots. Nothing else
-//! builds or publishes state.
+//! The controller: the single writer. It owns health state, overrides,
+//! the prober guard and the probe tasks; it turns probe reports, reloads
+//! and operator input into route decisions, raises SOA serials and
+//! publishes snapshots. Nothing else builds or publishes state.
 //!
 //! ```text
-//! probe tasks ──Report──┐
-//! admin-state watcher ──┼──> Controller ──> decide() per route ──> slots ──> Store::publish
-//! override expiry ──────┘        └──> checkpoint (state_dir/health.json)
+//! probe tasks ──Report───────┐
+//! watcher / SIGHUP / API ────┤  Command::Reload: load + validate off-thread,
+//!   (Command)                │  reconcile by identity, or keep serving as is
+//! admin-state file, API ─────┼──> Controller ──> decide() per route ──> slots ──> Store::publish
+//! override expiry ───────────┘        ├──> checkpoint (state_dir/health.json)
+//!                                     └──> webhooks (one JSON POST per transition)
 //! ```
 
 pub mod build;
+pub mod status;
+pub mod watch;
+pub mod webhook;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
 
-use crate::config::{CheckKind, Initial};
+use crate::config::{self, CheckConfig, CheckKind, Initial};
+use crate::diag::Diagnostics;
 use crate::geo::Geo;
 use crate::health::checkpoint::{self, Checkpoint, Saved};
 use crate::health::guard::Guard;
 use crate::health::overrides::{self, Override};
-use crate::health::scheduler::{Plan, Report};
+use crate::health::probe::Clients;
+use crate::health::scheduler::{self, Plan, Report};
 use crate::health::{CheckHealth, State};
-use crate::route::{Decision, View, decide};
+use crate::metrics::ProbeStats;
+use crate::route::{Chosen, Decision, View, decide};
 use crate::store::{Dyn, Snapshot, Store};
 use build::{Base, route_slot, soa_slots};
+use status::{
+    CheckStatus, ReloadRecord, RouteStatus, Status, TransitionRecord, ZoneStatus, rfc3339,
+};
 
 /// The admin-state file's name inside `state_dir`.
 pub const ADMIN_STATE: &str = "admin-state";
 
+/// Most transitions kept for the status page.
+const RECENT_TRANSITIONS: usize = 100;
+
+/// How long the controller waits for more probe reports before rebuilding.
+const COALESCE: Duration = Duration::from_millis(5);
+
 /// Operator input for the controller.
 #[derive(Debug)]
 pub enum Command {
+    /// Re-read the config and zone files; reply with the new generation
+    /// or the errors.
+    Reload {
+        /// Where the result goes (the API waits for it).
+        reply: Option<oneshot::Sender<Result<u64, Diagnostics>>>,
+    },
     /// The admin-state file may have changed.
     AdminStateChanged,
     /// A `[geo]` file (database or networks map) may have changed.
     GeoChanged,
+    /// Set (`Some`) or clear (`None`) the override of a check (the API).
+    SetOverride {
+        /// The check.
+        check: String,
+        /// The override.
+        set: Option<Override>,
+        /// Ok, or why not.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A running probe task and the checks that share it.
+struct Probe {
+    id: u64,
+    definition: String,
+    checks: Vec<usize>,
+    stats: Arc<ProbeStats>,
+    abort: Option<AbortHandle>,
 }
 
 /// The single writer of served state.
 pub struct Controller {
     base: Arc<Base>,
-    store: Option<Arc<Store>>,
     health: Vec<CheckHealth>,
-    /// For each probe, the checks sharing it (identical definitions).
-    probes: Vec<Vec<usize>>,
+    probes: Vec<Probe>,
+    next_probe: u64,
     overrides: Vec<Override>,
     guard: Guard,
     decisions: Vec<Option<Decision>>,
     slots: Vec<Arc<Dyn>>,
+    slot_policy: Arc<[u8]>,
     serials: Vec<u32>,
     generation: u64,
+    started: SystemTime,
+    transitions: VecDeque<TransitionRecord>,
+    transitions_total: u64,
+    last_reload: Option<ReloadRecord>,
+    reloads: (u64, u64),
+    webhooks: Option<mpsc::UnboundedSender<TransitionRecord>>,
+    /// The files whose change triggers a reload (for the watcher).
+    files: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    /// (effective, pending) of each check when routes were last decided.
+    seen: Vec<(State, bool)>,
+    /// To the checkpoint writer task (absent before `run`: writes inline).
+    checkpoints: Option<tokio::sync::watch::Sender<Option<Checkpoint>>>,
     /// Write the checkpoint (false for `veer explain`).
     persist: bool,
     /// Client locations; replaced when the `[geo]` files change.
@@ -62,17 +118,16 @@ pub struct Controller {
 impl Controller {
     /// The controller for `base`: restores checkpointed states (for checks
     /// whose definition is unchanged), applies `initial` otherwise, reads
-    /// the admin-state file, and computes the first snapshot. Returns the
-    /// probes to run.
-    pub fn new(base: Arc<Base>) -> (Controller, Vec<Plan>) {
+    /// the admin-state file, and computes the first snapshot.
+    pub fn new(base: Base) -> Controller {
         Self::build(base, true)
     }
 
     /// A controller that never writes the checkpoint, for `veer explain`:
     /// the checkpointed states, or with `down`, every probed check up
     /// except these. Fails on a name that is not a check.
-    pub fn offline(base: Arc<Base>, down: Option<&[String]>) -> Result<Controller, String> {
-        let (mut c, _) = Self::build(base, false);
+    pub fn offline(base: Base, down: Option<&[String]>) -> Result<Controller, String> {
+        let mut c = Self::build(base, false);
         if let Some(down) = down {
             let checks = &c.base.config.checks;
             if let Some(bad) = down.iter().find(|d| !checks.iter().any(|k| &k.name == *d)) {
@@ -107,63 +162,30 @@ impl Controller {
         Ok(c)
     }
 
+    /// Health of every check, in config order.
+    pub fn health(&self) -> &[CheckHealth] {
+        &self.health
+    }
+
+    /// The config-derived state.
+    pub fn base(&self) -> &Base {
+        &self.base
+    }
+
     /// Each route's current decision, in config order.
     pub fn decisions(&self) -> &[Option<Decision>] {
         &self.decisions
     }
 
-    fn build(base: Arc<Base>, persist: bool) -> (Controller, Vec<Plan>) {
+    fn build(base: Base, persist: bool) -> Controller {
         let now = SystemTime::now();
-        let config = &base.config;
-        let saved = match &config.server.state_dir {
-            Some(dir) => checkpoint::load(dir).unwrap_or_else(|e| {
-                tracing::warn!(
-                    "{}: unreadable checkpoint ignored: {e}",
-                    checkpoint::path(dir).display()
-                );
-                Checkpoint::default()
-            }),
-            None => Checkpoint::default(),
-        };
-        let mut health = Vec::new();
-        for c in &config.checks {
-            let restored = saved.checks.get(&c.name).filter(|s| {
-                c.initial == Initial::LastKnown
-                    && s.definition == checkpoint::fingerprint(&c.definition())
-            });
-            let h = match (restored, c.initial) {
-                (Some(s), _) => CheckHealth {
-                    since: checkpoint::from_epoch_secs(s.since),
-                    reason: format!("restored from checkpoint: {}", s.reason),
-                    ..CheckHealth::new(s.state, now)
-                },
-                (None, Initial::Up) => CheckHealth::new(State::Up, now),
-                (None, Initial::Down) => CheckHealth::new(State::Down, now),
-                (None, Initial::LastKnown) => CheckHealth::new(State::Unknown, now),
-            };
-            health.push(h);
-        }
-        // Identical definitions share one probe.
-        let mut probes: Vec<Vec<usize>> = Vec::new();
-        let mut plans: Vec<Plan> = Vec::new();
-        for (i, c) in config.checks.iter().enumerate() {
-            if matches!(c.kind, CheckKind::Calculated { .. }) {
-                continue;
-            }
-            match plans
-                .iter()
-                .position(|p| p.check.definition() == c.definition())
-            {
-                Some(p) => probes[p].push(i),
-                None => {
-                    probes.push(vec![i]);
-                    plans.push(Plan {
-                        check: c.clone(),
-                        initial: health[i].observed,
-                    });
-                }
-            }
-        }
+        let saved = load_checkpoint(&base);
+        let health = base
+            .config
+            .checks
+            .iter()
+            .map(|c| initial_health(c, &saved, now))
+            .collect();
         let serials = base
             .zones
             .iter()
@@ -175,63 +197,85 @@ impl Controller {
                 }
             })
             .collect();
-        let h = &config.health;
+        let h = &base.config.health;
         let mut c = Controller {
             guard: Guard::new(h.guard_share, h.guard_window, h.guard_min_checks),
-            decisions: vec![None; config.routes.len()],
-            slots: (0..base.slot_count)
-                .map(|_| Arc::new(Dyn::NoData))
-                .collect(),
-            base,
-            store: None,
-            persist,
-            geo: None,
+            decisions: Vec::new(),
+            slots: Vec::new(),
+            slot_policy: Arc::new([]),
+            files: tokio::sync::watch::channel(watched_files(&base)).0,
+            base: Arc::new(base),
             health,
-            probes,
+            probes: Vec::new(),
+            next_probe: 0,
             overrides: Vec::new(),
             serials,
             generation: 0,
+            started: now,
+            transitions: VecDeque::new(),
+            transitions_total: 0,
+            last_reload: None,
+            reloads: (0, 0),
+            webhooks: None,
+            seen: Vec::new(),
+            checkpoints: None,
+            persist,
+            geo: None,
         };
         c.geo = c.base.geo.clone();
         c.read_admin_state(now);
-        for (i, z) in c.base.zones.iter().enumerate() {
-            let [soa, neg] = soa_slots(z, c.serials[i]);
-            c.slots[z.soa_slot] = Arc::new(soa);
-            c.slots[z.soa_slot + 1] = Arc::new(neg);
-        }
+        c.reset_slots();
         c.rebuild(now, false);
-        (c, plans)
+        c
     }
 
     /// The snapshot for the current state.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(
+        let mut s = Snapshot::new(
             self.generation,
             self.base.zones.iter().cloned(),
             self.slots.clone(),
             self.base.config.server.max_udp_payload,
-        )
+        );
+        s.slot_policy = self.slot_policy.clone();
+        s.status = Arc::new(self.status());
+        s
     }
 
-    /// Health of every check, in config order.
-    pub fn health(&self) -> &[CheckHealth] {
-        &self.health
+    /// The files a watcher should watch (config, zones, includes).
+    pub fn watched_files(&self) -> tokio::sync::watch::Receiver<Vec<PathBuf>> {
+        self.files.subscribe()
     }
 
-    /// Runs until both channels close, publishing into `store`.
+    /// Sends every transition to `tx` (the webhook sender).
+    pub fn set_webhooks(&mut self, tx: mpsc::UnboundedSender<TransitionRecord>) {
+        self.webhooks = Some(tx);
+    }
+
+    /// Runs until the command channel closes, publishing into `store`.
     pub async fn run(
         mut self,
         store: Arc<Store>,
-        mut reports: mpsc::UnboundedReceiver<Report>,
+        clients: Clients,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
-        self.store = Some(store);
+        let (report_tx, mut reports) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        if let Some(dir) = self.base.config.server.state_dir.clone() {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            self.checkpoints = Some(tx);
+            tasks.spawn(write_checkpoints(dir, rx));
+        }
+        self.reconcile_probes(&clients, &report_tx, &mut tasks);
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
             tokio::select! {
-                r = reports.recv() => {
-                    let Some(r) = r else { return };
+                Some(r) = reports.recv() => {
+                    // Coalesce: reports arriving within a few milliseconds of
+                    // each other (a switch failing, a burst after start) go
+                    // into one rebuild and one snapshot.
+                    tokio::time::sleep(COALESCE).await;
                     let mut transitions = self.apply(r);
                     // Coalesce: everything already queued goes into one snapshot.
                     while let Ok(r) = reports.try_recv() {
@@ -239,41 +283,269 @@ impl Controller {
                     }
                     self.rebuild(SystemTime::now(), transitions);
                 }
-                // Without a state_dir nobody sends commands and the channel
-                // closes at once: that disables this branch, it must not
-                // stop the controller (probe reports keep coming).
-                Some(c) = commands.recv() => {
-                    // Editors write in bursts: let it settle, then read once.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    let (mut admin, mut geo) = (false, false);
-                    for c in std::iter::once(c).chain(std::iter::from_fn(|| commands.try_recv().ok())) {
-                        match c {
-                            Command::AdminStateChanged => admin = true,
-                            Command::GeoChanged => geo = true,
-                        }
-                    }
-                    let now = SystemTime::now();
-                    let mut changed = admin && self.read_admin_state(now);
-                    if geo {
-                        changed |= self.reload_geo().await;
-                    }
-                    if changed {
-                        self.rebuild(now, true);
-                    }
+                c = commands.recv() => {
+                    let Some(c) = c else { break };
+                    self.command(c, &mut commands, &clients, &report_tx, &mut tasks).await;
                 }
                 _ = sleep_for(expiry) => {
+                    let now = SystemTime::now();
+                    for o in self.overrides.iter().filter(|o| !o.active(now)) {
+                        let real = self.base.config.checks.iter().position(|c| c.name == o.check).map(|i| self.health[i].observed);
+                        tracing::info!(
+                            "check {}: override ({}) expired; routes follow the real state {}",
+                            o.check,
+                            o.state,
+                            real.map_or("unknown".into(), |s| s.to_string())
+                        );
+                    }
+                    self.overrides.retain(|o| o.active(now));
+                    self.rebuild(now, true);
+                }
+            }
+            store.publish_if_newer(self.generation, || self.snapshot());
+        }
+        tasks.abort_all();
+    }
+
+    async fn command(
+        &mut self,
+        c: Command,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        clients: &Clients,
+        report_tx: &mpsc::UnboundedSender<Report>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        match c {
+            Command::Reload { reply } => {
+                let result = self.reload(clients, report_tx, tasks).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Command::AdminStateChanged => {
+                // Editors write in bursts: let it settle, then read once.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut again = Vec::new();
+                while let Ok(c) = commands.try_recv() {
+                    if !matches!(c, Command::AdminStateChanged) {
+                        again.push(c);
+                    }
+                }
+                let now = SystemTime::now();
+                if self.read_admin_state(now) {
+                    self.rebuild(now, true);
+                }
+                for c in again {
+                    Box::pin(self.command(c, commands, clients, report_tx, tasks)).await;
+                }
+            }
+            Command::GeoChanged => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if self.reload_geo().await {
                     self.rebuild(SystemTime::now(), true);
                 }
+            }
+            Command::SetOverride { check, set, reply } => {
+                let r = self.set_override(&check, set);
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Loads and validates the config off the async threads; applies it
+    /// only if valid. A failed reload changes nothing.
+    async fn reload(
+        &mut self,
+        clients: &Clients,
+        report_tx: &mpsc::UnboundedSender<Report>,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<u64, Diagnostics> {
+        let path = self.base.config.path.clone();
+        let previous = self.base.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load(&path).and_then(|c| Base::load_after(c, Some(&previous)))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Diagnostics::one(crate::diag::Diagnostic::new(
+                &self.base.config.path,
+                1,
+                format!("reload failed: {e}"),
+            )))
+        });
+        let now = SystemTime::now();
+        match loaded {
+            Err(d) => {
+                for e in &d.0 {
+                    tracing::error!("reload rejected: {e}");
+                }
+                tracing::error!(
+                    "reload rejected: still serving generation {}",
+                    self.generation
+                );
+                self.reloads.1 += 1;
+                self.last_reload = Some(ReloadRecord {
+                    at: rfc3339(now),
+                    ok: false,
+                    errors: d.0.iter().map(|e| e.to_string()).collect(),
+                });
+                self.generation += 1; // the status page shows the failure
+                Err(d)
+            }
+            Ok(base) => {
+                self.install(base, now);
+                self.reconcile_probes(clients, report_tx, tasks);
+                self.reloads.0 += 1;
+                self.last_reload = Some(ReloadRecord {
+                    at: rfc3339(now),
+                    ok: true,
+                    errors: Vec::new(),
+                });
+                tracing::info!("reload applied: generation {}", self.generation);
+                Ok(self.generation)
+            }
+        }
+    }
+
+    /// Switches to `new`: checks keep their state when their name and
+    /// definition are unchanged; zones keep (or raise) their served serial.
+    fn install(&mut self, new: Base, now: SystemTime) {
+        let old = self.base.clone();
+        if new.config.server.listen != old.config.server.listen {
+            tracing::warn!(
+                "[server] listen changed: the new addresses take effect after a restart"
+            );
+        }
+        let saved = load_checkpoint(&new);
+        let health: Vec<CheckHealth> = new
+            .config
+            .checks
+            .iter()
+            .map(|c| {
+                match old
+                    .config
+                    .checks
+                    .iter()
+                    .position(|o| o.name == c.name && o.definition() == c.definition())
+                {
+                    Some(i) => self.health[i].clone(),
+                    None => {
+                        tracing::info!(
+                            "check {}: new or changed, starting from its initial state",
+                            c.name
+                        );
+                        initial_health(c, &saved, now)
+                    }
+                }
+            })
+            .collect();
+        for c in &old.config.checks {
+            if !new.config.checks.iter().any(|n| n.name == c.name) {
+                tracing::info!("check {}: removed", c.name);
+            }
+        }
+        let serials = new
+            .zones
+            .iter()
+            .map(|z| {
+                let file = z.file_serial();
+                let Some(i) = old.zones.iter().position(|o| o.origin == z.origin) else { return file };
+                let served = self.serials[i];
+                let routes = |b: &Base| {
+                    let zi = b.zones.iter().position(|x| x.origin == z.origin);
+                    format!("{:?}", b.config.routes.iter().filter(|r| Some(r.zone) == zi).collect::<Vec<_>>())
+                };
+                let changed = old.zones[i].content_hash != z.content_hash || routes(&old) != routes(&new);
+                if !changed {
+                    served
+                } else if serial_gt(file, served) {
+                    file
+                } else {
+                    if old.zones[i].content_hash != z.content_hash && file == old.zones[i].file_serial() {
+                        tracing::warn!(
+                            "zone {}: content changed but its SOA serial ({file}) did not; serving serial {}",
+                            z.origin,
+                            next_serial(served)
+                        );
+                    }
+                    next_serial(served)
+                }
+            })
+            .collect();
+        self.health = health;
+        self.serials = serials;
+        self.files.send_replace(watched_files(&new));
+        let h = &new.config.health;
+        self.guard = Guard::new(h.guard_share, h.guard_window, h.guard_min_checks);
+        self.base = Arc::new(new);
+        self.overrides
+            .retain(|o| self.base.config.checks.iter().any(|c| c.name == o.check));
+        self.read_admin_state(now);
+        self.reset_slots();
+        self.rebuild(now, true);
+    }
+
+    /// Starts probes for new definitions, keeps the tasks of unchanged
+    /// ones (and their trackers), stops removed ones.
+    fn reconcile_probes(
+        &mut self,
+        clients: &Clients,
+        tx: &mpsc::UnboundedSender<Report>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let mut old: Vec<Probe> = std::mem::take(&mut self.probes);
+        for (i, c) in self.base.config.checks.iter().enumerate() {
+            if matches!(c.kind, CheckKind::Calculated { .. }) {
+                continue;
+            }
+            let def = c.definition();
+            if let Some(p) = self.probes.iter_mut().find(|p| p.definition == def) {
+                p.checks.push(i);
+                continue;
+            }
+            let probe = match old.iter().position(|p| p.definition == def) {
+                Some(k) => {
+                    let mut p = old.swap_remove(k);
+                    p.checks = vec![i];
+                    p
+                }
+                None => {
+                    let stats = Arc::new(ProbeStats::default());
+                    let plan = Plan {
+                        check: c.clone(),
+                        initial: self.health[i].observed,
+                        stats: stats.clone(),
+                    };
+                    self.next_probe += 1;
+                    let id = self.next_probe;
+                    let abort = scheduler::spawn_one(id, plan, clients.clone(), tx.clone(), tasks);
+                    Probe {
+                        id,
+                        definition: def,
+                        checks: vec![i],
+                        stats,
+                        abort: Some(abort),
+                    }
+                }
+            };
+            self.probes.push(probe);
+        }
+        for p in old {
+            if let Some(a) = p.abort {
+                a.abort();
             }
         }
     }
 
     /// Applies one probe report; true if a check's observed state changed.
     fn apply(&mut self, r: Report) -> bool {
-        let checks = self.probes[r.probe].clone();
+        let Some(probe) = self.probes.iter().find(|p| p.id == r.probe) else {
+            return false; // a probe stopped by a reload
+        };
+        let checks = probe.checks.clone();
         let mut changed = false;
         for c in checks {
-            let name = &self.base.config.checks[c].name;
+            let name = self.base.config.checks[c].name.clone();
             let h = &mut self.health[c];
             h.pending = r.pending;
             h.latency = Some(r.outcome.latency);
@@ -281,7 +553,7 @@ impl Controller {
             let forced = self
                 .overrides
                 .iter()
-                .find(|o| &o.check == name && o.active(t.at));
+                .find(|o| o.check == name && o.active(t.at));
             match forced {
                 Some(o) => tracing::info!(
                     "check {name}: {} -> {} ({}); forced {} by override, so routes keep using {}",
@@ -297,6 +569,7 @@ impl Controller {
             h.since = t.at;
             h.reason = t.reason.clone();
             changed = true;
+            self.record_transition(&name, t.from, t.to, &t.reason, t.at);
             let observed: Vec<Option<State>> = self
                 .base
                 .config
@@ -327,12 +600,74 @@ impl Controller {
         changed
     }
 
-    /// Recomputes effective states and route decisions; publishes a new
-    /// snapshot if any answer changed. `checkpoint` asks for the states to
-    /// be saved.
+    fn record_transition(
+        &mut self,
+        check: &str,
+        from: State,
+        to: State,
+        reason: &str,
+        at: SystemTime,
+    ) {
+        let rec = TransitionRecord {
+            check: check.to_string(),
+            from,
+            to,
+            reason: reason.to_string(),
+            at: rfc3339(at),
+        };
+        if let Some(w) = &self.webhooks {
+            let _ = w.send(rec.clone());
+        }
+        self.transitions.push_front(rec);
+        self.transitions_total += 1;
+        self.transitions.truncate(RECENT_TRANSITIONS);
+    }
+
+    /// Fresh slots for the current base (every route re-decided).
+    fn reset_slots(&mut self) {
+        let base = &self.base;
+        self.slots = (0..base.slot_count)
+            .map(|_| Arc::new(Dyn::NoData))
+            .collect();
+        let mut policy = vec![0u8; base.slot_count];
+        for (i, r) in base.config.routes.iter().enumerate() {
+            let label = crate::metrics::POLICIES
+                .iter()
+                .position(|p| *p == r.policy.name())
+                .unwrap_or(0);
+            policy[base.route_slots[i]] = label as u8;
+        }
+        self.slot_policy = policy.into();
+        self.decisions = vec![None; base.config.routes.len()];
+        for (i, z) in base.zones.iter().enumerate() {
+            let [soa, neg] = soa_slots(z, self.serials[i]);
+            self.slots[z.soa_slot] = Arc::new(soa);
+            self.slots[z.soa_slot + 1] = Arc::new(neg);
+        }
+        self.generation += 1;
+    }
+
+    /// Recomputes effective states and route decisions; raises the serial
+    /// of zones whose answers changed. `checkpoint` asks for the states to
+    /// be saved. Publishing happens in `run` when the generation moved.
     fn rebuild(&mut self, now: SystemTime, checkpoint: bool) {
         self.recompute_effective(now);
         let config = &self.base.config;
+        // Only routes with a member whose check changed are decided again
+        // (and their parents, below).
+        let mut todo = vec![false; config.routes.len()];
+        for (c, h) in self.health.iter().enumerate() {
+            if self.seen.get(c) != Some(&(h.effective, h.pending)) {
+                for &r in &self.base.routes_of_check[c] {
+                    todo[r] = true;
+                }
+            }
+        }
+        self.seen = self
+            .health
+            .iter()
+            .map(|h| (h.effective, h.pending))
+            .collect();
         let mut zone_changed = vec![false; self.base.zones.len()];
         // Children before parents: a parent sees its children's fresh
         // health bits and slots, and is rebuilt when a child's slot changed.
@@ -344,22 +679,27 @@ impl Controller {
         let mut replaced = vec![false; config.routes.len()];
         for &i in &config.route_order {
             let route = &config.routes[i];
+            let child_replaced = route
+                .members
+                .iter()
+                .any(|m| m.route.is_some_and(|c| replaced[c]));
+            if !todo[i] && !child_replaced && self.decisions[i].is_some() {
+                continue;
+            }
             let view = View {
                 checks: &self.health,
                 routes: &route_healthy,
             };
             let d = decide(route, &view);
-            let same = self.decisions[i].as_ref().is_some_and(|old| {
-                old.chosen == d.chosen && old.ttl == d.ttl && old.healthy == d.healthy
-            });
-            let child_replaced = route
-                .members
-                .iter()
-                .any(|m| m.route.is_some_and(|c| replaced[c]));
+            let old = self.decisions[i].as_ref();
+            let same = old
+                .is_some_and(|o| o.chosen == d.chosen && o.ttl == d.ttl && o.healthy == d.healthy);
             if same && !child_replaced {
                 continue;
             }
-            if self.decisions[i].is_some() {
+            // The zone's content changed (not only a TTL): raise its serial.
+            if old.is_some_and(|o| o.chosen != d.chosen || o.healthy != d.healthy) || child_replaced
+            {
                 tracing::debug!(
                     "route {} {}: {}",
                     route.name,
@@ -379,10 +719,8 @@ impl Controller {
             replaced[i] = true;
             self.decisions[i] = Some(d);
         }
-        // A route rebuilt without a zone change (new location data) is
-        // published too.
-        let any =
-            zone_changed.iter().any(|&c| c) || replaced.iter().any(|&r| r) || self.generation == 0;
+        let any = replaced.iter().any(|&r| r);
+        let serial_moved = zone_changed.iter().any(|&c| c);
         for (z, changed) in zone_changed.into_iter().enumerate() {
             if changed {
                 self.serials[z] = next_serial(self.serials[z]);
@@ -392,13 +730,10 @@ impl Controller {
                 self.slots[zone.soa_slot + 1] = Arc::new(neg);
             }
         }
-        if any {
+        if any || checkpoint {
             self.generation += 1;
-            if let Some(store) = &self.store {
-                store.publish(self.snapshot());
-            }
         }
-        if self.persist && (checkpoint || any) {
+        if checkpoint || serial_moved {
             self.save_checkpoint();
         }
     }
@@ -426,6 +761,7 @@ impl Controller {
         }
         // Calculated checks may depend on each other (cycles are rejected at
         // load): iterate until nothing moves.
+        let mut records = Vec::new();
         for _ in 0..=checks.len() {
             let mut moved = false;
             for (i, c) in checks.iter().enumerate() {
@@ -451,19 +787,18 @@ impl Controller {
                 };
                 let h = &mut self.health[i];
                 if h.observed != observed {
-                    if h.observed != State::Unknown || observed == State::Down {
-                        tracing::info!(
-                            "check {}: {} -> {} ({healthy} of {} children healthy, need {min_healthy})",
-                            c.name,
-                            h.observed,
-                            observed,
-                            children.len()
-                        );
-                    }
-                    h.reason = format!(
+                    let reason = format!(
                         "{healthy} of {} children healthy, need {min_healthy}",
                         children.len()
                     );
+                    tracing::info!(
+                        "check {}: {} -> {} ({reason})",
+                        c.name,
+                        h.observed,
+                        observed
+                    );
+                    records.push((c.name.clone(), h.observed, observed, reason.clone()));
+                    h.reason = reason;
                     h.observed = observed;
                     h.since = now;
                 }
@@ -475,6 +810,9 @@ impl Controller {
             if !moved {
                 break;
             }
+        }
+        for (name, from, to, reason) in records {
+            self.record_transition(&name, from, to, &reason, now);
         }
     }
 
@@ -508,10 +846,18 @@ impl Controller {
                 return false;
             }
         };
+        self.replace_overrides(new, now, "the admin-state file")
+    }
+
+    fn replace_overrides(&mut self, new: Vec<Override>, now: SystemTime, source: &str) -> bool {
         if new == self.overrides {
             return false;
         }
+        let checks = &self.base.config.checks;
         for o in &new {
+            if self.overrides.contains(o) {
+                continue;
+            }
             let real = checks
                 .iter()
                 .position(|c| c.name == o.check)
@@ -526,7 +872,7 @@ impl Controller {
                 " (already expired)"
             };
             tracing::info!(
-                "check {}: forced {}{until} by the admin-state file{active} ({}); real state {}",
+                "check {}: forced {}{until} by {source}{active} ({}); real state {}",
                 o.check,
                 o.state,
                 if o.reason.is_empty() {
@@ -548,6 +894,49 @@ impl Controller {
             self.guard.lift();
         }
         true
+    }
+
+    /// The API's override: applied at once and written to the admin-state
+    /// file (when there is a state_dir), which stays the one source of truth.
+    fn set_override(&mut self, check: &str, set: Option<Override>) -> Result<(), String> {
+        if !self.base.config.checks.iter().any(|c| c.name == check) {
+            return Err(format!("`{check}` is not a configured check"));
+        }
+        let mut new: Vec<Override> = self
+            .overrides
+            .iter()
+            .filter(|o| o.check != check)
+            .cloned()
+            .collect();
+        if let Some(o) = set {
+            new.push(o);
+        }
+        if let Some(dir) = &self.base.config.server.state_dir {
+            let mut text = String::from(
+                "# CHECK = up|down [until RFC3339] [# reason]; also written by the API\n",
+            );
+            for o in &new {
+                text.push_str(&format!("{} = {}", o.check, o.state));
+                if let Some(u) = o.until {
+                    text.push_str(&format!(" until {}", humantime::format_rfc3339_seconds(u)));
+                }
+                if !o.reason.is_empty() {
+                    text.push_str(&format!(" # {}", o.reason.replace('\n', " ")));
+                }
+                text.push('\n');
+            }
+            let path = dir.join(ADMIN_STATE);
+            let tmp = dir.join(format!(".{ADMIN_STATE}.tmp"));
+            std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&tmp, text))
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        let now = SystemTime::now();
+        if self.replace_overrides(new, now, "the API") {
+            self.rebuild(now, true);
+        }
+        Ok(())
     }
 
     /// Re-reads the `[geo]` files; on success the routes that use client
@@ -582,17 +971,21 @@ impl Controller {
         }
     }
 
-    /// When the next override expires.
+    /// When the next override expires (zero if one already has: the
+    /// expiry branch then drops it and rebuilds).
     fn next_expiry(&self, now: SystemTime) -> Option<Duration> {
         self.overrides
             .iter()
             .filter_map(|o| o.until)
-            .filter_map(|u| u.duration_since(now).ok())
-            .filter(|d| !d.is_zero())
+            .map(|u| u.duration_since(now).unwrap_or(Duration::ZERO))
             .min()
     }
 
+    /// Hands the states to the checkpoint writer (inline before `run`).
     fn save_checkpoint(&self) {
+        if !self.persist {
+            return;
+        }
         let Some(dir) = &self.base.config.server.state_dir else {
             return;
         };
@@ -602,11 +995,12 @@ impl Controller {
                 .checks
                 .iter()
                 .zip(&self.health)
-                .filter(|(_, h)| h.observed != State::Unknown)
-                .map(|(c, h)| {
+                .zip(&self.base.fingerprints)
+                .filter(|((_, h), _)| h.observed != State::Unknown)
+                .map(|((c, h), fp)| {
                     let saved = Saved {
                         state: h.observed,
-                        definition: checkpoint::fingerprint(&c.definition()),
+                        definition: fp.clone(),
                         since: checkpoint::epoch_secs(h.since),
                         reason: h.reason.clone(),
                     };
@@ -621,15 +1015,186 @@ impl Controller {
                 .map(|(z, s)| (z.origin.to_string(), *s))
                 .collect(),
         };
-        if let Err(e) = checkpoint::save(dir, &c) {
-            tracing::warn!("cannot write {}: {e}", checkpoint::path(dir).display());
+        match &self.checkpoints {
+            Some(tx) => {
+                tx.send_replace(Some(c));
+            }
+            None => {
+                if let Err(e) = checkpoint::save(dir, &c) {
+                    tracing::warn!("cannot write {}: {e}", checkpoint::path(dir).display());
+                }
+            }
         }
     }
+
+    /// The API's view of the current state.
+    fn status(&self) -> Status {
+        let config = &self.base.config;
+        let now = SystemTime::now();
+        let checks = config
+            .checks
+            .iter()
+            .zip(&self.health)
+            .enumerate()
+            .map(|(i, (c, h))| {
+                let o = self
+                    .overrides
+                    .iter()
+                    .find(|o| o.check == c.name && o.active(now));
+                let probe = self.probes.iter().find(|p| p.checks.contains(&i));
+                CheckStatus {
+                    name: c.name.clone(),
+                    kind: kind_name(&c.kind).to_string(),
+                    state: h.effective,
+                    real_state: h.observed,
+                    forced: h.forced,
+                    override_reason: o.map(|o| o.reason.clone()),
+                    override_until: o.and_then(|o| o.until).map(rfc3339),
+                    pending: h.pending,
+                    since: rfc3339(h.since),
+                    reason: h.reason.clone(),
+                    last_latency_ms: h.latency.map(|l| l.as_secs_f64() * 1000.0),
+                    stats: probe.map(|p| p.stats.clone()),
+                }
+            })
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .zip(&self.decisions)
+            .map(|(r, d)| {
+                let d = d.as_ref();
+                let (answer, outcome) = match d.map(|d| &d.chosen) {
+                    Some(Chosen::Members(m)) => (
+                        m.iter()
+                            .map(|&i| r.members[i].label(&config.routes))
+                            .collect(),
+                        "members",
+                    ),
+                    Some(Chosen::Fallback) => match &r.when_all_down {
+                        config::AllDown::Fallback(v) => {
+                            (v.iter().map(|r| r.data.to_string()).collect(), "fallback")
+                        }
+                        _ => (Vec::new(), "fallback"),
+                    },
+                    Some(Chosen::NoData) => (Vec::new(), "nodata"),
+                    Some(Chosen::ServFail) | None => (Vec::new(), "servfail"),
+                };
+                RouteStatus {
+                    name: r.name.to_string(),
+                    rtype: r.rtype.to_string(),
+                    policy: r.policy.name().to_string(),
+                    answer,
+                    outcome: outcome.to_string(),
+                    healthy: d.is_some_and(|d| d.healthy),
+                    ttl: d.map_or(r.ttl, |d| d.ttl),
+                    path: d.map(|d| d.path.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let zones = self
+            .base
+            .zones
+            .iter()
+            .zip(&self.serials)
+            .map(|(z, &serial)| ZoneStatus {
+                origin: z.origin.to_string(),
+                serial,
+                records: z.records,
+                stats: Some(z.stats.clone()),
+            })
+            .collect();
+        Status {
+            generation: self.generation,
+            started: rfc3339(self.started),
+            config: config.path.display().to_string(),
+            checks,
+            routes,
+            zones,
+            transitions: self.transitions.iter().cloned().collect(),
+            transitions_total: self.transitions_total,
+            last_reload: self.last_reload.clone(),
+            reloads_ok: self.reloads.0,
+            reloads_failed: self.reloads.1,
+            guard_frozen: self.guard.frozen().is_some(),
+        }
+    }
+}
+
+/// Writes the latest checkpoint off the controller's thread; a burst of
+/// transitions ends in one write of the last state.
+async fn write_checkpoints(dir: PathBuf, mut rx: tokio::sync::watch::Receiver<Option<Checkpoint>>) {
+    while rx.changed().await.is_ok() {
+        let Some(c) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let dir = dir.clone();
+        let result =
+            tokio::task::spawn_blocking(move || checkpoint::save(&dir, &c).map_err(|e| (e, dir)))
+                .await;
+        if let Ok(Err((e, dir))) = result {
+            tracing::warn!("cannot write {}: {e}", checkpoint::path(&dir).display());
+        }
+    }
+}
+
+fn load_checkpoint(base: &Base) -> Checkpoint {
+    match &base.config.server.state_dir {
+        Some(dir) => checkpoint::load(dir).unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: unreadable checkpoint ignored: {e}",
+                checkpoint::path(dir).display()
+            );
+            Checkpoint::default()
+        }),
+        None => Checkpoint::default(),
+    }
+}
+
+/// A check's state before any probe: the checkpoint (if the definition is
+/// unchanged and `initial = last-known`), else `initial`.
+fn initial_health(c: &CheckConfig, saved: &Checkpoint, now: SystemTime) -> CheckHealth {
+    let restored = saved.checks.get(&c.name).filter(|s| {
+        c.initial == Initial::LastKnown && s.definition == checkpoint::fingerprint(&c.definition())
+    });
+    match (restored, c.initial) {
+        (Some(s), _) => CheckHealth {
+            since: checkpoint::from_epoch_secs(s.since),
+            reason: format!("restored from checkpoint: {}", s.reason),
+            ..CheckHealth::new(s.state, now)
+        },
+        (None, Initial::Up) => CheckHealth::new(State::Up, now),
+        (None, Initial::Down) => CheckHealth::new(State::Down, now),
+        (None, Initial::LastKnown) => CheckHealth::new(State::Unknown, now),
+    }
+}
+
+/// The probe kind's name.
+pub fn kind_name(k: &CheckKind) -> &'static str {
+    match k {
+        CheckKind::Http(h) if h.url.starts_with("https") => "https",
+        CheckKind::Http(_) => "http",
+        CheckKind::Tcp { .. } => "tcp",
+        CheckKind::Dns { .. } => "dns",
+        CheckKind::Exec { .. } => "exec",
+        CheckKind::File { .. } => "file",
+        CheckKind::Calculated { .. } => "calculated",
+    }
+}
+
+/// Config file, zone files and their includes.
+fn watched_files(base: &Base) -> Vec<PathBuf> {
+    let mut files = vec![base.config.path.clone()];
+    for z in &base.zones {
+        files.extend(z.files.iter().cloned());
+    }
+    files
 }
 
 async fn sleep_for(d: Option<Duration>) {
     match d {
         // Wake just after the expiry so `active(now)` is false by then.
+        Some(d) if d.is_zero() => {}
         Some(d) => tokio::time::sleep(d + Duration::from_millis(5)).await,
         None => std::future::pending().await,
     }
@@ -646,11 +1211,6 @@ fn next_serial(s: u32) -> u32 {
         0 => 1,
         n => n,
     }
-}
-
-/// The checkpoint directory, if configured.
-pub fn state_dir(base: &Base) -> Option<PathBuf> {
-    base.config.server.state_dir.clone()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::route::{Client, Trace};
 use crate::store::{Served, Snapshot};
-use crate::zone::{Data, Entry, Found, Key, Rrset};
+use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
 
 /// Longest CNAME chain followed inside our zones.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -53,6 +53,10 @@ pub struct Answer<'a> {
     pub additional_size: usize,
     /// ECS scope prefix: the longest prefix a routed choice depended on.
     pub scope: u8,
+    /// The zone the query landed in.
+    pub zone: Option<&'a Zone>,
+    /// Metrics label of the answer's source ([`crate::metrics::POLICIES`]).
+    pub policy: usize,
 }
 
 impl<'a> Answer<'a> {
@@ -67,6 +71,8 @@ impl<'a> Answer<'a> {
             size: 0,
             additional_size: 0,
             scope: 0,
+            zone: None,
+            policy: 0,
         }
     }
 
@@ -126,6 +132,7 @@ pub fn resolve<'a>(
         if hop == 0 {
             a.rcode = ResponseCode::NoError;
             a.authoritative = true;
+            a.zone = Some(zone);
         }
         let negative = |a: &mut Answer<'a>, rcode| {
             let neg = snap.soa(zone).1;
@@ -165,6 +172,9 @@ pub fn resolve<'a>(
                         return a;
                     }
                 };
+                if let Data::Slot(i) = entry.data {
+                    a.policy = snap.slot_policy.get(i).map_or(0, |&p| p as usize);
+                }
                 let (served, scope) = served(snap, entry, client, trace);
                 a.scope = a.scope.max(scope);
                 let rr = match served {

@@ -12,18 +12,19 @@ use hickory_proto::op::{
     Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode, emit_message_parts,
 };
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record, RecordSet, RecordType, RrsetRecords};
+use hickory_proto::rr::{DNSClass, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use smallvec::SmallVec;
 
 use super::answer::{Answer, Part, resolve};
+use crate::metrics::ServerStats;
 use crate::route::Client;
 use crate::route::prefix::mask;
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 
 /// DNS header size.
 const HEADER_LEN: usize = 12;
@@ -32,12 +33,13 @@ const HEADER_LEN: usize = 12;
 #[derive(Debug, Clone)]
 pub struct Handler {
     store: Arc<Store>,
+    stats: Arc<ServerStats>,
 }
 
 impl Handler {
-    /// A handler answering from `store`.
-    pub fn new(store: Arc<Store>) -> Self {
-        Handler { store }
+    /// A handler answering from `store`, counting into `stats`.
+    pub fn new(store: Arc<Store>, stats: Arc<ServerStats>) -> Self {
+        Handler { store, stats }
     }
 }
 
@@ -52,21 +54,6 @@ struct Sections<'a> {
 enum Sec<'a> {
     Set(&'a RecordSet),
     Owned(Range<usize>),
-}
-
-enum Recs<'a> {
-    Set(RrsetRecords<'a>),
-    Slice(std::slice::Iter<'a, Record>),
-}
-
-impl<'a> Iterator for Recs<'a> {
-    type Item = &'a Record;
-    fn next(&mut self) -> Option<&'a Record> {
-        match self {
-            Recs::Set(i) => i.next(),
-            Recs::Slice(i) => i.next(),
-        }
-    }
 }
 
 impl<'a> Sections<'a> {
@@ -98,8 +85,8 @@ impl<'a> Sections<'a> {
 
     fn answers(&self) -> impl Iterator<Item = &Record> + Send {
         self.answer.iter().flat_map(|s| match s {
-            Sec::Set(set) => Recs::Set(set.records_without_rrsigs()),
-            Sec::Owned(r) => Recs::Slice(self.owned[r.clone()].iter()),
+            Sec::Set(set) => SecIter::A(set.records_without_rrsigs()),
+            Sec::Owned(r) => SecIter::B(self.owned[r.clone()].iter()),
         })
     }
 
@@ -157,21 +144,67 @@ impl<'a> Iterator for DynIter<'a, '_> {
 }
 
 /// How much of the answer goes out over UDP.
-#[derive(PartialEq)]
+#[derive(PartialEq, Clone, Copy)]
 enum Fit {
     All,
     NoAdditional,
     Truncated,
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut handle: R,
-    ) -> ResponseInfo {
-        let snap = self.store.load();
+/// A response ready to encode, borrowing from the request and the
+/// snapshot. Built by [`Handler::prepare`]; the hickory path sends it
+/// through hickory's response handle, the UDP fast path encodes it itself.
+pub struct Prepared<'a> {
+    meta: Metadata,
+    edns: Option<Edns>,
+    sections: Option<Sections<'a>>,
+    fit: Fit,
+}
+
+impl Prepared<'_> {
+    /// The largest UDP message this response may use.
+    pub fn udp_limit(&self) -> u16 {
+        self.edns.as_ref().map_or(512, |e| e.max_payload())
+    }
+
+    /// The message.
+    pub fn response<'b>(
+        &'b self,
+        request: &'b Request,
+    ) -> MessageResponse<
+        'b,
+        'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+        impl Iterator<Item = &'b Record> + Send + 'b,
+    > {
+        let builder = MessageResponseBuilder::new(&request.queries, self.edns.as_ref());
+        let none = || std::iter::empty::<&Record>();
+        let mut meta = self.meta;
+        let (an, ns, ad) = match (&self.sections, self.fit) {
+            (Some(s), Fit::All) => (
+                SecIter::A(s.answers()),
+                SecIter::A(s.authorities()),
+                SecIter::A(s.additionals()),
+            ),
+            (Some(s), Fit::NoAdditional) => (
+                SecIter::A(s.answers()),
+                SecIter::A(s.authorities()),
+                SecIter::B(none()),
+            ),
+            (_, fit) => {
+                meta.truncation = fit == Fit::Truncated;
+                (SecIter::B(none()), SecIter::B(none()), SecIter::B(none()))
+            }
+        };
+        builder.build(meta, an, ns, none(), ad)
+    }
+}
+
+impl Handler {
+    /// Decides the response to `request` from `snap` (and counts it).
+    pub fn prepare<'a>(&self, request: &'a Request, snap: &'a Snapshot) -> Prepared<'a> {
         let mut meta = Metadata::response_from_request(&request.metadata);
 
         // EDNS(0): answer an OPT with an OPT; cap the UDP payload.
@@ -226,13 +259,17 @@ impl RequestHandler for Handler {
         };
         if let Some(rcode) = rcode {
             meta.response_code = rcode;
-            let response =
-                MessageResponseBuilder::new(&request.queries, edns.as_ref()).build_no_records(meta);
-            return send(&mut handle, response, meta).await;
+            self.stats.count_no_zone(rcode);
+            return Prepared {
+                meta,
+                edns,
+                sections: None,
+                fit: Fit::All,
+            };
         }
 
         let q = &request.queries.queries()[0];
-        let answer = resolve(&snap, q.name(), q.query_type(), &client, &mut ());
+        let answer = resolve(snap, q.name(), q.query_type(), &client, &mut ());
         if answer.scope > 0
             && let Some(e) = edns.as_mut()
             && let Some(EdnsOption::Subnet(ecs)) = e.option(EdnsCode::Subnet)
@@ -246,6 +283,12 @@ impl RequestHandler for Handler {
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let sections = Sections::new(&answer);
+        match answer.zone {
+            Some(zone) => zone
+                .stats
+                .count(q.query_type(), answer.rcode, answer.policy),
+            None => self.stats.count_no_zone(answer.rcode),
+        }
 
         let mut fit = Fit::All;
         if request.protocol() == Protocol::Udp {
@@ -271,35 +314,39 @@ impl RequestHandler for Handler {
                 };
             }
         }
-        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-        let none = || std::iter::empty::<&Record>();
-        let response = match fit {
-            Fit::All => builder.build(
-                meta,
-                SecIter::A(sections.answers()),
-                SecIter::A(sections.authorities()),
-                none(),
-                SecIter::A(sections.additionals()),
-            ),
-            Fit::NoAdditional => builder.build(
-                meta,
-                SecIter::A(sections.answers()),
-                SecIter::A(sections.authorities()),
-                none(),
-                SecIter::B(none()),
-            ),
-            Fit::Truncated => {
-                meta.truncation = true;
-                builder.build(
-                    meta,
-                    SecIter::B(none()),
-                    SecIter::B(none()),
-                    none(),
-                    SecIter::B(none()),
-                )
-            }
-        };
-        send(&mut handle, response, meta).await
+        Prepared {
+            meta,
+            edns,
+            sections: Some(sections),
+            fit,
+        }
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// The store answers come from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut handle: R,
+    ) -> ResponseInfo {
+        let start = std::time::Instant::now();
+        let snap = self.store.load();
+        let prepared = self.prepare(request, &snap);
+        let meta = prepared.meta;
+        let info = send(&mut handle, prepared.response(request), meta).await;
+        self.stats.response_time.observe(start.elapsed());
+        info
     }
 }
 

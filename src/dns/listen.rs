@@ -13,8 +13,8 @@ const SOCKET_BUFFER: usize = 8 << 20;
 
 /// Bound sockets for every listen address.
 pub struct Listeners {
-    /// UDP sockets (several per address).
-    pub udp: Vec<tokio::net::UdpSocket>,
+    /// UDP sockets (several per address), blocking-capable std sockets.
+    pub udp: Vec<std::net::UdpSocket>,
     /// One TCP listener per address.
     pub tcp: Vec<tokio::net::TcpListener>,
     /// The addresses actually bound (port 0 resolved).
@@ -60,7 +60,7 @@ fn bind_one(
     addr: SocketAddr,
     udp_sockets: usize,
 ) -> io::Result<(
-    Vec<tokio::net::UdpSocket>,
+    Vec<std::net::UdpSocket>,
     tokio::net::TcpListener,
     SocketAddr,
 )> {
@@ -71,10 +71,7 @@ fn bind_one(
         udp.push(udp_socket(bound)?);
     }
     let tcp = tcp_listener(bound)?;
-    let udp = udp
-        .into_iter()
-        .map(|s| tokio::net::UdpSocket::from_std(s.into()))
-        .collect::<io::Result<Vec<_>>>()?;
+    let udp = udp.into_iter().map(std::net::UdpSocket::from).collect();
     Ok((udp, tokio::net::TcpListener::from_std(tcp.into())?, bound))
 }
 

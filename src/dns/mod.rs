@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod handler;
 mod listen;
+pub mod udp;
 
 pub use handler::Handler;
 pub use listen::{Listeners, bind};

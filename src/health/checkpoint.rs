@@ -39,12 +39,8 @@ pub struct Saved {
 
 /// A stable fingerprint (FNV-1a 64) of a check definition.
 pub fn fingerprint(definition: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in definition.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    use crate::zone::parse::{FNV_START, fnv64};
+    format!("{:016x}", fnv64(FNV_START, definition.as_bytes()))
 }
 
 /// Seconds since the epoch.

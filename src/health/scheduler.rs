@@ -16,12 +16,15 @@ use super::probe::{self, Clients};
 use super::tracker::Tracker;
 use super::{Outcome, State, Transition};
 use crate::config::{CheckConfig, CheckKind};
+use crate::metrics::ProbeStats;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// What a probe task tells the controller.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Index of the probe (see [`Plan`]).
-    pub probe: usize,
+    /// The probe's id (see [`spawn_one`]).
+    pub probe: u64,
     /// The state change, if the last outcome caused one.
     pub transition: Option<Transition>,
     /// Counters are moving (a change may come soon).
@@ -37,24 +40,25 @@ pub struct Plan {
     pub check: CheckConfig,
     /// The state the tracker starts in.
     pub initial: State,
+    /// Counters the task updates after every cycle.
+    pub stats: Arc<ProbeStats>,
 }
 
-/// Spawns one task per plan into `tasks`; reports go to `tx`.
-pub fn spawn(
-    plans: Vec<Plan>,
+/// Spawns the task of probe `id` into `tasks`; reports go to `tx`.
+pub fn spawn_one(
+    id: u64,
+    plan: Plan,
     clients: Clients,
     tx: mpsc::UnboundedSender<Report>,
     tasks: &mut JoinSet<()>,
-) {
-    for (i, plan) in plans.into_iter().enumerate() {
-        tasks.spawn(run(i, plan, clients.clone(), tx.clone()));
-    }
+) -> tokio::task::AbortHandle {
+    tasks.spawn(run(id, plan, clients, tx))
 }
 
 /// The first probe is spread over this much time (or the interval, if shorter).
 const START_SPREAD: Duration = Duration::from_secs(2);
 
-async fn run(probe: usize, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
+async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
     let check = plan.check;
     let mut tracker = Tracker::new(plan.initial, check.fall, check.rise);
     let (_watcher, mut changed) = match &check.kind {
@@ -69,6 +73,12 @@ async fn run(probe: usize, plan: Plan, clients: Clients, tx: mpsc::UnboundedSend
             Some(()) = changed.recv() => {}
         }
         let outcome = cycle(&check, &clients).await;
+        let stats = &plan.stats;
+        if outcome.ok { &stats.ok } else { &stats.failed }.fetch_add(1, Ordering::Relaxed);
+        stats
+            .last_latency_us
+            .store(outcome.latency.as_micros() as u64, Ordering::Relaxed);
+        stats.latency.observe(outcome.latency);
         let was_pending = tracker.pending();
         let transition = tracker.observe(&outcome, SystemTime::now());
         if transition.is_some() || tracker.pending() != was_pending {
@@ -137,7 +147,9 @@ fn watch(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        // Reads (ours included) are not changes.
         if let Ok(ev) = ev
+            && !matches!(ev.kind, notify::EventKind::Access(_))
             && ev.paths.iter().any(|p| p.file_name() == file.file_name())
         {
             let _ = tx.send(());
@@ -210,8 +222,9 @@ mod tests {
         let plan = Plan {
             check: file_check(&path, 10_000),
             initial: State::Unknown,
+            stats: Arc::default(),
         };
-        spawn(vec![plan], Clients::new().unwrap(), tx, &mut tasks);
+        spawn_one(0, plan, Clients::new().unwrap(), tx, &mut tasks);
         let start = Instant::now();
         let r = rx.recv().await.unwrap();
         assert_eq!(r.transition.unwrap().to, State::Up);

@@ -125,13 +125,20 @@ pub struct Zone {
     pub records: usize,
     /// The zone file and its includes.
     pub files: Vec<PathBuf>,
+    /// Hash of the files' text (see [`parse::ParsedFile::content_hash`]).
+    pub content_hash: u64,
+    /// Query counters (shared with the previous load of the same origin).
+    pub stats: Arc<crate::metrics::ZoneStats>,
 }
 
 impl Zone {
     /// Reads and validates the zone `origin` from `file`.
     pub fn load(origin: &Name, file: &Path) -> Result<Zone, Diagnostics> {
         let parsed = parse::read_file(file, origin)?;
-        Zone::build(origin, file, parsed.records, parsed.files)
+        let hash = parsed.content_hash;
+        let mut zone = Zone::build(origin, file, parsed.records, parsed.files)?;
+        zone.content_hash = hash;
+        Ok(zone)
     }
 
     /// Builds a zone from located records; checks what a server must refuse
@@ -259,6 +266,8 @@ impl Zone {
             nodes: FxHashMap::default(),
             records: count,
             files,
+            content_hash: 0,
+            stats: Arc::default(),
         };
         zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
         Ok(zone)

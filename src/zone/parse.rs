@@ -41,7 +41,22 @@ pub struct ParsedFile {
     pub records: Vec<(Record, Loc)>,
     /// The zone file and every file it includes, for change detection.
     pub files: Vec<PathBuf>,
+    /// FNV-1a over the text of every file read, in order: detects content
+    /// changes made without a serial change.
+    pub content_hash: u64,
 }
+
+/// FNV-1a 64 continuing from `h` (start with [`FNV_START`]).
+pub fn fnv64(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// FNV-1a 64 offset basis.
+pub const FNV_START: u64 = 0xcbf29ce484222325;
 
 /// Reads the master file at `path` for the zone `origin`. Returns every
 /// syntax error found (parsing continues after a bad entry).
@@ -50,6 +65,7 @@ pub fn read_file(path: &Path, origin: &Name) -> Result<ParsedFile, Diagnostics> 
         out: ParsedFile {
             records: Vec::new(),
             files: Vec::new(),
+            content_hash: FNV_START,
         },
         errors: Vec::new(),
         default_ttl: None,
@@ -86,6 +102,7 @@ impl Reader {
             }
         };
         self.out.files.push(path.to_path_buf());
+        self.out.content_hash = fnv64(self.out.content_hash, text.as_bytes());
         let file: Arc<Path> = Arc::from(path);
         for entry in entries(&text) {
             let loc = Loc {

@@ -1,0 +1,181 @@
+//! `GET /metrics`: Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::health::State;
+use crate::metrics::{POLICIES, QTYPES, RCODES, ServerStats, qtype_label, rcode_label};
+use crate::store::Snapshot;
+
+/// Renders every metric.
+pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
+    let s = &snap.status;
+    let mut out = String::with_capacity(4096);
+    let o = &mut out;
+    head(
+        o,
+        "veer_queries_total",
+        "counter",
+        "DNS queries answered, by zone, query type and response code.",
+    );
+    for z in &s.zones {
+        let Some(zs) = &z.stats else { continue };
+        for q in 0..=QTYPES.len() {
+            for r in 0..=RCODES.len() {
+                let n = zs.queries[q][r].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        o,
+                        "veer_queries_total{{zone=\"{}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
+                        z.origin,
+                        qtype_label(q),
+                        rcode_label(r)
+                    );
+                }
+            }
+        }
+    }
+    for r in 0..=RCODES.len() {
+        let n = stats.no_zone[r].load(Ordering::Relaxed);
+        if n > 0 {
+            let _ = writeln!(
+                o,
+                "veer_queries_total{{zone=\"\",qtype=\"\",rcode=\"{}\"}} {n}",
+                rcode_label(r)
+            );
+        }
+    }
+    head(
+        o,
+        "veer_answers_total",
+        "counter",
+        "Answers from a zone, by zone and policy (static = zone file data).",
+    );
+    for z in &s.zones {
+        let Some(zs) = &z.stats else { continue };
+        for (i, p) in POLICIES.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "veer_answers_total{{zone=\"{}\",policy=\"{p}\"}} {}",
+                z.origin,
+                zs.by_policy[i].load(Ordering::Relaxed)
+            );
+        }
+    }
+    head(
+        o,
+        "veer_response_time_seconds",
+        "histogram",
+        "Time from request to response sent.",
+    );
+    stats
+        .response_time
+        .render(o, "veer_response_time_seconds", "");
+
+    head(
+        o,
+        "veer_probe_results_total",
+        "counter",
+        "Probe cycles by check and result.",
+    );
+    for c in &s.checks {
+        if let Some(p) = &c.stats {
+            let _ = writeln!(
+                o,
+                "veer_probe_results_total{{check=\"{}\",result=\"ok\"}} {}",
+                esc(&c.name),
+                p.ok.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                o,
+                "veer_probe_results_total{{check=\"{}\",result=\"failed\"}} {}",
+                esc(&c.name),
+                p.failed.load(Ordering::Relaxed)
+            );
+        }
+    }
+    head(
+        o,
+        "veer_probe_latency_seconds",
+        "histogram",
+        "Probe cycle latency by check.",
+    );
+    for c in &s.checks {
+        if let Some(p) = &c.stats {
+            p.latency.render(
+                o,
+                "veer_probe_latency_seconds",
+                &format!("check=\"{}\"", esc(&c.name)),
+            );
+        }
+    }
+    head(
+        o,
+        "veer_check_up",
+        "gauge",
+        "1 if the state routes use is up or unknown, 0 if down.",
+    );
+    for c in &s.checks {
+        let _ = writeln!(
+            o,
+            "veer_check_up{{check=\"{}\",forced=\"{}\"}} {}",
+            esc(&c.name),
+            c.forced,
+            u8::from(c.state != State::Down)
+        );
+    }
+    head(
+        o,
+        "veer_transitions_total",
+        "counter",
+        "Health state transitions since start.",
+    );
+    let _ = writeln!(o, "veer_transitions_total {}", s.transitions_total);
+    head(o, "veer_reloads_total", "counter", "Reloads by result.");
+    let _ = writeln!(o, "veer_reloads_total{{result=\"ok\"}} {}", s.reloads_ok);
+    let _ = writeln!(
+        o,
+        "veer_reloads_total{{result=\"failed\"}} {}",
+        s.reloads_failed
+    );
+    head(
+        o,
+        "veer_last_reload_ok",
+        "gauge",
+        "1 if the last reload was applied, 0 if it was rejected.",
+    );
+    let _ = writeln!(
+        o,
+        "veer_last_reload_ok {}",
+        u8::from(s.last_reload.as_ref().is_none_or(|r| r.ok))
+    );
+    head(
+        o,
+        "veer_snapshot_generation",
+        "gauge",
+        "Generation of the served snapshot.",
+    );
+    let _ = writeln!(o, "veer_snapshot_generation {}", s.generation);
+    head(o, "veer_zone_serial", "gauge", "Served SOA serial by zone.");
+    for z in &s.zones {
+        let _ = writeln!(o, "veer_zone_serial{{zone=\"{}\"}} {}", z.origin, z.serial);
+    }
+    head(
+        o,
+        "veer_prober_guard_frozen",
+        "gauge",
+        "1 while the prober guard holds the last states.",
+    );
+    let _ = writeln!(o, "veer_prober_guard_frozen {}", u8::from(s.guard_frozen));
+    out
+}
+
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

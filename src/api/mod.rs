@@ -1,0 +1,334 @@
+//! The admin HTTP API: metrics, JSON status, the status page, and the
+//! state-changing endpoints (overrides, reload) behind a bearer token.
+//! Reads come from the current snapshot (one atomic load); changes go to
+//! the controller as commands, so the API never writes state itself.
+
+mod metrics;
+mod page;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use hickory_proto::rr::{Name, RecordType};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::control::Command;
+use crate::health::State;
+use crate::health::overrides::Override;
+use crate::metrics::ServerStats;
+use crate::store::Store;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    /// The published state.
+    pub store: Arc<Store>,
+    /// DNS counters.
+    pub stats: Arc<ServerStats>,
+    /// To the controller.
+    pub commands: mpsc::UnboundedSender<Command>,
+    /// Bearer token; `None` turns the state-changing endpoints off.
+    pub token: Option<String>,
+}
+
+/// The router.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/health", get(health))
+        .route("/v1/routes", get(routes))
+        .route("/v1/explain", get(explain))
+        .route(
+            "/v1/overrides/{check}",
+            put(put_override).delete(delete_override),
+        )
+        .route("/v1/reload", post(reload))
+        .with_state(api)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Api,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!("admin API stopped: {e}");
+    }
+}
+
+/// Binds the API listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr} for the admin API: {e}"),
+        )
+    })
+}
+
+async fn page(AxState(api): AxState<Api>) -> Html<String> {
+    Html(page::render(&api.store.load().status))
+}
+
+async fn metrics(AxState(api): AxState<Api>) -> impl IntoResponse {
+    let snap = api.store.load();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&snap, &api.stats),
+    )
+}
+
+async fn status(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
+    let snap = api.store.load();
+    let s = &snap.status;
+    Json(json!({
+        "generation": s.generation,
+        "started": s.started,
+        "config": s.config,
+        "zones": s.zones,
+        "last_reload": s.last_reload,
+        "reloads_ok": s.reloads_ok,
+        "reloads_failed": s.reloads_failed,
+        "guard_frozen": s.guard_frozen,
+        "checks": s.checks.len(),
+        "routes": s.routes.len(),
+    }))
+}
+
+async fn health(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
+    Json(json!({ "checks": api.store.load().status.checks }))
+}
+
+async fn routes(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
+    Json(json!({ "routes": api.store.load().status.routes }))
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    name: String,
+    #[serde(rename = "type", default = "default_type")]
+    rtype: String,
+    client: Option<std::net::IpAddr>,
+    ecs: Option<String>,
+}
+
+fn default_type() -> String {
+    "A".into()
+}
+
+/// Resolves like a query would (same code as the DNS path) and adds the
+/// route's decision steps.
+async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> Response {
+    let Ok(mut name) = Name::from_utf8(&q.name) else {
+        return error(StatusCode::BAD_REQUEST, format!("bad name `{}`", q.name));
+    };
+    name.set_fqdn(true);
+    let Ok(rtype) = q.rtype.to_ascii_uppercase().parse::<RecordType>() else {
+        return error(StatusCode::BAD_REQUEST, format!("bad type `{}`", q.rtype));
+    };
+    let source = q.client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let client = match q
+        .ecs
+        .as_deref()
+        .map(str::parse::<crate::route::prefix::Net>)
+    {
+        None => crate::route::Client::addr(source),
+        Some(Ok(n)) if n.len > 0 => crate::route::Client {
+            addr: n.addr,
+            prefix: n.len,
+        },
+        Some(Ok(_)) => crate::route::Client::addr(source),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("ecs: {e}")),
+    };
+    let snap = api.store.load();
+    let mut steps: Vec<String> = Vec::new();
+    let a = crate::dns::answer::resolve(&snap, &name, rtype, &client, &mut steps);
+    let answer: Vec<String> = a
+        .answer
+        .iter()
+        .flat_map(|p| {
+            p.set()
+                .records_without_rrsigs()
+                .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+        })
+        .collect();
+    let lower = name.to_lowercase();
+    let route =
+        snap.status.routes.iter().find(|r| {
+            r.name.eq_ignore_ascii_case(&lower.to_string()) && r.rtype == rtype.to_string()
+        });
+    Json(json!({
+        "name": name.to_string(),
+        "type": rtype.to_string(),
+        "client": q.client,
+        "rcode": a.rcode.to_str(),
+        "authoritative": a.authoritative,
+        "zone": a.zone.map(|z| z.origin.to_string()),
+        "policy": crate::metrics::POLICIES[a.policy],
+        "answer": answer,
+        "ecs_scope": a.scope,
+        "pick": steps,
+        "route": route,
+    }))
+    .into_response()
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// Checks the bearer token; `Err` is the response to send.
+fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(token) = &api.token else {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "state-changing endpoints are off: set [api] token or token_file in the config",
+        )));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        _ => Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({ "error": "missing or wrong bearer token" })),
+            )
+                .into_response(),
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideBody {
+    state: String,
+    #[serde(default)]
+    reason: String,
+    until: Option<String>,
+}
+
+async fn put_override(
+    AxState(api): AxState<Api>,
+    headers: HeaderMap,
+    Path(check): Path<String>,
+    body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return *r;
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let state = match body.state.to_ascii_lowercase().as_str() {
+        "up" => State::Up,
+        "down" => State::Down,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("state `{other}` must be up or down"),
+            );
+        }
+    };
+    let until = match body.until.as_deref().map(humantime::parse_rfc3339_weak) {
+        None => None,
+        Some(Ok(t)) => Some(whole_seconds(t)),
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("until: {e}; use RFC 3339")),
+    };
+    let o = Override {
+        check: check.clone(),
+        state,
+        until,
+        reason: body.reason,
+    };
+    command_override(&api, check, Some(o)).await
+}
+
+async fn delete_override(
+    AxState(api): AxState<Api>,
+    headers: HeaderMap,
+    Path(check): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return *r;
+    }
+    command_override(&api, check, None).await
+}
+
+async fn command_override(api: &Api, check: String, set: Option<Override>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if api
+        .commands
+        .send(Command::SetOverride {
+            check: check.clone(),
+            set,
+            reply: tx,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(())) => {
+            let snap = api.store.load();
+            let c = snap.status.checks.iter().find(|c| c.name == check);
+            Json(json!({ "check": c })).into_response()
+        }
+        Ok(Err(e)) if e.contains("not a configured check") => error(StatusCode::NOT_FOUND, e),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+async fn reload(AxState(api): AxState<Api>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return *r;
+    }
+    let (tx, rx) = oneshot::channel();
+    if api
+        .commands
+        .send(Command::Reload { reply: Some(tx) })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(generation)) => Json(json!({ "ok": true, "generation": generation })).into_response(),
+        Ok(Err(d)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": d.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}

@@ -1,0 +1,155 @@
+//! `GET /`: the status page. Plain server-rendered HTML, no external
+//! assets, refreshed every 5 s: checks (state, real state when forced,
+//! since, latency, reason), routes with their current answers, recent
+//! transitions, zones and the last reload.
+
+use std::fmt::Write;
+
+use crate::control::status::Status;
+use crate::health::State;
+
+/// Renders the page.
+pub fn render(s: &Status) -> String {
+    let mut h = String::with_capacity(8192);
+    let down = s.checks.iter().filter(|c| c.state == State::Down).count();
+    let _ = write!(
+        h,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>veer: {down} of {n} checks down</title><style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}}h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.6em}}
+table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd;vertical-align:top}}
+th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:.3em}}
+.up{{background:#d7f5dd;color:#0a5c1f}}.down{{background:#fbd9d7;color:#8a1208}}.unknown{{background:#eee;color:#555}}
+.warn{{background:#fff3cd;padding:.5em;border-radius:.3em}}.muted{{color:#777}}code{{font-size:.95em}}</style></head><body>
+<h1>veer <span class="muted">generation {gen}, up since {started}</span></h1>
+<p id="summary"><b>{up}</b> of {n} checks healthy, <b>{down}</b> down; {routes} routes; {zones} zones.</p>"#,
+        n = s.checks.len(),
+        gen = s.generation,
+        started = esc(&s.started),
+        up = s.checks.len() - down,
+        routes = s.routes.len(),
+        zones = s.zones.len(),
+    );
+    if s.guard_frozen {
+        h.push_str(r#"<p class="warn" id="guard">Prober guard: too many checks went down at once; the last states are kept until probes recover or an operator overrides.</p>"#);
+    }
+    if let Some(r) = s.last_reload.as_ref().filter(|r| !r.ok) {
+        let _ = write!(
+            h,
+            r#"<div class="warn" id="reload-error">Last reload at {} was rejected; still serving the previous config:<ul>"#,
+            esc(&r.at)
+        );
+        for e in &r.errors {
+            let _ = write!(h, "<li><code>{}</code></li>", esc(e));
+        }
+        h.push_str("</ul></div>");
+    }
+    h.push_str(r#"<h2>Checks</h2><table id="checks"><tr><th>check</th><th>kind</th><th>state</th><th>since</th><th>last latency</th><th>reason</th></tr>"#);
+    for c in &s.checks {
+        let forced = if c.forced {
+            format!(
+                r#" <span class="muted">forced{}; real state <span class="state {r}">{r}</span></span>"#,
+                c.override_until
+                    .as_ref()
+                    .map(|u| format!(" until {}", esc(u)))
+                    .unwrap_or_default(),
+                r = c.real_state
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            h,
+            r#"<tr data-check="{name}"><td>{name}</td><td>{kind}</td><td><span class="state {st}">{st}</span>{forced}{pending}</td><td>{since}</td><td>{lat}</td><td>{reason}</td></tr>"#,
+            name = esc(&c.name),
+            kind = c.kind,
+            st = c.state,
+            pending = if c.pending {
+                r#" <span class="muted">(changing?)</span>"#
+            } else {
+                ""
+            },
+            since = esc(&c.since),
+            lat = c
+                .last_latency_ms
+                .map(|l| format!("{l:.1} ms"))
+                .unwrap_or_else(|| "–".into()),
+            reason = esc(c
+                .override_reason
+                .as_deref()
+                .filter(|_| c.forced)
+                .unwrap_or(&c.reason)),
+        );
+    }
+    h.push_str("</table>");
+    h.push_str(r#"<h2>Routes</h2><table id="routes"><tr><th>name</th><th>type</th><th>policy</th><th>answer</th><th>healthy</th><th>TTL</th></tr>"#);
+    for r in &s.routes {
+        let answer = if r.outcome == "members" || r.outcome == "fallback" {
+            r.answer
+                .iter()
+                .map(|a| esc(a))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        } else {
+            r.outcome.to_uppercase()
+        };
+        let _ = write!(
+            h,
+            r#"<tr data-route="{name} {t}"><td>{name}</td><td>{t}</td><td>{p}</td><td class="answer">{answer}{fb}</td><td>{ok}</td><td>{ttl}</td></tr>"#,
+            name = esc(&r.name),
+            t = r.rtype,
+            p = r.policy,
+            fb = if r.outcome == "fallback" {
+                r#" <span class="muted">(fallback)</span>"#
+            } else {
+                ""
+            },
+            ok = if r.healthy { "yes" } else { "<b>no</b>" },
+            ttl = r.ttl,
+        );
+    }
+    h.push_str("</table>");
+    h.push_str(r#"<h2>Recent transitions</h2><table id="transitions"><tr><th>time</th><th>check</th><th>change</th><th>reason</th></tr>"#);
+    for t in s.transitions.iter().take(30) {
+        let _ = write!(
+            h,
+            r#"<tr><td>{}</td><td>{}</td><td><span class="state {f}">{f}</span> → <span class="state {to}">{to}</span></td><td>{}</td></tr>"#,
+            esc(&t.at),
+            esc(&t.check),
+            esc(&t.reason),
+            f = t.from,
+            to = t.to
+        );
+    }
+    if s.transitions.is_empty() {
+        h.push_str(r#"<tr><td colspan="4" class="muted">none since start</td></tr>"#);
+    }
+    h.push_str("</table>");
+    h.push_str(
+        r#"<h2>Zones</h2><table id="zones"><tr><th>zone</th><th>serial</th><th>records</th></tr>"#,
+    );
+    for z in &s.zones {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&z.origin),
+            z.serial,
+            z.records
+        );
+    }
+    let _ = write!(
+        h,
+        r#"</table><p class="muted">config {} · reloads: {} ok, {} rejected · <a href="/metrics">metrics</a> · <a href="/v1/health">/v1/health</a> · <a href="/v1/routes">/v1/routes</a></p></body></html>"#,
+        esc(&s.config),
+        s.reloads_ok,
+        s.reloads_failed
+    );
+    h
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

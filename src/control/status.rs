@@ -1,0 +1,139 @@
+//! What the admin API and the status page show: a read-only view built by
+//! the controller and published inside each snapshot, so the page, the
+//! JSON API and the answers always agree.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::health::State;
+use crate::metrics::{ProbeStats, ZoneStats};
+
+/// Everything the API shows.
+#[derive(Debug, Default, Serialize)]
+pub struct Status {
+    /// Snapshot generation.
+    pub generation: u64,
+    /// When the server started (RFC 3339).
+    pub started: String,
+    /// The config file.
+    pub config: String,
+    /// Every check.
+    pub checks: Vec<CheckStatus>,
+    /// Every route's current answer.
+    pub routes: Vec<RouteStatus>,
+    /// Every zone.
+    pub zones: Vec<ZoneStatus>,
+    /// Recent transitions, newest first.
+    pub transitions: Vec<TransitionRecord>,
+    /// Transitions since start.
+    pub transitions_total: u64,
+    /// The last reload attempt.
+    pub last_reload: Option<ReloadRecord>,
+    /// Successful reloads since start.
+    pub reloads_ok: u64,
+    /// Failed reloads since start.
+    pub reloads_failed: u64,
+    /// The prober guard holds the last states.
+    pub guard_frozen: bool,
+}
+
+/// One check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckStatus {
+    /// Name.
+    pub name: String,
+    /// Probe kind (`http`, `tcp`, ... `calculated`).
+    pub kind: String,
+    /// The state routes use.
+    pub state: State,
+    /// What the probes say.
+    pub real_state: State,
+    /// An override is in force.
+    pub forced: bool,
+    /// The override's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub override_reason: Option<String>,
+    /// The override's expiry (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub override_until: Option<String>,
+    /// Counters are moving.
+    pub pending: bool,
+    /// Last transition of the real state (RFC 3339).
+    pub since: String,
+    /// Why it is in this state.
+    pub reason: String,
+    /// Last probe latency in milliseconds.
+    pub last_latency_ms: Option<f64>,
+    /// Probe counters (not serialised).
+    #[serde(skip)]
+    pub stats: Option<Arc<ProbeStats>>,
+}
+
+/// One route.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteStatus {
+    /// Owner name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// Policy.
+    pub policy: String,
+    /// The records answered now (multivalue: all candidates).
+    pub answer: Vec<String>,
+    /// `members`, `fallback`, `nodata` or `servfail`.
+    pub outcome: String,
+    /// Enough members are healthy.
+    pub healthy: bool,
+    /// TTL now.
+    pub ttl: u32,
+    /// Decision steps.
+    pub path: Vec<String>,
+}
+
+/// One zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneStatus {
+    /// Apex.
+    pub origin: String,
+    /// Served SOA serial.
+    pub serial: u32,
+    /// Records in the zone files.
+    pub records: usize,
+    /// Query counters (not serialised).
+    #[serde(skip)]
+    pub stats: Option<Arc<ZoneStats>>,
+}
+
+/// A transition, for the page and webhooks.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionRecord {
+    /// Check name.
+    pub check: String,
+    /// Before.
+    pub from: State,
+    /// After.
+    pub to: State,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// A reload attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadRecord {
+    /// When (RFC 3339).
+    pub at: String,
+    /// It was applied.
+    pub ok: bool,
+    /// The errors (`file:line: message`) when it was not.
+    pub errors: Vec<String>,
+}
+
+/// RFC 3339 with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
