@@ -54,9 +54,12 @@ pub enum Command {
     /// Show which answer a client gets and why (offline: config plus the
     /// checkpointed health states, or --down).
     Explain {
-        /// The config file.
-        #[arg(long, short)]
-        config: PathBuf,
+        /// The config file (offline: config plus checkpointed states).
+        #[arg(long, short, required_unless_present = "api", conflicts_with = "api")]
+        config: Option<PathBuf>,
+        /// Ask a running server's admin API instead (e.g. http://127.0.0.1:8053).
+        #[arg(long)]
+        api: Option<String>,
         /// Query name.
         name: String,
         /// Query type.
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check { config } => check(config),
         Command::Explain {
             config,
+            api,
             name,
             rtype,
             client,
@@ -121,7 +125,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 ecs,
                 down: down.map(|d| d.into_iter().filter(|s| !s.is_empty()).collect()),
             };
-            explain(config, &query)
+            match (config, api) {
+                (Some(config), _) => explain(config, &query),
+                (None, Some(api)) => explain_online(&api, &query),
+                (None, None) => unreachable!("clap requires --config or --api"),
+            }
         }
         Command::Status { api } => status(&api),
     }
@@ -275,6 +283,86 @@ fn explain(path: PathBuf, query: &crate::explain::Query) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `veer explain --api`: the running server's answer, from `/v1/explain`
+/// (the same `resolve` as queries, over the live snapshot).
+fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
+    if q.down.is_some() {
+        eprintln!("veer explain: --down only applies offline (--config)");
+        return ExitCode::FAILURE;
+    }
+    let mut url = reqwest::Url::parse(&format!("{}/v1/explain", api.trim_end_matches('/')))
+        .unwrap_or_else(|_| {
+            reqwest::Url::parse("http://127.0.0.1:8053/v1/explain").expect("literal")
+        });
+    url.query_pairs_mut()
+        .append_pair("name", &q.name)
+        .append_pair("type", &q.rtype)
+        .append_pair("client", &q.client.to_string());
+    if let Some(ecs) = &q.ecs {
+        url.query_pairs_mut().append_pair("ecs", ecs);
+    }
+    let body = match get_json(url.as_str()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("veer explain: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let s = |k: &str| body[k].as_str().unwrap_or("").to_string();
+    println!("query: {} {}", s("name"), s("type"));
+    println!(
+        "client: {}{}",
+        q.client,
+        q.ecs
+            .as_ref()
+            .map(|e| format!(" with ECS {e}"))
+            .unwrap_or_default()
+    );
+    if let Some(route) = body["route"].as_object() {
+        let r = |k: &str| {
+            route
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        println!(
+            "route {} {} (policy {}):",
+            r("name"),
+            r("type"),
+            r("policy")
+        );
+        for step in route
+            .get("path")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            println!("  {}", step.as_str().unwrap_or(""));
+        }
+        let healthy = route.get("healthy").and_then(|v| v.as_bool()) == Some(true);
+        println!(
+            "  route health: {}",
+            if healthy { "healthy" } else { "down" }
+        );
+    } else {
+        println!("no route at {} {}: zone data answers", s("name"), s("type"));
+    }
+    let steps = body["pick"].as_array().cloned().unwrap_or_default();
+    if !steps.is_empty() {
+        println!("pick:");
+        for st in steps {
+            println!("  {}", st.as_str().unwrap_or(""));
+        }
+    }
+    println!("answer: {}", s("rcode"));
+    for a in body["answer"].as_array().into_iter().flatten() {
+        println!("  {}", a.as_str().unwrap_or(""));
+    }
+    println!("ecs scope: /{}", body["ecs_scope"].as_u64().unwrap_or(0));
+    ExitCode::SUCCESS
 }
 
 fn check(path: PathBuf) -> ExitCode {

@@ -53,6 +53,14 @@ pub fn qtype_label(i: usize) -> String {
     QTYPES.get(i).map_or("other".to_string(), |t| t.to_string())
 }
 
+/// The RFC mnemonic of a response code (`NOERROR`, `NXDOMAIN`, ...).
+pub fn rcode_name(r: ResponseCode) -> String {
+    match RCODES.iter().position(|&c| c == r) {
+        Some(i) => rcode_label(i).to_string(),
+        None => format!("RCODE{}", u16::from(r)),
+    }
+}
+
 /// Label of a response code index (the RFC mnemonic).
 pub fn rcode_label(i: usize) -> &'static str {
     [

@@ -53,7 +53,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         controller.set_webhooks(tx);
         tasks.spawn(webhook::run(config.webhooks.clone(), rx));
     }
-    tasks.spawn(watch::run(
+    tasks.spawn(watch::start(
         controller.watched_files(),
         config.server.state_dir.clone(),
         command_tx.clone(),

@@ -175,7 +175,7 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
         "name": name.to_string(),
         "type": rtype.to_string(),
         "client": q.client,
-        "rcode": a.rcode.to_str(),
+        "rcode": crate::metrics::rcode_name(a.rcode),
         "authoritative": a.authoritative,
         "zone": a.zone.map(|z| z.origin.to_string()),
         "policy": crate::metrics::POLICIES[a.policy],

@@ -285,7 +285,7 @@ impl Controller {
                 }
                 c = commands.recv() => {
                     let Some(c) = c else { break };
-                    self.command(c, &mut commands, &clients, &report_tx, &mut tasks).await;
+                    self.command(c, &store, &mut commands, &clients, &report_tx, &mut tasks).await;
                 }
                 _ = sleep_for(expiry) => {
                     let now = SystemTime::now();
@@ -310,6 +310,7 @@ impl Controller {
     async fn command(
         &mut self,
         c: Command,
+        store: &Store,
         commands: &mut mpsc::UnboundedReceiver<Command>,
         clients: &Clients,
         report_tx: &mpsc::UnboundedSender<Report>,
@@ -319,6 +320,8 @@ impl Controller {
             Command::Reload { reply } => {
                 let result = self.reload(clients, report_tx, tasks).await;
                 if let Some(reply) = reply {
+                    // Answers change before the caller hears back.
+                    store.publish_if_newer(self.generation, || self.snapshot());
                     let _ = reply.send(result);
                 }
             }
@@ -336,7 +339,7 @@ impl Controller {
                     self.rebuild(now, true);
                 }
                 for c in again {
-                    Box::pin(self.command(c, commands, clients, report_tx, tasks)).await;
+                    Box::pin(self.command(c, store, commands, clients, report_tx, tasks)).await;
                 }
             }
             Command::GeoChanged => {
@@ -347,6 +350,7 @@ impl Controller {
             }
             Command::SetOverride { check, set, reply } => {
                 let r = self.set_override(&check, set);
+                store.publish_if_newer(self.generation, || self.snapshot());
                 let _ = reply.send(r);
             }
         }
@@ -695,6 +699,8 @@ impl Controller {
             let same = old
                 .is_some_and(|o| o.chosen == d.chosen && o.ttl == d.ttl && o.healthy == d.healthy);
             if same && !child_replaced {
+                // Same answer; keep the fresh path for explain and the API.
+                self.decisions[i] = Some(d);
                 continue;
             }
             // The zone's content changed (not only a TTL): raise its serial.

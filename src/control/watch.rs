@@ -18,26 +18,20 @@ use super::{ADMIN_STATE, Command};
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Watches `files` (and `state_dir/admin-state`); sends commands to `tx`.
-/// Runs until `tx` closes.
-pub async fn run(
+/// The watches are in place when this returns (so an edit made right
+/// after start-up is seen); the returned future handles the events and
+/// runs until `tx` closes.
+pub fn start(
     mut files: watch::Receiver<Vec<PathBuf>>,
     state_dir: Option<PathBuf>,
     tx: mpsc::UnboundedSender<Command>,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let (ev_tx, mut events) = mpsc::unbounded_channel::<notify::Event>();
-    let mut watcher = match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
             let _ = ev_tx.send(ev);
         }
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(
-                "file watcher unavailable ({e}): reload with SIGHUP or POST /v1/reload"
-            );
-            return;
-        }
-    };
+    });
     let admin = state_dir.as_ref().map(|d| {
         let _ = std::fs::create_dir_all(d);
         key(&d.join(ADMIN_STATE))
@@ -46,9 +40,33 @@ pub async fn run(
         dirs: BTreeSet::new(),
         interesting: BTreeSet::new(),
     };
-    let list = files.borrow_and_update().clone();
-    set.update(&mut watcher, &list, admin.as_ref());
+    let watcher = match watcher {
+        Ok(mut w) => {
+            let list = files.borrow_and_update().clone();
+            set.update(&mut w, &list, admin.as_ref());
+            Some(w)
+        }
+        Err(e) => {
+            tracing::error!(
+                "file watcher unavailable ({e}): reload with SIGHUP or POST /v1/reload"
+            );
+            None
+        }
+    };
+    async move {
+        let Some(mut watcher) = watcher else { return };
+        run(&mut watcher, &mut set, &mut files, &mut events, admin, tx).await
+    }
+}
 
+async fn run(
+    watcher: &mut notify::RecommendedWatcher,
+    set: &mut Watched,
+    files: &mut watch::Receiver<Vec<PathBuf>>,
+    events: &mut mpsc::UnboundedReceiver<notify::Event>,
+    admin: Option<(PathBuf, std::ffi::OsString)>,
+    tx: mpsc::UnboundedSender<Command>,
+) {
     loop {
         tokio::select! {
             changed = files.changed() => {
@@ -56,7 +74,7 @@ pub async fn run(
                     return;
                 }
                 let list = files.borrow_and_update().clone();
-                set.update(&mut watcher, &list, admin.as_ref());
+                set.update(watcher, &list, admin.as_ref());
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { return };
