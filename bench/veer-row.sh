@@ -10,14 +10,16 @@
 #                 default -> 192.0.2.53), client located by a networks map
 #                 (127.0.0.0/8 is DE), so every query takes the location
 #                 lookup and area match.
+#
+# With a fifth argument --config-only it writes the files and returns.
 set -euo pipefail
-kind=$1 veer=$2 port=$3 zone=$4
+kind=$1 veer=$2 port=$3 zone=$4 only=${5:-}
 grep -v '^dyn' "$zone" > zone
 cat > veer.toml <<TOML
 [server]
 listen = ["127.0.0.1:$port"]
 workers = 1
-udp_sockets = 2
+udp_sockets = 1
 
 [[zone]]
 origin = "bench.test."
@@ -62,4 +64,5 @@ TOML
   exit 2
   ;;
 esac
+[ "$only" = --config-only ] && exit 0
 RUST_LOG=warn exec "$veer" serve --config veer.toml
