@@ -38,7 +38,15 @@ pub const RCODES: [ResponseCode; 6] = [
 ];
 
 /// Policy labels for answers.
-pub const POLICIES: [&str; 3] = ["static", "failover", "multivalue"];
+pub const POLICIES: [&str; 7] = [
+    "static",
+    "failover",
+    "multivalue",
+    "weighted",
+    "geo",
+    "cidr",
+    "nearest",
+];
 
 fn qtype_index(t: RecordType) -> usize {
     QTYPES.iter().position(|&q| q == t).unwrap_or(QTYPES.len())
