@@ -87,7 +87,16 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
             let start = Instant::now();
             let mut reply = std::mem::take(&mut b.tx[out]);
             reply.clear();
-            let answered = answer(handler, &snap, &b.rx[i][..len], src, &mut reply);
+            // A bug must cost one query, not this socket's thread.
+            let packet = &b.rx[i][..len];
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                answer(handler, &snap, packet, src, &mut reply)
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!("internal error answering a query from {src}; dropped it");
+                reply.clear();
+                false
+            });
             b.tx[out] = reply;
             if answered {
                 b.tx_names[out] = b.names[i];
