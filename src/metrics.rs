@@ -82,17 +82,16 @@ pub fn rcode_label(i: usize) -> &'static str {
 /// Query counters of one zone, kept across reloads.
 #[derive(Debug)]
 pub struct ZoneStats {
-    /// [qtype][rcode].
-    pub queries: [[AtomicU64; RCODES.len() + 1]; QTYPES.len() + 1],
-    /// Answers by policy ([`POLICIES`]).
-    pub by_policy: [AtomicU64; POLICIES.len()],
+    /// [policy][qtype][rcode].
+    pub queries: [[[AtomicU64; RCODES.len() + 1]; QTYPES.len() + 1]; POLICIES.len()],
 }
 
 impl Default for ZoneStats {
     fn default() -> Self {
         ZoneStats {
-            queries: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            by_policy: std::array::from_fn(|_| AtomicU64::new(0)),
+            queries: std::array::from_fn(|_| {
+                std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+            }),
         }
     }
 }
@@ -100,8 +99,8 @@ impl Default for ZoneStats {
 impl ZoneStats {
     /// Counts one answered query.
     pub fn count(&self, qtype: RecordType, rcode: ResponseCode, policy: usize) {
-        self.queries[qtype_index(qtype)][rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
-        self.by_policy[policy.min(POLICIES.len() - 1)].fetch_add(1, Ordering::Relaxed);
+        self.queries[policy.min(POLICIES.len() - 1)][qtype_index(qtype)][rcode_index(rcode)]
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -16,21 +16,23 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
         o,
         "veer_queries_total",
         "counter",
-        "DNS queries answered, by zone, query type and response code.",
+        "DNS queries answered, by zone, query type, response code and policy (static = zone file data).",
     );
     for z in &s.zones {
         let Some(zs) = &z.stats else { continue };
-        for q in 0..=QTYPES.len() {
-            for r in 0..=RCODES.len() {
-                let n = zs.queries[q][r].load(Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        o,
-                        "veer_queries_total{{zone=\"{}\",qtype=\"{}\",rcode=\"{}\"}} {n}",
-                        z.origin,
-                        qtype_label(q),
-                        rcode_label(r)
-                    );
+        for (p, policy) in POLICIES.iter().enumerate() {
+            for q in 0..=QTYPES.len() {
+                for r in 0..=RCODES.len() {
+                    let n = zs.queries[p][q][r].load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            o,
+                            "veer_queries_total{{zone=\"{}\",qtype=\"{}\",rcode=\"{}\",policy=\"{policy}\"}} {n}",
+                            z.origin,
+                            qtype_label(q),
+                            rcode_label(r)
+                        );
+                    }
                 }
             }
         }
@@ -40,25 +42,8 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
         if n > 0 {
             let _ = writeln!(
                 o,
-                "veer_queries_total{{zone=\"\",qtype=\"\",rcode=\"{}\"}} {n}",
+                "veer_queries_total{{zone=\"\",qtype=\"\",rcode=\"{}\",policy=\"\"}} {n}",
                 rcode_label(r)
-            );
-        }
-    }
-    head(
-        o,
-        "veer_answers_total",
-        "counter",
-        "Answers from a zone, by zone and policy (static = zone file data).",
-    );
-    for z in &s.zones {
-        let Some(zs) = &z.stats else { continue };
-        for (i, p) in POLICIES.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "veer_answers_total{{zone=\"{}\",policy=\"{p}\"}} {}",
-                z.origin,
-                zs.by_policy[i].load(Ordering::Relaxed)
             );
         }
     }
