@@ -135,11 +135,7 @@ fn wait_a(veer: &Veer, name: &str, want: &[&str], timeout: Duration) {
 
 #[track_caller]
 fn wait_log(veer: &Veer, text: &str) {
-    assert!(
-        veer.wait_for_log(text, WAIT),
-        "no `{text}` in the logs within {WAIT:?}:\n{}",
-        veer.logs()
-    );
+    veer.expect_log(text, WAIT);
 }
 
 /// The serial of example.test.'s SOA.

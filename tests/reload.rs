@@ -73,7 +73,7 @@ fn wait_a(veer: &Veer, name: &str, want: &[&str]) -> Duration {
     let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
     want.sort();
     let mut last = Err(String::new());
-    let ok = poll(WAIT, Duration::from_millis(2), || {
+    let ok = common::wait_until_every(WAIT, Duration::from_millis(2), || {
         last = dns::ask_a(veer.addr, name);
         let mut got: Vec<String> = match &last {
             Ok(r) if r.rcode == 0 => r.a.iter().map(|ip| ip.to_string()).collect(),
@@ -90,27 +90,9 @@ fn wait_a(veer: &Veer, name: &str, want: &[&str]) -> Duration {
     start.elapsed()
 }
 
-/// Polls `cond` every `every` until true or `timeout` passes.
-fn poll(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(every);
-    }
-}
-
 #[track_caller]
 fn wait_log(veer: &Veer, text: &str) {
-    assert!(
-        veer.wait_for_log(text, WAIT),
-        "no `{text}` in the logs within {WAIT:?}:\n{}",
-        veer.logs()
-    );
+    veer.expect_log(text, WAIT);
 }
 
 /// Waits until the logs contain `text` at least `n` times.

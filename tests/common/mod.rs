@@ -106,7 +106,16 @@ pub fn write_file(dir: &Path, rel: &str, text: &str) -> PathBuf {
 /// Polls `cond` every 10 ms until it returns true (→ true) or `timeout`
 /// passes (→ false). `cond` is always evaluated at least once, and once
 /// more at the deadline.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(timeout, Duration::from_millis(10), cond)
+}
+
+/// [`wait_until`] polling every `every`.
+pub fn wait_until_every(
+    timeout: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -115,7 +124,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
 }
 
@@ -238,6 +247,16 @@ impl Veer {
     /// Waits until the logs contain `substr`; false on timeout.
     pub fn wait_for_log(&self, substr: &str, timeout: Duration) -> bool {
         wait_until(timeout, || self.logs.lock().unwrap().contains(substr))
+    }
+
+    /// Fails the test (with the logs) unless `text` shows up within `timeout`.
+    #[track_caller]
+    pub fn expect_log(&self, text: &str, timeout: Duration) {
+        assert!(
+            self.wait_for_log(text, timeout),
+            "no `{text}` in the logs within {timeout:?}:\n{}",
+            self.logs()
+        );
     }
 
     /// Sends a signal by name (`"TERM"`, `"INT"`, `"HUP"`, ...) with `kill`.
