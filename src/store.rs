@@ -75,6 +75,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Zones by origin key.
     zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
+    /// The label counts of the origins, longest first.
+    origin_labels: Arc<[usize]>,
     /// Current SOAs and route answers, indexed by `zone::Data::Slot`.
     pub slots: Vec<Arc<Dyn>>,
     /// Largest UDP response we send.
@@ -93,22 +95,33 @@ impl Snapshot {
         slots: Vec<Arc<Dyn>>,
         max_udp_payload: u16,
     ) -> Self {
-        let zones = zones
+        let zones: FxHashMap<Box<[u8]>, Arc<Zone>> = zones
             .into_iter()
             .map(|z| (owned_key(&z.origin), z))
             .collect();
+        let mut origin_labels: Vec<usize> = zones
+            .values()
+            .map(|z| Key::new(&z.origin).labels())
+            .collect();
+        origin_labels.sort_unstable_by(|a, b| b.cmp(a));
+        origin_labels.dedup();
         Snapshot {
             generation,
             zones,
+            origin_labels: origin_labels.into(),
             slots,
             max_udp_payload,
             ..Default::default()
         }
     }
 
-    /// The most specific zone containing `key`.
+    /// The most specific zone containing `key`: only suffixes as long as
+    /// some origin are looked up (one lookup with one zone).
     pub fn zone_for(&self, key: &Key) -> Option<&Zone> {
-        (0..=key.labels()).find_map(|i| self.zones.get(key.suffix(i)).map(|z| &**z))
+        self.origin_labels
+            .iter()
+            .filter(|&&n| n <= key.labels())
+            .find_map(|&n| self.zones.get(key.suffix(key.labels() - n)).map(|z| &**z))
     }
 
     /// Every zone, in no particular order.
