@@ -75,7 +75,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             store: store.clone(),
             stats: stats.clone(),
             commands: command_tx.clone(),
-            token: a.token.clone(),
         };
         let mut stop = stop_rx.clone();
         tasks.spawn(api::serve(listener, api, async move {

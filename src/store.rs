@@ -83,6 +83,8 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
     /// Metrics label ([`crate::metrics::POLICIES`] index) of each slot.
     pub slot_policy: Arc<[u8]>,
+    /// The admin API's bearer token (`[api] token`), so a reload rotates it.
+    pub api_token: Option<Arc<str>>,
     /// The view the admin API shows, consistent with the answers.
     pub status: Arc<crate::control::status::Status>,
 }

@@ -35,8 +35,6 @@ pub struct Api {
     pub stats: Arc<ServerStats>,
     /// To the controller.
     pub commands: mpsc::UnboundedSender<Command>,
-    /// Bearer token; `None` turns the state-changing endpoints off.
-    pub token: Option<String>,
 }
 
 /// The router.
@@ -193,7 +191,9 @@ fn error(code: StatusCode, msg: impl Into<String>) -> Response {
 
 /// Checks the bearer token; `Err` is the response to send.
 fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(token) = &api.token else {
+    // The token comes with the config snapshot, so a reload rotates it.
+    let snap = api.store.load();
+    let Some(token) = &snap.api_token else {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "state-changing endpoints are off: set [api] token or token_file in the config",

@@ -238,6 +238,13 @@ impl Controller {
             self.base.config.server.max_udp_payload,
         );
         s.slot_policy = self.slot_policy.clone();
+        s.api_token = self
+            .base
+            .config
+            .api
+            .as_ref()
+            .and_then(|a| a.token.as_deref())
+            .map(Arc::from);
         s.status = Arc::new(self.status());
         s
     }
@@ -418,6 +425,11 @@ impl Controller {
         if new.config.server.listen != old.config.server.listen {
             tracing::warn!(
                 "[server] listen changed: the new addresses take effect after a restart"
+            );
+        }
+        if new.config.api.as_ref().map(|a| a.listen) != old.config.api.as_ref().map(|a| a.listen) {
+            tracing::warn!(
+                "[api] listen changed: takes effect after a restart (the token applies now)"
             );
         }
         let saved = load_checkpoint(&new);
