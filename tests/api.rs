@@ -629,6 +629,18 @@ fn token_file_is_read_relative_to_the_config() {
     let other = Admin::from_logs(&veer.logs(), TOKEN);
     assert_eq!(other.reload().status, 401);
 
+    // Rotating the token file and reloading swaps the accepted token.
+    let rotated = "rotated-token-qrstuvwxyz0123";
+    write_file(dir.path(), "secrets/api-token", &format!("{rotated}\n"));
+    assert_eq!(
+        api.reload().status,
+        200,
+        "the reload itself uses the old token"
+    );
+    assert_eq!(api.reload().status, 401, "the old token must stop working");
+    let new = Admin::from_logs(&veer.logs(), rotated);
+    assert_eq!(new.reload().status, 200);
+
     // A token under 16 characters is refused by `veer check`.
     let short = write_file(
         dir.path(),
