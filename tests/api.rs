@@ -383,6 +383,35 @@ fn status_health_routes_and_explain_describe_the_current_state() {
     assert!(stdout.lines().next().unwrap().contains("STATE"), "{stdout}");
     assert!(row("a").contains(" up "), "{stdout}");
     assert!(row("b").contains("http"), "{stdout}");
+
+    // `veer explain --api` asks the running server the same question.
+    let out = run_veer(
+        &[
+            "explain",
+            "--api",
+            &format!("http://{}", api.addr),
+            "pool.example.test",
+            "A",
+            "--client",
+            "192.0.2.77",
+        ],
+        WAIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("route pool.example.test. A (policy multivalue):"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("answer: NOERROR"), "{stdout}");
+    for addr in ["10.0.0.1", "10.0.0.2", "10.0.1.9"] {
+        assert!(stdout.contains(addr), "{addr} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("ecs scope: /0"), "{stdout}");
 }
 
 // ---------------------------------------------------------------------------
