@@ -9,7 +9,6 @@
 mod key;
 pub mod parse;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -153,7 +152,7 @@ impl Zone {
         let count = records.len();
         // (name key, type) -> (set, first location); insertion order kept.
         let mut sets: Vec<(Box<[u8]>, RecordSet, Loc)> = Vec::new();
-        let mut index: HashMap<(Box<[u8]>, RecordType), usize> = HashMap::new();
+        let mut index: FxHashMap<(Box<[u8]>, RecordType), usize> = FxHashMap::default();
         for (record, loc) in records {
             if !origin.zone_of(&record.name) {
                 errors.push(loc.error(format!("{} is outside the zone {origin}", record.name)));
@@ -161,8 +160,9 @@ impl Zone {
             }
             let key = owned_key(&record.name);
             let rtype = record.record_type();
-            match index.get(&(key.clone(), rtype)) {
-                Some(&i) => {
+            match index.entry((key, rtype)) {
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let i = *o.get();
                     let set = &mut sets[i].1;
                     if rtype == RecordType::SOA {
                         errors.push(loc.error(format!(
@@ -189,11 +189,12 @@ impl Zone {
                         set.add_rdata(record.data);
                     }
                 }
-                None => {
+                std::collections::hash_map::Entry::Vacant(v) => {
                     let mut set =
                         RecordSet::with_ttl(record.name.to_lowercase(), rtype, record.ttl);
                     set.add_rdata(record.data);
-                    index.insert((key.clone(), rtype), sets.len());
+                    let key = v.key().0.clone();
+                    v.insert(sets.len());
                     sets.push((key, set, loc));
                 }
             }
