@@ -130,7 +130,7 @@ fn dig_batch(veer: &Veer, queries: &str) -> Vec<String> {
     let out = Command::new("dig")
         .arg(format!("@{}", veer.addr.ip()))
         .args(["-p", &veer.addr.port().to_string()])
-        .args(["+norec", "+short", "+time=2", "+tries=2", "-f"])
+        .args(["+norec", "+short", "+time=5", "+tries=3", "-f"])
         .arg(f.path())
         .stdin(Stdio::null())
         .output()
