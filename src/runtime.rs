@@ -3,7 +3,6 @@
 //! and the admin API; bind the DNS listeners; run until shutdown.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 use hickory_server::Server;
@@ -61,7 +60,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     tasks.spawn(sighup(command_tx.clone()));
     let clients = Clients::new()
         .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?;
-    let _geo_watch = watch_geo(&config, command_tx.clone());
     tasks.spawn(controller.run(store.clone(), clients, command_rx));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -119,58 +117,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .await
         .map_err(std::io::Error::other)?;
     Ok(())
-}
-
-/// Watches the `[geo]` files (their directories, so a replace-by-rename
-/// is seen) and tells the controller when one changes.
-fn watch_geo(
-    config: &Config,
-    tx: mpsc::UnboundedSender<Command>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let files: Vec<std::path::PathBuf> = [&config.geo.database, &config.geo.networks]
-        .into_iter()
-        .flatten()
-        .map(|(p, _)| p.clone())
-        .collect();
-    if files.is_empty() {
-        return None;
-    }
-    let names: Vec<std::ffi::OsString> = files
-        .iter()
-        .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
-        .collect();
-    let mut watcher = match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if let Ok(ev) = ev
-            && !ev.kind.is_access()
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
-        {
-            let _ = tx.send(Command::GeoChanged);
-        }
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("cannot watch the [geo] files: {e}; changes need a restart");
-            return None;
-        }
-    };
-    for f in &files {
-        let dir = f
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(
-                "cannot watch {}: {e}; changes of {} need a restart",
-                dir.display(),
-                f.display()
-            );
-        }
-    }
-    Some(watcher)
 }
 
 /// SIGHUP reloads, like the watcher and `POST /v1/reload`.

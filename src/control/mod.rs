@@ -104,7 +104,7 @@ pub struct Controller {
     reloads: (u64, u64),
     webhooks: Option<mpsc::UnboundedSender<TransitionRecord>>,
     /// The files whose change triggers a reload (for the watcher).
-    files: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    files: tokio::sync::watch::Sender<watch::WatchSet>,
     /// (effective, pending) of each check when routes were last decided.
     seen: Vec<(State, bool)>,
     /// To the checkpoint writer task (absent before `run`: writes inline).
@@ -250,7 +250,7 @@ impl Controller {
     }
 
     /// The files a watcher should watch (config, zones, includes).
-    pub fn watched_files(&self) -> tokio::sync::watch::Receiver<Vec<PathBuf>> {
+    pub fn watched_files(&self) -> tokio::sync::watch::Receiver<watch::WatchSet> {
         self.files.subscribe()
     }
 
@@ -1200,13 +1200,19 @@ pub fn kind_name(k: &CheckKind) -> &'static str {
     }
 }
 
-/// Config file, zone files and their includes.
-fn watched_files(base: &Base) -> Vec<PathBuf> {
-    let mut files = vec![base.config.path.clone()];
+/// Config file, zone files and their includes (reload); the [geo] files.
+fn watched_files(base: &Base) -> watch::WatchSet {
+    let mut reload = vec![base.config.path.clone()];
     for z in &base.zones {
-        files.extend(z.files.iter().cloned());
+        reload.extend(z.files.iter().cloned());
     }
-    files
+    let geo = &base.config.geo;
+    let geo = [&geo.database, &geo.networks]
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p.clone())
+        .collect();
+    watch::WatchSet { reload, geo }
 }
 
 async fn sleep_for(d: Option<Duration>) {
