@@ -1332,3 +1332,43 @@ fn chaos_random_kills_never_answer_a_long_dead_backend() {
     wait_a(&veer, "www", &[values[0]], WAIT);
     drop(backends);
 }
+
+#[test]
+fn dns_check_retries_a_truncated_answer_over_tcp() {
+    // The upstream serves a TXT set far larger than 512 bytes, so the
+    // probe's plain UDP query comes back with TC set.
+    let (up_dir, up_config) = setup("");
+    let chunks: Vec<String> = (0..20)
+        .map(|i| format!("\"chunk-{i:02} {}\"", "x".repeat(40)))
+        .collect();
+    let zone_path = up_dir.path().join("example.test.zone");
+    let mut zone = std::fs::read_to_string(&zone_path).unwrap();
+    zone.push_str(&format!("big 300 IN TXT {}\n", chunks.join(" ")));
+    std::fs::write(&zone_path, zone).unwrap();
+    let upstream = Veer::start(&up_config);
+    let server = upstream.addr;
+    let (_dir, config) = setup(&format!(
+        "{}{}",
+        check(
+            "big",
+            &format!(
+                "dns = \"{server}\"\nquery = \"big.example.test\"\nqtype = \"TXT\"\nexpect = {{ answer = \"chunk-19\" }}"
+            ),
+            "fall = 1\nrise = 1"
+        ),
+        route(
+            "www",
+            "policy = \"failover\"\nwhen_all_down = \"closed\"",
+            &[(1, "10.0.0.1", "big")]
+        ),
+    ));
+    let veer = Veer::start(&config);
+    wait_log(&veer, "check big: unknown -> up");
+    let logs = veer.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("check big: unknown -> up"))
+        .unwrap();
+    assert!(line.contains("over TCP"), "{line}");
+    wait_a(&veer, "www", &["10.0.0.1"], WAIT);
+}

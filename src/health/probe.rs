@@ -157,6 +157,39 @@ async fn dns(
     qtype: RecordType,
     want: Option<&str>,
 ) -> Result<String, String> {
+    let id = fastrand::u16(..);
+    let mut msg = Message::query();
+    msg.metadata.id = id;
+    msg.metadata.op_code = OpCode::Query;
+    msg.metadata.recursion_desired = false;
+    msg.add_query(Query::query(name.clone(), qtype));
+    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
+    let mut resp = dns_udp(server, id, &bytes).await?;
+    let mut via = "";
+    if resp.metadata.truncation {
+        // The answer did not fit in UDP: ask again over TCP (RFC 7766).
+        resp = dns_tcp(server, id, &bytes).await?;
+        via = " over TCP";
+    }
+    let rcode = resp.metadata.response_code;
+    if rcode != ResponseCode::NoError {
+        return Err(format!("{name} {qtype}: {rcode}{via}"));
+    }
+    if let Some(want) = want
+        && !resp
+            .answers
+            .iter()
+            .any(|r| r.data.to_string().contains(want))
+    {
+        return Err(format!("{name} {qtype}: no answer contains `{want}`{via}"));
+    }
+    Ok(format!(
+        "{name} {qtype}: NOERROR, {} answers{via}",
+        resp.answers.len()
+    ))
+}
+
+async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, String> {
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -170,14 +203,7 @@ async fn dns(
     sock.connect(server)
         .await
         .map_err(|e| format!("{server}: {e}"))?;
-    let id = fastrand::u16(..);
-    let mut msg = Message::query();
-    msg.metadata.id = id;
-    msg.metadata.op_code = OpCode::Query;
-    msg.metadata.recursion_desired = false;
-    msg.add_query(Query::query(name.clone(), qtype));
-    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
-    sock.send(&bytes)
+    sock.send(query)
         .await
         .map_err(|e| format!("{server}: {e}"))?;
     let mut buf = vec![0; 4096];
@@ -189,25 +215,36 @@ async fn dns(
         let Ok(resp) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        if resp.metadata.id != id || resp.metadata.message_type != MessageType::Response {
-            continue;
+        if resp.metadata.id == id && resp.metadata.message_type == MessageType::Response {
+            return Ok(resp);
         }
-        let rcode = resp.metadata.response_code;
-        if rcode != ResponseCode::NoError {
-            return Err(format!("{name} {qtype}: {rcode}"));
+    }
+}
+
+async fn dns_tcp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(|e| format!("{server} (tcp): {e}"))?;
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    s.write_all(&framed)
+        .await
+        .map_err(|e| format!("{server} (tcp): {e}"))?;
+    loop {
+        let len = s
+            .read_u16()
+            .await
+            .map_err(|e| format!("{server} (tcp): {e}"))?;
+        let mut buf = vec![0; len as usize];
+        s.read_exact(&mut buf)
+            .await
+            .map_err(|e| format!("{server} (tcp): {e}"))?;
+        let resp =
+            Message::from_vec(&buf).map_err(|e| format!("{server} (tcp): bad response: {e}"))?;
+        if resp.metadata.id == id && resp.metadata.message_type == MessageType::Response {
+            return Ok(resp);
         }
-        if let Some(want) = want
-            && !resp
-                .answers
-                .iter()
-                .any(|r| r.data.to_string().contains(want))
-        {
-            return Err(format!("{name} {qtype}: no answer contains `{want}`"));
-        }
-        return Ok(format!(
-            "{name} {qtype}: NOERROR, {} answers",
-            resp.answers.len()
-        ));
     }
 }
 
