@@ -124,6 +124,15 @@ fn check_accepts_the_test_fixture() {
     c.assert_summary(&cfg, "2 zones, 55 records");
 }
 
+/// The bundled example (README command one) stays valid.
+#[test]
+fn check_accepts_the_bundled_example() {
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/veer.toml");
+    let c = check(&cfg);
+    c.assert_summary(&cfg, "1 zones, 24 records");
+    assert!(c.stdout.contains("2 checks, 1 routes"), "{}", c.stdout);
+}
+
 #[test]
 fn check_binds_no_sockets() {
     // The configured address is in use (UDP and TCP): serve could not start,
