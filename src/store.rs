@@ -126,11 +126,6 @@ impl Snapshot {
             .find_map(|&n| self.zones.get(key.suffix(key.labels() - n)).map(|z| &**z))
     }
 
-    /// Every zone, in no particular order.
-    pub fn zones(&self) -> impl Iterator<Item = &Arc<Zone>> {
-        self.zones.values()
-    }
-
     /// A slot's content.
     pub fn slot(&self, i: usize) -> &Dyn {
         &self.slots[i]

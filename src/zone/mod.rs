@@ -498,11 +498,6 @@ impl Zone {
             None => Found::NxDomain,
         }
     }
-
-    /// The apex node.
-    pub fn apex(&self) -> Option<&Node> {
-        self.nodes.get(owned_key(&self.origin).as_ref())
-    }
 }
 
 /// The SOA used in NXDOMAIN/NODATA answers: TTL = min(TTL, MINIMUM)
