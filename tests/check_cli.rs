@@ -277,3 +277,18 @@ fn missing_config_file_is_reported() {
     let cfg = dir.path().join("nope.toml");
     check(&cfg).assert_error(&cfg, 1, &["cannot read"]);
 }
+
+#[test]
+fn absurd_duration_is_an_error_at_its_line() {
+    // Was a panic in Duration::from_secs_f64 (or a dead probe task).
+    let config = format!(
+        "{CONFIG}\n[check.web]\ntcp = \"127.0.0.1:9\"\ninterval = \"99999999999999999999999s\"\n"
+    );
+    let (_dir, cfg, _) = setup(&config, ZONE_A);
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("[check.web]"))
+        .unwrap()
+        + 1;
+    check(&cfg).assert_error(&cfg, line, &["too long"]);
+}

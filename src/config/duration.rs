@@ -8,8 +8,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("empty duration".into());
     }
+    let too_long = || format!("`{text}` is too long (at most 365d)");
     if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+        let d = Duration::from_secs(secs);
+        return if d <= MAX { Ok(d) } else { Err(too_long()) };
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -42,10 +44,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             }
         };
         rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(value * scale);
+        // Checked: an absurd value is an error, never a panic.
+        total = Duration::try_from_secs_f64(value * scale)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .filter(|t| *t <= MAX)
+            .ok_or_else(too_long)?;
     }
     Ok(total)
 }
+
+/// The longest duration a config may give (timers add it to instants).
+pub const MAX: Duration = Duration::from_secs(365 * 86400);
 
 #[cfg(test)]
 mod tests {
@@ -61,5 +71,15 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("s").is_err());
+        // Absurd values are errors, not panics.
+        for absurd in [
+            "99999999999999999999999s",
+            "99999999999999999999",
+            "366d",
+            "1e400s",
+        ] {
+            assert!(parse_duration(absurd).is_err(), "{absurd}");
+        }
+        assert_eq!(parse_duration("365d"), Ok(MAX));
     }
 }
