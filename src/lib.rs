@@ -22,6 +22,7 @@
 //! - [`runtime`]: wiring for `veer serve`.
 //! - [`cli`]: the command line.
 //! - [`diag`]: operator-facing diagnostics.
+//! - [`durable`]: crash-safe replacement of the state files.
 
 pub mod api;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod diag;
 pub mod dns;
+pub mod durable;
 pub mod explain;
 pub mod geo;
 pub mod health;

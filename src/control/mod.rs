@@ -941,12 +941,9 @@ impl Controller {
                 }
                 text.push('\n');
             }
-            let path = dir.join(ADMIN_STATE);
-            let tmp = dir.join(format!(".{ADMIN_STATE}.tmp"));
-            std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::write(&tmp, text))
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            // Durably: an override the API acknowledged survives a crash.
+            crate::durable::replace(dir, ADMIN_STATE, text.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", dir.join(ADMIN_STATE).display()))?;
         }
         let now = SystemTime::now();
         if self.replace_overrides(new, now, "the API") {

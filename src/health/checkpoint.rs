@@ -70,13 +70,10 @@ pub fn load(dir: &Path) -> io::Result<Checkpoint> {
     }
 }
 
-/// Writes the checkpoint atomically.
+/// Writes the checkpoint atomically and durably.
 pub fn save(dir: &Path, c: &Checkpoint) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{FILE}.tmp"));
     let bytes = serde_json::to_vec_pretty(c).map_err(io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path(dir))
+    crate::durable::replace(dir, FILE, &bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,40 @@
+//! Durable replacement of a small state file: a crash or power loss leaves
+//! either the old file or the new one, never a torn or empty one.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Writes `bytes` to `dir/name`: a temporary file in `dir` is written and
+/// fsynced, renamed over the target, and the directory fsynced so the
+/// rename itself survives a crash. On error the old file is untouched.
+pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("state");
+        replace(&sub, "f", b"one").unwrap();
+        replace(&sub, "f", b"two").unwrap();
+        assert_eq!(std::fs::read(sub.join("f")).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(&sub).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+}
