@@ -593,6 +593,41 @@ fn exec_check_follows_exit_status_and_is_killed_at_the_timeout() {
     );
 }
 
+/// Processes whose command line is exactly `argv`.
+fn processes_running(argv: &[&str]) -> usize {
+    let want = argv.join("\0") + "\0";
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| c == want.as_bytes())
+        .count()
+}
+
+#[test]
+fn exec_timeout_kills_the_whole_process_group() {
+    // sh stays the parent of sleep; killing only sh left sleep orphaned,
+    // one more per probe, without bound.
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let secs = format!("37.{}", std::process::id());
+    let (_cfg_dir, config) = setup(&format!(
+        "[check.hang]\nexec = [\"/bin/sh\", \"-c\", \"echo >> '{}'; sleep {secs}; true\"]\n\
+         interval = \"150ms\"\ntimeout = \"50ms\"\njitter = \"0ms\"\nfall = 1\n",
+        runs.display()
+    ));
+    let veer = Veer::start(&config);
+    let probes = || std::fs::read_to_string(&runs).map_or(0, |t| t.lines().count());
+    assert!(
+        wait_until(WAIT, || probes() >= 5),
+        "probes did not run; logs:\n{}",
+        veer.logs()
+    );
+    // At most the probe in flight is alive.
+    let alive = processes_running(&["sleep", &secs]);
+    println!("after {} probes: {alive} sleep processes", probes());
+    assert!(alive <= 1, "{alive} probe processes outlived their timeout");
+}
+
 #[test]
 fn file_check_is_reread_when_the_file_changes() {
     // interval = 30s: only the file watcher can make the changes below

@@ -249,20 +249,43 @@ async fn dns_tcp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, S
 }
 
 async fn exec(argv: &[String]) -> Result<String, String> {
-    let status = tokio::process::Command::new(&argv[0])
+    let mut child = tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        // Killed when the timeout drops this future.
+        // Its own process group, so everything it started can be killed.
+        .process_group(0)
         .kill_on_drop(true)
-        .status()
-        .await
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    // Kills the whole group when the probe ends: at the timeout (this
+    // future is dropped) and after an exit that left children behind
+    // (`sh -c 'sleep 37'` would otherwise leave orphans without bound).
+    let _group = child.id().map(GroupKill);
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
     if status.success() {
         Ok("exit 0".into())
     } else {
         Err(format!("{}: {status}", argv[0]))
+    }
+}
+
+/// SIGKILL to a probe's process group on drop.
+struct GroupKill(u32);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Ok(pgid) = libc::pid_t::try_from(self.0) {
+            // SAFETY: kill(2) with a negative pid signals that process
+            // group; no memory is touched. ESRCH (nothing left) is fine.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
     }
 }
 
