@@ -36,4 +36,6 @@ pub mod metrics;
 pub mod route;
 pub mod runtime;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod zone;

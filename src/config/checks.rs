@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
 use super::file::{CheckSpec, StatusSpec};
 use super::{Validator, parse_duration};
+use crate::zone::parse::parse_record;
 
 /// One validated check.
 #[derive(Debug, Clone)]
@@ -89,8 +90,8 @@ pub enum CheckKind {
         name: Name,
         /// The type asked for.
         qtype: RecordType,
-        /// Up only if some answer's data contains this text.
-        answer: Option<String>,
+        /// Up only if some answer record has exactly this RDATA (of `qtype`).
+        answer: Option<RData>,
     },
     /// A command; exit status 0 is up.
     Exec {
@@ -345,9 +346,18 @@ impl Validator<'_> {
                 .map_err(|_| format!("unknown qtype `{qtype}`"))?;
             return Ok(CheckKind::Dns {
                 server,
-                name,
+                name: name.clone(),
                 qtype,
-                answer: s.expect.answer.clone(),
+                answer: s
+                    .expect
+                    .answer
+                    .as_deref()
+                    .map(|a| {
+                        parse_record(&name, 0, &format!("{qtype} {a}"), &Name::root())
+                            .map(|r| r.data)
+                            .map_err(|e| format!("expect.answer `{a}` is not {qtype} data: {e}"))
+                    })
+                    .transpose()?,
             });
         }
         if let Some(argv) = &s.exec {

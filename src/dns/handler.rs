@@ -11,7 +11,7 @@ use std::sync::Arc;
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode, emit_message_parts,
 };
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
@@ -207,20 +207,25 @@ impl Handler {
     pub fn prepare<'a>(&self, request: &'a Request, snap: &'a Snapshot) -> Prepared<'a> {
         let mut meta = Metadata::response_from_request(&request.metadata);
 
-        // EDNS(0): answer an OPT with an OPT; cap the UDP payload.
+        // EDNS(0): answer an OPT with an OPT; cap the UDP payload; mirror
+        // DO (RFC 3225). ECS is echoed once, after the answer is known.
         let mut edns = None;
         // A v4-mapped source (dual-stack socket) is the IPv4 client it maps.
         let mut client = Client::addr(request.src().ip().to_canonical());
+        let mut ecs = None;
         let mut bad_ecs = false;
         if let Some(req) = request.edns.as_ref() {
             let mut e = Edns::new();
             e.set_max_payload(req.max_payload().max(512).min(snap.max_udp_payload));
             e.set_version(0);
-            if let Some(EdnsOption::Subnet(ecs)) = req.option(EdnsCode::Subnet) {
-                let addr = ecs.addr();
-                let source = ecs.source_prefix();
-                // RFC 7871 6: address bits beyond the source prefix must be zero.
-                bad_ecs = mask(addr, source) != addr;
+            e.set_dnssec_ok(req.flags().dnssec_ok);
+            if let Some(EdnsOption::Subnet(subnet)) = req.option(EdnsCode::Subnet) {
+                let addr = subnet.addr();
+                let source = subnet.source_prefix();
+                // RFC 7871 6: exactly the address octets the source prefix
+                // needs, and the bits beyond it zero; else FORMERR.
+                bad_ecs = mask(addr, source) != addr
+                    || ecs_option_len(request.as_slice()) != Some(subnet.len());
                 // Source prefix 0: the resolver withholds the client (RFC 7871
                 // 7.1.2); route on the source address, answer with scope 0.
                 if source > 0 {
@@ -229,10 +234,9 @@ impl Handler {
                         prefix: source,
                     };
                 }
-                // The scope is set once the answer is known.
-                let mut echo = *ecs;
-                echo.set_scope_prefix(0);
-                e.options_mut().insert(EdnsOption::Subnet(echo));
+                if !bad_ecs {
+                    ecs = Some(*subnet);
+                }
             }
             edns = Some(e);
         }
@@ -251,13 +255,14 @@ impl Handler {
                 _ if q.query_class() != DNSClass::IN => Some(ResponseCode::Refused),
                 // Zone transfers are not offered (yet): nobody is allowed.
                 RecordType::AXFR | RecordType::IXFR => Some(ResponseCode::Refused),
-                RecordType::OPT | RecordType::TSIG | RecordType::Unknown(0) => {
+                RecordType::OPT | RecordType::TSIG | RecordType::ZERO => {
                     Some(ResponseCode::FormErr)
                 }
                 _ => None,
             }
         };
         if let Some(rcode) = rcode {
+            echo_ecs(&mut edns, ecs, 0);
             meta.response_code = rcode;
             self.stats.count_no_zone(rcode);
             return Prepared {
@@ -270,16 +275,17 @@ impl Handler {
 
         let q = &request.queries.queries()[0];
         let answer = resolve(snap, q.name(), q.query_type(), &client, &mut ());
-        if answer.scope > 0
-            && let Some(e) = edns.as_mut()
-            && let Some(EdnsOption::Subnet(ecs)) = e.option(EdnsCode::Subnet)
-            && ecs.source_prefix() > 0
-        {
-            // The prefix the routed choice really depended on (RFC 7871 7.2.1).
-            let mut echo = *ecs;
-            echo.set_scope_prefix(answer.scope);
-            e.options_mut().insert(EdnsOption::Subnet(echo));
-        }
+        // The prefix the routed choice really depended on (RFC 7871 7.2.1);
+        // 0 when the resolver withheld the client (source prefix 0).
+        echo_ecs(
+            &mut edns,
+            ecs,
+            if ecs.is_some_and(|e| e.source_prefix() > 0) {
+                answer.scope
+            } else {
+                0
+            },
+        );
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let sections = Sections::new(&answer);
@@ -350,6 +356,75 @@ impl RequestHandler for Handler {
     }
 }
 
+/// Puts the query's ECS option, with `scope`, into the response's OPT:
+/// exactly one ECS option (RFC 7871 7.2.1), whatever `edns` held before.
+fn echo_ecs(edns: &mut Option<Edns>, ecs: Option<ClientSubnet>, scope: u8) {
+    if let (Some(e), Some(mut subnet)) = (edns.as_mut(), ecs) {
+        subnet.set_scope_prefix(scope);
+        // hickory's `insert` appends: drop any option of the code first.
+        e.options_mut().remove(EdnsCode::Subnet);
+        e.options_mut().insert(EdnsOption::Subnet(subnet));
+    }
+}
+
+/// The length of the first ECS option in the query's OPT record, read from
+/// the wire: hickory decodes only the octets the source prefix needs and
+/// ignores any beyond them, which RFC 7871 6 makes a FORMERR. `None` when
+/// the message has no ECS option or does not parse.
+fn ecs_option_len(msg: &[u8]) -> Option<u16> {
+    opt_options(opt_rdata(msg)?)
+        .find(|&(code, _)| code == u16::from(EdnsCode::Subnet))
+        .map(|(_, data)| data.len() as u16)
+}
+
+fn be16(msg: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]))
+}
+
+/// The RDATA of the OPT record in a message's additional section, found by
+/// walking the wire bytes (not through a parser that merges or drops).
+fn opt_rdata(msg: &[u8]) -> Option<&[u8]> {
+    let (qd, an, ns, ar) = (be16(msg, 4)?, be16(msg, 6)?, be16(msg, 8)?, be16(msg, 10)?);
+    // A name on the wire: labels up to a zero octet or a pointer.
+    let skip_name = |mut i: usize| -> Option<usize> {
+        loop {
+            match *msg.get(i)? {
+                0 => return Some(i + 1),
+                l if l & 0xc0 == 0xc0 => return Some(i + 2),
+                l if l & 0xc0 == 0 => i += 1 + usize::from(l),
+                _ => return None,
+            }
+        }
+    };
+    let mut i = HEADER_LEN;
+    for _ in 0..qd {
+        i = skip_name(i)? + 4;
+    }
+    let before = u32::from(an) + u32::from(ns);
+    for n in 0..before + u32::from(ar) {
+        i = skip_name(i)?;
+        let rtype = be16(msg, i)?;
+        let rdata = i + 10;
+        let end = rdata + usize::from(be16(msg, i + 8)?);
+        if n >= before && rtype == u16::from(RecordType::OPT) {
+            return msg.get(rdata..end);
+        }
+        i = end;
+    }
+    None
+}
+
+/// The (code, data) options of an OPT RDATA, up to the first that overruns.
+fn opt_options(rdata: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut o = 0;
+    std::iter::from_fn(move || {
+        let (code, len) = (be16(rdata, o)?, usize::from(be16(rdata, o + 2)?));
+        let data = rdata.get(o + 4..o + 4 + len)?;
+        o += 4 + len;
+        Some((code, data))
+    })
+}
+
 /// Either of two record iterators (so every branch has one type per section).
 enum SecIter<A, B> {
     A(A),
@@ -389,5 +464,168 @@ async fn send<'q, 'a, R: ResponseHandler>(
                 counts: HeaderCounts::default(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::opt::ClientSubnet;
+    use hickory_proto::serialize::binary::BinEncodable;
+
+    use super::*;
+
+    const CIDR: &str = r#"
+[[route]]
+name = "app.t."
+type = "A"
+policy = "cidr"
+members = [
+  { networks = ["10.0.0.0/8"], value = "10.1.1.1" },
+  { default = true, value = "192.0.2.50" },
+]
+"#;
+
+    fn handler() -> (Handler, Snapshot) {
+        let snap = crate::testutil::snapshot(CIDR, &[]);
+        let h = Handler::new(
+            Arc::new(Store::new(Snapshot::default())),
+            Arc::new(ServerStats::default()),
+        );
+        (h, snap)
+    }
+
+    /// A query for `name A`; `opt` appends raw OPT RDATA options.
+    fn query(name: &str, qtype: RecordType, do_bit: bool, options: &[u8]) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        let mut msg = m.to_bytes().unwrap();
+        msg[11] = 1; // ARCOUNT: the OPT record below
+        msg.push(0); // root owner
+        msg.extend_from_slice(&41u16.to_be_bytes());
+        msg.extend_from_slice(&1232u16.to_be_bytes());
+        msg.extend_from_slice(&[0, 0, if do_bit { 0x80 } else { 0 }, 0]);
+        msg.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        msg.extend_from_slice(options);
+        msg
+    }
+
+    /// An ECS option exactly as written, address octets included.
+    fn ecs(family: u16, source: u8, addr: &[u8]) -> Vec<u8> {
+        let mut o = 8u16.to_be_bytes().to_vec();
+        o.extend_from_slice(&(4 + addr.len() as u16).to_be_bytes());
+        o.extend_from_slice(&family.to_be_bytes());
+        o.extend_from_slice(&[source, 0]);
+        o.extend_from_slice(addr);
+        o
+    }
+
+    /// The wire response to `msg` over UDP from 127.0.0.1.
+    fn answer(msg: Vec<u8>) -> Vec<u8> {
+        let (h, snap) = handler();
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let req = Request::from_bytes(msg, src, Protocol::Udp).unwrap();
+        let prepared = h.prepare(&req, &snap);
+        let mut out = Vec::new();
+        let mut enc = BinEncoder::new(&mut out);
+        prepared.response(&req).destructive_emit(&mut enc).unwrap();
+        out
+    }
+
+    /// The ECS options of the response's OPT record, read off the wire.
+    fn ecs_options(resp: &[u8]) -> Vec<Vec<u8>> {
+        opt_options(opt_rdata(resp).expect("an OPT record"))
+            .filter(|&(code, _)| code == 8)
+            .map(|(_, d)| d.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn exactly_one_ecs_option_with_the_routed_scope() {
+        // A routed answer: the choice depends on 10/8, so scope 8.
+        let resp = answer(query(
+            "app.t.",
+            RecordType::A,
+            false,
+            &ecs(1, 24, &[10, 9, 0]),
+        ));
+        assert_eq!(resp[3] & 0xf, 0, "NOERROR");
+        assert_eq!(ecs_options(&resp), vec![vec![0, 1, 24, 8, 10, 9, 0]]);
+        // A static answer: one option, scope 0.
+        let resp = answer(query(
+            "www.t.",
+            RecordType::A,
+            false,
+            &ecs(1, 24, &[10, 9, 0]),
+        ));
+        assert_eq!(ecs_options(&resp), vec![vec![0, 1, 24, 0, 10, 9, 0]]);
+        // An error answer echoes it once too.
+        let resp = answer(query(
+            "www.t.",
+            RecordType::AXFR,
+            false,
+            &ecs(1, 24, &[10, 9, 0]),
+        ));
+        assert_eq!(ecs_options(&resp), vec![vec![0, 1, 24, 0, 10, 9, 0]]);
+        // IPv6: the source prefix's octets, mirrored, with the scope.
+        let v6 = ecs(2, 56, &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0x01]);
+        let resp = answer(query("app.t.", RecordType::A, false, &v6));
+        let got = ecs_options(&resp);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(&got[0][..3], &[0, 2, 56]);
+        assert_eq!(&got[0][4..], &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0x01]);
+    }
+
+    #[test]
+    fn do_bit_is_copied() {
+        for do_bit in [false, true] {
+            let resp = answer(query("www.t.", RecordType::A, do_bit, &[]));
+            // The OPT's TTL field holds the flags: DO is its top bit.
+            let rdata = opt_rdata(&resp).unwrap();
+            let flags_at = rdata.as_ptr() as usize - resp.as_ptr() as usize - 4;
+            assert_eq!(resp[flags_at] & 0x80 != 0, do_bit);
+        }
+    }
+
+    #[test]
+    fn qtype_zero_and_oversized_ecs_are_formerr() {
+        let resp = answer(query("www.t.", RecordType::ZERO, false, &[]));
+        assert_eq!(resp[3] & 0xf, 1, "QTYPE 0");
+        // /24 needs 3 address octets; 4 is one too many (RFC 7871 6).
+        let resp = answer(query(
+            "www.t.",
+            RecordType::A,
+            false,
+            &ecs(1, 24, &[10, 9, 0, 0]),
+        ));
+        assert_eq!(resp[3] & 0xf, 1, "oversized ECS address");
+        // Bits beyond the source prefix set.
+        let resp = answer(query(
+            "www.t.",
+            RecordType::A,
+            false,
+            &ecs(1, 23, &[10, 9, 1]),
+        ));
+        assert_eq!(resp[3] & 0xf, 1, "ECS address bits beyond the prefix");
+        // And the well-formed one is fine.
+        let resp = answer(query(
+            "www.t.",
+            RecordType::A,
+            false,
+            &ecs(1, 24, &[10, 9, 1]),
+        ));
+        assert_eq!(resp[3] & 0xf, 0);
+    }
+
+    #[test]
+    fn ecs_from_a_real_client_subnet() {
+        // Sanity: hickory's own encoding of a /24 is what `ecs` writes.
+        let s: ClientSubnet = "10.9.0.0/24".parse().unwrap();
+        let mut bytes = Vec::new();
+        s.emit(&mut BinEncoder::new(&mut bytes)).unwrap();
+        assert_eq!(bytes, ecs(1, 24, &[10, 9, 0])[4..]);
     }
 }

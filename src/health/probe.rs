@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::Outcome;
 use crate::config::{CheckKind, HttpCheck};
@@ -51,7 +51,7 @@ pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> 
                 name,
                 qtype,
                 answer,
-            } => dns(*server, name, *qtype, answer.as_deref()).await,
+            } => dns(*server, name, *qtype, answer.as_ref()).await,
             CheckKind::Exec { argv } => exec(argv).await,
             CheckKind::File { path } => file(path).await,
             CheckKind::Calculated { .. } => Err("calculated checks are not probed".into()),
@@ -155,7 +155,7 @@ async fn dns(
     server: SocketAddr,
     name: &Name,
     qtype: RecordType,
-    want: Option<&str>,
+    want: Option<&RData>,
 ) -> Result<String, String> {
     let id = fastrand::u16(..);
     let mut msg = Message::query();
@@ -179,9 +179,9 @@ async fn dns(
         && !resp
             .answers
             .iter()
-            .any(|r| r.data.to_string().contains(want))
+            .any(|r| r.record_type() == qtype && r.data == *want)
     {
-        return Err(format!("{name} {qtype}: no answer contains `{want}`{via}"));
+        return Err(format!("{name} {qtype}: no answer is `{want}`{via}"));
     }
     Ok(format!(
         "{name} {qtype}: NOERROR, {} answers{via}",
