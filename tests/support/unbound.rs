@@ -107,8 +107,10 @@ impl Unbound {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let text = config_text(dir.path(), addr, upstream, zone, extra);
             std::fs::write(&config, &text).expect("write unbound.conf");
-            // Before its logfile is open (config errors, some bind errors)
-            // Unbound writes to stderr.
+            // Before its logfile is open (config errors, bind errors)
+            // Unbound writes to stderr. Fresh files per try, so an old
+            // bind error does not decide about this one.
+            let _ = std::fs::remove_file(dir.path().join("unbound.log"));
             let stderr = File::create(dir.path().join("stderr.log")).expect("create stderr.log");
             let mut child = Command::new(&bin)
                 .arg("-d")
@@ -207,7 +209,9 @@ fn read_log(dir: &Path) -> String {
 
 /// True if Unbound's log says it could not bind its listening port.
 fn bind_failed(log: &str) -> bool {
-    log.contains("could not open ports") || log.contains("Address already in use")
+    // `error: bind: address already in use`, then `fatal error: could
+    // not open ports` (on stderr: the logfile is not open yet).
+    log.contains("could not open ports") || log.to_lowercase().contains("address already in use")
 }
 
 /// The `unbound.conf` of [`Unbound::start`].
