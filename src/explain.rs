@@ -173,7 +173,7 @@ pub fn explain(base: Base, q: &Query) -> Result<String, String> {
                 w,
                 "  (authority) {} {} IN {} {}",
                 r.name,
-                r.ttl,
+                answer.authority_ttl.unwrap_or(r.ttl),
                 r.record_type(),
                 r.data
             );

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::route::table::Table;
+use smallvec::SmallVec;
+
+use crate::route::table::{MAX_PICK, Table};
 use crate::route::{Client, Trace};
 use crate::zone::{Key, Rrset, Zone, owned_key};
 
@@ -25,23 +27,31 @@ pub enum Dyn {
     Set(Rrset),
     /// One of these record sets, picked per query (multivalue shuffles).
     Choice(Box<[Rrset]>),
-    /// No records of this type: NODATA.
-    NoData,
+    /// No records of this type: NODATA, whose SOA may be cached no longer
+    /// than this (the route's current TTL; `u32::MAX`: the zone's
+    /// negative TTL applies).
+    NoData(u32),
     /// SERVFAIL.
     ServFail,
     /// Whatever another slot holds (a failover tier that names a route).
     Via(Arc<Dyn>),
+    /// The first, or the second for a client the first has no answer for
+    /// (a nested geo or cidr route without default falls through to the
+    /// parent's next tier).
+    Else(Arc<Dyn>, Arc<Dyn>),
     /// Chosen per client from a table (weighted, geo, cidr, nearest).
     Routed(Box<Table>),
 }
 
 /// A slot's records for one client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Served<'a> {
     /// These records.
     Set(&'a Rrset),
-    /// NODATA.
-    NoData,
+    /// These records, one RRset sent in parts (weighted `pick` > 1).
+    Parts(SmallVec<[&'a Rrset; MAX_PICK]>),
+    /// NODATA, its SOA cached no longer than this.
+    NoData(u32),
     /// SERVFAIL.
     ServFail,
 }
@@ -55,9 +65,28 @@ impl Dyn {
             Dyn::Set(rr) => (Served::Set(rr), 0),
             // Precomputed shuffles: pick one, no per-query allocation.
             Dyn::Choice(sets) => (Served::Set(&sets[fastrand::usize(..sets.len())]), 0),
-            Dyn::NoData => (Served::NoData, 0),
+            Dyn::NoData(ttl) => (Served::NoData(*ttl), 0),
             Dyn::ServFail => (Served::ServFail, 0),
             Dyn::Via(other) => other.serve(client, trace),
+            Dyn::Else(first, then) => match first.serve(client, trace) {
+                (Served::NoData(_), scope) => {
+                    trace.step(|| "no answer for this client: the next tier answers".into());
+                    let (served, inner) = then.serve(client, trace);
+                    (served, scope.max(inner))
+                }
+                answered => answered,
+            },
+            Dyn::Routed(table) if table.pick > 1 => {
+                let (entries, scope) = table.pick_many(client, trace);
+                let parts = entries
+                    .into_iter()
+                    .filter_map(|d| match d {
+                        Dyn::Set(rr) => Some(rr),
+                        _ => None,
+                    })
+                    .collect();
+                (Served::Parts(parts), scope)
+            }
             Dyn::Routed(table) => {
                 let (next, scope) = table.pick(client, trace);
                 let (served, inner) = next.serve(client, trace);

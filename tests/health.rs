@@ -1061,6 +1061,57 @@ fn ttl_drops_to_min_ttl_while_a_change_is_pending() {
     assert!(!veer.logs().contains("check web: up -> down"));
 }
 
+#[test]
+fn an_unknown_check_is_answered_with_min_ttl_at_start_and_after_an_edit() {
+    // The probe takes 1 s and fails: the check is Unknown for that long,
+    // and the dead primary is eligible meanwhile (cold start fails open).
+    let slow = |secs: &str| {
+        format!(
+            "[check.slow]\nexec = [\"sh\", \"-c\", \"sleep {secs}; exit 1\"]\n\
+             interval = \"5s\"\ntimeout = \"4s\"\nfall = 1\nrise = 1\n\n{}",
+            route(
+                "www",
+                "policy = \"failover\"\nmin_ttl = 2",
+                &[(1, "10.0.0.1", "slow"), (2, "10.0.0.2", "")]
+            )
+        )
+    };
+    let (dir, config) = setup(&slow("1"));
+    let veer = Veer::start(&config);
+    // Every answer naming the primary while its check is Unknown must
+    // carry min_ttl: a resolver would keep a dead address for 30 s.
+    let watch_unknown = |downs: usize| {
+        let mut primary = 0;
+        let done = wait_until(WAIT, || {
+            let r = veer.dig(&["www.example.test", "A"]);
+            if r.answer_data() == ["10.0.0.1"] {
+                primary += 1;
+                assert!(
+                    r.answer[0].ttl <= 2,
+                    "Unknown answered with TTL 30:\n{}",
+                    r.raw
+                );
+            }
+            veer.logs().matches("check slow: unknown -> down").count() >= downs
+        });
+        assert!(done, "no verdict; logs:\n{}", veer.logs());
+        primary
+    };
+    let seen = watch_unknown(1);
+    assert!(seen > 0, "never saw the Unknown window");
+    wait_a(&veer, "www", &["10.0.0.2"], WAIT);
+    let r = veer.dig(&["www.example.test", "A"]);
+    assert_eq!(r.answer[0].ttl, 30, "{}", r.raw);
+
+    // A config edit that changes the check's definition restarts it as
+    // Unknown; the answers in that window are short-lived too.
+    write_file(dir.path(), "veer.toml", &config_text(&slow("1.5")));
+    veer.signal("HUP");
+    let seen = watch_unknown(2);
+    println!("answers naming the primary while Unknown after the edit: {seen}");
+    wait_a(&veer, "www", &["10.0.0.2"], WAIT);
+}
+
 // ---------------------------------------------------------------------------
 // veer check
 // ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ use toml::Spanned;
 
 pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial};
 pub use duration::parse_duration;
-pub use routes::{AllDown, Area, Member, MinHealthy, Place, Policy, RouteConfig};
+pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
 
 use crate::diag::{Diagnostic, Diagnostics, line_of};
 

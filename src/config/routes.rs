@@ -12,6 +12,8 @@ use super::{CheckConfig, Validator, ZoneConfig};
 use crate::route::prefix::Net;
 use crate::zone::parse::parse_record;
 
+/// Most members a weighted route answers with at once (`pick`).
+pub const MAX_PICK: usize = 8;
 /// One validated route.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
@@ -288,8 +290,8 @@ impl Validator<'_> {
             if (s.sticky.is_some() || s.pick.is_some()) && !weighted {
                 fail(self, "sticky and pick only apply to weighted routes".into());
             }
-            if s.pick == Some(0) {
-                fail(self, "pick must be at least 1".into());
+            if s.pick.is_some_and(|p| p == 0 || p > MAX_PICK) {
+                fail(self, format!("pick must be 1..={MAX_PICK}"));
             }
             if s.members.is_empty() {
                 fail(self, "needs at least one member".into());

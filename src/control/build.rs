@@ -137,6 +137,24 @@ pub fn route_slot(
     d: &Decision,
     slots: &[Arc<Dyn>],
 ) -> Dyn {
+    let first = decided_slot(base, geo, ri, d, slots);
+    match &d.then {
+        // Clients the named route has no answer for get the next tier.
+        Some(then) => Dyn::Else(
+            Arc::new(first),
+            Arc::new(route_slot(base, geo, ri, then, slots)),
+        ),
+        None => first,
+    }
+}
+
+fn decided_slot(
+    base: &Base,
+    geo: Option<&Arc<Geo>>,
+    ri: usize,
+    d: &Decision,
+    slots: &[Arc<Dyn>],
+) -> Dyn {
     let route = &base.config.routes[ri];
     let set = |records: &mut dyn Iterator<Item = &Record>| {
         let mut set = RecordSet::with_ttl(route.name.clone(), route.rtype, d.ttl);
@@ -152,14 +170,15 @@ pub fn route_slot(
             .collect()
     };
     let members = match &d.chosen {
-        Chosen::NoData => return Dyn::NoData,
+        Chosen::NoData => return Dyn::NoData(d.ttl),
         Chosen::ServFail => return Dyn::ServFail,
         Chosen::Fallback => {
             return match &route.when_all_down {
                 AllDown::Fallback(records) => Dyn::Set(set(&mut records.iter())),
-                _ => Dyn::NoData,
+                _ => Dyn::NoData(d.ttl),
             };
         }
+        Chosen::Members(m) if m.is_empty() => return Dyn::NoData(d.ttl),
         Chosen::Members(m) => m,
     };
     // What one member answers: its record, or the slot of the route it names.
@@ -167,8 +186,11 @@ pub fn route_slot(
         let m = &route.members[i];
         match (&m.record, m.route) {
             (Some(r), _) => Arc::new(Dyn::Set(set(&mut std::iter::once(r)))),
-            (None, Some(child)) => Arc::new(renamed(&slots[base.route_slots[child]], &route.name)),
-            (None, None) => Arc::new(Dyn::NoData),
+            // Answered no longer than either route's current TTL.
+            (None, Some(child)) => {
+                Arc::new(renamed(&slots[base.route_slots[child]], &route.name, d.ttl))
+            }
+            (None, None) => Arc::new(Dyn::NoData(d.ttl)),
         }
     };
     let labels = |ms: &[usize]| -> Box<[String]> {
@@ -200,22 +222,15 @@ pub fn route_slot(
             Dyn::Set(set(&mut records(members).into_iter()))
         }
         Policy::Weighted { sticky, pick } => {
-            // pick > 1: an entry per member, answering it and the next
-            // pick-1 eligible members (validation: all have values).
-            let targets: Box<[Arc<Dyn>]> = if pick > 1 {
-                (0..members.len())
-                    .map(|k| {
-                        let combo: Vec<usize> = (0..pick.min(members.len()))
-                            .map(|j| members[(k + j) % members.len()])
-                            .collect();
-                        Arc::new(Dyn::Set(set(&mut records(&combo).into_iter())))
-                    })
-                    .collect()
-            } else {
-                members.iter().map(|&i| target(i)).collect()
-            };
+            // pick > 1: the query path samples `pick` entries, each one
+            // member's record (validation: all have values).
+            let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
             if targets.len() == 1 {
                 return Dyn::Via(targets[0].clone());
+            }
+            if pick >= targets.len() {
+                // Every eligible member answers.
+                return Dyn::Set(set(&mut records(members).into_iter()));
             }
             // All weights 0 (standbys, or a route of standbys only): equal odds.
             let all_zero = members.iter().all(|&i| route.members[i].weight == 0);
@@ -250,6 +265,8 @@ pub fn route_slot(
                 targets,
                 labels: labels(members),
                 kind,
+                pick,
+                no_data: Dyn::NoData(d.ttl),
             }))
         }
         Policy::Cidr => {
@@ -276,6 +293,8 @@ pub fn route_slot(
                 targets,
                 labels: labels(members),
                 kind: Kind::Cidr { map, default },
+                pick: 1,
+                no_data: Dyn::NoData(d.ttl),
             }))
         }
         Policy::Geo => {
@@ -304,6 +323,8 @@ pub fn route_slot(
                         geo: geo.clone(),
                         areas: areas.into(),
                     },
+                    pick: 1,
+                    no_data: Dyn::NoData(d.ttl),
                 })),
                 None => Dyn::ServFail,
             }
@@ -331,6 +352,8 @@ pub fn route_slot(
                             })
                             .collect(),
                     },
+                    pick: 1,
+                    no_data: Dyn::NoData(d.ttl),
                 })),
                 None => Dyn::ServFail,
             }
@@ -338,32 +361,34 @@ pub fn route_slot(
     }
 }
 
-/// `d` with every record owned by `name`: a route that names another
-/// answers with that route's records under its own name. Tables are
-/// copied (sharing the location sources); this runs only on rebuilds.
-fn renamed(d: &Dyn, name: &Name) -> Dyn {
+/// `d` with every record owned by `name` and no TTL above `ttl`: a route
+/// that names another answers with that route's records under its own
+/// name, for no longer than either route's current TTL. Tables are copied
+/// (sharing the location sources); this runs only on rebuilds.
+fn renamed(d: &Dyn, name: &Name, ttl: u32) -> Dyn {
     let rename = |rr: &Rrset| {
-        let mut set = RecordSet::with_ttl(name.clone(), rr.set.record_type(), rr.set.ttl());
+        let ttl = rr.set.ttl().min(ttl);
+        let mut set = RecordSet::with_ttl(name.clone(), rr.set.record_type(), ttl);
         for r in rr.set.records_without_rrsigs() {
             set.add_rdata(r.data.clone());
         }
         Rrset::new(Arc::new(set))
     };
+    let again = |x: &Arc<Dyn>| Arc::new(renamed(x, name, ttl));
     match d {
         Dyn::Set(rr) => Dyn::Set(rename(rr)),
         Dyn::Choice(sets) => Dyn::Choice(sets.iter().map(rename).collect()),
-        Dyn::NoData => Dyn::NoData,
+        Dyn::NoData(t) => Dyn::NoData((*t).min(ttl)),
         Dyn::ServFail => Dyn::ServFail,
-        Dyn::Via(inner) => renamed(inner, name),
+        Dyn::Via(inner) => renamed(inner, name, ttl),
+        Dyn::Else(first, then) => Dyn::Else(again(first), again(then)),
         Dyn::Routed(t) => Dyn::Routed(Box::new(Table {
             route: t.route.clone(),
-            targets: t
-                .targets
-                .iter()
-                .map(|x| Arc::new(renamed(x, name)))
-                .collect(),
+            targets: t.targets.iter().map(again).collect(),
             labels: t.labels.clone(),
             kind: t.kind.clone(),
+            pick: t.pick,
+            no_data: renamed(&t.no_data, name, ttl),
         })),
     }
 }
@@ -372,4 +397,236 @@ fn renamed(d: &Dyn, name: &Name) -> Dyn {
 pub fn soa_slots(zone: &Zone, serial: u32) -> [Dyn; 2] {
     let (soa, neg) = zone.soa_sets(serial);
     [Dyn::Set(soa), Dyn::Set(neg)]
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::ResponseCode;
+
+    use crate::testutil::{ask, controller, snapshot};
+
+    /// File checks named in `names` (their files need not exist: the
+    /// tests decide offline).
+    fn checks(names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("[check.{n}]\nfile = \"health/{n}\"\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_cold_start_answers_with_min_ttl() {
+        let config = format!(
+            "{}{}",
+            checks(&["a", "b"]),
+            r#"
+[[route]]
+name = "app.t."
+type = "A"
+policy = "failover"
+ttl = 30
+min_ttl = 5
+members = [
+  { tier = 1, value = "192.0.2.1", check = "a" },
+  { tier = 2, value = "192.0.2.2", check = "b" },
+]
+"#
+        );
+        // Every check Unknown: tier 1 answers, but only for min_ttl.
+        let (_dir, c) = controller(&config, None);
+        let got = ask(&c.snapshot(), "app.t.", "198.51.100.1");
+        assert_eq!(got.values, vec![("192.0.2.1".into(), 5)]);
+        // Both up: the full TTL.
+        let snap = snapshot(&config, &[]);
+        let got = ask(&snap, "app.t.", "198.51.100.1");
+        assert_eq!(got.values, vec![("192.0.2.1".into(), 30)]);
+    }
+
+    #[test]
+    fn a_routed_nodata_is_cached_no_longer_than_the_route() {
+        // The zone's negative TTL is 900; the route's TTL is 20.
+        let config = format!(
+            "{}{}",
+            checks(&["a"]),
+            r#"
+[[route]]
+name = "closed.t."
+type = "A"
+policy = "failover"
+ttl = 20
+when_all_down = "closed"
+members = [ { value = "192.0.2.1", check = "a" } ]
+
+[[route]]
+name = "cidr.t."
+type = "A"
+ttl = 15
+policy = "cidr"
+members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
+"#
+        );
+        let snap = snapshot(&config, &["a"]);
+        let got = ask(&snap, "closed.t.", "198.51.100.1");
+        assert_eq!((got.rcode, got.values.len()), (ResponseCode::NoError, 0));
+        assert_eq!(got.authority_ttl, Some(20));
+        // A cidr miss without default.
+        let got = ask(&snap, "cidr.t.", "198.51.100.1");
+        assert_eq!((got.values.len(), got.authority_ttl), (0, Some(15)));
+        // Zone NODATA keeps the zone's negative TTL.
+        let got = ask(&snap, "www.t.", "198.51.100.1");
+        assert_eq!(got.values.len(), 1);
+        let got = ask(&snap, "ns.t.", "198.51.100.1");
+        assert_eq!(got.values.len(), 1);
+    }
+
+    #[test]
+    fn a_nested_route_answers_with_the_lower_ttl() {
+        let config = format!(
+            "{}{}",
+            checks(&["a", "p1"]),
+            r#"
+[[route]]
+name = "pool.t."
+type = "A"
+ttl = 3600
+policy = "multivalue"
+members = [ { value = "192.0.2.10", check = "p1" }, { value = "192.0.2.11" } ]
+
+[[route]]
+name = "app.t."
+type = "A"
+policy = "failover"
+ttl = 10
+members = [
+  { tier = 1, route = "pool.t." },
+  { tier = 2, value = "192.0.2.2", check = "a" },
+]
+
+[[route]]
+name = "slow.t."
+type = "A"
+policy = "failover"
+ttl = 7200
+members = [ { tier = 1, route = "app.t." } ]
+"#
+        );
+        let snap = snapshot(&config, &[]);
+        let got = ask(&snap, "app.t.", "198.51.100.1");
+        assert_eq!(
+            got.values,
+            vec![("192.0.2.10".into(), 10), ("192.0.2.11".into(), 10)]
+        );
+        // A parent with a longer TTL than its child: the child's.
+        let got = ask(&snap, "slow.t.", "198.51.100.1");
+        assert!(got.values.iter().all(|v| v.1 == 10), "{got:?}");
+    }
+
+    #[test]
+    fn weighted_pick_follows_the_weights_for_every_pick() {
+        for sticky in [false, true] {
+            let config = format!(
+                r#"
+[[route]]
+name = "w.t."
+type = "A"
+policy = "weighted"
+pick = 2
+sticky = {sticky}
+members = [
+  {{ value = "192.0.2.1", weight = 90 }},
+  {{ value = "192.0.2.2", weight = 5 }},
+  {{ value = "192.0.2.3", weight = 5 }},
+]
+"#
+            );
+            let snap = snapshot(&config, &[]);
+            let mut seen = [0u32; 3];
+            let n = 4000;
+            for i in 0..n {
+                // Sticky hashes the client's /24: a different one each time.
+                let client = format!("10.{}.{}.1", i / 256, i % 256);
+                let got = ask(&snap, "w.t.", &client);
+                let v = got.values();
+                assert_eq!(v.len(), 2, "{got:?}");
+                assert_ne!(v[0], v[1]);
+                for (k, s) in seen.iter_mut().enumerate() {
+                    *s += u32::from(v.contains(&format!("192.0.2.{}", k + 1).as_str()));
+                }
+            }
+            // Weighted sampling without replacement: the 90 is in ~99.7%
+            // of answers and each 5 in ~50.3%. The old fixed pairs gave
+            // the first 5 ~95% and the second ~10%. Bounds: > 6 sigma.
+            assert!(seen[0] > n * 97 / 100, "sticky={sticky}: {seen:?}");
+            for s in &seen[1..] {
+                let share = f64::from(*s) / f64::from(n);
+                assert!((0.45..0.56).contains(&share), "sticky={sticky}: {seen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_nested_route_without_an_answer_falls_through_per_client() {
+        let config = format!(
+            "{}{}",
+            checks(&["n1", "n2", "b"]),
+            r#"
+[[route]]
+name = "local.t."
+type = "A"
+policy = "cidr"
+members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
+
+[[route]]
+name = "pair.t."
+type = "A"
+policy = "multivalue"
+min_healthy = 2
+when_all_down = "open"
+members = [ { value = "192.0.2.21", check = "n1" }, { value = "192.0.2.22", check = "n2" } ]
+
+[[route]]
+name = "app.t."
+type = "A"
+policy = "failover"
+members = [
+  { tier = 1, route = "local.t." },
+  { tier = 2, value = "192.0.2.2", check = "b" },
+]
+
+[[route]]
+name = "app2.t."
+type = "A"
+policy = "failover"
+members = [
+  { tier = 1, route = "pair.t." },
+  { tier = 2, value = "192.0.2.2", check = "b" },
+]
+"#
+        );
+        let snap = snapshot(&config, &[]);
+        // In the child's network: the child's answer, scope of its block.
+        let got = ask(&snap, "app.t.", "10.9.9.0/24");
+        assert_eq!((got.values(), got.scope), (vec!["10.1.1.1"], 8));
+        // Outside: the parent's next tier, not NODATA.
+        let got = ask(&snap, "app.t.", "198.51.100.0/24");
+        assert_eq!(got.values(), vec!["192.0.2.2"]);
+        // The next tier down too: NODATA would be wrong only if another
+        // tier were healthy; with tier 2 down the parent fails open.
+        let snap = snapshot(&config, &["b"]);
+        let got = ask(&snap, "app.t.", "198.51.100.0/24");
+        assert_eq!(got.values(), vec!["192.0.2.2"], "{got:?}");
+
+        // A child below its own min_healthy is down for its parent.
+        let snap = snapshot(&config, &["n1"]);
+        let got = ask(&snap, "app2.t.", "198.51.100.1");
+        assert_eq!(got.values(), vec!["192.0.2.2"]);
+        // A child that answers only because it fails open is down too.
+        let snap = snapshot(&config, &["n1", "n2"]);
+        let got = ask(&snap, "app2.t.", "198.51.100.1");
+        assert_eq!(got.values(), vec!["192.0.2.2"]);
+        // Both healthy: the child answers.
+        let snap = snapshot(&config, &[]);
+        let got = ask(&snap, "app2.t.", "198.51.100.1");
+        assert_eq!(got.values(), vec!["192.0.2.21", "192.0.2.22"]);
+    }
 }

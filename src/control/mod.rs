@@ -643,7 +643,7 @@ impl Controller {
     fn reset_slots(&mut self) {
         let base = &self.base;
         self.slots = (0..base.slot_count)
-            .map(|_| Arc::new(Dyn::NoData))
+            .map(|_| Arc::new(Dyn::NoData(u32::MAX)))
             .collect();
         let mut policy = vec![0u8; base.slot_count];
         for (i, r) in base.config.routes.iter().enumerate() {
@@ -708,16 +708,14 @@ impl Controller {
             };
             let d = decide(route, &view);
             let old = self.decisions[i].as_ref();
-            let same = old
-                .is_some_and(|o| o.chosen == d.chosen && o.ttl == d.ttl && o.healthy == d.healthy);
+            let same = old.is_some_and(|o| o.same_answer(&d));
             if same && !child_replaced {
                 // Same answer; keep the fresh path for explain and the API.
                 self.decisions[i] = Some(d);
                 continue;
             }
             // The zone's content changed (not only a TTL): raise its serial.
-            if old.is_some_and(|o| o.chosen != d.chosen || o.healthy != d.healthy) || child_replaced
-            {
+            if old.is_some_and(|o| !o.same_content(&d)) || child_replaced {
                 tracing::debug!(
                     "route {} {}: {}",
                     route.name,

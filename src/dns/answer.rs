@@ -57,6 +57,10 @@ pub struct Answer<'a> {
     pub zone: Option<&'a Zone>,
     /// Metrics label of the answer's source ([`crate::metrics::POLICIES`]).
     pub policy: usize,
+    /// The authority SOA's TTL when a route's NODATA lowers it below the
+    /// zone's negative TTL (resolvers cache the NODATA no longer than the
+    /// route's answer).
+    pub authority_ttl: Option<u32>,
 }
 
 impl<'a> Answer<'a> {
@@ -73,6 +77,7 @@ impl<'a> Answer<'a> {
             scope: 0,
             zone: None,
             policy: 0,
+            authority_ttl: None,
         }
     }
 
@@ -179,8 +184,19 @@ pub fn resolve<'a>(
                 a.scope = a.scope.max(scope);
                 let rr = match served {
                     Served::Set(rr) => rr,
-                    Served::NoData => {
+                    Served::Parts(parts) => {
+                        // One RRset in several parts: a routed type, never
+                        // a CNAME, so the answer ends here.
+                        for rr in parts {
+                            a.push(rr, synth);
+                        }
+                        return a;
+                    }
+                    Served::NoData(ttl) => {
                         negative(&mut a, ResponseCode::NoError);
+                        if a.authority.is_some_and(|soa| soa.ttl() > ttl) {
+                            a.authority_ttl = Some(ttl);
+                        }
                         return a;
                     }
                     Served::ServFail => {

@@ -48,6 +48,8 @@ struct Sections<'a> {
     answer: SmallVec<[Sec<'a>; 2]>,
     owned: Vec<Record>,
     authority: Option<&'a RecordSet>,
+    /// The authority SOA with a lowered TTL (a route's NODATA).
+    authority_owned: Option<Record>,
     additional: &'a [Arc<RecordSet>],
 }
 
@@ -75,10 +77,16 @@ impl<'a> Sections<'a> {
                 }
             })
             .collect();
+        let authority_owned = a.authority_ttl.zip(a.authority).and_then(|(ttl, set)| {
+            let mut r = set.records_without_rrsigs().next()?.clone();
+            r.ttl = ttl;
+            Some(r)
+        });
         Sections {
             answer,
             owned,
             authority: a.authority,
+            authority_owned,
             additional: a.additional,
         }
     }
@@ -91,9 +99,14 @@ impl<'a> Sections<'a> {
     }
 
     fn authorities(&self) -> impl Iterator<Item = &Record> + Send {
-        self.authority
-            .into_iter()
-            .flat_map(|s| s.records_without_rrsigs())
+        match &self.authority_owned {
+            Some(r) => SecIter::A(std::iter::once(r)),
+            None => SecIter::B(
+                self.authority
+                    .into_iter()
+                    .flat_map(|s| s.records_without_rrsigs()),
+            ),
+        }
     }
 
     fn additionals(&self) -> impl Iterator<Item = &Record> + Send {
@@ -487,6 +500,13 @@ members = [
   { networks = ["10.0.0.0/8"], value = "10.1.1.1" },
   { default = true, value = "192.0.2.50" },
 ]
+
+[[route]]
+name = "miss.t."
+type = "A"
+ttl = 15
+policy = "cidr"
+members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
 "#;
 
     fn handler() -> (Handler, Snapshot) {
@@ -577,6 +597,19 @@ members = [
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(&got[0][..3], &[0, 2, 56]);
         assert_eq!(&got[0][4..], &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0x01]);
+    }
+
+    #[test]
+    fn a_routed_nodata_carries_the_routes_ttl_on_its_soa() {
+        // 127.0.0.1 is outside 10/8 and there is no default: NODATA.
+        let resp = Message::from_vec(&answer(query("miss.t.", RecordType::A, false, &[]))).unwrap();
+        assert_eq!(resp.metadata.response_code, ResponseCode::NoError);
+        assert!(resp.answers.is_empty());
+        let soa = &resp.authorities[0];
+        assert_eq!((soa.record_type(), soa.ttl), (RecordType::SOA, 15));
+        // The zone's own NODATA keeps its negative TTL (900).
+        let resp = Message::from_vec(&answer(query("www.t.", RecordType::MX, false, &[]))).unwrap();
+        assert_eq!(resp.authorities[0].ttl, 900);
     }
 
     #[test]

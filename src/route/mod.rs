@@ -19,7 +19,7 @@ pub mod table;
 use std::net::IpAddr;
 
 use crate::config::{AllDown, Policy, RouteConfig};
-use crate::health::CheckHealth;
+use crate::health::{CheckHealth, State};
 
 /// Who is asking: the ECS address (masked to its source prefix) when the
 /// query carries one, else the source address with its full width.
@@ -97,29 +97,75 @@ pub struct Decision {
     pub chosen: Chosen,
     /// At least the required number of members is healthy.
     pub healthy: bool,
-    /// TTL of the answer: `min_ttl` while a member's state may change soon.
+    /// TTL of the answer: `min_ttl` while the choice depends on a check
+    /// that is Unknown or whose counters are moving.
     pub ttl: u32,
+    /// When `chosen` is one member naming a route: what a client gets for
+    /// whom that route has no answer (a geo or cidr miss without default),
+    /// decided as if that member were down.
+    pub then: Option<Box<Decision>>,
     /// The steps of the decision, for `veer explain` and logs.
     pub path: Vec<String>,
+}
+
+impl Decision {
+    /// Whether `self` answers every client as `other` does (paths aside).
+    pub fn same_answer(&self, other: &Decision) -> bool {
+        self.chosen == other.chosen
+            && self.ttl == other.ttl
+            && self.healthy == other.healthy
+            && match (&self.then, &other.then) {
+                (Some(a), Some(b)) => a.same_answer(b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+    }
+
+    /// Whether the zone's content differs (not only a TTL).
+    pub fn same_content(&self, other: &Decision) -> bool {
+        self.chosen == other.chosen
+            && self.healthy == other.healthy
+            && match (&self.then, &other.then) {
+                (Some(a), Some(b)) => a.same_content(b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+    }
 }
 
 /// Decides `route`'s eligible members from the effective health of their
 /// checks (and of the routes they name).
 pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
+    decide_without(route, view, &[])
+}
+
+/// [`decide`] with the members in `excluded` taken as down.
+fn decide_without(route: &RouteConfig, view: &View<'_>, excluded: &[usize]) -> Decision {
     let health = view.checks;
     let up = |i: usize| {
         let m = &route.members[i];
-        m.check.is_none_or(|c| health[c].effective.eligible())
+        !excluded.contains(&i)
+            && m.check.is_none_or(|c| health[c].effective.eligible())
             && m.route.is_none_or(|r| view.routes[r])
     };
-    let pending = route
-        .members
-        .iter()
-        .any(|m| m.check.is_some_and(|c| health[c].pending));
-    let ttl = if pending { route.min_ttl } else { route.ttl };
+    // A member whose state may change soon: the answer it helped decide
+    // gets min_ttl, so resolvers do not cache a guess for the full TTL.
+    let uncertain = |i: usize| {
+        route.members[i]
+            .check
+            .is_some_and(|c| health[c].pending || health[c].effective == State::Unknown)
+    };
+    let ttl_over = |groups: &[(String, Vec<usize>)]| {
+        if groups.iter().flat_map(|g| &g.1).any(|&i| uncertain(i)) {
+            route.min_ttl
+        } else {
+            route.ttl
+        }
+    };
     let mut path = Vec::new();
     for (i, m) in route.members.iter().enumerate() {
         let mut why = Vec::new();
+        if excluded.contains(&i) {
+            why.push("no answer for some clients".into());
+        }
         if let Some(c) = m.check {
             why.push(format!("check {}", health[c].effective));
         }
@@ -182,7 +228,7 @@ pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
         }
     };
 
-    for (label, members) in &groups {
+    for (g, (label, members)) in groups.iter().enumerate() {
         let healthy: Vec<usize> = members.iter().copied().filter(|&i| up(i)).collect();
         let need = route.min_healthy.required(members.len());
         path.push(format!(
@@ -192,14 +238,26 @@ pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
         ));
         if healthy.len() >= need {
             path.push(format!("{label} answers with its healthy members"));
+            // A member naming a route may have no answer for some clients:
+            // they get what this route answers without it.
+            let then = match healthy.as_slice() {
+                &[i] if route.members[i].route.is_some() => {
+                    let mut without = excluded.to_vec();
+                    without.push(i);
+                    Some(Box::new(decide_without(route, view, &without)))
+                }
+                _ => None,
+            };
             return Decision {
                 chosen: Chosen::Members(healthy),
                 healthy: true,
-                ttl,
+                ttl: ttl_over(&groups[..=g]),
+                then,
                 path,
             };
         }
     }
+    let ttl = ttl_over(&groups);
     // No group meets min_healthy: the first group with any healthy member
     // answers whole, so one survivor does not take all the traffic.
     if let Some((label, members)) = groups.iter().find(|(_, m)| m.iter().any(|&i| up(i))) {
@@ -210,6 +268,7 @@ pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
             chosen: Chosen::Members(members.clone()),
             healthy: false,
             ttl,
+            then: None,
             path,
         };
     }
@@ -217,7 +276,20 @@ pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
     let chosen = match &route.when_all_down {
         AllDown::Open => {
             path.push("when_all_down = open: answer as if all were healthy".into());
-            Chosen::Members(groups.first().map(|g| g.1.clone()).unwrap_or_default())
+            // The first group, less a named route that has no answer for
+            // the clients this decision is for.
+            Chosen::Members(
+                groups
+                    .iter()
+                    .map(|g| -> Vec<usize> {
+                        g.1.iter()
+                            .copied()
+                            .filter(|i| !excluded.contains(i))
+                            .collect()
+                    })
+                    .find(|g| !g.is_empty())
+                    .unwrap_or_default(),
+            )
         }
         AllDown::Closed => {
             path.push("when_all_down = closed: NODATA".into());
@@ -236,6 +308,7 @@ pub fn decide(route: &RouteConfig, view: &View<'_>) -> Decision {
         chosen,
         healthy: false,
         ttl,
+        then: None,
         path,
     }
 }
@@ -248,7 +321,6 @@ mod tests {
 
     use super::*;
     use crate::config::{Member, MinHealthy};
-    use crate::health::State;
 
     fn route(
         policy: Policy,
@@ -298,7 +370,7 @@ mod tests {
             .collect()
     }
 
-    use State::{Down, Up};
+    use State::{Down, Unknown, Up};
 
     fn dec(r: &RouteConfig, h: &[CheckHealth]) -> Decision {
         decide(
@@ -382,6 +454,27 @@ mod tests {
         assert_eq!((d.chosen, d.ttl), (Chosen::Members(vec![1]), 60));
         h[0].pending = true;
         assert_eq!(dec(&r, &h).ttl, 5);
+    }
+
+    #[test]
+    fn unknown_in_the_answering_tier_or_an_earlier_one_gives_min_ttl() {
+        let r = route(
+            Policy::Failover,
+            &[1, 2, 3],
+            MinHealthy::Count(1),
+            AllDown::Open,
+        );
+        // The choice depends on tier 1's Unknown check.
+        assert_eq!(dec(&r, &health(&[Unknown, Up, Up])).ttl, 5);
+        // Tier 1 down, tier 2 answers while its own check is Unknown.
+        assert_eq!(dec(&r, &health(&[Down, Unknown, Up])).ttl, 5);
+        // A later tier's Unknown check does not matter.
+        let d = dec(&r, &health(&[Up, Unknown, Unknown]));
+        assert_eq!((d.chosen, d.ttl), (Chosen::Members(vec![0]), 60));
+        // All down but one Unknown: every tier was looked at.
+        let d = dec(&r, &health(&[Down, Down, Unknown]));
+        assert_eq!((d.chosen, d.ttl), (Chosen::Members(vec![2]), 5));
+        assert_eq!(dec(&r, &health(&[Down, Down, Down])).ttl, 60);
     }
 
     #[test]

@@ -8,8 +8,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::prefix::{PrefixMap, mask};
 use super::{Client, Trace};
+pub use crate::config::MAX_PICK;
 use crate::config::{Area, Place};
 use crate::geo::Geo;
 use crate::store::Dyn;
@@ -31,6 +34,10 @@ pub struct Table {
     pub labels: Box<[String]>,
     /// How an entry is chosen.
     pub kind: Kind,
+    /// How many entries answer together (weighted `pick`; 1 otherwise).
+    pub pick: usize,
+    /// What a client without an entry gets (NODATA with the route's TTL).
+    pub no_data: Dyn,
 }
 
 /// How a [`Table`] chooses.
@@ -73,8 +80,6 @@ pub enum Kind {
     },
 }
 
-static NO_DATA: Dyn = Dyn::NoData;
-
 impl Table {
     /// The entry for `client` and the ECS scope of that choice.
     pub fn pick<'a>(&'a self, client: &Client, trace: &mut impl Trace) -> (&'a Dyn, u8) {
@@ -94,18 +99,10 @@ impl Table {
                 (Some(i as u32), 0)
             }
             Kind::Sticky { keys } => {
-                let (subnet, scope) = match client.addr {
-                    IpAddr::V4(_) => (mask(client.addr, STICKY_V4), STICKY_V4),
-                    IpAddr::V6(_) => (mask(client.addr, STICKY_V6), STICKY_V6),
-                };
-                let h = hash_addr(subnet);
+                let (subnet, scope, h) = sticky_subnet(client);
                 let mut best = (0, f64::NEG_INFINITY);
                 for (i, &(seed, weight)) in keys.iter().enumerate() {
-                    // u in (0, 1); ln(u) / w is largest for the winner
-                    // (Efraimidis–Spirakis), which makes each entry win in
-                    // proportion to its weight.
-                    let u = ((mix(h ^ seed) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                    let score = u.ln() / weight;
+                    let score = sticky_score(h, seed, weight);
                     if score > best.1 {
                         best = (i, score);
                     }
@@ -194,8 +191,72 @@ impl Table {
         };
         match entry {
             Some(i) => (&self.targets[i as usize], scope),
-            None => (&NO_DATA, scope),
+            None => (&self.no_data, scope),
         }
+    }
+
+    /// `pick` distinct entries for `client` (weighted routes): by chance,
+    /// weighted sampling without replacement, so every pick follows the
+    /// weights; sticky, the `pick` highest rendezvous scores. No lock, no
+    /// allocation (`pick` is at most [`MAX_PICK`]).
+    pub fn pick_many<'a>(
+        &'a self,
+        client: &Client,
+        trace: &mut impl Trace,
+    ) -> (SmallVec<[&'a Dyn; MAX_PICK]>, u8) {
+        let k = self.pick.min(self.targets.len()).min(MAX_PICK);
+        let mut chosen: SmallVec<[usize; MAX_PICK]> = SmallVec::new();
+        let scope = match &self.kind {
+            Kind::Random { cumulative } => {
+                let weight = |i: usize| cumulative[i] - if i == 0 { 0 } else { cumulative[i - 1] };
+                let mut left = cumulative.last().copied().unwrap_or(0);
+                while chosen.len() < k && left > 0 {
+                    let mut x = fastrand::u32(..left);
+                    for i in 0..cumulative.len() {
+                        if chosen.contains(&i) {
+                            continue;
+                        }
+                        if x < weight(i) {
+                            chosen.push(i);
+                            left -= weight(i);
+                            break;
+                        }
+                        x -= weight(i);
+                    }
+                }
+                0
+            }
+            Kind::Sticky { keys } => {
+                let (_, scope, h) = sticky_subnet(client);
+                // The k best (index, score), best first.
+                let mut best: SmallVec<[(usize, f64); MAX_PICK]> = SmallVec::new();
+                for (i, &(seed, weight)) in keys.iter().enumerate() {
+                    let score = sticky_score(h, seed, weight);
+                    let at = best.partition_point(|&(_, s)| s >= score);
+                    if at < k {
+                        if best.len() == k {
+                            best.pop();
+                        }
+                        best.insert(at, (i, score));
+                    }
+                }
+                chosen.extend(best.iter().map(|&(i, _)| i));
+                scope
+            }
+            _ => {
+                let (d, scope) = self.pick(client, trace);
+                return (smallvec::smallvec![d], scope);
+            }
+        };
+        trace.step(|| {
+            let how = match self.kind {
+                Kind::Sticky { .. } => "sticky by client subnet",
+                _ => "weighted by chance, without replacement",
+            };
+            let picked: Vec<&str> = chosen.iter().map(|&i| self.labels[i].as_str()).collect();
+            format!("{}: pick {k} {how}: {}", self.route, picked.join(", "))
+        });
+        (chosen.iter().map(|&i| &*self.targets[i]).collect(), scope)
     }
 
     fn label(&self, entry: Option<u32>) -> &str {
@@ -211,6 +272,25 @@ impl Table {
         }
         out.join(" ")
     }
+}
+
+/// The sticky hash block around `client` (its /24 or /56), its prefix
+/// length, and the block's hash.
+fn sticky_subnet(client: &Client) -> (IpAddr, u8, u64) {
+    let (subnet, scope) = match client.addr {
+        IpAddr::V4(_) => (mask(client.addr, STICKY_V4), STICKY_V4),
+        IpAddr::V6(_) => (mask(client.addr, STICKY_V6), STICKY_V6),
+    };
+    (subnet, scope, hash_addr(subnet))
+}
+
+/// An entry's rendezvous score for the block hashed to `h`: with u in
+/// (0, 1), ln(u) / weight is largest for the winner (Efraimidis–Spirakis),
+/// so each entry wins in proportion to its weight, and the k highest are a
+/// weighted sample of k without replacement.
+fn sticky_score(h: u64, seed: u64, weight: f64) -> f64 {
+    let u = ((mix(h ^ seed) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    u.ln() / weight
 }
 
 /// Great-circle distance in km (haversine, mean Earth radius).
@@ -255,9 +335,11 @@ mod tests {
     fn table(kind: Kind, n: usize) -> Table {
         Table {
             route: "t. A weighted".into(),
-            targets: (0..n).map(|_| Arc::new(Dyn::NoData)).collect(),
+            targets: (0..n).map(|_| Arc::new(Dyn::NoData(60))).collect(),
             labels: (0..n).map(|i| format!("m{i}")).collect(),
             kind,
+            pick: 1,
+            no_data: Dyn::NoData(60),
         }
     }
 
