@@ -9,7 +9,8 @@
 //!   cidr route get their own answers, cached by Unbound with veer's
 //!   scope, so a second client inside that scope never reaches veer.
 //! - Failover: once the primary is down, Unbound's answer follows within
-//!   the TTL veer gave.
+//!   the TTL veer gave; a route answering NODATA while all its members are
+//!   down (`when_all_down = "closed"`) lets users back within its TTL too.
 //! - A ~5 KB answer: veer truncates over UDP, Unbound retries over TCP and
 //!   the user gets every record.
 //!
@@ -351,6 +352,19 @@ fn ecs_through_unbound_gives_each_network_its_answer_and_caches_by_scope() {
 // Failover
 // ---------------------------------------------------------------------------
 
+/// Appends a `file` check `name` on `health/NAME` (probed every 50 ms,
+/// fall = rise = 1, as the scenario's own) and writes `state` into it.
+fn add_file_check(dir: &Path, name: &str, state: &str) {
+    append(
+        dir,
+        "veer.toml",
+        &format!(
+            "\n[check.{name}]\nfile = \"health/{name}\"\ninterval = \"50ms\"\nfall = 1\nrise = 1\n"
+        ),
+    );
+    set_health(dir, name, state);
+}
+
 const PRIMARY: &str = "192.0.2.91";
 const SECONDARY: &str = "198.51.100.91";
 /// The route's TTL: short, so the test is fast.
@@ -359,18 +373,17 @@ const FAILOVER_TTL: u32 = 3;
 #[test]
 fn failover_through_unbound_follows_within_the_ttl() {
     let dir = routing_scenario();
+    add_file_check(dir.path(), "fo1", "up");
     append(
         dir.path(),
         "veer.toml",
         &format!(
-            "\n[check.fo1]\nfile = \"health/fo1\"\ninterval = \"50ms\"\nfall = 1\nrise = 1\n\n\
-             [[route]]\nname = \"fo.routing.test.\"\ntype = \"A\"\nttl = {FAILOVER_TTL}\n\
+            "\n[[route]]\nname = \"fo.routing.test.\"\ntype = \"A\"\nttl = {FAILOVER_TTL}\n\
              policy = \"failover\"\nmembers = [\n\
              \x20 {{ tier = 1, value = \"{PRIMARY}\", check = \"fo1\" }},\n\
              \x20 {{ tier = 2, value = \"{SECONDARY}\" }},\n]\n"
         ),
     );
-    set_health(dir.path(), "fo1", "up");
     let veer = Veer::start_in(dir.path());
     veer.expect_log("check fo1: unknown -> up", WAIT);
     let direct = veer.dig(&["fo.routing.test", "A"]);
@@ -419,6 +432,62 @@ fn failover_through_unbound_follows_within_the_ttl() {
     println!(
         "failover: veer answered the secondary after {:?}, the user through Unbound after {took:?} (TTL {veer_ttl} s, bound {bound:?})",
         veer_moved.unwrap_or_default()
+    );
+}
+
+/// A route that answers NODATA while its members are down
+/// (`when_all_down = "closed"`) must not keep users from the member once it
+/// is back for longer than the route's TTL: the NODATA is cached by the
+/// SOA's TTL (RFC 2308), so that TTL must not exceed the route's (the
+/// zone's own negative TTL here is 300 s).
+#[test]
+fn closed_route_nodata_through_unbound_ends_within_the_ttl() {
+    let dir = routing_scenario();
+    add_file_check(dir.path(), "cl1", "down");
+    append(
+        dir.path(),
+        "veer.toml",
+        &format!(
+            "\n[[route]]\nname = \"closed.routing.test.\"\ntype = \"A\"\nttl = {FAILOVER_TTL}\n\
+             policy = \"failover\"\nwhen_all_down = \"closed\"\n\
+             members = [ {{ tier = 1, value = \"{PRIMARY}\", check = \"cl1\" }} ]\n"
+        ),
+    );
+    let veer = Veer::start_in(dir.path());
+    veer.expect_log("check cl1: unknown -> down", WAIT);
+    let ub = Unbound::start(veer.addr, "routing.test.", &[]);
+
+    let direct = veer.dig(&["closed.routing.test", "A"]);
+    let nodata = ub.dig(&["closed.routing.test", "A"]);
+    for (who, d) in [("veer", &direct), ("Unbound", &nodata)] {
+        assert_eq!(d.status, "NOERROR", "{who}:\n{}", d.raw);
+        assert!(d.answer.is_empty(), "{who}: not NODATA:\n{}", d.raw);
+        let soa: Vec<&Rr> = d.authority.iter().filter(|r| r.rtype == "SOA").collect();
+        assert_eq!(soa.len(), 1, "{who}: NODATA without SOA:\n{}", d.raw);
+        assert!(
+            soa[0].ttl <= FAILOVER_TTL,
+            "{who}: the NODATA's SOA TTL {} outlives the route's TTL {FAILOVER_TTL}:\n{}",
+            soa[0].ttl,
+            d.raw
+        );
+    }
+
+    set_health(dir.path(), "cl1", "up");
+    let up = Instant::now();
+    let bound = Duration::from_secs(u64::from(FAILOVER_TTL) + 5);
+    let mut last = nodata.clone();
+    let back = wait_until_every(bound, Duration::from_millis(50), || {
+        last = ub.dig(&["closed.routing.test", "A"]);
+        last.answer_data() == [PRIMARY]
+    });
+    let took = up.elapsed();
+    assert!(
+        back,
+        "Unbound still answered NODATA {took:?} after the member came back (route TTL {FAILOVER_TTL} s); last:\n{}",
+        last.raw
+    );
+    println!(
+        "closed route: the user through Unbound got the member back after {took:?} (TTL {FAILOVER_TTL} s, bound {bound:?})"
     );
 }
 
