@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs veer's whole test suite on a fresh Debian machine: installs what the
 # tests need when it is missing (dig from bind9-dnsutils, chromium for the
-# status page), then cargo test.
+# status page, unbound for the resolver tests), then cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,13 @@ missing=()
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 # The status page is tested in headless Chromium.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# tests/resolver.rs puts a real Unbound in front of veer. It lives in
+# /usr/sbin, often not on a normal user's PATH.
+install_unbound=no
+if ! command -v unbound >/dev/null 2>&1 && [ ! -x /usr/sbin/unbound ]; then
+  missing+=(unbound)
+  install_unbound=yes
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   sudo=""
@@ -16,6 +23,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -q -o DPkg::Lock::Timeout=600 "${missing[@]}"
+  if [ "$install_unbound" = yes ]; then
+    # Debian starts the freshly installed package as a system resolver on
+    # port 53. The tests run their own instances and never use it: stop
+    # and disable it (systemd or not; failures are fine).
+    $sudo systemctl disable --now unbound >/dev/null 2>&1 || true
+    $sudo service unbound stop >/dev/null 2>&1 || true
+  fi
 fi
 
 exec cargo test --locked --all-targets "$@"

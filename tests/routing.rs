@@ -21,54 +21,10 @@ use tempfile::TempDir;
 /// loaded CI machines).
 const FLIP: Duration = Duration::from_secs(10);
 
-/// The scenario with its geo database written.
-fn routing_dir() -> TempDir {
-    let dir = scenario("routing");
-    let de = Loc {
-        continent: "EU",
-        country: "DE",
-        subdivision: Some("BY"),
-        coords: Some((48.1, 11.6)),
-    };
-    mmdb::write(
-        &dir.path().join("geo/test.mmdb"),
-        &[
-            ("203.0.113.0/25", de),
-            (
-                "203.0.113.128/25",
-                Loc {
-                    continent: "EU",
-                    country: "FR",
-                    subdivision: None,
-                    coords: Some((48.85, 2.35)),
-                },
-            ),
-            (
-                "198.51.100.0/24",
-                Loc {
-                    continent: "NA",
-                    country: "US",
-                    subdivision: Some("VA"),
-                    coords: Some((39.0, -77.5)),
-                },
-            ),
-            ("2001:db8:de::/48", de),
-        ],
-    );
-    dir
-}
-
 fn start() -> (TempDir, Veer) {
-    let dir = routing_dir();
+    let dir = routing_scenario();
     let veer = Veer::start_in(dir.path());
     (dir, veer)
-}
-
-/// Writes `state` (`up`/`down`) for check `name`, atomically.
-fn set(dir: &Path, name: &str, state: &str) {
-    let tmp = dir.join(format!("health/.{name}.tmp"));
-    std::fs::write(&tmp, format!("{state}\n")).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("health/{name}"))).unwrap();
 }
 
 /// `name A` with `+subnet=subnet`: (answer addresses, echoed CLIENT-SUBNET).
@@ -210,7 +166,7 @@ fn weight_zero_is_standby() {
         answers.iter().all(|a| a == "192.0.2.11") && answers.len() == 50,
         "the standby answered while the weighted member is up: {answers:?}"
     );
-    set(dir.path(), "s1", "down");
+    set_health(dir.path(), "s1", "down");
     assert!(
         wait_until(FLIP, || ask(&veer, "standby.routing.test", "192.0.2.0/24")
             .0
@@ -218,7 +174,7 @@ fn weight_zero_is_standby() {
         "the standby did not take over; logs:\n{}",
         veer.logs()
     );
-    set(dir.path(), "s1", "up");
+    set_health(dir.path(), "s1", "up");
     assert!(wait_until(FLIP, || ask(
         &veer,
         "standby.routing.test",
@@ -254,7 +210,7 @@ fn sticky_answers_stay_when_an_unrelated_member_fails() {
         "40 subnets should reach all 3 members: {before:?}"
     );
 
-    set(dir.path(), "st3", "down");
+    set_health(dir.path(), "st3", "down");
     assert!(wait_until(FLIP, || !answers(&veer).contains(&"192.0.2.23".to_string())));
     for (s, (was, now)) in subnets.iter().zip(before.iter().zip(answers(&veer))) {
         if was == "192.0.2.23" {
@@ -264,7 +220,7 @@ fn sticky_answers_stay_when_an_unrelated_member_fails() {
         }
     }
     // Back up: every client returns to where it was.
-    set(dir.path(), "st3", "up");
+    set_health(dir.path(), "st3", "up");
     assert!(wait_until(FLIP, || answers(&veer) == before));
 }
 
@@ -279,14 +235,14 @@ fn failover_between_weighted_pools() {
     assert_eq!(r.edns.unwrap().subnet.unwrap(), "192.0.2.0/24/0");
 
     // One member of pool A down: still pool A, its healthy member.
-    set(dir.path(), "pa1", "down");
+    set_health(dir.path(), "pa1", "down");
     assert!(wait_until(FLIP, || {
         (0..10).all(|_| ask(&veer, "shop.routing.test", "192.0.2.0/24").0 == ["192.0.2.32"])
     }));
 
     // The whole pool down: pool A still answers its own name (fail open),
     // but it reports itself down, so shop moves to pool B.
-    set(dir.path(), "pa2", "down");
+    set_health(dir.path(), "pa2", "down");
     assert!(
         wait_until(FLIP, || ask(&veer, "shop.routing.test", "192.0.2.0/24").0
             == ["198.51.100.31"]),
@@ -300,7 +256,7 @@ fn failover_between_weighted_pools() {
     );
 
     // Pool A back: shop returns.
-    set(dir.path(), "pa1", "up");
+    set_health(dir.path(), "pa1", "up");
     assert!(wait_until(FLIP, || ask(
         &veer,
         "shop.routing.test",
@@ -353,7 +309,7 @@ fn geo_answers_with_the_location_scope() {
     assert_answer(&veer, q, "192.0.2.0/24", "192.0.2.49", "192.0.2.0/24/6");
 
     // DE down: German clients fall back to continent EU.
-    set(dir.path(), "de", "down");
+    set_health(dir.path(), "de", "down");
     assert!(wait_until(FLIP, || ask(&veer, q, "203.0.113.0/25").0 == ["192.0.2.41"]));
     let (_, echo) = ask(&veer, q, "203.0.113.0/25");
     assert_eq!(echo, "203.0.113.0/25/25");
@@ -399,7 +355,7 @@ fn nearest_by_great_circle_distance() {
         "198.51.100.60",
         "198.51.100.0/24/24",
     );
-    set(dir.path(), "fra", "down");
+    set_health(dir.path(), "fra", "down");
     assert!(wait_until(FLIP, || ask(&veer, q, "203.0.113.0/25").0
         == ["198.51.100.60"]));
 }
@@ -435,7 +391,7 @@ fn ecs_with_bits_beyond_the_source_prefix_is_formerr() {
 
 #[test]
 fn explain_shows_the_decision_path() {
-    let dir = routing_dir();
+    let dir = routing_scenario();
     let d = dir.path();
     let geo = explain(
         d,
@@ -685,7 +641,7 @@ members = [
 
 #[test]
 fn explain_reads_the_checkpointed_states() {
-    let dir = routing_dir();
+    let dir = routing_scenario();
     let d = dir.path();
     let config = d.join("veer.toml");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -698,8 +654,8 @@ fn explain_reads_the_checkpointed_states() {
     )
     .unwrap();
     let veer = Veer::start_in(d);
-    set(d, "pa1", "down");
-    set(d, "pa2", "down");
+    set_health(d, "pa1", "down");
+    set_health(d, "pa2", "down");
     assert!(wait_until(FLIP, || ask(
         &veer,
         "shop.routing.test",

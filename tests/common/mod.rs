@@ -6,7 +6,8 @@
 //!   its stderr collected in the background, killed on drop.
 //! - [`scenario`]: a fresh, editable copy of `tests/fixtures/<name>/`
 //!   (a `veer.toml` with `listen = ["127.0.0.1:0"]` and relative zone paths,
-//!   plus its zone files).
+//!   plus its zone files); [`routing_scenario`] adds the geo database the
+//!   `routing` scenario needs, [`set_health`] flips its `file` checks.
 //! - [`dig`] / [`Dig`]: run `dig` as a user would and parse its default
 //!   output into rcode, flags, sections and the EDNS pseudo-section.
 //! - [`wait_until`]: poll a condition against a deadline (no fixed sleeps).
@@ -90,6 +91,55 @@ fn copy_dir(from: &Path, to: &Path) {
                 .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
         }
     }
+}
+
+/// [`scenario`] `routing` with its geo database `geo/test.mmdb` written
+/// (tests/common/mmdb.rs; never downloaded): 203.0.113.0/25 EU DE BY,
+/// 203.0.113.128/25 EU FR, 198.51.100.0/24 NA US VA, 2001:db8:de::/48
+/// EU DE BY. The fixture's `geo/networks.txt` adds 100.64.0.0/16 EU DE BY.
+pub fn routing_scenario() -> TempDir {
+    use mmdb::Loc;
+    let dir = scenario("routing");
+    let de = Loc {
+        continent: "EU",
+        country: "DE",
+        subdivision: Some("BY"),
+        coords: Some((48.1, 11.6)),
+    };
+    mmdb::write(
+        &dir.path().join("geo/test.mmdb"),
+        &[
+            ("203.0.113.0/25", de),
+            (
+                "203.0.113.128/25",
+                Loc {
+                    continent: "EU",
+                    country: "FR",
+                    subdivision: None,
+                    coords: Some((48.85, 2.35)),
+                },
+            ),
+            (
+                "198.51.100.0/24",
+                Loc {
+                    continent: "NA",
+                    country: "US",
+                    subdivision: Some("VA"),
+                    coords: Some((39.0, -77.5)),
+                },
+            ),
+            ("2001:db8:de::/48", de),
+        ],
+    );
+    dir
+}
+
+/// Writes `state` (`up`/`down`) into `dir/health/NAME`, the file a `file`
+/// check of the `routing` scenario reads, atomically (write, then rename).
+pub fn set_health(dir: &Path, name: &str, state: &str) {
+    let tmp = dir.join(format!("health/.{name}.tmp"));
+    std::fs::write(&tmp, format!("{state}\n")).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("health/{name}"))).unwrap();
 }
 
 /// Writes `text` to `dir/rel` (creating parent directories) and returns the
