@@ -662,8 +662,17 @@ fn explain_reads_the_checkpointed_states() {
         "192.0.2.0/24"
     )
     .0 == ["198.51.100.31"]));
-    // The server checkpointed the transitions; explain (no --down) sees them.
-    let text = explain(d, &["shop.routing.test", "A", "--client", "192.0.2.1"]);
+    // The server checkpointed the transitions; explain (no --down) sees
+    // them. Until pool-b's check pb1 has a checkpointed verdict, it is
+    // Unknown and the answer carries min_ttl, not 60: wait for it.
+    let mut text = String::new();
+    assert!(
+        wait_until(FLIP, || {
+            text = explain(d, &["shop.routing.test", "A", "--client", "192.0.2.1"]);
+            text.contains("pb1: up")
+        }),
+        "pb1 never checkpointed:\n{text}"
+    );
     assert_has(
         &text,
         &[
