@@ -12,7 +12,8 @@ mod backends;
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -626,6 +627,72 @@ fn exec_timeout_kills_the_whole_process_group() {
     let alive = processes_running(&["sleep", &secs]);
     println!("after {} probes: {alive} sleep processes", probes());
     assert!(alive <= 1, "{alive} probe processes outlived their timeout");
+}
+
+#[test]
+fn http_probes_ignore_proxy_variables() {
+    let web = HttpBackend::start();
+    let (_dir, config) = setup(&check(
+        "web",
+        &format!("http = \"{}\"", web.url("/")),
+        "fall = 1\nrise = 1",
+    ));
+    // A proxy that refuses every connection: a probe through it fails.
+    let proxy = "http://127.0.0.1:9";
+    let env = [
+        ("HTTP_PROXY", proxy),
+        ("http_proxy", proxy),
+        ("HTTPS_PROXY", proxy),
+        ("ALL_PROXY", proxy),
+        ("NO_PROXY", ""),
+    ];
+    let veer = Veer::start_env(&config, &[], &env);
+    wait_log(&veer, "check web: unknown -> up");
+}
+
+/// An HTTP/1.1 backend that keeps connections alive, answers 200 on every
+/// connection it has, and stops accepting new ones after the first.
+fn keep_alive_backend() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        // New connections are refused from now on.
+        drop(listener);
+        let mut buf = [0u8; 4096];
+        let mut head = Vec::new();
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                return;
+            }
+            head.extend_from_slice(&buf[..n]);
+            while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                head.drain(..end + 4);
+                let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if conn.write_all(reply).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn http_probes_open_a_fresh_connection_each_time() {
+    // A pooled keep-alive connection kept this backend "up" although it
+    // refuses every new connection.
+    let addr = keep_alive_backend();
+    let (_dir, config) = setup(&check(
+        "web",
+        &format!("http = \"http://{addr}/\""),
+        "fall = 1\nrise = 1",
+    ));
+    let veer = Veer::start(&config);
+    wait_log(&veer, "check web: unknown -> up");
+    wait_log(&veer, "check web: up -> down");
 }
 
 #[test]

@@ -14,7 +14,11 @@ use crate::config::{CheckKind, HttpCheck};
 /// Most body bytes read for `expect.body`.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// Shared HTTP clients (connection pools), one per TLS verification mode.
+/// Shared HTTP clients, one per TLS verification mode. They keep no idle
+/// connections: every probe opens a fresh one (a pooled keep-alive
+/// connection kept a backend that refuses new connections "up") and asks
+/// the backend to close it. They ignore `HTTP(S)_PROXY`: a probe checks
+/// the path from veer to the backend, not to a proxy.
 #[derive(Debug, Clone)]
 pub struct Clients {
     verify: reqwest::Client,
@@ -28,7 +32,8 @@ impl Clients {
             reqwest::Client::builder()
                 .danger_accept_invalid_certs(insecure)
                 .redirect(reqwest::redirect::Policy::none())
-                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
+                .no_proxy()
                 .user_agent(concat!("veer-health/", env!("CARGO_PKG_VERSION")))
                 .build()
         };
@@ -94,7 +99,9 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, String> {
         &clients.insecure
     };
     let method = reqwest::Method::from_bytes(h.method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut req = client.request(method, &h.url);
+    let mut req = client
+        .request(method, &h.url)
+        .header(reqwest::header::CONNECTION, "close");
     for (k, v) in &h.headers {
         req = req.header(k, v);
     }

@@ -217,11 +217,17 @@ impl Veer {
     /// environment so the default `info` level (which logs the listen line)
     /// applies; pass `--log-level` to change it.
     pub fn start_with(config: &Path, args: &[&str]) -> Veer {
+        Veer::start_env(config, args, &[])
+    }
+
+    /// [`Veer::start_with`] with `env` (name, value) set for the server.
+    pub fn start_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Veer {
         let mut cmd = Command::new(veer_bin());
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
