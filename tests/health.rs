@@ -1010,6 +1010,29 @@ fn malformed_admin_state_is_rejected_whole_and_the_overrides_stay() {
 }
 
 #[test]
+fn admin_state_naming_a_removed_check_keeps_the_other_overrides_at_start() {
+    // The check `gone` was removed from the config while veer was down:
+    // its line is skipped, the maintenance override on `a` still holds.
+    let web = HttpBackend::start();
+    let (dir, config) = override_scenario(&web);
+    write_file(
+        dir.path(),
+        "state/admin-state",
+        "gone = down # old\na = down # maintenance\n",
+    );
+    let veer = Veer::start(&config);
+    wait_log(
+        &veer,
+        "admin-state:1: `gone` is not a configured check; line skipped",
+    );
+    wait_log(
+        &veer,
+        "check a: forced down by the admin-state file (maintenance)",
+    );
+    wait_a(&veer, "www", &["10.0.0.2"], WAIT);
+}
+
+#[test]
 fn checkpoint_answers_the_first_query_after_a_restart() {
     let mut web = HttpBackend::start();
     web.kill();

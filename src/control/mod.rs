@@ -848,7 +848,16 @@ impl Controller {
             }
         };
         let checks = &self.base.config.checks;
-        let parsed = overrides::parse(&path, &text, |n| checks.iter().any(|c| c.name == n));
+        let mut skipped = Vec::new();
+        let parsed = overrides::parse(
+            &path,
+            &text,
+            |n| checks.iter().any(|c| c.name == n),
+            &mut skipped,
+        );
+        for w in skipped {
+            tracing::warn!("{w}");
+        }
         let new = match parsed {
             Ok(o) => o,
             Err(errors) => {

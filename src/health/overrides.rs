@@ -35,10 +35,15 @@ impl Override {
 }
 
 /// Parses an admin-state file. `known` says whether a check name exists.
+///
+/// A line naming a check that is not configured (any more) is skipped and
+/// reported in `skipped`, so one stale line does not cost every other
+/// override; any other error rejects the whole file.
 pub fn parse(
     path: &std::path::Path,
     text: &str,
     known: impl Fn(&str) -> bool,
+    skipped: &mut Vec<Diagnostic>,
 ) -> Result<Vec<Override>, Vec<Diagnostic>> {
     let mut out: Vec<Override> = Vec::new();
     let mut errors = Vec::new();
@@ -60,7 +65,11 @@ pub fn parse(
         };
         let check = check.trim();
         if !known(check) {
-            err(format!("`{check}` is not a configured check"));
+            skipped.push(Diagnostic::new(
+                path,
+                line,
+                format!("`{check}` is not a configured check; line skipped"),
+            ));
             continue;
         }
         let words: Vec<&str> = rest.split_whitespace().collect();
@@ -126,6 +135,7 @@ mod tests {
             Path::new("admin"),
             "# comment\na = down until 2030-01-01T00:00:00Z # maintenance\n\nb = UP\n",
             known,
+            &mut Vec::new(),
         )
         .unwrap();
         assert_eq!(o.len(), 2);
@@ -139,14 +149,31 @@ mod tests {
 
     #[test]
     fn any_error_rejects_the_file_with_lines() {
+        let mut skipped = Vec::new();
         let e = parse(
             Path::new("admin"),
             "a = down\nc = up\nb = sideways\na = up until never\n",
             known,
+            &mut skipped,
         )
         .unwrap_err();
         let lines: Vec<usize> = e.iter().map(|d| d.line).collect();
-        assert_eq!(lines, [2, 3, 4]);
-        assert!(e[0].message.contains("`c` is not a configured check"));
+        assert_eq!(lines, [3, 4]);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].message.contains("`c` is not a configured check"));
+    }
+
+    #[test]
+    fn a_line_for_a_removed_check_is_skipped_not_fatal() {
+        let mut skipped = Vec::new();
+        let o = parse(
+            Path::new("admin"),
+            "gone = down # old\na = down # maintenance\n",
+            known,
+            &mut skipped,
+        )
+        .unwrap();
+        assert_eq!((o.len(), o[0].check.as_str()), (1, "a"));
+        assert_eq!(skipped[0].line, 1);
     }
 }
