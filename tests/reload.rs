@@ -257,6 +257,27 @@ fn watcher_reloads_a_config_edit_adding_a_zone_and_a_route() {
     wait_a(&veer, "api.example.test", &["203.0.113.1", "203.0.113.3"]);
 }
 
+#[test]
+fn reload_adding_geo_and_a_geo_route_answers_at_once() {
+    // `veer check` accepted this config, but the running server kept its
+    // start-time geo data (none) and answered SERVFAIL until a restart.
+    let f = setup(&www(&["192.0.2.1"]), "");
+    let veer = start_watched(&f);
+    write_file(
+        f.dir.path(),
+        "geo/networks.txt",
+        "100.64.0.0/16 EU DE BY
+",
+    );
+    let body = "[geo]\nnetworks = \"geo/networks.txt\"\n\n\
+                [[route]]\nname = \"geo.example.test.\"\ntype = \"A\"\npolicy = \"geo\"\n\
+                members = [ { country = \"DE\", value = \"203.0.113.1\" }, { default = true, value = \"203.0.113.9\" } ]\n";
+    save_by_rename(&f.config, &config_text(Some(&token_line()), body));
+    wait_a(&veer, "geo.example.test", &["203.0.113.9"]);
+    let r = veer.dig(&["geo.example.test", "A", "+subnet=100.64.1.0/24"]);
+    assert_eq!(r.answer_data(), ["203.0.113.1"], "{}", r.raw);
+}
+
 /// A scenario whose zone file is a symlink to `data/live.zone`: an edit
 /// of the target happens in a directory the watcher does not watch, so
 /// only an explicit trigger (SIGHUP, the API) reloads it. Returns the

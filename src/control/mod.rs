@@ -494,6 +494,8 @@ impl Controller {
         let h = &new.config.health;
         self.guard = Guard::new(h.guard_share, h.guard_window, h.guard_min_checks);
         self.base = Arc::new(new);
+        // The new config's [geo] data (a reload may add, change or drop it).
+        self.geo = self.base.geo.clone();
         self.overrides
             .retain(|o| self.base.config.checks.iter().any(|c| c.name == o.check));
         self.read_admin_state(now);
