@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::api::{self, Api};
 use crate::config::Config;
 use crate::control::build::Base;
-use crate::control::{Command, Controller, watch, webhook};
+use crate::control::{Command, Controller, watch};
 use crate::diag::Diagnostics;
 use crate::dns::{self, Handler};
 use crate::health::probe::Clients;
@@ -41,17 +41,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         routes = config.routes.len(),
         "config loaded"
     );
-    let mut controller = Controller::new(base);
+    let controller = Controller::new(base);
     let store = Arc::new(Store::new(controller.snapshot()));
     let stats = Arc::new(ServerStats::default());
     let mut tasks = JoinSet::new();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
 
-    if !config.webhooks.is_empty() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        controller.set_webhooks(tx);
-        tasks.spawn(webhook::run(config.webhooks.clone(), rx));
-    }
     tasks.spawn(watch::start(
         controller.watched_files(),
         config.server.state_dir.clone(),

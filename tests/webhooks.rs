@@ -30,6 +30,13 @@ fn setup(url: &str, hooks: &[String]) -> (TempDir, Veer) {
         .tempdir()
         .unwrap();
     write_file(dir.path(), "example.test.zone", &zone_text(1, ""));
+    let config = write_file(dir.path(), "veer.toml", &config(url, hooks));
+    let veer = Veer::start(&config);
+    (dir, veer)
+}
+
+/// The scenario's config text (see [`setup`]).
+fn config(url: &str, hooks: &[String]) -> String {
     let mut body = format!(
         "[check.web]\nhttp = \"{url}\"\ninterval = \"200ms\"\ntimeout = \"180ms\"\nfall = 2\nrise = 1\n\n\
          [[route]]\nname = \"www.example.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\n\
@@ -38,13 +45,7 @@ fn setup(url: &str, hooks: &[String]) -> (TempDir, Veer) {
     for h in hooks {
         body += &format!("[[webhook]]\nurl = \"{h}\"\n\n");
     }
-    let config = write_file(
-        dir.path(),
-        "veer.toml",
-        &config_text(Some(&token_line()), &body),
-    );
-    let veer = Veer::start(&config);
-    (dir, veer)
+    config_text(Some(&token_line()), &body)
 }
 
 /// Asserts one delivered transition document.
@@ -210,10 +211,62 @@ fn a_hanging_receiver_blocks_neither_probes_nor_queries() {
     assert!(wait_until(WAIT, || ask() == ["10.0.0.1"]), "no failback");
     let took = restarted.elapsed();
     assert!(took < Duration::from_secs(3), "failback took {took:?}");
-    assert!(
-        wait_until(WAIT, || hook.hits().len() >= 3),
+    // Deliveries to one URL are ordered: the later transitions wait
+    // behind the hanging one (and nothing was delivered).
+    assert!(!hook.hits().is_empty());
+    assert!(hook.delivered().is_empty());
+}
+
+#[test]
+fn deliveries_to_one_url_arrive_in_the_order_of_the_transitions() {
+    // The first transition needs 5 attempts (about 3 s of backoff); the
+    // next two happen meanwhile. Delivered in parallel, they overtook it.
+    let mut web = HttpBackend::start();
+    let hook = Receiver::start(4);
+    let (_dir, veer) = setup(&web.url("/health"), &[hook.url("/hook")]);
+    assert!(wait_until(WAIT, || !hook.hits().is_empty()));
+    web.kill();
+    wait_log(&veer, "check web: up -> down");
+    web.restart();
+    wait_log(&veer, "check web: down -> up");
+    let d = wait_delivered(&hook, 3, &veer);
+    let order: Vec<String> = d
+        .iter()
+        .map(|t| {
+            format!(
+                "{} -> {}",
+                t["from"].as_str().unwrap(),
+                t["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["unknown -> up", "up -> down", "down -> up"],
         "{:?}",
         hook.hits()
     );
-    assert!(hook.delivered().is_empty());
+}
+
+#[test]
+fn a_webhook_added_by_reload_gets_the_next_transition() {
+    let mut web = HttpBackend::start();
+    let (dir, veer) = setup(&web.url("/health"), &[]);
+    wait_log(&veer, "check web: unknown -> up");
+    let hook = Receiver::start(0);
+    write_file(
+        dir.path(),
+        "veer.toml",
+        &config(&web.url("/health"), &[hook.url("/hook")]),
+    );
+    veer.signal("HUP");
+    wait_log(&veer, "reload applied");
+    web.kill();
+    let d = wait_delivered(&hook, 1, &veer);
+    assert_transition(&d[0], "up", "down", "2 consecutive failures");
+}
+
+#[track_caller]
+fn wait_log(veer: &Veer, text: &str) {
+    veer.expect_log(text, WAIT);
 }

@@ -102,7 +102,8 @@ pub struct Controller {
     transitions_total: u64,
     last_reload: Option<ReloadRecord>,
     reloads: (u64, u64),
-    webhooks: Option<mpsc::UnboundedSender<TransitionRecord>>,
+    /// One ordered delivery queue per `[[webhook]]` URL (started by `run`).
+    webhooks: webhook::Webhooks,
     /// The files whose change triggers a reload (for the watcher).
     files: tokio::sync::watch::Sender<watch::WatchSet>,
     /// (effective, pending) of each check when routes were last decided.
@@ -216,7 +217,7 @@ impl Controller {
             transitions_total: 0,
             last_reload: None,
             reloads: (0, 0),
-            webhooks: None,
+            webhooks: webhook::Webhooks::default(),
             seen: Vec::new(),
             checkpoints: None,
             persist,
@@ -254,11 +255,6 @@ impl Controller {
         self.files.subscribe()
     }
 
-    /// Sends every transition to `tx` (the webhook sender).
-    pub fn set_webhooks(&mut self, tx: mpsc::UnboundedSender<TransitionRecord>) {
-        self.webhooks = Some(tx);
-    }
-
     /// Runs until the command channel closes, publishing into `store`.
     pub async fn run(
         mut self,
@@ -274,6 +270,7 @@ impl Controller {
             tasks.spawn(write_checkpoints(dir, rx));
         }
         self.reconcile_probes(&clients, &report_tx, &mut tasks);
+        self.webhooks.reconcile(&self.base.config.webhooks);
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
@@ -406,6 +403,7 @@ impl Controller {
             Ok(base) => {
                 self.install(base, now);
                 self.reconcile_probes(clients, report_tx, tasks);
+                self.webhooks.reconcile(&self.base.config.webhooks);
                 self.reloads.0 += 1;
                 self.last_reload = Some(ReloadRecord {
                     at: rfc3339(now),
@@ -633,9 +631,7 @@ impl Controller {
             reason: reason.to_string(),
             at: rfc3339(at),
         };
-        if let Some(w) = &self.webhooks {
-            let _ = w.send(rec.clone());
-        }
+        self.webhooks.send(&rec);
         self.transitions.push_front(rec);
         self.transitions_total += 1;
         self.transitions.truncate(RECENT_TRANSITIONS);

@@ -1,7 +1,14 @@
 //! Webhooks: one JSON POST per transition to every `[[webhook]] url`,
-//! retried with exponential backoff. Deliveries run in their own tasks,
-//! so a slow receiver never blocks probes, the controller or queries.
+//! retried with exponential backoff. Each URL has one ordered queue and
+//! one delivery task, so a receiver sees transitions in the order they
+//! happened, and a slow receiver never blocks probes, the controller,
+//! queries or the other receivers.
+//!
+//! The set of URLs follows the config: [`Webhooks::reconcile`] starts a
+//! queue for a new URL and closes the queue of a removed one (its task
+//! finishes what is queued, then ends).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -11,31 +18,72 @@ use super::status::TransitionRecord;
 /// Attempts per delivery.
 const ATTEMPTS: u32 = 6;
 
-/// Delivers every transition from `rx` to `urls` until `rx` closes.
-pub async fn run(urls: Vec<String>, mut rx: mpsc::UnboundedReceiver<TransitionRecord>) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("webhooks disabled: cannot build the HTTP client: {e}");
+/// Transitions queued per URL; beyond this (a receiver down for long),
+/// new transitions for that URL are dropped with a warning.
+const QUEUE: usize = 1024;
+
+/// The delivery queues, one per URL.
+#[derive(Debug, Default)]
+pub struct Webhooks {
+    queues: BTreeMap<String, mpsc::Sender<TransitionRecord>>,
+    client: Option<reqwest::Client>,
+}
+
+impl Webhooks {
+    /// Makes the queues those of `urls`. Needs a tokio runtime.
+    pub fn reconcile(&mut self, urls: &[String]) {
+        self.queues.retain(|url, _| urls.contains(url));
+        if urls.is_empty() {
             return;
         }
-    };
-    while let Some(t) = rx.recv().await {
-        for url in &urls {
-            tokio::spawn(deliver(client.clone(), url.clone(), t.clone()));
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => match reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+            {
+                Ok(c) => self.client.insert(c).clone(),
+                Err(e) => {
+                    tracing::error!("webhooks disabled: cannot build the HTTP client: {e}");
+                    return;
+                }
+            },
+        };
+        for url in urls {
+            if !self.queues.contains_key(url) {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(run(client.clone(), url.clone(), rx));
+                self.queues.insert(url.clone(), tx);
+            }
+        }
+    }
+
+    /// Queues `t` for every URL.
+    pub fn send(&self, t: &TransitionRecord) {
+        for (url, q) in &self.queues {
+            if q.try_send(t.clone()).is_err() {
+                tracing::warn!(
+                    "webhook {url}: {QUEUE} transitions queued; dropped the {} transition",
+                    t.check
+                );
+            }
         }
     }
 }
 
-async fn deliver(client: reqwest::Client, url: String, t: TransitionRecord) {
+/// Delivers `url`'s queue in order until it closes.
+async fn run(client: reqwest::Client, url: String, mut rx: mpsc::Receiver<TransitionRecord>) {
+    while let Some(t) = rx.recv().await {
+        deliver(&client, &url, &t).await;
+    }
+}
+
+async fn deliver(client: &reqwest::Client, url: &str, t: &TransitionRecord) {
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
         let result = client
-            .post(&url)
-            .json(&t)
+            .post(url)
+            .json(t)
             .send()
             .await
             .and_then(|r| r.error_for_status());
