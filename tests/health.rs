@@ -1037,17 +1037,17 @@ fn checkpoint_answers_the_first_query_after_a_restart() {
     let mut web = HttpBackend::start();
     web.kill();
     let url = web.url("/");
-    let body = |interval: &str| {
+    let body = |name: &str, url: &str, interval: &str| {
         format!(
-            "[check.a]\nhttp = \"{url}\"\ninterval = \"{interval}\"\n\n{}",
+            "[check.{name}]\nhttp = \"{url}\"\ninterval = \"{interval}\"\n\n{}",
             route(
                 "www",
                 "policy = \"failover\"",
-                &[(1, "10.0.0.1", "a"), (2, "10.0.0.2", "")]
+                &[(1, "10.0.0.1", name), (2, "10.0.0.2", "")]
             )
         )
     };
-    let (dir, config) = setup(&body("30s"));
+    let (dir, config) = setup(&body("a", &url, "30s"));
     let mut veer = Veer::start(&config);
     // The first probe runs within 2 s of the start (the start spread).
     wait_log(
@@ -1081,13 +1081,38 @@ fn checkpoint_answers_the_first_query_after_a_restart() {
     assert!(!veer.logs().contains("check a: "), "{}", veer.logs());
     drop(veer);
 
-    // Control: a changed definition is not restored.
-    std::fs::write(&config, config_text(&body("20s"))).unwrap();
+    // Restored by name across edits made while veer was down: a timing
+    // edit restores the verdict, a target edit restores it provisionally
+    // (answered with min_ttl until a probe confirms it).
+    let ask_ttl = |veer: &Veer| {
+        let r = veer.dig(&["www.example.test", "A"]);
+        (r.answer_data(), r.answer.first().map(|a| a.ttl))
+    };
+    std::fs::write(&config, config_text(&body("a", &url, "20s"))).unwrap();
+    let veer = Veer::start(&config);
+    assert_eq!(
+        ask_ttl(&veer),
+        (vec!["10.0.0.2".into()], Some(30)),
+        "timing edit"
+    );
+    drop(veer);
+    let other = url.replace("127.0.0.1", "localhost");
+    std::fs::write(&config, config_text(&body("a", &other, "20s"))).unwrap();
+    let veer = Veer::start(&config);
+    assert_eq!(
+        ask_ttl(&veer),
+        (vec!["10.0.0.2".into()], Some(10)),
+        "target edit"
+    );
+    drop(veer);
+
+    // Control: a check of another name is not restored.
+    std::fs::write(&config, config_text(&body("b", &url, "20s"))).unwrap();
     let veer = Veer::start(&config);
     assert_eq!(
         a(&veer, "www"),
         ["10.0.0.1"],
-        "changed definition; logs:\n{}",
+        "new check; logs:\n{}",
         veer.logs()
     );
 }
@@ -1187,7 +1212,7 @@ fn ttl_drops_to_min_ttl_while_a_change_is_pending() {
 }
 
 #[test]
-fn an_unknown_check_is_answered_with_min_ttl_at_start_and_after_an_edit() {
+fn unknown_answers_carry_min_ttl_and_edits_never_revive_a_dead_primary() {
     // The probe takes 1 s and fails: the check is Unknown for that long,
     // and the dead primary is eligible meanwhile (cold start fails open).
     let slow = |secs: &str| {
@@ -1228,13 +1253,39 @@ fn an_unknown_check_is_answered_with_min_ttl_at_start_and_after_an_edit() {
     let r = veer.dig(&["www.example.test", "A"]);
     assert_eq!(r.answer[0].ttl, 30, "{}", r.raw);
 
-    // A config edit that changes the check's definition restarts it as
-    // Unknown; the answers in that window are short-lived too.
+    // An edit of what the check runs (its target) keeps the last verdict
+    // provisionally: the dead primary is never answered, and the answer
+    // is short-lived (pending) until the new probe confirms the verdict.
+    let follow = |what: &str, want_pending: bool| {
+        let mut pending_seen = false;
+        let confirmed = wait_until(WAIT, || {
+            let r = veer.dig(&["www.example.test", "A"]);
+            assert_eq!(r.answer_data(), ["10.0.0.2"], "{what}: {}", r.raw);
+            pending_seen |= r.answer[0].ttl <= 2;
+            !want_pending || (pending_seen && r.answer[0].ttl == 30)
+        });
+        assert!(confirmed, "{what}: never confirmed; logs:\n{}", veer.logs());
+        pending_seen
+    };
     write_file(dir.path(), "veer.toml", &config_text(&slow("1.5")));
     veer.signal("HUP");
-    let seen = watch_unknown(2);
-    println!("answers naming the primary while Unknown after the edit: {seen}");
-    wait_a(&veer, "www", &["10.0.0.2"], WAIT);
+    veer.expect_log("check slow: target edited; keeping down", WAIT);
+    assert!(follow("target edit", true));
+    assert_eq!(
+        veer.logs().matches("check slow: unknown -> down").count(),
+        1
+    );
+
+    // A timing edit keeps state and counters: no pending window at all.
+    write_file(
+        dir.path(),
+        "veer.toml",
+        &config_text(&slow("1.5").replace("interval = \"5s\"", "interval = \"6s\"")),
+    );
+    veer.signal("HUP");
+    veer.expect_log("check slow: timing edited; state and counters kept", WAIT);
+    let pending = follow("timing edit", false);
+    assert!(!pending, "a timing edit made the answer pending");
 }
 
 // ---------------------------------------------------------------------------

@@ -582,13 +582,15 @@ fn reload_reconciles_checks_by_identity() {
     let a_first = veer.logs().matches("check a: unknown ->").count();
     assert_eq!(a_first, 1, "{}", veer.logs());
 
-    // Change b's definition (fall 5 → 6); a and c are untouched.
+    // Change b's threshold (fall 5 → 6); a and c are untouched. b's probe
+    // restarts with the new threshold, its state and counters kept.
     save_by_rename(&f.config, &config_text(Some(&token_line()), &body(6, true)));
-    wait_log(
-        &veer,
-        "check b: new or changed, starting from its initial state",
+    wait_log(&veer, "check b: timing edited; state and counters kept");
+    assert!(
+        wait_until(WAIT, || probes_ok(&api, "b") >= 1.0
+            && probes_ok(&api, "b") < b_before),
+        "b's probe did not restart"
     );
-    wait_log_count(&veer, "check b: unknown -> ", 2);
     let m = api.metrics();
     let (a_after, b_after) = (
         m.get(
@@ -618,10 +620,11 @@ fn reload_reconciles_checks_by_identity() {
         1,
         "a restarted:\n{logs}"
     );
-    assert!(!logs.contains("check a: new or changed"), "{logs}");
-    assert!(!logs.contains("check c: new or changed"), "{logs}");
+    assert!(!logs.contains("check a: timing edited"), "{logs}");
+    assert!(!logs.contains("check c: timing edited"), "{logs}");
     assert_eq!(api.check("a")["since"], a_since, "a kept its state");
-    assert_ne!(api.check("b")["since"], b_since, "b started afresh");
+    assert_eq!(api.check("b")["since"], b_since, "b kept its state");
+    assert_eq!(logs.matches("check b: unknown ->").count(), 1, "{logs}");
     wait_a(&veer, "www.example.test", &["10.0.0.1"]);
 
     // Remove c: its probes stop at once.

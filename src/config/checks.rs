@@ -43,9 +43,16 @@ pub struct CheckConfig {
 }
 
 impl CheckConfig {
+    /// What the check probes and how a result reads (kind, target,
+    /// expectation, `invert`), as text: an edit of anything else (timing,
+    /// thresholds) keeps the check's verdict and counters; an edit of this
+    /// keeps the verdict only provisionally.
+    pub fn target(&self) -> String {
+        format!("{:?} invert={}", self.kind, self.invert)
+    }
+
     /// Everything that decides this check's verdicts, as text: two checks
-    /// with the same definition share one probe, and a checkpointed state
-    /// is only restored while the definition is unchanged.
+    /// with the same definition share one probe.
     pub fn definition(&self) -> String {
         format!(
             "{:?} interval={:?} timeout={:?} jitter={:?} fall={} rise={} retries={} invert={}",

@@ -31,8 +31,8 @@ pub struct Base {
     pub slot_count: usize,
     /// Client locations (`[geo]`), if configured.
     pub geo: Option<Arc<Geo>>,
-    /// Checkpoint fingerprint of each check's definition.
-    pub fingerprints: Vec<String>,
+    /// Checkpoint fingerprints of each check's definition and target.
+    pub fingerprints: Vec<(String, String)>,
     /// The routes whose members each check decides (reverse index).
     pub routes_of_check: Vec<Vec<usize>>,
 }
@@ -99,7 +99,10 @@ impl Base {
         let fingerprints = config
             .checks
             .iter()
-            .map(|c| crate::health::checkpoint::fingerprint(&c.definition()))
+            .map(|c| {
+                use crate::health::checkpoint::fingerprint;
+                (fingerprint(&c.definition()), fingerprint(&c.target()))
+            })
             .collect();
         let mut routes_of_check = vec![Vec::new(); config.checks.len()];
         for (r, route) in config.routes.iter().enumerate() {

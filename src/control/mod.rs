@@ -13,6 +13,7 @@
 //! ```
 
 pub mod build;
+mod reconcile;
 pub mod status;
 pub mod watch;
 pub mod webhook;
@@ -25,14 +26,14 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::config::{self, CheckConfig, CheckKind, Initial};
+use crate::config::{self, CheckKind};
 use crate::diag::Diagnostics;
 use crate::geo::Geo;
 use crate::health::checkpoint::{self, Checkpoint, Saved};
 use crate::health::guard::Guard;
 use crate::health::overrides::{self, Override};
 use crate::health::probe::Clients;
-use crate::health::scheduler::{self, Plan, Report};
+use crate::health::scheduler::{Plan, Report};
 use crate::health::{CheckHealth, State};
 use crate::metrics::ProbeStats;
 use crate::route::{Chosen, Decision, View, decide};
@@ -81,6 +82,9 @@ struct Probe {
     definition: String,
     checks: Vec<usize>,
     stats: Arc<ProbeStats>,
+    /// The tracker's last reported streak (carried over a timing edit).
+    streak: u32,
+    /// None until the runtime has started the task.
     abort: Option<AbortHandle>,
 }
 
@@ -89,6 +93,8 @@ pub struct Controller {
     base: Arc<Base>,
     health: Vec<CheckHealth>,
     probes: Vec<Probe>,
+    /// Probe tasks the last reconcile queued for [`Controller::start_tasks`].
+    unspawned: Vec<(u64, Plan)>,
     next_probe: u64,
     overrides: Vec<Override>,
     guard: Guard,
@@ -180,37 +186,20 @@ impl Controller {
 
     fn build(base: Base, persist: bool) -> Controller {
         let now = SystemTime::now();
-        let saved = load_checkpoint(&base);
-        let health = base
-            .config
-            .checks
-            .iter()
-            .map(|c| initial_health(c, &saved, now))
-            .collect();
-        let serials = base
-            .zones
-            .iter()
-            .map(|z| {
-                let file = z.file_serial();
-                match saved.serials.get(&z.origin.to_string()) {
-                    Some(&s) if serial_gt(s, file) => s,
-                    _ => file,
-                }
-            })
-            .collect();
         let h = &base.config.health;
         let mut c = Controller {
             guard: Guard::new(h.guard_share, h.guard_window, h.guard_min_checks),
             decisions: Vec::new(),
             slots: Vec::new(),
             slot_policy: Arc::new([]),
-            files: tokio::sync::watch::channel(watched_files(&base)).0,
+            files: tokio::sync::watch::channel(reconcile::watched_files(&base)).0,
             base: Arc::new(base),
-            health,
+            health: Vec::new(),
             probes: Vec::new(),
+            unspawned: Vec::new(),
             next_probe: 0,
             overrides: Vec::new(),
-            serials,
+            serials: Vec::new(),
             generation: 0,
             started: now,
             transitions: VecDeque::new(),
@@ -223,10 +212,8 @@ impl Controller {
             persist,
             geo: None,
         };
-        c.geo = c.base.geo.clone();
-        c.read_admin_state(now);
-        c.reset_slots();
-        c.rebuild(now, false);
+        // A start is a reconcile from nothing.
+        c.reconcile(None, now);
         c
     }
 
@@ -269,8 +256,7 @@ impl Controller {
             self.checkpoints = Some(tx);
             tasks.spawn(write_checkpoints(dir, rx));
         }
-        self.reconcile_probes(&clients, &report_tx, &mut tasks);
-        self.webhooks.reconcile(&self.base.config.webhooks);
+        self.start_tasks(&clients, &report_tx, &mut tasks);
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
@@ -401,9 +387,9 @@ impl Controller {
                 Err(d)
             }
             Ok(base) => {
-                self.install(base, now);
-                self.reconcile_probes(clients, report_tx, tasks);
-                self.webhooks.reconcile(&self.base.config.webhooks);
+                let old = std::mem::replace(&mut self.base, Arc::new(base));
+                self.reconcile(Some(old), now);
+                self.start_tasks(clients, report_tx, tasks);
                 self.reloads.0 += 1;
                 self.last_reload = Some(ReloadRecord {
                     at: rfc3339(now),
@@ -416,148 +402,12 @@ impl Controller {
         }
     }
 
-    /// Switches to `new`: checks keep their state when their name and
-    /// definition are unchanged; zones keep (or raise) their served serial.
-    fn install(&mut self, new: Base, now: SystemTime) {
-        let old = self.base.clone();
-        if new.config.server.listen != old.config.server.listen {
-            tracing::warn!(
-                "[server] listen changed: the new addresses take effect after a restart"
-            );
-        }
-        if new.config.api.as_ref().map(|a| a.listen) != old.config.api.as_ref().map(|a| a.listen) {
-            tracing::warn!(
-                "[api] listen changed: takes effect after a restart (the token applies now)"
-            );
-        }
-        let saved = load_checkpoint(&new);
-        let health: Vec<CheckHealth> = new
-            .config
-            .checks
-            .iter()
-            .map(|c| {
-                match old
-                    .config
-                    .checks
-                    .iter()
-                    .position(|o| o.name == c.name && o.definition() == c.definition())
-                {
-                    Some(i) => self.health[i].clone(),
-                    None => {
-                        tracing::info!(
-                            "check {}: new or changed, starting from its initial state",
-                            c.name
-                        );
-                        initial_health(c, &saved, now)
-                    }
-                }
-            })
-            .collect();
-        for c in &old.config.checks {
-            if !new.config.checks.iter().any(|n| n.name == c.name) {
-                tracing::info!("check {}: removed", c.name);
-            }
-        }
-        let serials = new
-            .zones
-            .iter()
-            .map(|z| {
-                let file = z.file_serial();
-                let Some(i) = old.zones.iter().position(|o| o.origin == z.origin) else { return file };
-                let served = self.serials[i];
-                let routes = |b: &Base| {
-                    let zi = b.zones.iter().position(|x| x.origin == z.origin);
-                    format!("{:?}", b.config.routes.iter().filter(|r| Some(r.zone) == zi).collect::<Vec<_>>())
-                };
-                let changed = old.zones[i].content_hash != z.content_hash || routes(&old) != routes(&new);
-                if !changed {
-                    served
-                } else if serial_gt(file, served) {
-                    file
-                } else {
-                    if old.zones[i].content_hash != z.content_hash && file == old.zones[i].file_serial() {
-                        tracing::warn!(
-                            "zone {}: content changed but its SOA serial ({file}) did not; serving serial {}",
-                            z.origin,
-                            next_serial(served)
-                        );
-                    }
-                    next_serial(served)
-                }
-            })
-            .collect();
-        self.health = health;
-        self.serials = serials;
-        self.files.send_replace(watched_files(&new));
-        let h = &new.config.health;
-        self.guard = Guard::new(h.guard_share, h.guard_window, h.guard_min_checks);
-        self.base = Arc::new(new);
-        // The new config's [geo] data (a reload may add, change or drop it).
-        self.geo = self.base.geo.clone();
-        self.overrides
-            .retain(|o| self.base.config.checks.iter().any(|c| c.name == o.check));
-        self.read_admin_state(now);
-        self.reset_slots();
-        self.rebuild(now, true);
-    }
-
-    /// Starts probes for new definitions, keeps the tasks of unchanged
-    /// ones (and their trackers), stops removed ones.
-    fn reconcile_probes(
-        &mut self,
-        clients: &Clients,
-        tx: &mpsc::UnboundedSender<Report>,
-        tasks: &mut JoinSet<()>,
-    ) {
-        let mut old: Vec<Probe> = std::mem::take(&mut self.probes);
-        for (i, c) in self.base.config.checks.iter().enumerate() {
-            if matches!(c.kind, CheckKind::Calculated { .. }) {
-                continue;
-            }
-            let def = c.definition();
-            if let Some(p) = self.probes.iter_mut().find(|p| p.definition == def) {
-                p.checks.push(i);
-                continue;
-            }
-            let probe = match old.iter().position(|p| p.definition == def) {
-                Some(k) => {
-                    let mut p = old.swap_remove(k);
-                    p.checks = vec![i];
-                    p
-                }
-                None => {
-                    let stats = Arc::new(ProbeStats::default());
-                    let plan = Plan {
-                        check: c.clone(),
-                        initial: self.health[i].observed,
-                        stats: stats.clone(),
-                    };
-                    self.next_probe += 1;
-                    let id = self.next_probe;
-                    let abort = scheduler::spawn_one(id, plan, clients.clone(), tx.clone(), tasks);
-                    Probe {
-                        id,
-                        definition: def,
-                        checks: vec![i],
-                        stats,
-                        abort: Some(abort),
-                    }
-                }
-            };
-            self.probes.push(probe);
-        }
-        for p in old {
-            if let Some(a) = p.abort {
-                a.abort();
-            }
-        }
-    }
-
     /// Applies one probe report; true if a check's observed state changed.
     fn apply(&mut self, r: Report) -> bool {
-        let Some(probe) = self.probes.iter().find(|p| p.id == r.probe) else {
+        let Some(probe) = self.probes.iter_mut().find(|p| p.id == r.probe) else {
             return false; // a probe stopped by a reload
         };
+        probe.streak = r.streak;
         let checks = probe.checks.clone();
         let mut changed = false;
         for c in checks {
@@ -766,7 +616,11 @@ impl Controller {
             if matches!(c.kind, CheckKind::Calculated { .. }) {
                 continue;
             }
-            let real = frozen.as_ref().map_or(self.health[i].observed, |f| f[i]);
+            // A frozen Unknown holds nothing: the check follows its probe.
+            let real = match frozen.as_ref().map(|f| f[i]) {
+                Some(State::Unknown) | None => self.health[i].observed,
+                Some(held) => held,
+            };
             let h = &mut self.health[i];
             match forced(&c.name) {
                 Some(o) => (h.effective, h.forced) = (o.state, true),
@@ -1017,10 +871,11 @@ impl Controller {
                 .zip(&self.health)
                 .zip(&self.base.fingerprints)
                 .filter(|((_, h), _)| h.observed != State::Unknown)
-                .map(|((c, h), fp)| {
+                .map(|((c, h), (definition, target))| {
                     let saved = Saved {
                         state: h.observed,
-                        definition: fp.clone(),
+                        definition: definition.clone(),
+                        target: target.clone(),
                         since: checkpoint::epoch_secs(h.since),
                         reason: h.reason.clone(),
                     };
@@ -1034,6 +889,13 @@ impl Controller {
                 .zip(&self.serials)
                 .map(|(z, s)| (z.origin.to_string(), *s))
                 .collect(),
+            guard: self.guard.save(
+                &config
+                    .checks
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>(),
+            ),
         };
         match &self.checkpoints {
             Some(tx) => {
@@ -1158,37 +1020,6 @@ async fn write_checkpoints(dir: PathBuf, mut rx: tokio::sync::watch::Receiver<Op
     }
 }
 
-fn load_checkpoint(base: &Base) -> Checkpoint {
-    match &base.config.server.state_dir {
-        Some(dir) => checkpoint::load(dir).unwrap_or_else(|e| {
-            tracing::warn!(
-                "{}: unreadable checkpoint ignored: {e}",
-                checkpoint::path(dir).display()
-            );
-            Checkpoint::default()
-        }),
-        None => Checkpoint::default(),
-    }
-}
-
-/// A check's state before any probe: the checkpoint (if the definition is
-/// unchanged and `initial = last-known`), else `initial`.
-fn initial_health(c: &CheckConfig, saved: &Checkpoint, now: SystemTime) -> CheckHealth {
-    let restored = saved.checks.get(&c.name).filter(|s| {
-        c.initial == Initial::LastKnown && s.definition == checkpoint::fingerprint(&c.definition())
-    });
-    match (restored, c.initial) {
-        (Some(s), _) => CheckHealth {
-            since: checkpoint::from_epoch_secs(s.since),
-            reason: format!("restored from checkpoint: {}", s.reason),
-            ..CheckHealth::new(s.state, now)
-        },
-        (None, Initial::Up) => CheckHealth::new(State::Up, now),
-        (None, Initial::Down) => CheckHealth::new(State::Down, now),
-        (None, Initial::LastKnown) => CheckHealth::new(State::Unknown, now),
-    }
-}
-
 /// The probe kind's name.
 pub fn kind_name(k: &CheckKind) -> &'static str {
     match k {
@@ -1200,21 +1031,6 @@ pub fn kind_name(k: &CheckKind) -> &'static str {
         CheckKind::File { .. } => "file",
         CheckKind::Calculated { .. } => "calculated",
     }
-}
-
-/// Config file, zone files and their includes (reload); the [geo] files.
-fn watched_files(base: &Base) -> watch::WatchSet {
-    let mut reload = vec![base.config.path.clone()];
-    for z in &base.zones {
-        reload.extend(z.files.iter().cloned());
-    }
-    let geo = &base.config.geo;
-    let geo = [&geo.database, &geo.networks]
-        .into_iter()
-        .flatten()
-        .map(|(p, _)| p.clone())
-        .collect();
-    watch::WatchSet { reload, geo }
 }
 
 async fn sleep_for(d: Option<Duration>) {

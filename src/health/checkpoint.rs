@@ -22,6 +22,9 @@ pub struct Checkpoint {
     pub checks: BTreeMap<String, Saved>,
     /// Served SOA serial by zone origin.
     pub serials: BTreeMap<String, u32>,
+    /// The prober guard's memory.
+    #[serde(default)]
+    pub guard: super::guard::Saved,
 }
 
 /// One check's saved state.
@@ -29,8 +32,11 @@ pub struct Checkpoint {
 pub struct Saved {
     /// Observed state.
     pub state: State,
-    /// Fingerprint of the check's definition: restored only if unchanged.
+    /// Fingerprint of the check's definition: restored as is if unchanged.
     pub definition: String,
+    /// Fingerprint of what it probes: restored provisionally if changed.
+    #[serde(default)]
+    pub target: String,
     /// Seconds since the epoch of the last transition.
     pub since: u64,
     /// Why.
@@ -90,6 +96,7 @@ mod tests {
             Saved {
                 state: State::Down,
                 definition: fingerprint("x"),
+                target: fingerprint("y"),
                 since: 5,
                 reason: "r".into(),
             },

@@ -29,6 +29,9 @@ pub struct Report {
     pub transition: Option<Transition>,
     /// Counters are moving (a change may come soon).
     pub pending: bool,
+    /// Consecutive results disagreeing with the state (carried over when
+    /// an edit of the check's timing restarts its probe).
+    pub streak: u32,
     /// The last outcome.
     pub outcome: Outcome,
 }
@@ -40,8 +43,20 @@ pub struct Plan {
     pub check: CheckConfig,
     /// The state the tracker starts in.
     pub initial: State,
+    /// How that state was carried over.
+    pub start: Start,
     /// Counters the task updates after every cycle.
     pub stats: Arc<ProbeStats>,
+}
+
+/// How a probe's tracker takes its initial state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// As given (a verdict or Unknown), with this streak.
+    Resume(u32),
+    /// Held provisionally until the new probe confirms or flips it (the
+    /// check's target or expectation changed).
+    Provisional,
 }
 
 /// Spawns the task of probe `id` into `tasks`; reports go to `tx`.
@@ -60,7 +75,10 @@ const START_SPREAD: Duration = Duration::from_secs(2);
 
 async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
     let check = plan.check;
-    let mut tracker = Tracker::new(plan.initial, check.fall, check.rise);
+    let mut tracker = match plan.start {
+        Start::Resume(streak) => Tracker::resume(plan.initial, streak, check.fall, check.rise),
+        Start::Provisional => Tracker::provisional(plan.initial, check.fall, check.rise),
+    };
     let (_watcher, mut changed) = match &check.kind {
         CheckKind::File { path } => watch(path),
         _ => (None, mpsc::unbounded_channel().1),
@@ -79,13 +97,15 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
             .last_latency_us
             .store(outcome.latency.as_micros() as u64, Ordering::Relaxed);
         stats.latency.observe(outcome.latency);
-        let was_pending = tracker.pending();
+        let was = (tracker.pending(), tracker.streak());
         let transition = tracker.observe(&outcome, SystemTime::now());
-        if transition.is_some() || tracker.pending() != was_pending {
+        // Steady results cross no channel; while counters move, each does.
+        if transition.is_some() || (tracker.pending(), tracker.streak()) != was {
             let report = Report {
                 probe,
                 transition,
                 pending: tracker.pending(),
+                streak: tracker.streak(),
                 outcome,
             };
             if tx.send(report).is_err() {
@@ -222,6 +242,7 @@ mod tests {
         let plan = Plan {
             check: file_check(&path, 10_000),
             initial: State::Unknown,
+            start: Start::Resume(0),
             stats: Arc::default(),
         };
         spawn_one(0, plan, Clients::new().unwrap(), tx, &mut tasks);

@@ -9,7 +9,12 @@
 //! ```
 //!
 //! The first verdict leaves Unknown at once (a cold start should not wait
-//! `fall` intervals to learn that a backend is dead). Pure: no clock, no I/O.
+//! `fall` intervals to learn that a backend is dead). A tracker may also
+//! start from a state carried over from before a config edit: resumed
+//! with its streak (the probe's timing changed, not what it probes), or
+//! provisional (the target changed: the old verdict holds until the new
+//! probe has confirmed it `fall`/`rise` times, or has flipped it, and the
+//! check counts as pending meanwhile). Pure: no clock, no I/O.
 
 use std::time::SystemTime;
 
@@ -23,6 +28,8 @@ pub struct Tracker {
     rise: u32,
     /// Consecutive results that disagree with `state`.
     streak: u32,
+    /// Agreeing results still needed to confirm a provisional state.
+    confirm: u32,
 }
 
 impl Tracker {
@@ -33,7 +40,34 @@ impl Tracker {
             fall: fall.max(1),
             rise: rise.max(1),
             streak: 0,
+            confirm: 0,
         }
+    }
+
+    /// A tracker resuming `state` with `streak` disagreeing results seen.
+    pub fn resume(state: State, streak: u32, fall: u32, rise: u32) -> Self {
+        Tracker {
+            streak,
+            ..Tracker::new(state, fall, rise)
+        }
+    }
+
+    /// A tracker holding `state` provisionally: pending until `rise` (Up)
+    /// or `fall` (Down) agreeing results confirm it; disagreeing results
+    /// flip it as usual. Unknown is never provisional.
+    pub fn provisional(state: State, fall: u32, rise: u32) -> Self {
+        let mut t = Tracker::new(state, fall, rise);
+        t.confirm = match state {
+            State::Up => t.rise,
+            State::Down => t.fall,
+            State::Unknown => 0,
+        };
+        t
+    }
+
+    /// Consecutive results that disagree with the state.
+    pub fn streak(&self) -> u32 {
+        self.streak
     }
 
     /// The current state.
@@ -44,7 +78,7 @@ impl Tracker {
     /// Counters are moving: a result disagreeing with the state was seen,
     /// so the state may flip within the next few probes.
     pub fn pending(&self) -> bool {
-        self.streak > 0
+        self.streak > 0 || self.confirm > 0
     }
 
     /// Feeds one outcome; returns the transition it caused, if any.
@@ -54,6 +88,7 @@ impl Tracker {
             (State::Unknown, false) => (State::Down, 1, "first probe failed"),
             (State::Up, true) | (State::Down, false) => {
                 self.streak = 0;
+                self.confirm = self.confirm.saturating_sub(1);
                 return None;
             }
             (State::Up, false) => (State::Down, self.fall, "consecutive failures"),
@@ -71,6 +106,7 @@ impl Tracker {
         let from = self.state;
         self.state = to;
         self.streak = 0;
+        self.confirm = 0;
         Some(Transition {
             from,
             to,
@@ -129,6 +165,33 @@ mod tests {
         // A success in the middle resets the failure streak.
         let s = run(Down, 3, 3, &[true, true, false, true, true, true]);
         assert_eq!(s, [Down, Down, Down, Down, Down, Up]);
+    }
+
+    #[test]
+    fn provisional_state_is_pending_until_confirmed_or_flipped() {
+        use State::*;
+        let mut t = Tracker::provisional(Down, 2, 3);
+        assert!(t.pending());
+        // Two agreeing failures (fall = 2) confirm Down.
+        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(t.pending());
+        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(!t.pending());
+        // A provisional Up flips after `fall` failures, not at the first.
+        let mut t = Tracker::provisional(Up, 2, 3);
+        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        let tr = t.observe(&ok(false), SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!((tr.from, tr.to), (Up, Down));
+        assert!(!t.pending());
+        assert!(!Tracker::provisional(Unknown, 2, 2).pending());
+    }
+
+    #[test]
+    fn resume_keeps_the_streak() {
+        let mut t = Tracker::resume(State::Up, 2, 3, 1);
+        assert!(t.pending());
+        let tr = t.observe(&ok(false), SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(tr.reason, "3 consecutive failures: connect refused");
     }
 
     #[test]
