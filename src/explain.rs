@@ -136,6 +136,15 @@ pub fn explain(base: Base, q: &Query) -> Result<String, String> {
                 "  route health: {}",
                 if d.healthy { "healthy" } else { "down" }
             );
+            // What clients the named route has no answer for get instead.
+            let mut then = d.then.as_deref();
+            while let Some(t) = then {
+                let _ = writeln!(w, "  for clients the named route has no answer for:");
+                for step in &t.path {
+                    let _ = writeln!(w, "    {step}");
+                }
+                then = t.then.as_deref();
+            }
         }
         todo.extend(r.members.iter().filter_map(|m| m.route));
     }

@@ -225,39 +225,54 @@ fn decided_slot(
             Dyn::Set(set(&mut records(members).into_iter()))
         }
         Policy::Weighted { sticky, pick } => {
-            // pick > 1: the query path samples `pick` entries, each one
-            // member's record (validation: all have values).
-            let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
-            if targets.len() == 1 {
-                return Dyn::Via(targets[0].clone());
-            }
-            if pick >= targets.len() {
-                // Every eligible member answers.
-                return Dyn::Set(set(&mut records(members).into_iter()));
-            }
             // All weights 0 (standbys, or a route of standbys only): equal odds.
             let all_zero = members.iter().all(|&i| route.members[i].weight == 0);
             let weight = |i: usize| {
                 if all_zero { 1 } else { route.members[i].weight }
             };
+            // pick > 1: the query path samples `pick` distinct entries, each
+            // one member's record (validation: all have values); members
+            // with the same value are one entry with their weights added,
+            // so an answer never holds a record twice.
+            let mut entries: Vec<(usize, u32)> = Vec::new();
+            for &i in members {
+                let same = |&(e, _): &(usize, u32)| {
+                    pick > 1
+                        && route.members[e].record.as_ref().map(|r| &r.data)
+                            == route.members[i].record.as_ref().map(|r| &r.data)
+                };
+                match entries.iter_mut().find(|e| same(e)) {
+                    Some(e) => e.1 += weight(i),
+                    None => entries.push((i, weight(i))),
+                }
+            }
+            let firsts: Vec<usize> = entries.iter().map(|e| e.0).collect();
+            let targets: Box<[Arc<Dyn>]> = firsts.iter().map(|&i| target(i)).collect();
+            if targets.len() == 1 {
+                return Dyn::Via(targets[0].clone());
+            }
+            if pick >= targets.len() {
+                // Every eligible member answers.
+                return Dyn::Set(set(&mut records(&firsts).into_iter()));
+            }
             let kind = if sticky {
                 Kind::Sticky {
-                    keys: members
+                    keys: entries
                         .iter()
-                        .map(|&i| {
+                        .map(|&(i, w)| {
                             (
                                 seed(&route.members[i].label(&base.config.routes)),
-                                f64::from(weight(i)),
+                                f64::from(w),
                             )
                         })
                         .collect(),
                 }
             } else {
                 Kind::Random {
-                    cumulative: members
+                    cumulative: entries
                         .iter()
-                        .scan(0, |sum, &i| {
-                            *sum += weight(i);
+                        .scan(0, |sum, &(_, w)| {
+                            *sum += w;
                             Some(*sum)
                         })
                         .collect(),
@@ -266,7 +281,7 @@ fn decided_slot(
             Dyn::Routed(Box::new(Table {
                 route: name,
                 targets,
-                labels: labels(members),
+                labels: labels(&firsts),
                 kind,
                 pick,
                 no_data: Dyn::NoData(d.ttl),
@@ -565,6 +580,108 @@ members = [
                 assert!((0.45..0.56).contains(&share), "sticky={sticky}: {seen:?}");
             }
         }
+    }
+
+    #[test]
+    fn weighted_pick_never_sends_a_record_twice() {
+        // Two members with the same value are one entry (weights added).
+        let config = r#"
+[[route]]
+name = "w.t."
+type = "A"
+policy = "weighted"
+pick = 2
+members = [
+  { value = "192.0.2.1", weight = 1 },
+  { value = "192.0.2.1", weight = 1 },
+  { value = "192.0.2.2", weight = 1 },
+  { value = "192.0.2.3", weight = 1 },
+]
+"#;
+        let snap = snapshot(config, &[]);
+        let mut ones = 0;
+        for _ in 0..2000 {
+            let got = ask(&snap, "w.t.", "198.51.100.1");
+            let v = got.values();
+            assert!(v.len() == 2 && v[0] != v[1], "{got:?}");
+            ones += usize::from(v.contains(&"192.0.2.1"));
+        }
+        // Weight 2 of 4: in ~83% of the pairs (2/4 + 1/4*2/3 + 1/4*2/3).
+        assert!((1550..1780).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn only_a_failover_parent_falls_through() {
+        // A cidr parent's own miss stays NODATA even when one member names
+        // a route; it never reaches a down default.
+        let config = format!(
+            "{}{}",
+            checks(&["x"]),
+            r#"
+[[route]]
+name = "child.t."
+type = "A"
+policy = "multivalue"
+members = [ { value = "10.1.1.1" } ]
+
+[[route]]
+name = "parent.t."
+type = "A"
+policy = "cidr"
+members = [
+  { networks = ["10.0.0.0/8"], route = "child.t." },
+  { default = true, value = "192.0.2.99", check = "x" },
+]
+"#
+        );
+        let snap = snapshot(&config, &["x"]);
+        assert_eq!(
+            ask(&snap, "parent.t.", "10.9.9.9").values(),
+            vec!["10.1.1.1"]
+        );
+        let got = ask(&snap, "parent.t.", "198.51.100.1");
+        assert!(got.values.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn a_changing_check_behind_a_named_route_shortens_the_parent_ttl() {
+        // Cold start: p is Unknown, q starts down (initial = "down"). The
+        // pool needs both, so app's tier 2 answers, a choice that depends
+        // on p's pending verdict: min_ttl.
+        let config = r#"
+[check.p]
+file = "health/p"
+[check.q]
+file = "health/q"
+initial = "down"
+
+[[route]]
+name = "pool.t."
+type = "A"
+ttl = 300
+min_ttl = 5
+policy = "multivalue"
+min_healthy = 2
+members = [ { value = "192.0.2.1", check = "p" }, { value = "192.0.2.3", check = "q" } ]
+
+[[route]]
+name = "app.t."
+type = "A"
+ttl = 300
+min_ttl = 5
+policy = "failover"
+members = [
+  { tier = 1, route = "pool.t." },
+  { tier = 2, value = "192.0.2.2" },
+]
+"#;
+        let (_dir, c) = controller(config, None);
+        let got = ask(&c.snapshot(), "app.t.", "198.51.100.1");
+        assert_eq!(got.values, vec![("192.0.2.2".into(), 5)]);
+        // Every verdict in: the full TTL.
+        let snap = snapshot(config, &["q"]);
+        let got = ask(&snap, "app.t.", "198.51.100.1");
+        assert_eq!(got.values, vec![("192.0.2.2".into(), 300)]);
     }
 
     #[test]

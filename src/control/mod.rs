@@ -540,6 +540,11 @@ impl Controller {
             .iter()
             .map(|d| d.as_ref().is_none_or(|d| d.healthy))
             .collect();
+        let mut route_uncertain: Vec<bool> = self
+            .decisions
+            .iter()
+            .map(|d| d.as_ref().is_some_and(|d| d.uncertain))
+            .collect();
         let mut replaced = vec![false; config.routes.len()];
         for &i in &config.route_order {
             let route = &config.routes[i];
@@ -553,6 +558,7 @@ impl Controller {
             let view = View {
                 checks: &self.health,
                 routes: &route_healthy,
+                uncertain: &route_uncertain,
             };
             let d = decide(route, &view);
             let old = self.decisions[i].as_ref();
@@ -580,6 +586,7 @@ impl Controller {
                 &self.slots,
             ));
             route_healthy[i] = d.healthy;
+            route_uncertain[i] = d.uncertain;
             replaced[i] = true;
             self.decisions[i] = Some(d);
         }

@@ -11,6 +11,11 @@ use crate::route::{Client, Trace};
 use crate::store::{Served, Snapshot};
 use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
 
+/// RRsets (or parts of one) an answer holds without allocating: a
+/// weighted `pick` of up to [`crate::config::MAX_PICK`] parts, or a CNAME
+/// chain's first hops.
+pub const ANSWER_PARTS: usize = crate::config::MAX_PICK + 1;
+
 /// Longest CNAME chain followed inside our zones.
 const MAX_CNAME_CHAIN: usize = 8;
 
@@ -42,7 +47,7 @@ pub struct Answer<'a> {
     /// This is a referral: authority holds the child's NS set.
     pub referral: bool,
     /// Answer section.
-    pub answer: SmallVec<[Part<'a>; 2]>,
+    pub answer: SmallVec<[Part<'a>; ANSWER_PARTS]>,
     /// Authority section.
     pub authority: Option<&'a RecordSet>,
     /// Additional section.

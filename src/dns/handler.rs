@@ -20,7 +20,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use smallvec::SmallVec;
 
-use super::answer::{Answer, Part, resolve};
+use super::answer::{ANSWER_PARTS, Answer, Part, resolve};
 use crate::metrics::ServerStats;
 use crate::route::Client;
 use crate::route::prefix::mask;
@@ -45,7 +45,7 @@ impl Handler {
 
 /// The response's sections, ready to iterate.
 struct Sections<'a> {
-    answer: SmallVec<[Sec<'a>; 2]>,
+    answer: SmallVec<[Sec<'a>; ANSWER_PARTS]>,
     owned: Vec<Record>,
     authority: Option<&'a RecordSet>,
     /// The authority SOA with a lowered TTL (a route's NODATA).

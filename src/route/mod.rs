@@ -74,6 +74,9 @@ pub struct View<'a> {
     pub checks: &'a [CheckHealth],
     /// Per route, in config order: its last decision was healthy.
     pub routes: &'a [bool],
+    /// Per route, in config order: its last decision depended on a check
+    /// that is Unknown or changing (it answers with `min_ttl`).
+    pub uncertain: &'a [bool],
 }
 
 /// What a route answers.
@@ -100,6 +103,9 @@ pub struct Decision {
     /// TTL of the answer: `min_ttl` while the choice depends on a check
     /// that is Unknown or whose counters are moving.
     pub ttl: u32,
+    /// The choice depended on a check that is Unknown or changing (so
+    /// `ttl` is `min_ttl`), here or in a route a member names.
+    pub uncertain: bool,
     /// When `chosen` is one member naming a route: what a client gets for
     /// whom that route has no answer (a geo or cidr miss without default),
     /// decided as if that member were down.
@@ -114,6 +120,7 @@ impl Decision {
         self.chosen == other.chosen
             && self.ttl == other.ttl
             && self.healthy == other.healthy
+            && self.uncertain == other.uncertain
             && match (&self.then, &other.then) {
                 (Some(a), Some(b)) => a.same_answer(b),
                 (a, b) => a.is_none() && b.is_none(),
@@ -149,16 +156,15 @@ fn decide_without(route: &RouteConfig, view: &View<'_>, excluded: &[usize]) -> D
     // A member whose state may change soon: the answer it helped decide
     // gets min_ttl, so resolvers do not cache a guess for the full TTL.
     let uncertain = |i: usize| {
-        route.members[i]
-            .check
+        let m = &route.members[i];
+        m.check
             .is_some_and(|c| health[c].pending || health[c].effective == State::Unknown)
+            || m.route
+                .is_some_and(|r| view.uncertain.get(r) == Some(&true))
     };
     let ttl_over = |groups: &[(String, Vec<usize>)]| {
-        if groups.iter().flat_map(|g| &g.1).any(|&i| uncertain(i)) {
-            route.min_ttl
-        } else {
-            route.ttl
-        }
+        let u = groups.iter().flat_map(|g| &g.1).any(|&i| uncertain(i));
+        (if u { route.min_ttl } else { route.ttl }, u)
     };
     let mut path = Vec::new();
     for (i, m) in route.members.iter().enumerate() {
@@ -240,24 +246,29 @@ fn decide_without(route: &RouteConfig, view: &View<'_>, excluded: &[usize]) -> D
             path.push(format!("{label} answers with its healthy members"));
             // A member naming a route may have no answer for some clients:
             // they get what this route answers without it.
+            // Only a failover route has a next tier to fall through to.
             let then = match healthy.as_slice() {
-                &[i] if route.members[i].route.is_some() => {
+                &[i] if route.members[i].route.is_some()
+                    && matches!(route.policy, Policy::Failover) =>
+                {
                     let mut without = excluded.to_vec();
                     without.push(i);
                     Some(Box::new(decide_without(route, view, &without)))
                 }
                 _ => None,
             };
+            let (ttl, uncertain) = ttl_over(&groups[..=g]);
             return Decision {
                 chosen: Chosen::Members(healthy),
                 healthy: true,
-                ttl: ttl_over(&groups[..=g]),
+                ttl,
+                uncertain,
                 then,
                 path,
             };
         }
     }
-    let ttl = ttl_over(&groups);
+    let (ttl, uncertain) = ttl_over(&groups);
     // No group meets min_healthy: the first group with any healthy member
     // answers whole, so one survivor does not take all the traffic.
     if let Some((label, members)) = groups.iter().find(|(_, m)| m.iter().any(|&i| up(i))) {
@@ -268,6 +279,7 @@ fn decide_without(route: &RouteConfig, view: &View<'_>, excluded: &[usize]) -> D
             chosen: Chosen::Members(members.clone()),
             healthy: false,
             ttl,
+            uncertain,
             then: None,
             path,
         };
@@ -308,6 +320,7 @@ fn decide_without(route: &RouteConfig, view: &View<'_>, excluded: &[usize]) -> D
         chosen,
         healthy: false,
         ttl,
+        uncertain,
         then: None,
         path,
     }
@@ -378,6 +391,7 @@ mod tests {
             &View {
                 checks: h,
                 routes: &[],
+                uncertain: &[],
             },
         )
     }
@@ -517,7 +531,11 @@ mod tests {
         r.members[0].check = None;
         r.members[0].route = Some(0);
         let h = health(&[Up, Up]);
-        let view = |routes: &'static [bool]| View { checks: &h, routes };
+        let view = |routes: &'static [bool]| View {
+            checks: &h,
+            routes,
+            uncertain: &[],
+        };
         let d = decide(&r, &view(&[true]));
         assert_eq!(d.chosen, Chosen::Members(vec![0]));
         let d = decide(&r, &view(&[false]));
