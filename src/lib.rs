@@ -4,25 +4,43 @@
 //! # Data flow
 //!
 //! ```text
-//! config + zone files ──> config::load, zone::Zone::load ──> store::Snapshot ──┐
-//!                                                                              v
-//! UDP/TCP query ──> hickory Server ──> dns::Handler ──> Store::load (atomic) ──> dns::answer::resolve ──> response
+//! veer.toml + zone files ──> config::load ──> control::build::Base (zones, route slots)
+//!                                                 │
+//!                              control::reconcile │ (start = reconcile from nothing;
+//!                                                 v  every reload goes through it)
+//! health probe tasks ──Report──> control::Controller ──route::decide──> slots ──> store::Store::publish
+//!   (health::scheduler)            ^       │                                          │
+//! admin-state file, API ──Command──┘       ├──> checkpoint, webhooks                  │ one atomic
+//! watcher, SIGHUP ────────Command──┘       └──> status::Status (inside the snapshot)   │ snapshot
+//!                                                                                      v
+//! UDP/TCP query ──> dns::Handler ──> Store::load ──> dns::answer::resolve ──> route::table::Table::pick ──> response
 //! ```
 //!
 //! # Layout
 //!
-//! - [`config`]: `veer.toml` into a validated [`config::Config`]; every error as `file:line: message`.
+//! From the bottom up: a module uses the modules above it in this list,
+//! with two exceptions: `config` and `geo` parse networks with `route::prefix`, and
+//! a `route::table::Table`'s entries are `store::Dyn` slot contents.
+//!
+//! - [`diag`]: operator-facing diagnostics (`file:line: message`).
+//! - [`durable`]: crash-safe replacement of the state files.
+//! - [`metrics`]: lock-free counters and histograms.
 //! - [`zone`]: master files (with line numbers) into an immutable, query-ready tree.
-//! - [`store`]: the one published [`store::Snapshot`] behind an atomic pointer.
-//! - [`dns`]: sockets, hickory's server loop, the request handler and resolution.
+//! - [`config`]: `veer.toml` into a validated [`config::Config`]; every error as `file:line: message`.
+//! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.
+//! - [`health`]: check states, probes and their scheduler, hysteresis, the
+//!   prober guard, overrides and the checkpoint format.
 //! - [`route`]: the policies: `decide` (health half, run by the controller) and
 //!   `Table::pick` (client half, run per query and by `veer explain`).
+//! - [`status`]: the read-only view the API shows, published with each snapshot.
+//! - [`store`]: the one published [`store::Snapshot`] behind an atomic pointer.
+//! - [`dns`]: sockets, the request handler and resolution.
+//! - [`control`]: the single writer: reconcile, health reports, overrides,
+//!   decisions, snapshots, checkpoint and webhooks.
 //! - [`explain`]: `veer explain`, offline, through the server's own resolution.
-//! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.
+//! - [`api`]: the admin HTTP API, `/metrics` and the status page.
 //! - [`runtime`]: wiring for `veer serve`.
 //! - [`cli`]: the command line.
-//! - [`diag`]: operator-facing diagnostics.
-//! - [`durable`]: crash-safe replacement of the state files.
 
 pub mod api;
 pub mod cli;
@@ -37,6 +55,7 @@ pub mod health;
 pub mod metrics;
 pub mod route;
 pub mod runtime;
+pub mod status;
 pub mod store;
 #[cfg(test)]
 mod testutil;

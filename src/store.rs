@@ -115,7 +115,7 @@ pub struct Snapshot {
     /// The admin API's bearer token (`[api] token`), so a reload rotates it.
     pub api_token: Option<Arc<str>>,
     /// The view the admin API shows, consistent with the answers.
-    pub status: Arc<crate::control::status::Status>,
+    pub status: Arc<crate::status::Status>,
 }
 
 impl Snapshot {

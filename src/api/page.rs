@@ -5,8 +5,8 @@
 
 use std::fmt::Write;
 
-use crate::control::status::Status;
 use crate::health::State;
+use crate::status::Status;
 
 /// Renders the page.
 pub fn render(s: &Status) -> String {

@@ -11,15 +11,22 @@
 //! override expiry ───────────┘        ├──> checkpoint (state_dir/health.json)
 //!                                     └──> webhooks (one JSON POST per transition)
 //! ```
+//!
+//! - `reconcile`: the only place a config becomes running state.
+//! - `effective`: probe reports, overrides and the guard into effective health.
+//! - `build`: a config's zones and route slots, and a decision's slot content.
+//! - `persist`: the checkpoint. `view`: the API's status view.
+//! - `watch`: file watching. `webhook`: one ordered delivery queue per URL.
 
 pub mod build;
+mod effective;
+mod persist;
 mod reconcile;
-pub mod status;
+mod view;
 pub mod watch;
 pub mod webhook;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -29,19 +36,17 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::config::{self, CheckKind};
 use crate::diag::Diagnostics;
 use crate::geo::Geo;
-use crate::health::checkpoint::{self, Checkpoint, Saved};
+use crate::health::checkpoint::Checkpoint;
 use crate::health::guard::Guard;
-use crate::health::overrides::{self, Override};
+use crate::health::overrides::Override;
 use crate::health::probe::Clients;
 use crate::health::scheduler::{Plan, Report};
 use crate::health::{CheckHealth, State};
 use crate::metrics::ProbeStats;
-use crate::route::{Chosen, Decision, View, decide};
+use crate::route::{Decision, View, decide};
+use crate::status::{ReloadRecord, TransitionRecord, rfc3339};
 use crate::store::{Dyn, Snapshot, Store};
 use build::{Base, route_slot, soa_slots};
-use status::{
-    CheckStatus, ReloadRecord, RouteStatus, Status, TransitionRecord, ZoneStatus, rfc3339,
-};
 
 /// The admin-state file's name inside `state_dir`.
 pub const ADMIN_STATE: &str = "admin-state";
@@ -254,7 +259,7 @@ impl Controller {
         if let Some(dir) = self.base.config.server.state_dir.clone() {
             let (tx, rx) = tokio::sync::watch::channel(None);
             self.checkpoints = Some(tx);
-            tasks.spawn(write_checkpoints(dir, rx));
+            tasks.spawn(persist::write_checkpoints(dir, rx));
         }
         self.start_tasks(&clients, &report_tx, &mut tasks);
         loop {
@@ -402,91 +407,6 @@ impl Controller {
         }
     }
 
-    /// Applies one probe report; true if a check's observed state changed.
-    fn apply(&mut self, r: Report) -> bool {
-        let Some(probe) = self.probes.iter_mut().find(|p| p.id == r.probe) else {
-            return false; // a probe stopped by a reload
-        };
-        probe.streak = r.streak;
-        let checks = probe.checks.clone();
-        let mut changed = false;
-        for c in checks {
-            let name = self.base.config.checks[c].name.clone();
-            let h = &mut self.health[c];
-            h.pending = r.pending;
-            h.latency = Some(r.outcome.latency);
-            let Some(t) = &r.transition else { continue };
-            let forced = self
-                .overrides
-                .iter()
-                .find(|o| o.check == name && o.active(t.at));
-            match forced {
-                Some(o) => tracing::info!(
-                    "check {name}: {} -> {} ({}); forced {} by override, so routes keep using {}",
-                    t.from,
-                    t.to,
-                    t.reason,
-                    o.state,
-                    o.state
-                ),
-                None => tracing::info!("check {name}: {} -> {} ({})", t.from, t.to, t.reason),
-            }
-            h.observed = t.to;
-            h.since = t.at;
-            h.reason = t.reason.clone();
-            changed = true;
-            self.record_transition(&name, t.from, t.to, &t.reason, t.at);
-            let observed: Vec<Option<State>> = self
-                .base
-                .config
-                .checks
-                .iter()
-                .zip(&self.health)
-                .map(|(k, h)| {
-                    (!matches!(k.kind, CheckKind::Calculated { .. })).then_some(h.observed)
-                })
-                .collect();
-            let current: Vec<State> = self.health.iter().map(|h| h.effective).collect();
-            match self
-                .guard
-                .observe(c, t.from, t.to, t.at, &observed, &current)
-            {
-                Some(true) => tracing::error!(
-                    "prober guard: more than {:.0}% of {} checks went down within {}; the likelier fault is this prober's own network, so the last states are kept until probes recover or an operator overrides",
-                    self.base.config.health.guard_share * 100.0,
-                    observed.iter().flatten().count(),
-                    humantime::format_duration(self.base.config.health.guard_window)
-                ),
-                Some(false) => tracing::warn!(
-                    "prober guard lifted: probes recovered; routes follow probe results again"
-                ),
-                None => {}
-            }
-        }
-        changed
-    }
-
-    fn record_transition(
-        &mut self,
-        check: &str,
-        from: State,
-        to: State,
-        reason: &str,
-        at: SystemTime,
-    ) {
-        let rec = TransitionRecord {
-            check: check.to_string(),
-            from,
-            to,
-            reason: reason.to_string(),
-            at: rfc3339(at),
-        };
-        self.webhooks.send(&rec);
-        self.transitions.push_front(rec);
-        self.transitions_total += 1;
-        self.transitions.truncate(RECENT_TRANSITIONS);
-    }
-
     /// Fresh slots for the current base (every route re-decided).
     fn reset_slots(&mut self) {
         let base = &self.base;
@@ -609,217 +529,6 @@ impl Controller {
         }
     }
 
-    /// effective = override, else (guard freeze or observed); calculated
-    /// checks from their children's effective states.
-    fn recompute_effective(&mut self, now: SystemTime) {
-        let checks = &self.base.config.checks;
-        let frozen = self.guard.frozen().map(|f| f.to_vec());
-        let forced = |name: &str| {
-            self.overrides
-                .iter()
-                .find(|o| o.check == name && o.active(now))
-        };
-        for (i, c) in checks.iter().enumerate() {
-            if matches!(c.kind, CheckKind::Calculated { .. }) {
-                continue;
-            }
-            // A frozen Unknown holds nothing: the check follows its probe.
-            let real = match frozen.as_ref().map(|f| f[i]) {
-                Some(State::Unknown) | None => self.health[i].observed,
-                Some(held) => held,
-            };
-            let h = &mut self.health[i];
-            match forced(&c.name) {
-                Some(o) => (h.effective, h.forced) = (o.state, true),
-                None => (h.effective, h.forced) = (real, false),
-            }
-        }
-        // Calculated checks may depend on each other (cycles are rejected at
-        // load): iterate until nothing moves.
-        let mut records = Vec::new();
-        for _ in 0..=checks.len() {
-            let mut moved = false;
-            for (i, c) in checks.iter().enumerate() {
-                let CheckKind::Calculated {
-                    children,
-                    min_healthy,
-                } = &c.kind
-                else {
-                    continue;
-                };
-                let healthy = children
-                    .iter()
-                    .filter(|&&ch| self.health[ch].effective.eligible())
-                    .count();
-                let observed = if healthy >= *min_healthy as usize {
-                    State::Up
-                } else {
-                    State::Down
-                };
-                let (effective, is_forced) = match forced(&c.name) {
-                    Some(o) => (o.state, true),
-                    None => (observed, false),
-                };
-                let h = &mut self.health[i];
-                if h.observed != observed {
-                    let reason = format!(
-                        "{healthy} of {} children healthy, need {min_healthy}",
-                        children.len()
-                    );
-                    tracing::info!(
-                        "check {}: {} -> {} ({reason})",
-                        c.name,
-                        h.observed,
-                        observed
-                    );
-                    records.push((c.name.clone(), h.observed, observed, reason.clone()));
-                    h.reason = reason;
-                    h.observed = observed;
-                    h.since = now;
-                }
-                if (h.effective, h.forced) != (effective, is_forced) {
-                    (h.effective, h.forced) = (effective, is_forced);
-                    moved = true;
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-        for (name, from, to, reason) in records {
-            self.record_transition(&name, from, to, &reason, now);
-        }
-    }
-
-    /// Reads the admin-state file; true if the overrides changed. A file
-    /// with any error is rejected whole and the current overrides stay.
-    fn read_admin_state(&mut self, now: SystemTime) -> bool {
-        let Some(dir) = &self.base.config.server.state_dir else {
-            return false;
-        };
-        let path = dir.join(ADMIN_STATE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                tracing::error!("{}: {e}; the current overrides stay", path.display());
-                return false;
-            }
-        };
-        let checks = &self.base.config.checks;
-        let mut skipped = Vec::new();
-        let parsed = overrides::parse(
-            &path,
-            &text,
-            |n| checks.iter().any(|c| c.name == n),
-            &mut skipped,
-        );
-        for w in skipped {
-            tracing::warn!("{w}");
-        }
-        let new = match parsed {
-            Ok(o) => o,
-            Err(errors) => {
-                for e in errors {
-                    tracing::error!("{e}");
-                }
-                tracing::error!(
-                    "{}: rejected whole; the current overrides stay",
-                    path.display()
-                );
-                return false;
-            }
-        };
-        self.replace_overrides(new, now, "the admin-state file")
-    }
-
-    fn replace_overrides(&mut self, new: Vec<Override>, now: SystemTime, source: &str) -> bool {
-        if new == self.overrides {
-            return false;
-        }
-        let checks = &self.base.config.checks;
-        for o in &new {
-            if self.overrides.contains(o) {
-                continue;
-            }
-            let real = checks
-                .iter()
-                .position(|c| c.name == o.check)
-                .map(|i| self.health[i].observed);
-            let until = o
-                .until
-                .map(|u| format!(" until {}", humantime::format_rfc3339_seconds(u)))
-                .unwrap_or_default();
-            let active = if o.active(now) {
-                ""
-            } else {
-                " (already expired)"
-            };
-            tracing::info!(
-                "check {}: forced {}{until} by {source}{active} ({}); real state {}",
-                o.check,
-                o.state,
-                if o.reason.is_empty() {
-                    "no reason given"
-                } else {
-                    &o.reason
-                },
-                real.map_or("unknown".to_string(), |s| s.to_string())
-            );
-        }
-        for o in &self.overrides {
-            if !new.iter().any(|n| n.check == o.check) {
-                tracing::info!("check {}: override removed", o.check);
-            }
-        }
-        self.overrides = new;
-        if self.guard.frozen().is_some() {
-            tracing::warn!("prober guard lifted by the operator's override");
-            self.guard.lift();
-        }
-        true
-    }
-
-    /// The API's override: applied at once and written to the admin-state
-    /// file (when there is a state_dir), which stays the one source of truth.
-    fn set_override(&mut self, check: &str, set: Option<Override>) -> Result<(), String> {
-        if !self.base.config.checks.iter().any(|c| c.name == check) {
-            return Err(format!("`{check}` is not a configured check"));
-        }
-        let mut new: Vec<Override> = self
-            .overrides
-            .iter()
-            .filter(|o| o.check != check)
-            .cloned()
-            .collect();
-        if let Some(o) = set {
-            new.push(o);
-        }
-        if let Some(dir) = &self.base.config.server.state_dir {
-            let mut text = String::from(
-                "# CHECK = up|down [until RFC3339] [# reason]; also written by the API\n",
-            );
-            for o in &new {
-                text.push_str(&format!("{} = {}", o.check, o.state));
-                if let Some(u) = o.until {
-                    text.push_str(&format!(" until {}", humantime::format_rfc3339_seconds(u)));
-                }
-                if !o.reason.is_empty() {
-                    text.push_str(&format!(" # {}", o.reason.replace('\n', " ")));
-                }
-                text.push('\n');
-            }
-            // Durably: an override the API acknowledged survives a crash.
-            crate::durable::replace(dir, ADMIN_STATE, text.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", dir.join(ADMIN_STATE).display()))?;
-        }
-        let now = SystemTime::now();
-        if self.replace_overrides(new, now, "the API") {
-            self.rebuild(now, true);
-        }
-        Ok(())
-    }
-
     /// Re-reads the `[geo]` files; on success the routes that use client
     /// locations are rebuilt with them. A file that does not load changes
     /// nothing (the previous data keeps serving) and says why.
@@ -850,193 +559,6 @@ impl Controller {
                 false
             }
         }
-    }
-
-    /// When the next override expires (zero if one already has: the
-    /// expiry branch then drops it and rebuilds).
-    fn next_expiry(&self, now: SystemTime) -> Option<Duration> {
-        self.overrides
-            .iter()
-            .filter_map(|o| o.until)
-            .map(|u| u.duration_since(now).unwrap_or(Duration::ZERO))
-            .min()
-    }
-
-    /// Hands the states to the checkpoint writer (inline before `run`).
-    fn save_checkpoint(&self) {
-        if !self.persist {
-            return;
-        }
-        let Some(dir) = &self.base.config.server.state_dir else {
-            return;
-        };
-        let config = &self.base.config;
-        let c = Checkpoint {
-            checks: config
-                .checks
-                .iter()
-                .zip(&self.health)
-                .zip(&self.base.fingerprints)
-                .filter(|((_, h), _)| h.observed != State::Unknown)
-                .map(|((c, h), (definition, target))| {
-                    let saved = Saved {
-                        state: h.observed,
-                        definition: definition.clone(),
-                        target: target.clone(),
-                        since: checkpoint::epoch_secs(h.since),
-                        reason: h.reason.clone(),
-                    };
-                    (c.name.clone(), saved)
-                })
-                .collect(),
-            serials: self
-                .base
-                .zones
-                .iter()
-                .zip(&self.serials)
-                .map(|(z, s)| (z.origin.to_string(), *s))
-                .collect(),
-            guard: self.guard.save(
-                &config
-                    .checks
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        match &self.checkpoints {
-            Some(tx) => {
-                tx.send_replace(Some(c));
-            }
-            None => {
-                if let Err(e) = checkpoint::save(dir, &c) {
-                    tracing::warn!("cannot write {}: {e}", checkpoint::path(dir).display());
-                }
-            }
-        }
-    }
-
-    /// The API's view of the current state.
-    fn status(&self) -> Status {
-        let config = &self.base.config;
-        let now = SystemTime::now();
-        let checks = config
-            .checks
-            .iter()
-            .zip(&self.health)
-            .enumerate()
-            .map(|(i, (c, h))| {
-                let o = self
-                    .overrides
-                    .iter()
-                    .find(|o| o.check == c.name && o.active(now));
-                let probe = self.probes.iter().find(|p| p.checks.contains(&i));
-                CheckStatus {
-                    name: c.name.clone(),
-                    kind: kind_name(&c.kind).to_string(),
-                    state: h.effective,
-                    real_state: h.observed,
-                    forced: h.forced,
-                    override_reason: o.map(|o| o.reason.clone()),
-                    override_until: o.and_then(|o| o.until).map(rfc3339),
-                    pending: h.pending,
-                    since: rfc3339(h.since),
-                    reason: h.reason.clone(),
-                    last_latency_ms: h.latency.map(|l| l.as_secs_f64() * 1000.0),
-                    stats: probe.map(|p| p.stats.clone()),
-                }
-            })
-            .collect();
-        let routes = config
-            .routes
-            .iter()
-            .zip(&self.decisions)
-            .map(|(r, d)| {
-                let d = d.as_ref();
-                let (answer, outcome) = match d.map(|d| &d.chosen) {
-                    Some(Chosen::Members(m)) => (
-                        m.iter()
-                            .map(|&i| r.members[i].label(&config.routes))
-                            .collect(),
-                        "members",
-                    ),
-                    Some(Chosen::Fallback) => match &r.when_all_down {
-                        config::AllDown::Fallback(v) => {
-                            (v.iter().map(|r| r.data.to_string()).collect(), "fallback")
-                        }
-                        _ => (Vec::new(), "fallback"),
-                    },
-                    Some(Chosen::NoData) => (Vec::new(), "nodata"),
-                    Some(Chosen::ServFail) | None => (Vec::new(), "servfail"),
-                };
-                RouteStatus {
-                    name: r.name.to_string(),
-                    rtype: r.rtype.to_string(),
-                    policy: r.policy.name().to_string(),
-                    answer,
-                    outcome: outcome.to_string(),
-                    healthy: d.is_some_and(|d| d.healthy),
-                    ttl: d.map_or(r.ttl, |d| d.ttl),
-                    path: d.map(|d| d.path.clone()).unwrap_or_default(),
-                }
-            })
-            .collect();
-        let zones = self
-            .base
-            .zones
-            .iter()
-            .zip(&self.serials)
-            .map(|(z, &serial)| ZoneStatus {
-                origin: z.origin.to_string(),
-                serial,
-                records: z.records,
-                stats: Some(z.stats.clone()),
-            })
-            .collect();
-        Status {
-            generation: self.generation,
-            started: rfc3339(self.started),
-            config: config.path.display().to_string(),
-            checks,
-            routes,
-            zones,
-            transitions: self.transitions.iter().cloned().collect(),
-            transitions_total: self.transitions_total,
-            last_reload: self.last_reload.clone(),
-            reloads_ok: self.reloads.0,
-            reloads_failed: self.reloads.1,
-            guard_frozen: self.guard.frozen().is_some(),
-        }
-    }
-}
-
-/// Writes the latest checkpoint off the controller's thread; a burst of
-/// transitions ends in one write of the last state.
-async fn write_checkpoints(dir: PathBuf, mut rx: tokio::sync::watch::Receiver<Option<Checkpoint>>) {
-    while rx.changed().await.is_ok() {
-        let Some(c) = rx.borrow_and_update().clone() else {
-            continue;
-        };
-        let dir = dir.clone();
-        let result =
-            tokio::task::spawn_blocking(move || checkpoint::save(&dir, &c).map_err(|e| (e, dir)))
-                .await;
-        if let Ok(Err((e, dir))) = result {
-            tracing::warn!("cannot write {}: {e}", checkpoint::path(&dir).display());
-        }
-    }
-}
-
-/// The probe kind's name.
-pub fn kind_name(k: &CheckKind) -> &'static str {
-    match k {
-        CheckKind::Http(h) if h.url.starts_with("https") => "https",
-        CheckKind::Http(_) => "http",
-        CheckKind::Tcp { .. } => "tcp",
-        CheckKind::Dns { .. } => "dns",
-        CheckKind::Exec { .. } => "exec",
-        CheckKind::File { .. } => "file",
-        CheckKind::Calculated { .. } => "calculated",
     }
 }
 

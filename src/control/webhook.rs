@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::status::TransitionRecord;
+use crate::status::TransitionRecord;
 
 /// Attempts per delivery.
 const ATTEMPTS: u32 = 6;

@@ -1,0 +1,117 @@
+//! The read-only view the admin API and the status page show, built from
+//! the controller's state and published inside each snapshot.
+
+use std::time::SystemTime;
+
+use super::Controller;
+use crate::config::{self, CheckKind};
+use crate::route::Chosen;
+use crate::status::{CheckStatus, RouteStatus, Status, ZoneStatus, rfc3339};
+
+impl Controller {
+    /// The API's view of the current state.
+    pub(super) fn status(&self) -> Status {
+        let config = &self.base.config;
+        let now = SystemTime::now();
+        let checks = config
+            .checks
+            .iter()
+            .zip(&self.health)
+            .enumerate()
+            .map(|(i, (c, h))| {
+                let o = self
+                    .overrides
+                    .iter()
+                    .find(|o| o.check == c.name && o.active(now));
+                let probe = self.probes.iter().find(|p| p.checks.contains(&i));
+                CheckStatus {
+                    name: c.name.clone(),
+                    kind: kind_name(&c.kind).to_string(),
+                    state: h.effective,
+                    real_state: h.observed,
+                    forced: h.forced,
+                    override_reason: o.map(|o| o.reason.clone()),
+                    override_until: o.and_then(|o| o.until).map(rfc3339),
+                    pending: h.pending,
+                    since: rfc3339(h.since),
+                    reason: h.reason.clone(),
+                    last_latency_ms: h.latency.map(|l| l.as_secs_f64() * 1000.0),
+                    stats: probe.map(|p| p.stats.clone()),
+                }
+            })
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .zip(&self.decisions)
+            .map(|(r, d)| {
+                let d = d.as_ref();
+                let (answer, outcome) = match d.map(|d| &d.chosen) {
+                    Some(Chosen::Members(m)) => (
+                        m.iter()
+                            .map(|&i| r.members[i].label(&config.routes))
+                            .collect(),
+                        "members",
+                    ),
+                    Some(Chosen::Fallback) => match &r.when_all_down {
+                        config::AllDown::Fallback(v) => {
+                            (v.iter().map(|r| r.data.to_string()).collect(), "fallback")
+                        }
+                        _ => (Vec::new(), "fallback"),
+                    },
+                    Some(Chosen::NoData) => (Vec::new(), "nodata"),
+                    Some(Chosen::ServFail) | None => (Vec::new(), "servfail"),
+                };
+                RouteStatus {
+                    name: r.name.to_string(),
+                    rtype: r.rtype.to_string(),
+                    policy: r.policy.name().to_string(),
+                    answer,
+                    outcome: outcome.to_string(),
+                    healthy: d.is_some_and(|d| d.healthy),
+                    ttl: d.map_or(r.ttl, |d| d.ttl),
+                    path: d.map(|d| d.path.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let zones = self
+            .base
+            .zones
+            .iter()
+            .zip(&self.serials)
+            .map(|(z, &serial)| ZoneStatus {
+                origin: z.origin.to_string(),
+                serial,
+                records: z.records,
+                stats: Some(z.stats.clone()),
+            })
+            .collect();
+        Status {
+            generation: self.generation,
+            started: rfc3339(self.started),
+            config: config.path.display().to_string(),
+            checks,
+            routes,
+            zones,
+            transitions: self.transitions.iter().cloned().collect(),
+            transitions_total: self.transitions_total,
+            last_reload: self.last_reload.clone(),
+            reloads_ok: self.reloads.0,
+            reloads_failed: self.reloads.1,
+            guard_frozen: self.guard.frozen().is_some(),
+        }
+    }
+}
+
+/// The probe kind's name.
+pub fn kind_name(k: &CheckKind) -> &'static str {
+    match k {
+        CheckKind::Http(h) if h.url.starts_with("https") => "https",
+        CheckKind::Http(_) => "http",
+        CheckKind::Tcp { .. } => "tcp",
+        CheckKind::Dns { .. } => "dns",
+        CheckKind::Exec { .. } => "exec",
+        CheckKind::File { .. } => "file",
+        CheckKind::Calculated { .. } => "calculated",
+    }
+}
