@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::control::Controller;
 use crate::control::build::Base;
+use crate::control::{Controller, OverrideError};
 use crate::dns::answer::{Part, resolve};
 use crate::route::Client;
 use crate::route::prefix::Net;
@@ -33,17 +33,43 @@ pub struct Query {
     pub down: Option<Vec<String>>,
 }
 
+/// What is wrong with a query to explain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExplainError {
+    /// The name does not parse.
+    #[error("{name}: {source}")]
+    Name {
+        /// As given.
+        name: String,
+        /// Why.
+        source: hickory_proto::ProtoError,
+    },
+    /// Not a record type.
+    #[error("unknown type `{0}`")]
+    Type(String),
+    /// The ECS prefix does not parse.
+    #[error("--ecs {0}")]
+    Ecs(String),
+    /// `--down` names no check.
+    #[error("--down {0}: no such check")]
+    Down(String),
+}
+
 /// The explanation as text, or what is wrong with the query.
-pub fn explain(base: Base, q: &Query) -> Result<String, String> {
-    let mut name = Name::from_utf8(&q.name).map_err(|e| format!("{}: {e}", q.name))?;
+pub fn explain(base: Base, q: &Query) -> Result<String, ExplainError> {
+    let mut name = Name::from_utf8(&q.name).map_err(|source| ExplainError::Name {
+        name: q.name.clone(),
+        source,
+    })?;
     name.set_fqdn(true);
     let name = name.to_lowercase();
     let rtype = RecordType::from_str(&q.rtype.to_ascii_uppercase())
-        .map_err(|_| format!("unknown type `{}`", q.rtype))?;
+        .map_err(|_| ExplainError::Type(q.rtype.clone()))?;
     let (client, ecs) = match &q.ecs {
         None => (Client::addr(q.client), None),
         Some(p) => {
-            let net: Net = p.parse().map_err(|e| format!("--ecs {e}"))?;
+            let net: Net = p.parse().map_err(ExplainError::Ecs)?;
             let c = if net.len == 0 {
                 // Source prefix 0: the server routes on the source address.
                 Client::addr(q.client)
@@ -56,7 +82,10 @@ pub fn explain(base: Base, q: &Query) -> Result<String, String> {
             (c, Some(net))
         }
     };
-    let controller = Controller::offline(base, q.down.as_deref())?;
+    let controller = Controller::offline(base, q.down.as_deref()).map_err(|e| match e {
+        OverrideError::UnknownCheck(c) => ExplainError::Down(c),
+        other => ExplainError::Down(other.to_string()),
+    })?;
     let snap = controller.snapshot();
     let config = &controller.base().config;
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::control::Command;
+use crate::control::{Command, OverrideError};
 use crate::health::State;
 use crate::health::overrides::Override;
 use crate::metrics::ServerStats;
@@ -296,8 +296,8 @@ async fn command_override(api: &Api, check: String, set: Option<Override>) -> Re
             let c = snap.status.checks.iter().find(|c| c.name == check);
             Json(json!({ "check": c })).into_response()
         }
-        Ok(Err(e)) if e.contains("not a configured check") => error(StatusCode::NOT_FOUND, e),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(e @ OverrideError::UnknownCheck(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{ADMIN_STATE, Controller, RECENT_TRANSITIONS};
+use super::{ADMIN_STATE, Controller, OverrideError, RECENT_TRANSITIONS};
 use crate::config::CheckKind;
 use crate::health::State;
 use crate::health::overrides::{self, Override};
@@ -280,9 +280,9 @@ impl Controller {
         &mut self,
         check: &str,
         set: Option<Override>,
-    ) -> Result<(), String> {
+    ) -> Result<(), OverrideError> {
         if !self.base.config.checks.iter().any(|c| c.name == check) {
-            return Err(format!("`{check}` is not a configured check"));
+            return Err(OverrideError::UnknownCheck(check.to_string()));
         }
         let mut new: Vec<Override> = self
             .overrides
@@ -308,8 +308,12 @@ impl Controller {
                 text.push('\n');
             }
             // Durably: an override the API acknowledged survives a crash.
-            crate::durable::replace(dir, ADMIN_STATE, text.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", dir.join(ADMIN_STATE).display()))?;
+            crate::durable::replace(dir, ADMIN_STATE, text.as_bytes()).map_err(|source| {
+                OverrideError::Write {
+                    path: dir.join(ADMIN_STATE),
+                    source,
+                }
+            })?;
         }
         let now = SystemTime::now();
         if self.replace_overrides(new, now, "the API") {

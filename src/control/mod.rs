@@ -57,6 +57,23 @@ const RECENT_TRANSITIONS: usize = 100;
 /// How long the controller waits for more probe reports before rebuilding.
 const COALESCE: Duration = Duration::from_millis(5);
 
+/// Why an override was not applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OverrideError {
+    /// No check of that name is configured.
+    #[error("`{0}` is not a configured check")]
+    UnknownCheck(String),
+    /// The admin-state file could not be written; nothing changed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The admin-state file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Operator input for the controller.
 #[derive(Debug)]
 pub enum Command {
@@ -77,7 +94,7 @@ pub enum Command {
         /// The override.
         set: Option<Override>,
         /// Ok, or why not.
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), OverrideError>>,
     },
 }
 
@@ -138,12 +155,12 @@ impl Controller {
     /// A controller that never writes the checkpoint, for `veer explain`:
     /// the checkpointed states, or with `down`, every probed check up
     /// except these. Fails on a name that is not a check.
-    pub fn offline(base: Base, down: Option<&[String]>) -> Result<Controller, String> {
+    pub fn offline(base: Base, down: Option<&[String]>) -> Result<Controller, OverrideError> {
         let mut c = Self::build(base, false);
         if let Some(down) = down {
             let checks = &c.base.config.checks;
             if let Some(bad) = down.iter().find(|d| !checks.iter().any(|k| &k.name == *d)) {
-                return Err(format!("--down {bad}: no such check"));
+                return Err(OverrideError::UnknownCheck(bad.clone()));
             }
             for (i, k) in checks.iter().enumerate() {
                 let state = if down.contains(&k.name) {
