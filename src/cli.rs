@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config;
 use crate::control::build::Base;
 use crate::runtime;
 
@@ -95,6 +94,16 @@ pub fn init_tracing(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    if matches!(cli.command, Command::Check { .. }) && matches!(cli.log_format, LogFormat::Text) {
+        // `veer check` prints diagnostics (`file:line: warning: ...`), not
+        // timestamped log lines.
+        return builder
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .with_ansi(false)
+            .init();
+    }
     match cli.log_format {
         LogFormat::Text => {
             use std::io::IsTerminal;
@@ -215,8 +224,8 @@ fn status(api: &str) -> ExitCode {
 }
 
 fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
-    let config = match config::load(&path) {
-        Ok(c) => c,
+    let base = match Base::load_path(&path, None) {
+        Ok(b) => b,
         Err(d) => {
             for e in &d.0 {
                 tracing::error!("{e}");
@@ -226,7 +235,7 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
-    if let Some(n) = workers.or(config.server.workers) {
+    if let Some(n) = workers.or(base.config.server.workers) {
         rt.worker_threads(n.max(1));
     }
     let rt = match rt.build() {
@@ -236,7 +245,7 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async { runtime::serve(config, shutdown_signal()).await });
+    let result = rt.block_on(async { runtime::serve(base, shutdown_signal()).await });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(runtime::ServeError::Invalid(d)) => {
@@ -264,7 +273,7 @@ async fn shutdown_signal() {
 }
 
 fn explain(path: PathBuf, query: &crate::explain::Query) -> ExitCode {
-    let base = match config::load(&path).and_then(Base::load) {
+    let base = match Base::load_path(&path, None) {
         Ok(b) => b,
         Err(d) => {
             for e in &d.0 {
@@ -366,9 +375,12 @@ fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    let result = config::load(&path).and_then(Base::load);
+    let result = Base::load_path(&path, None);
     match result {
         Ok(base) => {
+            for w in crate::config::warnings(&base.config) {
+                eprintln!("{w}");
+            }
             println!(
                 "{}: ok: {} zones, {} records, {} checks, {} routes",
                 path.display(),

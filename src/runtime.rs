@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::api::{self, Api};
-use crate::config::Config;
 use crate::control::build::Base;
 use crate::control::{Command, Controller, watch};
 use crate::diag::Diagnostics;
@@ -31,8 +30,7 @@ pub enum ServeError {
 }
 
 /// Runs the server for `config` until `shutdown` completes.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let base = Base::load(config)?;
+pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     let config = base.config.clone();
     tracing::info!(
         zones = base.zones.len(),

@@ -264,11 +264,74 @@ fn unknown_config_key_names_its_line() {
 }
 
 #[test]
-fn missing_zone_file_is_reported() {
+fn missing_zone_file_is_reported_at_the_config_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_file(dir.path(), "veer.toml", CONFIG);
-    let z = dir.path().join("zones/a.test.zone");
-    check(&cfg).assert_error(&z, 1, &["cannot read", "a.test.zone"]);
+    let line = CONFIG
+        .lines()
+        .position(|l| l.starts_with("file ="))
+        .unwrap()
+        + 1;
+    check(&cfg).assert_error(&cfg, line, &["cannot read zone file", "a.test.zone"]);
+}
+
+#[test]
+fn every_mistake_of_every_stage_is_reported_at_once() {
+    // Config errors used to stop before zones, [geo] files and route
+    // collisions were looked at, and the first unknown key hid the rest.
+    let config = format!(
+        "{CONFIG}
+[[zone]]
+origin = \"missing.test.\"
+file = \"zones/missing.zone\"
+
+[api]
+listen = \"127.0.0.1:0\"
+token_file = \"nope.token\"
+
+[geo]
+database = \"nope.mmdb\"
+
+[healthh]
+guard_share = 0.5
+
+[[route]]
+name = \"www.a.test.\"
+type = \"A\"
+policy = \"failover\"
+members = [ {{ value = \"192.0.2.9\" }} ]
+
+[[route]]
+name = \"w.a.test.\"
+type = \"A\"
+policy = \"weighted\"
+members = [ {{ value = \"192.0.2.1\", weight = 300 }}, {{ value = \"192.0.2.2\", tier = 2 }} ]
+
+[[route]]
+name = \"x.other.test.\"
+type = \"A\"
+policy = \"failover\"
+members = [ {{ value = \"192.0.2.300\", tierr = 1 }} ]
+"
+    );
+    let (_dir, cfg, _) = setup(&config, ZONE_A);
+    let line = |needle: &str| config.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let c = check(&cfg);
+    c.assert_error(&cfg, line("zones/missing.zone"), &["cannot read zone file"]);
+    c.assert_error(&cfg, line("nope.token"), &["token_file"]);
+    c.assert_error(&cfg, line("nope.mmdb"), &["nope.mmdb"]);
+    c.assert_error(&cfg, line("[healthh]"), &["unknown key `healthh`"]);
+    c.assert_error(&cfg, line("tierr"), &["unknown key `tierr`"]);
+    // Route errors point at the route's [[route]] line.
+    c.assert_error(&cfg, line("name = \"www.a.test.") - 1, &["collides"]);
+    c.assert_error(&cfg, line("weight = 300"), &["weight 300"]);
+    c.assert_error(&cfg, line("weight = 300"), &["tier only applies"]);
+    c.assert_error(
+        &cfg,
+        line("name = \"x.other") - 1,
+        &["not inside any configured zone"],
+    );
+    assert!(c.stderr.contains("9 error(s)"), "{}", c.stderr);
 }
 
 #[test]
@@ -291,4 +354,59 @@ fn absurd_duration_is_an_error_at_its_line() {
         .unwrap()
         + 1;
     check(&cfg).assert_error(&cfg, line, &["too long"]);
+}
+
+#[test]
+fn one_bad_ttl_is_one_error_and_a_negative_ttl_says_so() {
+    // A bad $TTL used to give one more error for every record after it.
+    let zone = ZONE_A.replace("$TTL 300", "$TTL abc") + "web -5 IN CNAME www\n";
+    let (_dir, cfg, z) = setup(CONFIG, &zone);
+    let c = check(&cfg);
+    c.assert_error(&z, 2, &["bad TTL `abc`"]);
+    c.assert_error(&z, 8, &["TTL -5 is negative"]);
+    assert_eq!(c.errors_in(&z), [2, 8], "{}", c.stderr);
+}
+
+#[test]
+fn a_short_token_points_at_its_line() {
+    let config = format!("{CONFIG}\n[api]\nlisten = \"127.0.0.1:0\"\ntoken = \"short\"\n");
+    let (_dir, cfg, _) = setup(&config, ZONE_A);
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("token ="))
+        .unwrap()
+        + 1;
+    check(&cfg).assert_error(&cfg, line, &["at least 16 characters"]);
+}
+
+#[test]
+fn check_warns_of_missing_programs_and_files_without_log_lines() {
+    let config = format!(
+        "{CONFIG}\n[check.x]\nexec = [\"/nonexistent/probe\"]\n\n[check.y]\nfile = \"nope/flag\"\n"
+    );
+    let zone = format!("{ZONE_A}www 60 IN A 192.0.2.9\n");
+    let (_dir, cfg, z) = setup(&config, &zone);
+    let c = check(&cfg);
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    let line = |needle: &str| config.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (file, line, words) in [
+        (
+            &cfg,
+            line("[check.x]"),
+            "warning: check x: program /nonexistent/probe not found",
+        ),
+        (&cfg, line("[check.y]"), "warning: check y: file"),
+        (&z, 8, "warning: TTL 60 differs"),
+    ] {
+        let prefix = format!("{}:{line}: {words}", file.display());
+        assert!(
+            c.stderr.contains(&prefix),
+            "no `{prefix}` in:\n{}",
+            c.stderr
+        );
+    }
+    // Diagnostics only: every stderr line starts with a path.
+    for l in c.stderr.lines() {
+        assert!(l.starts_with('/'), "not a diagnostic: `{l}`");
+    }
 }

@@ -68,6 +68,44 @@ impl CheckConfig {
     }
 }
 
+/// Things in `config` that are valid but probably wrong, for `veer check`:
+/// an exec check whose program or a file check whose file does not exist
+/// (now: it may be deployed later, so this is not an error).
+pub fn warnings(config: &super::Config) -> Vec<crate::diag::Diagnostic> {
+    let mut out = Vec::new();
+    for c in &config.checks {
+        let missing = match &c.kind {
+            CheckKind::Exec { argv } => {
+                let program = std::path::Path::new(&argv[0]);
+                let found = if program.components().count() > 1 {
+                    program.is_file()
+                } else {
+                    std::env::var_os("PATH").is_some_and(|p| {
+                        std::env::split_paths(&p).any(|d| d.join(program).is_file())
+                    })
+                };
+                (!found).then(|| format!("check {}: program {} not found", c.name, argv[0]))
+            }
+            CheckKind::File { path } => (!path.exists()).then(|| {
+                format!(
+                    "check {}: file {} does not exist (the check is down until it does)",
+                    c.name,
+                    path.display()
+                )
+            }),
+            _ => None,
+        };
+        if let Some(m) = missing {
+            out.push(crate::diag::Diagnostic::new(
+                &config.path,
+                c.line,
+                format!("warning: {m}"),
+            ));
+        }
+    }
+    out
+}
+
 /// What to assume before the first verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Initial {

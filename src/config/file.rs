@@ -1,5 +1,7 @@
 //! The serde shape of `veer.toml`. Unknown keys are errors, so a typo is
-//! reported instead of silently ignored.
+//! reported instead of silently ignored: they are collected while
+//! deserializing (`serde_ignored`, in `config::parse`), every one of them
+//! with its line, rather than failing at the first.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +9,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Spec {
     pub server: ServerSpec,
     #[serde(default)]
@@ -26,30 +27,26 @@ pub struct Spec {
 
 /// `[api]`: the admin HTTP server.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ApiSpec {
     pub listen: Option<Spanned<String>>,
-    pub token: Option<String>,
+    pub token: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
 }
 
 /// `[[webhook]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     pub url: Spanned<String>,
 }
 
 /// `[geo]`: where client locations come from.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GeoSpec {
     pub database: Option<Spanned<String>>,
     pub networks: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     pub listen: Vec<Spanned<String>>,
     pub max_udp_payload: Option<Spanned<u16>>,
@@ -61,7 +58,6 @@ pub struct ServerSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ZoneSpec {
     pub origin: Spanned<String>,
     pub file: Spanned<String>,
@@ -69,7 +65,6 @@ pub struct ZoneSpec {
 
 /// `[health]`: the prober guard.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HealthSpec {
     pub guard_share: Option<Spanned<f64>>,
     pub guard_window: Option<Spanned<String>>,
@@ -79,7 +74,6 @@ pub struct HealthSpec {
 /// `[check.NAME]`: exactly one of the kind keys (`http`, `https`, `tcp`,
 /// `dns`, `exec`, `file`, `children`) plus options.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     pub http: Option<String>,
     pub https: Option<String>,
@@ -111,7 +105,6 @@ pub struct CheckSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
     pub status: Option<StatusSpec>,
     pub body: Option<String>,
@@ -127,7 +120,6 @@ pub enum StatusSpec {
 
 /// `[[route]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     pub name: String,
     #[serde(rename = "type")]
@@ -153,7 +145,6 @@ pub enum MinHealthySpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MemberSpec {
     pub value: Option<String>,
     pub route: Option<String>,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use toml::Spanned;
 
-pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial};
+pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, warnings};
 pub use duration::parse_duration;
 pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
 
@@ -110,6 +110,8 @@ pub struct ZoneConfig {
     pub file: PathBuf,
     /// Line of the `origin` key in the config file, for diagnostics.
     pub line: usize,
+    /// Line of the `file` key.
+    pub file_line: usize,
 }
 
 /// Reads and validates the config file at `path`.
@@ -124,29 +126,96 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     parse(path, &text)
 }
 
+/// Reads and validates the config file at `path`, keeping going past
+/// errors (see [`parse_partial`]).
+pub fn load_partial(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_partial(path, &text),
+        Err(e) => (
+            None,
+            vec![Diagnostic::new(
+                path,
+                1,
+                format!("cannot read config file: {e}"),
+            )],
+        ),
+    }
+}
+
 /// Validates config `text` as if read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
-    let spec: file::Spec = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
-        Diagnostics::one(Diagnostic::new(
-            path,
-            line,
-            e.message().trim_end().to_string(),
-        ))
-    })?;
+    match parse_partial(path, text) {
+        (Some(config), errors) if errors.is_empty() => Ok(config),
+        (_, errors) => Err(Diagnostics(errors)),
+    }
+}
+
+/// Validates config `text`: the config with every invalid part left out
+/// (None when the file is not well-formed TOML of the right shape) and
+/// every error found, so later stages (zones, geo) can still be checked.
+pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic>) {
+    let mut unknown = Vec::new();
+    let spec: Result<file::Spec, _> =
+        serde_ignored::deserialize(toml::Deserializer::new(text), |p| {
+            unknown.push(p.to_string())
+        });
+    // Every unknown key or section, each at its own line. The path runs
+    // through toml's private `Spanned` wrappers: drop those segments.
+    let mut errors: Vec<Diagnostic> = unknown
+        .iter()
+        .map(|raw| {
+            let key: Vec<&str> = raw
+                .split('.')
+                .filter(|s| !s.starts_with("$__serde_spanned"))
+                .collect();
+            let line = key_line(text, &key.join(".")).unwrap_or(1);
+            let name = key.last().copied().unwrap_or_default();
+            Diagnostic::new(path, line, format!("unknown key `{name}`"))
+        })
+        .collect();
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            errors.push(Diagnostic::new(
+                path,
+                line,
+                e.message().trim_end().to_string(),
+            ));
+            errors.sort_by_key(|d| d.line);
+            return (None, errors);
+        }
+    };
     let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
     let mut v = Validator {
         path,
         text,
         base,
-        errors: Vec::new(),
+        errors,
     };
     let config = v.config(spec);
-    if v.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(Diagnostics(v.errors))
+    (Some(config), v.errors)
+}
+
+/// The line of the key at `dotted` (`route.2.members.0.tierr`) in `text`.
+fn key_line(text: &str, dotted: &str) -> Option<usize> {
+    use toml_edit::{Item, Value};
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut segs: Vec<&str> = dotted.split('.').collect();
+    let last = segs.pop()?;
+    let mut item: &Item = doc.as_item();
+    for seg in segs {
+        item = match seg.parse::<usize>() {
+            Ok(i) => item.get(i)?,
+            Err(_) => item.get(seg)?,
+        };
     }
+    let span = match item {
+        Item::Table(t) => t.key(last).and_then(|k| k.span()),
+        Item::Value(Value::InlineTable(t)) => t.key(last).and_then(|k| k.span()),
+        _ => None,
+    }?;
+    Some(line_of(text, span.start))
 }
 
 struct Validator<'a> {
@@ -254,16 +323,17 @@ impl Validator<'_> {
                 SocketAddr::from(([127, 0, 0, 1], 8053))
             }),
         };
-        let token = match (&a.token, &a.token_file) {
+        // The token and the line that gave it (the key, or token_file's).
+        let token: Option<(String, usize)> = match (&a.token, &a.token_file) {
             (Some(_), Some(f)) => {
                 self.error(f, "[api] takes token or token_file, not both");
                 None
             }
-            (Some(t), None) => Some(t.clone()),
+            (Some(t), None) => Some((t.get_ref().clone(), self.line(t))),
             (None, Some(f)) => {
                 let path = self.resolve(f.get_ref());
                 match std::fs::read_to_string(&path) {
-                    Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                    Ok(t) if !t.trim().is_empty() => Some((t.trim().to_string(), self.line(f))),
                     Ok(_) => {
                         self.error(f, format!("token_file {} is empty", path.display()));
                         None
@@ -276,13 +346,12 @@ impl Validator<'_> {
             }
             (None, None) => None,
         };
-        if token.as_ref().is_some_and(|t| t.len() < 16) {
-            self.errors.push(Diagnostic::new(
-                self.path,
-                1,
-                "[api] token must be at least 16 characters",
-            ));
+        if let Some((t, line)) = &token
+            && t.len() < 16
+        {
+            self.error_at(*line, "[api] token must be at least 16 characters");
         }
+        let token = token.map(|(t, _)| t);
         ApiConfig { listen, token }
     }
 
@@ -403,6 +472,7 @@ impl Validator<'_> {
                 origin,
                 file: self.resolve(z.file.get_ref()),
                 line,
+                file_line: self.line(&z.file),
             });
         }
         zones
@@ -438,7 +508,7 @@ mod tests {
         let e = errors("[server]\nlisten = [\"127.0.0.1:53\"]\nlisen = 3\n");
         assert_eq!(e.len(), 1);
         assert!(
-            e[0].starts_with("veer.toml:3: unknown field `lisen`"),
+            e[0].starts_with("veer.toml:3: unknown key `lisen`"),
             "{e:?}"
         );
     }

@@ -47,9 +47,39 @@ impl Base {
     /// Like [`Base::load`], keeping the query counters of zones that
     /// `previous` served too.
     pub fn load_after(config: Config, previous: Option<&Base>) -> Result<Base, Diagnostics> {
+        Base::load_collecting(config, previous, Vec::new())
+    }
+
+    /// Reads and validates the config at `path` and loads what it names,
+    /// reporting every error of every stage that can run: a config error
+    /// leaves out only its part, and the zones, `[geo]` files and route
+    /// collisions of the rest are still checked.
+    pub fn load_path(path: &std::path::Path, previous: Option<&Base>) -> Result<Base, Diagnostics> {
+        match crate::config::load_partial(path) {
+            (Some(config), errors) => Base::load_collecting(config, previous, errors),
+            (None, errors) => Err(Diagnostics(errors)),
+        }
+    }
+
+    /// [`Base::load_after`] adding to `errors` found before (it fails if
+    /// any).
+    fn load_collecting(
+        config: Config,
+        previous: Option<&Base>,
+        mut errors: Vec<Diagnostic>,
+    ) -> Result<Base, Diagnostics> {
         let mut zones = Vec::new();
-        let mut errors = Vec::new();
         for z in &config.zones {
+            // An unreadable zone file is the config line's problem.
+            if let Err(e) = std::fs::File::open(&z.file) {
+                errors.push(Diagnostic::new(
+                    &config.path,
+                    z.file_line,
+                    format!("cannot read zone file {}: {e}", z.file.display()),
+                ));
+                zones.push(None);
+                continue;
+            }
             match Zone::load(&z.origin, &z.file) {
                 Ok(mut zone) => {
                     if let Some(old) =
@@ -57,9 +87,12 @@ impl Base {
                     {
                         zone.stats = old.stats.clone();
                     }
-                    zones.push(zone)
+                    zones.push(Some(zone))
                 }
-                Err(d) => errors.extend(d.0),
+                Err(d) => {
+                    errors.extend(d.0);
+                    zones.push(None);
+                }
             }
         }
         let geo = if config.geo.database.is_some() || config.geo.networks.is_some() {
@@ -73,17 +106,14 @@ impl Base {
         } else {
             None
         };
-        if !errors.is_empty() {
-            return Err(Diagnostics(errors));
-        }
-        let mut next = 0;
-        for z in &mut zones {
-            z.bind_soa(next);
-            next += 2;
-        }
+        // Route collisions are checked in every zone that loaded.
+        let mut next = 2 * zones.len();
         let mut route_slots = Vec::new();
         for r in &config.routes {
-            if let Err(m) = zones[r.zone].add_dynamic(&r.name, r.rtype, next) {
+            if let Some(Err(m)) = zones[r.zone]
+                .as_mut()
+                .map(|z| z.add_dynamic(&r.name, r.rtype, next))
+            {
                 errors.push(Diagnostic::new(
                     &config.path,
                     r.line,
@@ -95,6 +125,10 @@ impl Base {
         }
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
+        }
+        let mut zones: Vec<Zone> = zones.into_iter().flatten().collect();
+        for (i, z) in zones.iter_mut().enumerate() {
+            z.bind_soa(2 * i);
         }
         let fingerprints = config
             .checks

@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::config::{self, CheckKind};
+use crate::config::CheckKind;
 use crate::diag::Diagnostics;
 use crate::geo::Geo;
 use crate::health::checkpoint::Checkpoint;
@@ -378,17 +378,15 @@ impl Controller {
     ) -> Result<u64, Diagnostics> {
         let path = self.base.config.path.clone();
         let previous = self.base.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            config::load(&path).and_then(|c| Base::load_after(c, Some(&previous)))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(Diagnostics::one(crate::diag::Diagnostic::new(
-                &self.base.config.path,
-                1,
-                format!("reload failed: {e}"),
-            )))
-        });
+        let loaded = tokio::task::spawn_blocking(move || Base::load_path(&path, Some(&previous)))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Diagnostics::one(crate::diag::Diagnostic::new(
+                    &self.base.config.path,
+                    1,
+                    format!("reload failed: {e}"),
+                )))
+            });
         let now = SystemTime::now();
         match loaded {
             Err(d) => {

@@ -178,7 +178,7 @@ impl Zone {
                     } else {
                         if set.ttl() != record.ttl {
                             tracing::warn!(
-                                "{}:{}: TTL {} differs from the RRset's TTL {}; using {}",
+                                "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
                                 loc.file.display(),
                                 loc.line,
                                 record.ttl,
@@ -254,7 +254,7 @@ impl Zone {
         }
         if !index.contains_key(&(origin_key.clone(), RecordType::NS)) {
             tracing::warn!(
-                "{}: zone {origin} has no NS records at its apex",
+                "{}: warning: zone {origin} has no NS records at its apex",
                 file.display()
             );
         }

@@ -129,7 +129,16 @@ impl Reader {
             let arg = |i: usize| tok(i).ok_or_else(|| format!("{first} needs an argument"));
             match first.to_ascii_uppercase().as_str() {
                 "$ORIGIN" => *origin = parse_name(arg(1)?, origin)?,
-                "$TTL" => self.default_ttl = Some(parse_ttl_value(arg(1)?)?),
+                "$TTL" => match parse_ttl_value(arg(1)?) {
+                    Ok(ttl) => self.default_ttl = Some(ttl),
+                    Err(e) => {
+                        // One error, not one per record after it: the zone
+                        // is rejected anyway, so a placeholder lets the rest
+                        // of the file be checked for errors of its own.
+                        self.default_ttl = Some(0);
+                        return Err(e);
+                    }
+                },
                 "$INCLUDE" => {
                     if depth >= MAX_INCLUDE_DEPTH {
                         return Err(format!(
@@ -165,10 +174,19 @@ impl Reader {
                 parse_name(first, origin)?
             }
         };
+        // The next blank owner means this one, even if this record fails.
+        self.last_owner = Some(owner.clone());
         let mut ttl = None;
         let mut class = None;
         let rtype_at = loop {
             let t = tok(i).ok_or("record has no type")?;
+            if ttl.is_none()
+                && t.len() > 1
+                && t.starts_with('-')
+                && t[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(format!("TTL {t} is negative"));
+            }
             if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
                 ttl = Some(parse_ttl_value(t)?);
             } else if class.is_none() && DNSClass::from_str(&t.to_ascii_uppercase()).is_ok() {
@@ -206,7 +224,6 @@ impl Reader {
             None => parse_record(&owner, ttl, rdata_text, origin)
                 .map_err(|m| format!("bad {rtype} record: {m}"))?,
         };
-        self.last_owner = Some(owner);
         self.last_ttl = Some(ttl);
         self.out.records.push((record, loc.clone()));
         Ok(())
