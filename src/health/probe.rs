@@ -44,6 +44,78 @@ impl Clients {
     }
 }
 
+/// Why one probe attempt failed (its text is the outcome's reason).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The HTTP request failed (connect, TLS, reset): the innermost cause.
+    #[error("{0}")]
+    Http(String),
+    /// The method is not a valid HTTP method.
+    #[error("bad method: {0}")]
+    Method(String),
+    /// A status outside the accepted ranges.
+    #[error("status {0}")]
+    Status(u16),
+    /// The body could not be read.
+    #[error("reading body: {0}")]
+    BodyRead(String),
+    /// The body lacks the expected text.
+    #[error("status {status}, body does not contain `{want}`")]
+    Body {
+        /// The response status.
+        status: u16,
+        /// The text looked for.
+        want: String,
+    },
+    /// A TCP connect failed.
+    #[error("connect {target}: {source}")]
+    Connect {
+        /// `host:port`.
+        target: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A DNS exchange failed or answered wrong.
+    #[error("{0}")]
+    Dns(String),
+    /// The program could not be started or waited for.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// `argv[0]`.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The program exited unsuccessfully.
+    #[error("{program}: {status}")]
+    Exit {
+        /// `argv[0]`.
+        program: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// The state file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The state file says down, or something else.
+    #[error("{path} says {said}")]
+    Says {
+        /// The file.
+        path: String,
+        /// `down`, or the unexpected text quoted.
+        said: String,
+    },
+    /// Calculated checks have no probe.
+    #[error("calculated checks are not probed")]
+    Calculated,
+}
+
 /// Runs one attempt of `kind` within `timeout`.
 pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> Outcome {
     let start = Instant::now();
@@ -59,7 +131,7 @@ pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> 
             } => dns(*server, name, *qtype, answer.as_ref()).await,
             CheckKind::Exec { argv } => exec(argv).await,
             CheckKind::File { path } => file(path).await,
-            CheckKind::Calculated { .. } => Err("calculated checks are not probed".into()),
+            CheckKind::Calculated { .. } => Err(ProbeError::Calculated),
         }
     })
     .await;
@@ -70,10 +142,10 @@ pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> 
             latency,
             reason,
         },
-        Ok(Err(reason)) => Outcome {
+        Ok(Err(e)) => Outcome {
             ok: false,
             latency,
-            reason,
+            reason: e.to_string(),
         },
         Err(_) => Outcome {
             ok: false,
@@ -92,13 +164,14 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, String> {
+async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
     let client = if h.tls_verify {
         &clients.verify
     } else {
         &clients.insecure
     };
-    let method = reqwest::Method::from_bytes(h.method.as_bytes()).map_err(|e| e.to_string())?;
+    let method = reqwest::Method::from_bytes(h.method.as_bytes())
+        .map_err(|e| ProbeError::Method(e.to_string()))?;
     let mut req = client
         .request(method, &h.url)
         .header(reqwest::header::CONNECTION, "close");
@@ -108,10 +181,13 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, String> {
     if let Some(host) = &h.host {
         req = req.header(reqwest::header::HOST, host);
     }
-    let mut resp = req.send().await.map_err(|e| describe_reqwest(&e))?;
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| ProbeError::Http(describe_reqwest(&e)))?;
     let status = resp.status().as_u16();
     if !h.status.iter().any(|&(a, b)| (a..=b).contains(&status)) {
-        return Err(format!("status {status}"));
+        return Err(ProbeError::Status(status));
     }
     if let Some(want) = &h.body {
         let mut body = Vec::new();
@@ -119,7 +195,7 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, String> {
             match resp
                 .chunk()
                 .await
-                .map_err(|e| format!("reading body: {}", describe_reqwest(&e)))?
+                .map_err(|e| ProbeError::BodyRead(describe_reqwest(&e)))?
             {
                 Some(chunk) => body.extend_from_slice(&chunk),
                 None => break,
@@ -130,7 +206,10 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, String> {
             .windows(want.len().max(1))
             .any(|w| w == want.as_bytes())
         {
-            return Err(format!("status {status}, body does not contain `{want}`"));
+            return Err(ProbeError::Body {
+                status,
+                want: want.clone(),
+            });
         }
     }
     Ok(format!("status {status}"))
@@ -151,14 +230,28 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     }
 }
 
-async fn tcp(target: &str) -> Result<String, String> {
+async fn tcp(target: &str) -> Result<String, ProbeError> {
     tokio::net::TcpStream::connect(target)
         .await
-        .map_err(|e| format!("connect {target}: {e}"))?;
+        .map_err(|source| ProbeError::Connect {
+            target: target.to_string(),
+            source,
+        })?;
     Ok(format!("connected to {target}"))
 }
 
 async fn dns(
+    server: SocketAddr,
+    name: &Name,
+    qtype: RecordType,
+    want: Option<&RData>,
+) -> Result<String, ProbeError> {
+    dns_exchange(server, name, qtype, want)
+        .await
+        .map_err(ProbeError::Dns)
+}
+
+async fn dns_exchange(
     server: SocketAddr,
     name: &Name,
     qtype: RecordType,
@@ -255,7 +348,7 @@ async fn dns_tcp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, S
     }
 }
 
-async fn exec(argv: &[String]) -> Result<String, String> {
+async fn exec(argv: &[String]) -> Result<String, ProbeError> {
     let mut child = tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -265,7 +358,10 @@ async fn exec(argv: &[String]) -> Result<String, String> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+        .map_err(|source| ProbeError::Spawn {
+            program: argv[0].clone(),
+            source,
+        })?;
     // Kills the whole group when the probe ends: at the timeout (this
     // future is dropped) and after an exit that left children behind
     // (`sh -c 'sleep 37'` would otherwise leave orphans without bound).
@@ -273,11 +369,17 @@ async fn exec(argv: &[String]) -> Result<String, String> {
     let status = child
         .wait()
         .await
-        .map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
+        .map_err(|source| ProbeError::Spawn {
+            program: argv[0].clone(),
+            source,
+        })?;
     if status.success() {
         Ok("exit 0".into())
     } else {
-        Err(format!("{}: {status}", argv[0]))
+        Err(ProbeError::Exit {
+            program: argv[0].clone(),
+            status,
+        })
     }
 }
 
@@ -296,16 +398,23 @@ impl Drop for GroupKill {
     }
 }
 
-async fn file(path: &std::path::Path) -> Result<String, String> {
+async fn file(path: &std::path::Path) -> Result<String, ProbeError> {
+    let shown = || path.display().to_string();
     let text = tokio::fs::read_to_string(path)
         .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| ProbeError::Read {
+            path: shown(),
+            source,
+        })?;
     match text.trim().to_ascii_lowercase().as_str() {
-        "up" => Ok(format!("{} says up", path.display())),
-        "down" => Err(format!("{} says down", path.display())),
-        other => Err(format!(
-            "{} says `{other}`, expected up or down",
-            path.display()
-        )),
+        "up" => Ok(format!("{} says up", shown())),
+        "down" => Err(ProbeError::Says {
+            path: shown(),
+            said: "down".into(),
+        }),
+        other => Err(ProbeError::Says {
+            path: shown(),
+            said: format!("`{other}`, expected up or down"),
+        }),
     }
 }
