@@ -650,6 +650,28 @@ fn http_probes_ignore_proxy_variables() {
     wait_log(&veer, "check web: unknown -> up");
 }
 
+#[test]
+fn an_http_check_with_its_own_proxy_goes_through_it() {
+    // The target (port 9, closed) is reached only through the proxy, a
+    // backend that answers any request: up only if the proxy is used.
+    let proxy = HttpBackend::start();
+    let (_dir, config) = setup(&check(
+        "web",
+        &format!(
+            "http = \"http://127.0.0.1:9/health\"\nproxy = \"{}\"",
+            proxy.url("")
+        ),
+        "fall = 1\nrise = 1",
+    ));
+    let veer = Veer::start(&config);
+    wait_log(&veer, "check web: unknown -> up");
+    let req = proxy.last_request();
+    assert!(
+        req.starts_with("GET http://127.0.0.1:9/health"),
+        "not a proxy request: {req}"
+    );
+}
+
 /// An HTTP/1.1 backend that keeps connections alive, answers 200 on every
 /// connection it has, and stops accepting new ones after the first.
 fn keep_alive_backend() -> SocketAddr {

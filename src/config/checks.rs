@@ -174,6 +174,9 @@ pub struct HttpCheck {
     pub status: Vec<(u16, u16)>,
     /// Required substring of the first 64 KiB of the body.
     pub body: Option<String>,
+    /// Send the probe through this HTTP proxy (never one from the
+    /// environment).
+    pub proxy: Option<String>,
 }
 
 impl Validator<'_> {
@@ -355,6 +358,9 @@ impl Validator<'_> {
                 .to_ascii_uppercase();
             reqwest::Method::from_bytes(method.as_bytes())
                 .map_err(|_| format!("bad method `{method}`"))?;
+            if let Some(p) = &s.proxy {
+                reqwest::Proxy::all(p.as_str()).map_err(|e| format!("bad proxy `{p}`: {e}"))?;
+            }
             return Ok(CheckKind::Http(HttpCheck {
                 url,
                 method,
@@ -367,6 +373,7 @@ impl Validator<'_> {
                 tls_verify: s.tls_verify.unwrap_or(true),
                 status,
                 body: s.expect.body.clone(),
+                proxy: s.proxy.clone(),
             }));
         }
         if let Some(t) = &s.tcp {

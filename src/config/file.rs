@@ -89,6 +89,7 @@ pub struct CheckSpec {
     pub headers: BTreeMap<String, String>,
     pub host: Option<String>,
     pub tls_verify: Option<bool>,
+    pub proxy: Option<String>,
     pub query: Option<String>,
     pub qtype: Option<String>,
     #[serde(default)]

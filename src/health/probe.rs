@@ -28,19 +28,21 @@ pub struct Clients {
 impl Clients {
     /// Builds the clients.
     pub fn new() -> Result<Self, reqwest::Error> {
-        let build = |insecure: bool| {
-            reqwest::Client::builder()
-                .danger_accept_invalid_certs(insecure)
-                .redirect(reqwest::redirect::Policy::none())
-                .pool_max_idle_per_host(0)
-                .no_proxy()
-                .user_agent(concat!("veer-health/", env!("CARGO_PKG_VERSION")))
-                .build()
-        };
         Ok(Clients {
-            verify: build(false)?,
-            insecure: build(true)?,
+            verify: Clients::builder(false).build()?,
+            insecure: Clients::builder(true).build()?,
         })
+    }
+
+    /// How every probe client is built: no redirects, no pooling, no
+    /// proxy from the environment.
+    fn builder(insecure: bool) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(insecure)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .no_proxy()
+            .user_agent(concat!("veer-health/", env!("CARGO_PKG_VERSION")))
     }
 }
 
@@ -165,10 +167,25 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
-    let client = if h.tls_verify {
+    let shared = if h.tls_verify {
         &clients.verify
     } else {
         &clients.insecure
+    };
+    // A check with its own proxy gets a client of its own (no pooling
+    // anyway, so nothing is lost by building it per probe).
+    let own;
+    let client = match &h.proxy {
+        None => shared,
+        Some(p) => {
+            let proxy =
+                reqwest::Proxy::all(p.as_str()).map_err(|e| ProbeError::Http(e.to_string()))?;
+            own = Clients::builder(!h.tls_verify)
+                .proxy(proxy)
+                .build()
+                .map_err(|e| ProbeError::Http(e.to_string()))?;
+            &own
+        }
     };
     let method = reqwest::Method::from_bytes(h.method.as_bytes())
         .map_err(|e| ProbeError::Method(e.to_string()))?;
@@ -366,13 +383,10 @@ async fn exec(argv: &[String]) -> Result<String, ProbeError> {
     // future is dropped) and after an exit that left children behind
     // (`sh -c 'sleep 37'` would otherwise leave orphans without bound).
     let _group = child.id().map(GroupKill);
-    let status = child
-        .wait()
-        .await
-        .map_err(|source| ProbeError::Spawn {
-            program: argv[0].clone(),
-            source,
-        })?;
+    let status = child.wait().await.map_err(|source| ProbeError::Spawn {
+        program: argv[0].clone(),
+        source,
+    })?;
     if status.success() {
         Ok("exit 0".into())
     } else {
