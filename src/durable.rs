@@ -4,13 +4,18 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `dir/name`: a temporary file in `dir` is written and
 /// fsynced, renamed over the target, and the directory fsynced so the
 /// rename itself survives a crash. On error the old file is untouched.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // Unique per process and write: two writers (an overlapping restart)
+    // never share a temporary file.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()
@@ -19,8 +24,17 @@ pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    if let Err(e) = std::fs::rename(&tmp, dir.join(name)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The file is in place: a failed directory sync only weakens the
+    // guarantee against a power loss, so it is logged, not returned (the
+    // caller would report a write that happened as failed).
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!("{}: cannot sync the directory: {e}", dir.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

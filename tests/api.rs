@@ -552,13 +552,13 @@ fn override_put_is_idempotent_until_expires_and_delete_clears() {
 #[test]
 fn an_override_that_cannot_be_written_is_an_error_and_changes_nothing() {
     // The admin-state file is written durably before the override applies;
-    // when the write fails (a full disk, here a directory where the
-    // temporary file must go) the API says why and nothing changes.
+    // when the write fails (a full disk; here a directory stands where the
+    // file must go) the API says why and nothing changes.
     let s = scene(&token_line(), 200);
     let api = &s.api;
     wait_a(&s.veer, "www.example.test", &["10.0.0.1"]);
     let state = s.config.parent().unwrap().join("state");
-    std::fs::create_dir_all(state.join(".admin-state.tmp/x")).unwrap();
+    std::fs::create_dir_all(state.join("admin-state/x")).unwrap();
     let r = api.authed("PUT", "/v1/overrides/a", Some(r#"{"state": "down"}"#));
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(
@@ -568,7 +568,13 @@ fn an_override_that_cannot_be_written_is_an_error_and_changes_nothing() {
     );
     assert_eq!(api.check("a")["forced"], false);
     assert_eq!(a(&s.veer, "www.example.test"), ["10.0.0.1"]);
-    assert!(!state.join("admin-state").exists());
+    assert!(state.join("admin-state/x").is_dir());
+    let leftovers: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -109,7 +109,8 @@ pub fn warnings(config: &super::Config) -> Vec<crate::diag::Diagnostic> {
 /// What to assume before the first verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Initial {
-    /// The checkpointed state when the definition is unchanged, else Unknown.
+    /// The checkpointed state of the check's name (as is when only its
+    /// timing changed, provisionally when its target changed), else Unknown.
     LastKnown,
     /// Up.
     Up,

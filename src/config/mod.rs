@@ -154,22 +154,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
 /// (None when the file is not well-formed TOML of the right shape) and
 /// every error found, so later stages (zones, geo) can still be checked.
 pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic>) {
-    let mut unknown = Vec::new();
+    let mut unknown: Vec<Vec<Seg>> = Vec::new();
     let spec: Result<file::Spec, _> =
         serde_ignored::deserialize(toml::Deserializer::new(text), |p| {
-            unknown.push(p.to_string())
+            unknown.push(segments(&p))
         });
-    // Every unknown key or section, each at its own line. The path runs
-    // through toml's private `Spanned` wrappers: drop those segments.
+    // Every unknown key or section, each at its own line.
     let mut errors: Vec<Diagnostic> = unknown
         .iter()
-        .map(|raw| {
-            let key: Vec<&str> = raw
-                .split('.')
-                .filter(|s| !s.starts_with("$__serde_spanned"))
-                .collect();
-            let line = key_line(text, &key.join(".")).unwrap_or(1);
-            let name = key.last().copied().unwrap_or_default();
+        .map(|key| {
+            let line = key_line(text, key).unwrap_or(1);
+            let name = match key.last() {
+                Some(Seg::Key(k)) => k.as_str(),
+                _ => "",
+            };
             Diagnostic::new(path, line, format!("unknown key `{name}`"))
         })
         .collect();
@@ -197,17 +195,46 @@ pub fn parse_partial(path: &Path, text: &str) -> (Option<Config>, Vec<Diagnostic
     (Some(config), v.errors)
 }
 
-/// The line of the key at `dotted` (`route.2.members.0.tierr`) in `text`.
-fn key_line(text: &str, dotted: &str) -> Option<usize> {
+/// One step of a path into the TOML document.
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// `serde_ignored`'s path as steps, without toml's private `Spanned`
+/// wrappers (keys may hold dots or look like numbers: kept as they are).
+fn segments(p: &serde_ignored::Path<'_>) -> Vec<Seg> {
+    use serde_ignored::Path;
+    let mut out = match p {
+        Path::Root => return Vec::new(),
+        Path::Seq { parent, .. }
+        | Path::Map { parent, .. }
+        | Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => segments(parent),
+    };
+    match p {
+        Path::Seq { index, .. } => out.push(Seg::Index(*index)),
+        Path::Map { key, .. } if !key.starts_with("$__serde_spanned") => {
+            out.push(Seg::Key(key.clone()))
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The line of the key at `path` in `text`.
+fn key_line(text: &str, path: &[Seg]) -> Option<usize> {
     use toml_edit::{Item, Value};
     let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let mut segs: Vec<&str> = dotted.split('.').collect();
-    let last = segs.pop()?;
+    let (Seg::Key(last), parents) = path.split_last()? else {
+        return None;
+    };
     let mut item: &Item = doc.as_item();
-    for seg in segs {
-        item = match seg.parse::<usize>() {
-            Ok(i) => item.get(i)?,
-            Err(_) => item.get(seg)?,
+    for seg in parents {
+        item = match seg {
+            Seg::Index(i) => item.get(*i)?,
+            Seg::Key(k) => item.get(k.as_str())?,
         };
     }
     let span = match item {
@@ -501,6 +528,23 @@ mod tests {
         assert_eq!(c.server.max_udp_payload, 1232);
         assert_eq!(c.zones[0].origin.to_string(), "example.test.");
         assert_eq!(c.zones[0].file, PathBuf::from("/etc/veer/z/example.zone"));
+    }
+
+    #[test]
+    fn unknown_keys_with_dots_or_numeric_names_are_found_at_their_lines() {
+        let e = errors(
+            "[server]\nlisten = [\"127.0.0.1:53\"]\n\"top.dotted\" = 1\n\n\
+             [check.\"web.1\"]\ntcp = \"127.0.0.1:1\"\nintervall = \"1s\"\n\n\
+             [check.2]\ntcp = \"127.0.0.1:1\"\nfal = 3\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "veer.toml:3: unknown key `top.dotted`",
+                "veer.toml:7: unknown key `intervall`",
+                "veer.toml:11: unknown key `fal`",
+            ],
+        );
     }
 
     #[test]

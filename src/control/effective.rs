@@ -26,6 +26,9 @@ impl Controller {
             let h = &mut self.health[c];
             h.pending = r.pending;
             h.latency = Some(r.outcome.latency);
+            // Whether the state left behind was seen by a probe.
+            let from_established = h.established;
+            h.established = r.established;
             let Some(t) = &r.transition else { continue };
             let forced = self
                 .overrides
@@ -57,11 +60,25 @@ impl Controller {
                     (!matches!(k.kind, CheckKind::Calculated { .. })).then_some(h.observed)
                 })
                 .collect();
-            let current: Vec<State> = self.health.iter().map(|h| h.effective).collect();
-            match self
-                .guard
-                .observe(c, t.from, t.to, t.at, &observed, &current)
-            {
+            // The guard keeps established states only: an assumed or
+            // provisional one is no evidence, neither to count nor to hold.
+            let current: Vec<State> = self
+                .health
+                .iter()
+                .map(|h| {
+                    if h.established {
+                        h.effective
+                    } else {
+                        State::Unknown
+                    }
+                })
+                .collect();
+            let from = if from_established {
+                t.from
+            } else {
+                State::Unknown
+            };
+            match self.guard.observe(c, from, t.to, t.at, &observed, &current) {
                 Some(true) => tracing::error!(
                     "prober guard: more than {:.0}% of {} checks went down within {}; the likelier fault is this prober's own network, so the last states are kept until probes recover or an operator overrides",
                     self.base.config.health.guard_share * 100.0,
@@ -182,7 +199,10 @@ impl Controller {
 
     /// Reads the admin-state file; true if the overrides changed. A file
     /// with any error is rejected whole and the current overrides stay.
-    pub(super) fn read_admin_state(&mut self, now: SystemTime) -> bool {
+    ///
+    /// `operator`: a change counts as an operator's action (which lifts a
+    /// guard freeze); false for the read at start, which only restores.
+    pub(super) fn read_admin_state(&mut self, now: SystemTime, operator: bool) -> bool {
         let Some(dir) = &self.base.config.server.state_dir else {
             return false;
         };
@@ -219,7 +239,7 @@ impl Controller {
                 return false;
             }
         };
-        self.replace_overrides(new, now, "the admin-state file")
+        self.replace_overrides(new, now, "the admin-state file", operator)
     }
 
     pub(super) fn replace_overrides(
@@ -227,6 +247,7 @@ impl Controller {
         new: Vec<Override>,
         now: SystemTime,
         source: &str,
+        operator: bool,
     ) -> bool {
         if new == self.overrides {
             return false;
@@ -267,7 +288,7 @@ impl Controller {
             }
         }
         self.overrides = new;
-        if self.guard.frozen().is_some() {
+        if operator && self.guard.frozen().is_some() {
             tracing::warn!("prober guard lifted by the operator's override");
             self.guard.lift();
         }
@@ -307,6 +328,25 @@ impl Controller {
                 }
                 text.push('\n');
             }
+            // Lines for checks not configured now (a reload dropped them for
+            // a while) stay as they were: the file is the source of truth.
+            let path = dir.join(ADMIN_STATE);
+            if let Ok(old) = std::fs::read_to_string(&path) {
+                let mut skipped = Vec::new();
+                let checks = &self.base.config.checks;
+                let _ = overrides::parse(
+                    &path,
+                    &old,
+                    |n| checks.iter().any(|c| c.name == n),
+                    &mut skipped,
+                );
+                for d in skipped {
+                    if let Some(line) = old.lines().nth(d.line - 1) {
+                        text.push_str(line);
+                        text.push('\n');
+                    }
+                }
+            }
             // Durably: an override the API acknowledged survives a crash.
             crate::durable::replace(dir, ADMIN_STATE, text.as_bytes()).map_err(|source| {
                 OverrideError::Write {
@@ -316,7 +356,7 @@ impl Controller {
             })?;
         }
         let now = SystemTime::now();
-        if self.replace_overrides(new, now, "the API") {
+        if self.replace_overrides(new, now, "the API", true) {
             self.rebuild(now, true);
         }
         Ok(())

@@ -145,9 +145,9 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// The controller for `base`: restores checkpointed states (for checks
-    /// whose definition is unchanged), applies `initial` otherwise, reads
-    /// the admin-state file, and computes the first snapshot.
+    /// The controller for `base`: a reconcile from nothing (checkpointed
+    /// states by check name, `initial` otherwise, the admin-state file),
+    /// and the first snapshot.
     pub fn new(base: Base) -> Controller {
         Self::build(base, true)
     }
@@ -288,16 +288,21 @@ impl Controller {
                     // each other (a switch failing, a burst after start) go
                     // into one rebuild and one snapshot.
                     tokio::time::sleep(COALESCE).await;
-                    let mut transitions = self.apply(r);
+                    let transitions = self.apply(r);
                     // Coalesce: everything already queued goes into one snapshot.
-                    while let Ok(r) = reports.try_recv() {
-                        transitions |= self.apply(r);
-                    }
-                    self.rebuild(SystemTime::now(), transitions);
+                    self.drain(&mut reports, Some(transitions));
                 }
                 c = commands.recv() => {
                     let Some(c) = c else { break };
+                    if matches!(c, Command::Reload { .. }) {
+                        // Reports queued by probes a reload may replace are
+                        // applied first, so their transitions are not lost
+                        // and the new probes start from them.
+                        self.drain(&mut reports, None);
+                    }
                     self.command(c, &store, &mut commands, &clients, &report_tx, &mut tasks).await;
+                    // Reap probe tasks a reload aborted.
+                    while tasks.try_join_next().is_some() {}
                 }
                 _ = sleep_for(expiry) => {
                     let now = SystemTime::now();
@@ -317,6 +322,20 @@ impl Controller {
             store.publish_if_newer(self.generation, || self.snapshot());
         }
         tasks.abort_all();
+    }
+
+    /// Applies every queued report, then rebuilds if any was applied
+    /// (`first`: one was already applied, with this transition result).
+    fn drain(&mut self, reports: &mut mpsc::UnboundedReceiver<Report>, first: Option<bool>) {
+        let mut any = first.is_some();
+        let mut transitions = first.unwrap_or(false);
+        while let Ok(r) = reports.try_recv() {
+            transitions |= self.apply(r);
+            any = true;
+        }
+        if any {
+            self.rebuild(SystemTime::now(), transitions);
+        }
     }
 
     async fn command(
@@ -347,7 +366,7 @@ impl Controller {
                     }
                 }
                 let now = SystemTime::now();
-                if self.read_admin_state(now) {
+                if self.read_admin_state(now, true) {
                     self.rebuild(now, true);
                 }
                 for c in again {

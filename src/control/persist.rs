@@ -29,6 +29,7 @@ impl Controller {
                         state: h.observed,
                         definition: definition.clone(),
                         target: target.clone(),
+                        assumed: !h.established,
                         since: checkpoint::epoch_secs(h.since),
                         reason: h.reason.clone(),
                     };

@@ -35,6 +35,7 @@ use crate::health::probe::Clients;
 use crate::health::scheduler::{self, Plan, Report, Start};
 use crate::health::{CheckHealth, State};
 use crate::metrics::ProbeStats;
+use crate::route::Decision;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -58,6 +59,18 @@ impl Controller {
                 Some((&o.config.checks[i], &self.health[i], i))
             });
             let (h, start) = match prev {
+                // A calculated check is recomputed from its children: it
+                // keeps its state by name and is never provisional.
+                _ if matches!(c.kind, CheckKind::Calculated { .. }) => {
+                    let h = prev.map_or_else(
+                        || CheckHealth::new(State::Unknown, now),
+                        |(_, h, _)| CheckHealth {
+                            pending: false,
+                            ..h.clone()
+                        },
+                    );
+                    (h, Start::Resume(0))
+                }
                 Some((k, h, _)) if k.definition() == c.definition() => {
                     (h.clone(), Start::Resume(self.streak_of(k)))
                 }
@@ -97,7 +110,23 @@ impl Controller {
             }
             let def = c.definition();
             if let Some(p) = self.probes.iter_mut().find(|p| p.definition == def) {
-                health[i] = health[p.checks[0]].clone();
+                let seed = p.checks[0];
+                let plan = self.unspawned.iter_mut().find(|(id, _)| *id == p.id);
+                match plan {
+                    // A probe started by this reconcile: its checks start
+                    // from the best evidence any of them has (seen by a
+                    // probe beats assumed; then the most recent).
+                    Some((_, plan)) if better_seed(&health[i], &health[seed]) => {
+                        plan.initial = health[i].observed;
+                        plan.start = starts[i];
+                        plan.established = health[i].established;
+                        for &k in &p.checks {
+                            health[k] = health[i].clone();
+                        }
+                    }
+                    // A running probe (or a worse seed): take its state.
+                    _ => health[i] = health[seed].clone(),
+                }
                 p.checks.push(i);
                 continue;
             }
@@ -119,6 +148,7 @@ impl Controller {
                             check: c.clone(),
                             initial: health[i].observed,
                             start: starts[i],
+                            established: health[i].established,
                             stats: stats.clone(),
                         },
                     ));
@@ -146,6 +176,30 @@ impl Controller {
             .retain(|(id, _)| self.probes.iter().any(|p| p.id == *id));
 
         // Served serials: kept, or raised when a zone's content changed.
+        let mut kept_serials: Vec<bool> = new
+            .zones
+            .iter()
+            .map(|z| {
+                old.as_ref()
+                    .and_then(|o| o.zones.iter().position(|x| x.origin == z.origin))
+                    .is_some_and(|i| {
+                        serial_for(old.as_deref(), &self.serials, &new, z, &saved)
+                            == self.serials[i]
+                    })
+            })
+            .collect();
+        // Each unchanged route's last answer, to see what the reload changes.
+        let before: Vec<(String, Decision)> = old
+            .as_ref()
+            .map(|o| {
+                o.config
+                    .routes
+                    .iter()
+                    .zip(&self.decisions)
+                    .filter_map(|(r, d)| Some((format!("{r:?}"), d.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.serials = new
             .zones
             .iter()
@@ -184,9 +238,34 @@ impl Controller {
         self.geo = new.geo.clone();
         self.overrides
             .retain(|o| new.config.checks.iter().any(|c| c.name == o.check));
-        self.read_admin_state(now);
+        // At start the file only restores what was set before.
+        self.read_admin_state(now, old.is_some());
         self.reset_slots();
         self.rebuild(now, old.is_some());
+        // A route whose config is unchanged but whose answer changed (say a
+        // calculated check's min_healthy was edited) changed its zone too.
+        let mut raised = false;
+        for (r, d) in new.config.routes.iter().zip(&self.decisions) {
+            let config = format!("{r:?}");
+            let changed = before
+                .iter()
+                .find(|(c, _)| *c == config)
+                .zip(d.as_ref())
+                .is_some_and(|((_, was), now)| !was.same_content(now));
+            if changed && kept_serials[r.zone] {
+                self.serials[r.zone] = next_serial(self.serials[r.zone]);
+                let zone = &new.zones[r.zone];
+                let [soa, neg] = super::build::soa_slots(zone, self.serials[r.zone]);
+                self.slots[zone.soa_slot] = Arc::new(soa);
+                self.slots[zone.soa_slot + 1] = Arc::new(neg);
+                kept_serials[r.zone] = false;
+                raised = true;
+            }
+        }
+        if raised {
+            self.generation += 1;
+            self.save_checkpoint();
+        }
     }
 
     /// Starts what the last reconcile queued: probe tasks and the webhook
@@ -216,6 +295,11 @@ impl Controller {
     }
 }
 
+/// Whether `a` is better evidence than `b` to start a shared probe from.
+fn better_seed(a: &CheckHealth, b: &CheckHealth) -> bool {
+    (a.established, a.since) > (b.established, b.since)
+}
+
 /// The names of `base`'s checks, in order.
 fn check_names(base: &Base) -> Vec<String> {
     base.config.checks.iter().map(|c| c.name.clone()).collect()
@@ -234,6 +318,7 @@ fn provisional(c: &CheckConfig, h: &CheckHealth, now: SystemTime) -> (CheckHealt
     );
     let mut h = h.clone();
     h.pending = true;
+    h.established = false;
     h.reason = format!("kept from before the edit until confirmed: {}", h.reason);
     (h, Start::Provisional)
 }
@@ -327,6 +412,10 @@ fn initial_health(c: &CheckConfig, saved: &Checkpoint, now: SystemTime) -> (Chec
             let same_target = s.definition == checkpoint::fingerprint(&c.definition())
                 || s.target == checkpoint::fingerprint(&c.target());
             if same_target {
+                let h = CheckHealth {
+                    established: !s.assumed,
+                    ..h
+                };
                 (h, Start::Resume(0))
             } else {
                 provisional(c, &h, now)
@@ -352,3 +441,7 @@ pub(super) fn watched_files(base: &Base) -> watch::WatchSet {
         .collect();
     watch::WatchSet { reload, geo }
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

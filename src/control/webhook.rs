@@ -5,8 +5,8 @@
 //! queries or the other receivers.
 //!
 //! The set of URLs follows the config: [`Webhooks::reconcile`] starts a
-//! queue for a new URL and closes the queue of a removed one (its task
-//! finishes what is queued, then ends).
+//! queue for a new URL and stops the task of a removed one at once (what
+//! it still held is dropped: the receiver is no longer configured).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,14 +25,20 @@ const QUEUE: usize = 1024;
 /// The delivery queues, one per URL.
 #[derive(Debug, Default)]
 pub struct Webhooks {
-    queues: BTreeMap<String, mpsc::Sender<TransitionRecord>>,
+    queues: BTreeMap<String, (mpsc::Sender<TransitionRecord>, tokio::task::AbortHandle)>,
     client: Option<reqwest::Client>,
 }
 
 impl Webhooks {
     /// Makes the queues those of `urls`. Needs a tokio runtime.
     pub fn reconcile(&mut self, urls: &[String]) {
-        self.queues.retain(|url, _| urls.contains(url));
+        self.queues.retain(|url, (_, task)| {
+            let keep = urls.contains(url);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
         if urls.is_empty() {
             return;
         }
@@ -52,15 +58,15 @@ impl Webhooks {
         for url in urls {
             if !self.queues.contains_key(url) {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(run(client.clone(), url.clone(), rx));
-                self.queues.insert(url.clone(), tx);
+                let task = tokio::spawn(run(client.clone(), url.clone(), rx));
+                self.queues.insert(url.clone(), (tx, task.abort_handle()));
             }
         }
     }
 
     /// Queues `t` for every URL.
     pub fn send(&self, t: &TransitionRecord) {
-        for (url, q) in &self.queues {
+        for (url, (q, _)) in &self.queues {
             if q.try_send(t.clone()).is_err() {
                 tracing::warn!(
                     "webhook {url}: {QUEUE} transitions queued; dropped the {} transition",

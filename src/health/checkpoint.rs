@@ -37,6 +37,9 @@ pub struct Saved {
     /// Fingerprint of what it probes: restored provisionally if changed.
     #[serde(default)]
     pub target: String,
+    /// The state was assumed or provisional, not seen by a probe.
+    #[serde(default)]
+    pub assumed: bool,
     /// Seconds since the epoch of the last transition.
     pub since: u64,
     /// Why.
@@ -97,6 +100,7 @@ mod tests {
                 state: State::Down,
                 definition: fingerprint("x"),
                 target: fingerprint("y"),
+                assumed: false,
                 since: 5,
                 reason: "r".into(),
             },

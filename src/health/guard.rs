@@ -114,7 +114,12 @@ impl Guard {
         let down_now = observed.iter().filter(|s| **s == Some(State::Down)).count();
         let limit = self.share * total as f64;
         match &self.frozen {
-            None if total >= self.min_checks && self.recent.len() as f64 > limit => {
+            // A burst: more than the share went down within the window and
+            // are still down (flaps that recovered are no burst).
+            None if total >= self.min_checks
+                && self.recent.len() as f64 > limit
+                && down_now as f64 > limit =>
+            {
                 let mut frozen = current.to_vec();
                 for &(_, c, before) in &self.recent {
                     frozen[c] = before;

@@ -92,6 +92,11 @@ pub struct CheckHealth {
     pub latency: Option<Duration>,
     /// An operator override is in force.
     pub forced: bool,
+    /// `observed` was seen by a probe (now, or before a restart), not
+    /// assumed (`initial`) nor carried over provisionally from before a
+    /// target edit. Only established states count toward, or are held
+    /// by, the prober guard.
+    pub established: bool,
 }
 
 impl CheckHealth {
@@ -105,6 +110,7 @@ impl CheckHealth {
             reason: "no probe has completed yet".into(),
             latency: None,
             forced: false,
+            established: false,
         }
     }
 }

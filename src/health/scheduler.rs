@@ -32,6 +32,8 @@ pub struct Report {
     /// Consecutive results disagreeing with the state (carried over when
     /// an edit of the check's timing restarts its probe).
     pub streak: u32,
+    /// The state was seen by a probe (see `CheckHealth::established`).
+    pub established: bool,
     /// The last outcome.
     pub outcome: Outcome,
 }
@@ -45,6 +47,8 @@ pub struct Plan {
     pub initial: State,
     /// How that state was carried over.
     pub start: Start,
+    /// The initial state was seen by a probe (see `Tracker::established`).
+    pub established: bool,
     /// Counters the task updates after every cycle.
     pub stats: Arc<ProbeStats>,
 }
@@ -76,7 +80,8 @@ const START_SPREAD: Duration = Duration::from_secs(2);
 async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
     let check = plan.check;
     let mut tracker = match plan.start {
-        Start::Resume(streak) => Tracker::resume(plan.initial, streak, check.fall, check.rise),
+        Start::Resume(streak) => Tracker::resume(plan.initial, streak, check.fall, check.rise)
+            .established(plan.established),
         Start::Provisional => Tracker::provisional(plan.initial, check.fall, check.rise),
     };
     let (_watcher, mut changed) = match &check.kind {
@@ -97,15 +102,25 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
             .last_latency_us
             .store(outcome.latency.as_micros() as u64, Ordering::Relaxed);
         stats.latency.observe(outcome.latency);
-        let was = (tracker.pending(), tracker.streak());
+        let was = (
+            tracker.pending(),
+            tracker.streak(),
+            tracker.is_established(),
+        );
         let transition = tracker.observe(&outcome, SystemTime::now());
         // Steady results cross no channel; while counters move, each does.
-        if transition.is_some() || (tracker.pending(), tracker.streak()) != was {
+        let now = (
+            tracker.pending(),
+            tracker.streak(),
+            tracker.is_established(),
+        );
+        if transition.is_some() || now != was {
             let report = Report {
                 probe,
                 transition,
                 pending: tracker.pending(),
                 streak: tracker.streak(),
+                established: tracker.is_established(),
                 outcome,
             };
             if tx.send(report).is_err() {
@@ -243,6 +258,7 @@ mod tests {
             check: file_check(&path, 10_000),
             initial: State::Unknown,
             start: Start::Resume(0),
+            established: false,
             stats: Arc::default(),
         };
         spawn_one(0, plan, Clients::new().unwrap(), tx, &mut tasks);

@@ -30,6 +30,8 @@ pub struct Tracker {
     streak: u32,
     /// Agreeing results still needed to confirm a provisional state.
     confirm: u32,
+    /// The state was seen by a probe (not assumed, not provisional).
+    established: bool,
 }
 
 impl Tracker {
@@ -41,7 +43,20 @@ impl Tracker {
             rise: rise.max(1),
             streak: 0,
             confirm: 0,
+            established: false,
         }
+    }
+
+    /// Marks the starting state as seen by a probe before (a checkpoint,
+    /// or a timing edit of a check with a verdict).
+    pub fn established(mut self, yes: bool) -> Self {
+        self.established = yes && self.state != State::Unknown;
+        self
+    }
+
+    /// Whether the state was seen by a probe.
+    pub fn is_established(&self) -> bool {
+        self.established
     }
 
     /// A tracker resuming `state` with `streak` disagreeing results seen.
@@ -89,6 +104,7 @@ impl Tracker {
             (State::Up, true) | (State::Down, false) => {
                 self.streak = 0;
                 self.confirm = self.confirm.saturating_sub(1);
+                self.established |= self.confirm == 0;
                 return None;
             }
             (State::Up, false) => (State::Down, self.fall, "consecutive failures"),
@@ -107,6 +123,7 @@ impl Tracker {
         self.state = to;
         self.streak = 0;
         self.confirm = 0;
+        self.established = true;
         Some(Transition {
             from,
             to,
