@@ -50,7 +50,7 @@ pub enum ExplainError {
     Type(String),
     /// The ECS prefix does not parse.
     #[error("--ecs {0}")]
-    Ecs(String),
+    Ecs(#[from] crate::route::prefix::NetError),
     /// `--down` names no check.
     #[error("--down {0}: no such check")]
     Down(String),

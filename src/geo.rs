@@ -167,7 +167,7 @@ fn parse_networks(path: &Path, text: &str) -> Result<PrefixMap<Entry>, Diagnosti
         let net: Net = match t[0].parse() {
             Ok(n) => n,
             Err(e) => {
-                errors.push(err(e));
+                errors.push(err(e.to_string()));
                 continue;
             }
         };

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 /// Parses `500ms`, `10s`, `1m30s`, `2h`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
-    let too_long = || format!("`{text}` is too long (at most 365d)");
+    let too_long = || DurationError::TooLong(text.to_string());
     if let Ok(secs) = text.parse::<u64>() {
         let d = Duration::from_secs(secs);
         return if d <= MAX { Ok(d) } else { Err(too_long()) };
@@ -20,13 +20,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!(
-                "`{text}` is not a duration (expected e.g. 500ms, 2s, 1m)"
-            ));
+            return Err(DurationError::NotADuration(text.to_string()));
         }
         let value: f64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("`{text}` is not a duration (expected e.g. 500ms, 2s, 1m)"))?;
+            .map_err(|_| DurationError::NotADuration(text.to_string()))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -38,9 +36,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3600.0,
             "d" => 86400.0,
             unit => {
-                return Err(format!(
-                    "`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)"
-                ));
+                return Err(DurationError::Unit {
+                    text: text.to_string(),
+                    unit: unit.to_string(),
+                });
             }
         };
         rest = &rest[unit_len..];
@@ -52,6 +51,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(too_long)?;
     }
     Ok(total)
+}
+
+/// Why a duration does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// Nothing given.
+    #[error("empty duration")]
+    Empty,
+    /// Not a number with units.
+    #[error("`{0}` is not a duration (expected e.g. 500ms, 2s, 1m)")]
+    NotADuration(String),
+    /// An unknown unit.
+    #[error("`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)")]
+    Unit {
+        /// As written.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// Above [`MAX`].
+    #[error("`{0}` is too long (at most 365d)")]
+    TooLong(String),
 }
 
 /// The longest duration a config may give (timers add it to instants).

@@ -54,25 +54,57 @@ pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
     }
 }
 
+/// Why a network does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// No `/`.
+    #[error("`{0}` is not ADDRESS/LENGTH")]
+    Shape(String),
+    /// The address part.
+    #[error("`{0}` is not an IP address")]
+    Address(String),
+    /// The length part.
+    #[error("`/{len}` is not a prefix length for {addr}")]
+    Length {
+        /// As written.
+        len: String,
+        /// The address.
+        addr: IpAddr,
+    },
+    /// Bits set beyond the length.
+    #[error("`{text}` has host bits set (the network is {network}/{len})")]
+    HostBits {
+        /// As written.
+        text: String,
+        /// The masked address.
+        network: IpAddr,
+        /// The length.
+        len: u8,
+    },
+}
+
 impl FromStr for Net {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Net, String> {
+    type Err = NetError;
+    fn from_str(s: &str) -> Result<Net, NetError> {
         let (a, l) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not ADDRESS/LENGTH"))?;
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("`{a}` is not an IP address"))?;
+            .ok_or_else(|| NetError::Shape(s.to_string()))?;
+        let addr: IpAddr = a.parse().map_err(|_| NetError::Address(a.to_string()))?;
         let len: u8 = l
             .parse()
             .ok()
             .filter(|&l| l <= width(&addr))
-            .ok_or_else(|| format!("`/{l}` is not a prefix length for {addr}"))?;
+            .ok_or_else(|| NetError::Length {
+                len: l.to_string(),
+                addr,
+            })?;
         if mask(addr, len) != addr {
-            return Err(format!(
-                "`{s}` has host bits set (the network is {}/{len})",
-                mask(addr, len)
-            ));
+            return Err(NetError::HostBits {
+                text: s.to_string(),
+                network: mask(addr, len),
+                len,
+            });
         }
         Ok(Net { addr, len })
     }
