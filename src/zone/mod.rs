@@ -107,6 +107,35 @@ pub enum Found<'z> {
 /// Address RRsets for additional data, with their total wire size.
 type Addresses = (Box<[Arc<RecordSet>]>, usize);
 
+/// Why a route cannot be served at a name of the zone.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Collision {
+    /// Below a delegation (the child zone's data, not ours).
+    #[error("{name} is below the delegation at {cut}")]
+    BelowCut {
+        /// The route's name.
+        name: Name,
+        /// The delegation point.
+        cut: Name,
+    },
+    /// At a delegation point.
+    #[error("{0} is a delegation point")]
+    AtCut(Name),
+    /// Records of the same type, or a CNAME beside other data.
+    #[error("{name} {rtype} collides with the {what} {there} records {}", if there == rtype { "of the zone" } else { "there (a CNAME must be alone at its name)" })]
+    Data {
+        /// The route's name.
+        name: Name,
+        /// The route's type.
+        rtype: RecordType,
+        /// `static` or `routed`.
+        what: &'static str,
+        /// The type already there.
+        there: RecordType,
+    },
+}
+
 /// One loaded zone.
 #[derive(Debug)]
 pub struct Zone {
@@ -362,38 +391,33 @@ impl Zone {
         name: &Name,
         rtype: RecordType,
         slot: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), Collision> {
         let key = Key::new(name);
         let depth = key.labels() - self.origin_labels;
         for i in 1..depth {
             if self.nodes.get(key.suffix(i)).is_some_and(|n| n.cut) {
-                return Err(format!(
-                    "{name} is below the delegation at {}",
-                    Name::from_labels(name.iter().skip(i))
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ));
+                return Err(Collision::BelowCut {
+                    name: name.clone(),
+                    cut: Name::from_labels(name.iter().skip(i)).unwrap_or_default(),
+                });
             }
         }
         if let Some(node) = self.nodes.get(key.as_bytes()) {
             if node.cut {
-                return Err(format!("{name} is a delegation point"));
+                return Err(Collision::AtCut(name.clone()));
             }
             for e in &node.rrsets {
                 let what = match &e.data {
                     Data::Static(_) => "static",
                     Data::Slot(_) => "routed",
                 };
-                if e.rtype == rtype {
-                    return Err(format!(
-                        "{name} {rtype} collides with the {what} {rtype} records of the zone"
-                    ));
-                }
-                if e.rtype == RecordType::CNAME || rtype == RecordType::CNAME {
-                    return Err(format!(
-                        "{name} {rtype} collides with the {what} {} records there (a CNAME must be alone at its name)",
-                        e.rtype
-                    ));
+                if e.rtype == rtype || e.rtype == RecordType::CNAME || rtype == RecordType::CNAME {
+                    return Err(Collision::Data {
+                        name: name.clone(),
+                        rtype,
+                        what,
+                        there: e.rtype,
+                    });
                 }
             }
         }
