@@ -115,18 +115,18 @@ pub enum Collision {
     #[error("{name} is below the delegation at {cut}")]
     BelowCut {
         /// The route's name.
-        name: Name,
+        name: String,
         /// The delegation point.
-        cut: Name,
+        cut: String,
     },
     /// At a delegation point.
     #[error("{0} is a delegation point")]
-    AtCut(Name),
+    AtCut(String),
     /// Records of the same type, or a CNAME beside other data.
     #[error("{name} {rtype} collides with the {what} {there} records {}", if there == rtype { "of the zone" } else { "there (a CNAME must be alone at its name)" })]
     Data {
         /// The route's name.
-        name: Name,
+        name: String,
         /// The route's type.
         rtype: RecordType,
         /// `static` or `routed`.
@@ -397,14 +397,16 @@ impl Zone {
         for i in 1..depth {
             if self.nodes.get(key.suffix(i)).is_some_and(|n| n.cut) {
                 return Err(Collision::BelowCut {
-                    name: name.clone(),
-                    cut: Name::from_labels(name.iter().skip(i)).unwrap_or_default(),
+                    name: name.to_string(),
+                    cut: Name::from_labels(name.iter().skip(i))
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
                 });
             }
         }
         if let Some(node) = self.nodes.get(key.as_bytes()) {
             if node.cut {
-                return Err(Collision::AtCut(name.clone()));
+                return Err(Collision::AtCut(name.to_string()));
             }
             for e in &node.rrsets {
                 let what = match &e.data {
@@ -413,7 +415,7 @@ impl Zone {
                 };
                 if e.rtype == rtype || e.rtype == RecordType::CNAME || rtype == RecordType::CNAME {
                     return Err(Collision::Data {
-                        name: name.clone(),
+                        name: name.to_string(),
                         rtype,
                         what,
                         there: e.rtype,
