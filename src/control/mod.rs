@@ -15,10 +15,12 @@
 //! - `reconcile`: the only place a config becomes running state.
 //! - `effective`: probe reports, overrides and the guard into effective health.
 //! - `build`: a config's zones and route slots, and a decision's slot content.
+//! - `decide`: route decisions into slots, children before parents; serials.
 //! - `persist`: the checkpoint. `view`: the API's status view.
 //! - `watch`: file watching. `webhook`: one ordered delivery queue per URL.
 
 pub mod build;
+mod decide;
 mod effective;
 mod persist;
 mod reconcile;
@@ -43,10 +45,10 @@ use crate::health::probe::Clients;
 use crate::health::scheduler::{Plan, Report};
 use crate::health::{CheckHealth, State};
 use crate::metrics::ProbeStats;
-use crate::route::{Decision, View, decide};
+use crate::route::Decision;
 use crate::status::{ReloadRecord, TransitionRecord, rfc3339};
 use crate::store::{Dyn, Snapshot, Store};
-use build::{Base, route_slot, soa_slots};
+use build::Base;
 
 /// The admin-state file's name inside `state_dir`.
 pub const ADMIN_STATE: &str = "admin-state";
@@ -438,128 +440,6 @@ impl Controller {
                 tracing::info!("reload applied: generation {}", self.generation);
                 Ok(self.generation)
             }
-        }
-    }
-
-    /// Fresh slots for the current base (every route re-decided).
-    fn reset_slots(&mut self) {
-        let base = &self.base;
-        self.slots = (0..base.slot_count)
-            .map(|_| Arc::new(Dyn::NoData(u32::MAX)))
-            .collect();
-        let mut policy = vec![0u8; base.slot_count];
-        for (i, r) in base.config.routes.iter().enumerate() {
-            let label = crate::metrics::POLICIES
-                .iter()
-                .position(|p| *p == r.policy.name())
-                .unwrap_or(0);
-            policy[base.route_slots[i]] = label as u8;
-        }
-        self.slot_policy = policy.into();
-        self.decisions = vec![None; base.config.routes.len()];
-        for (i, z) in base.zones.iter().enumerate() {
-            let [soa, neg] = soa_slots(z, self.serials[i]);
-            self.slots[z.soa_slot] = Arc::new(soa);
-            self.slots[z.soa_slot + 1] = Arc::new(neg);
-        }
-        self.generation += 1;
-    }
-
-    /// Recomputes effective states and route decisions; raises the serial
-    /// of zones whose answers changed. `checkpoint` asks for the states to
-    /// be saved. Publishing happens in `run` when the generation moved.
-    fn rebuild(&mut self, now: SystemTime, checkpoint: bool) {
-        self.recompute_effective(now);
-        let config = &self.base.config;
-        // Only routes with a member whose check changed are decided again
-        // (and their parents, below).
-        let mut todo = vec![false; config.routes.len()];
-        for (c, h) in self.health.iter().enumerate() {
-            if self.seen.get(c) != Some(&(h.effective, h.pending)) {
-                for &r in &self.base.routes_of_check[c] {
-                    todo[r] = true;
-                }
-            }
-        }
-        self.seen = self
-            .health
-            .iter()
-            .map(|h| (h.effective, h.pending))
-            .collect();
-        let mut zone_changed = vec![false; self.base.zones.len()];
-        // Children before parents: a parent sees its children's fresh
-        // health bits and slots, and is rebuilt when a child's slot changed.
-        let mut route_healthy: Vec<bool> = self
-            .decisions
-            .iter()
-            .map(|d| d.as_ref().is_none_or(|d| d.healthy))
-            .collect();
-        let mut route_uncertain: Vec<bool> = self
-            .decisions
-            .iter()
-            .map(|d| d.as_ref().is_some_and(|d| d.uncertain))
-            .collect();
-        let mut replaced = vec![false; config.routes.len()];
-        for &i in &config.route_order {
-            let route = &config.routes[i];
-            let child_replaced = route
-                .members
-                .iter()
-                .any(|m| m.route.is_some_and(|c| replaced[c]));
-            if !todo[i] && !child_replaced && self.decisions[i].is_some() {
-                continue;
-            }
-            let view = View {
-                checks: &self.health,
-                routes: &route_healthy,
-                uncertain: &route_uncertain,
-            };
-            let d = decide(route, &view);
-            let old = self.decisions[i].as_ref();
-            let same = old.is_some_and(|o| o.same_answer(&d));
-            if same && !child_replaced {
-                // Same answer; keep the fresh path for explain and the API.
-                self.decisions[i] = Some(d);
-                continue;
-            }
-            // The zone's content changed (not only a TTL): raise its serial.
-            if old.is_some_and(|o| !o.same_content(&d)) || child_replaced {
-                tracing::debug!(
-                    "route {} {}: {}",
-                    route.name,
-                    route.rtype,
-                    d.path.join("; ")
-                );
-                zone_changed[route.zone] = true;
-            }
-            self.slots[self.base.route_slots[i]] = Arc::new(route_slot(
-                &self.base,
-                self.geo.as_ref(),
-                i,
-                &d,
-                &self.slots,
-            ));
-            route_healthy[i] = d.healthy;
-            route_uncertain[i] = d.uncertain;
-            replaced[i] = true;
-            self.decisions[i] = Some(d);
-        }
-        let any = replaced.iter().any(|&r| r);
-        let serial_moved = zone_changed.iter().any(|&c| c);
-        for (z, changed) in zone_changed.into_iter().enumerate() {
-            if changed {
-                self.serials[z] = next_serial(self.serials[z]);
-                let zone = &self.base.zones[z];
-                let [soa, neg] = soa_slots(zone, self.serials[z]);
-                self.slots[zone.soa_slot] = Arc::new(soa);
-                self.slots[zone.soa_slot + 1] = Arc::new(neg);
-            }
-        }
-        if any || checkpoint {
-            self.generation += 1;
-        }
-        if checkpoint || serial_moved {
-            self.save_checkpoint();
         }
     }
 
