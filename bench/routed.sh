@@ -10,19 +10,20 @@
 # of each routed row to static.
 #
 #   bench/routed.sh [ROUNDS] [SECONDS]     (default 3 rounds x 5 s)
+#
+# Needs dnsperf and dig (bench/setup.sh installs them); the zone and the
+# queries come from bench/gen-data.py, the CPUs from bench/lib.sh.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${BENCH_SHARED:-$ROOT/../shared/bench}
-# shellcheck source=/dev/null
-source "$SHARED/config.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+ROOT=$BENCH_ROOT
 ROUNDS=${1:-3} SECS=${2:-5}
-cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
-VEER="$ROOT/target/release/veer"
-python3 "$SHARED/gen_data.py" "$DATA" "$HEALTH_PORT" >/dev/null
+VEER=$(bench_veer)
+bench_data
 ZONE="$DATA/bench.test.zone"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-PORT=25999
+PORT=$(free_port)
 # ECS option (code 8): family 1, source /24, scope 0, 198.51.100.
 ECS="8:00011800c63364"
 
@@ -46,8 +47,7 @@ start() {  # KIND -> starts veer in $WORK/KIND, sets PID
   echo "veer ($1) did not start:" >&2; cat "$dir/log" >&2; exit 1
 }
 
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
+ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
 declare -A SUM
 for r in $(seq 1 "$ROUNDS"); do
   for kind in static weighted geo-ecs; do

@@ -1,87 +1,419 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: veer against gdnsd and NSD (and any other anchor of
-# ../shared/bench) on the same zone and query sets, in one run, with the
-# ratios veer / anchor of "QPS per server core" printed at the end.
+# Side-by-side benchmark: veer, gdnsd, NSD, Knot and a do-nothing responder
+# on the same zone and queries, in one run; prints one markdown table.
 #
-#   bench/run.sh                    # 1 round x 5 s: mix, nx, wild, dyn
-#   bench/run.sh -r 3 -l 10         # the anchors' settings (ANCHORS.md)
-#   BENCH_SERVERS="gdnsd veer" bench/run.sh
+#   bench/setup.sh && bench/run.sh          # 3 rounds x 10 s, query set mix
+#   ROUNDS=5 DURATION=20 bench/run.sh
+#   SERVERS="veer gdnsd" SETS="mix nx" bench/run.sh
+#   bench/run.sh -r 1 -l 5 -s "veer echo" -m "mix dyn"     # knobs as flags
+#
+# Knobs (environment, or the flags in brackets):
+#   ROUNDS    interleaved rounds [-r]                            default 3
+#   DURATION  measured seconds per run [-l]                      default 10
+#   WARMUP    seconds of unmeasured load before each run         default 2
+#   SERVERS   rows, in this order [-s]      default "veer gdnsd nsd knot echo"
+#             also: veer-routed veer-weighted veer-geo veer-hickory-udp
+#   SETS      query sets [-m]: mix nx wild dyn                   default mix
+#   CLIENTS, OUTSTANDING   dnsperf -c and -q                     default 4, 64
+#   QUIET_WAIT  seconds to wait at most, before each run, for the
+#               box to be idle (shared machines)                 default 30
+#   SERVER_CPU, CLIENT_CPU, BENCH_WORK: see bench/lib.sh
 #
 # Rows:
-#   veer         the static zone (dyn.bench.test is a plain A record)
-#   veer-routed  dyn.bench.test is a failover route whose primary is
-#                health-checked over HTTP against the harness's health
-#                endpoint (the counterpart of gdnsd-dyna)
-#   veer-weighted, veer-geo  dyn.bench.test as a weighted or a geo route
-#                (bench/veer-row.sh); compare their dyn QPS with veer's dyn.
-#                The harness's dnsperf sends no ECS, so geo locates the
-#                source address (the ECS parse and echo are not measured).
-# Query sets: mix (the anchors' mix), nx (100% NXDOMAIN), wild (100% wildcard
-# A), dyn (100% dyn.bench.test A). Needs ../shared/bench/setup.sh to have run.
+#   veer               target/release/veer (built here), workers = 1,
+#                      udp_sockets = 1
+#   gdnsd              udp_threads 1, tcp_threads 1
+#   nsd                server-count 1 (NSD also runs its idle main and xfrd
+#                      processes: all are counted), rrl-ratelimit 0
+#   knot               udp-workers 1, tcp-workers 1, background-workers 1,
+#                      no modules (so no rrl)
+#   echo               bench/echo, built here: sends each query back with QR
+#                      set, recvmmsg/sendmmsg; the kernel's limit
+#   veer-routed        dyn.bench.test is a failover route whose primary is
+#                      checked over HTTP (a python http.server on CLIENT_CPU)
+#   veer-weighted, veer-geo   dyn.bench.test as a weighted or a geo route
+#                      (bench/veer-row.sh)
+#   veer-hickory-udp   veer on hickory-server's UDP loop (udp_path = "hickory")
+# The routed rows answer dyn only, so they run the dyn set and nothing else.
+#
+# Each run (one row, one query set, one round): start the server pinned to
+# SERVER_CPU on a free loopback port, wait for its SOA, check its answers
+# with dig, put load on it for WARMUP seconds, then measure DURATION seconds
+# of dnsperf (pinned to CLIENT_CPU, -c 4 -q 64) while reading the CPU time
+# (utime and stime in /proc/PID/stat, all threads) of every process of the
+# server; stop it by PID. Rounds are interleaved: A B C, A B C, ...
+# The table holds medians over rounds (bench/table.py); the raw numbers stay
+# in $BENCH_WORK/runs/<time>/.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${BENCH_SHARED:-$ROOT/../shared/bench}
-# shellcheck source=/dev/null
-source "$SHARED/config.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-cargo build --release --manifest-path "$ROOT/Cargo.toml" >&2
-VEER="$ROOT/target/release/veer"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+SERVERS=${SERVERS:-"veer gdnsd nsd knot echo"}
+SETS=${SETS:-mix}
+CLIENTS=${CLIENTS:-4}
+OUTSTANDING=${OUTSTANDING:-64}
+QUIET_WAIT=${QUIET_WAIT:-30}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -r) ROUNDS=$2; shift 2 ;;
+    -l) DURATION=$2; shift 2 ;;
+    -s) SERVERS=$2; shift 2 ;;
+    -m) SETS=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see bench/run.sh -h)" >&2; exit 2 ;;
+  esac
+done
 
-# The wildcard query set (the harness generates mix, dyn and nx).
-python3 "$SHARED/gen_data.py" "$DATA" "$HEALTH_PORT"
-python3 - "$DATA/queries-wild.txt" <<'PY'
-import random, sys
-rng = random.Random(7)
-with open(sys.argv[1], "w") as f:
-    f.write("".join(f"w{rng.randrange(1_000_000)}.wild.bench.test A\n" for _ in range(10000)))
-PY
+for c in dnsperf dig taskset python3 cargo; do
+  command -v "$c" >/dev/null || { echo "run.sh: $c missing: run bench/setup.sh" >&2; exit 1; }
+done
 
-# Each row writes its config into its working dir ($DIR) and runs veer with
-# one worker on the pinned CPU, like the anchors.
-common='printf "[server]\nlisten = [\"127.0.0.1:%s\"]\nworkers = 1\nudp_sockets = 1\n[[zone]]\norigin = \"bench.test.\"\nfile = \"zone\"\n" $PORT > veer.toml'
-static="$common && cp \$ZONE zone && RUST_LOG=warn exec $VEER serve --config veer.toml"
-# The same with hickory-server's own UDP loop (udp_path = "hickory"), the
-# baseline of the batched UDP path.
-hickory_udp="$common && sed -i 's/^udp_sockets = 1/udp_sockets = 2\nudp_path = \"hickory\"/' veer.toml && cp \$ZONE zone && RUST_LOG=warn exec $VEER serve --config veer.toml"
-routed="$common && grep -v '^dyn' \$ZONE > zone && printf '[check.web]\nhttp = \"http://127.0.0.1:%s/\"\ninterval = \"5s\"\ntimeout = \"2s\"\n[[route]]\nname = \"dyn.bench.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\nmembers = [ { tier = 1, value = \"127.0.0.1\", check = \"web\" }, { tier = 2, value = \"192.0.2.53\" } ]\n' \$HEALTH_PORT >> veer.toml && RUST_LOG=warn exec $VEER serve --config veer.toml"
-export BENCH_EXTRA_SERVERS="veer;mix dyn;static;$static
-veer-routed;dyn;static;$routed
-veer-weighted;dyn;static;exec $ROOT/bench/veer-row.sh weighted $VEER \$PORT \$ZONE
-veer-geo;dyn;static;exec $ROOT/bench/veer-row.sh geo $VEER \$PORT \$ZONE
-veer-hickory-udp;mix;static;$hickory_udp"
+# Which query sets each row can answer.
+sets_of() {
+  case "$1" in
+    veer-routed | veer-weighted | veer-geo) echo dyn ;;
+    veer | veer-hickory-udp | gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
+    *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
+  esac
+}
+JOBS=()
+for s in $SERVERS; do
+  sets_of "$s" >/dev/null || exit 2
+  n=0
+  for q in $SETS; do
+    case " $(sets_of "$s") " in *" $q "*) JOBS+=("$s $q"); n=$((n + 1)) ;; esac
+  done
+  [ $n -gt 0 ] || echo "run.sh: $s answers only: $(sets_of "$s"); not in SETS=\"$SETS\", skipped" >&2
+done
+[ ${#JOBS[@]} -gt 0 ] || { echo "run.sh: nothing to run" >&2; exit 1; }
 
-OUT="${BENCH_OUT:-$SCRATCH/results/veer-$(date +%Y%m%d-%H%M%S)}"
-SERVERS=${BENCH_SERVERS:-"gdnsd gdnsd-dyna nsd veer veer-routed veer-weighted veer-geo"}
-# Rows run every query set they can answer: static rows mix/nx/wild/dyn,
-# routed rows dyn (plus the anchors' own sets).
-"$SHARED/run.sh" -s "$SERVERS" -M "mix nx wild dyn" -r 1 -l 5 -o "$OUT" "$@"
+needs() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+for s in gdnsd nsd knot; do
+  if needs $s && ! command -v "$([ $s = knot ] && echo knotd || echo $s)" >/dev/null; then
+    echo "run.sh: $s is not installed: run bench/setup.sh" >&2
+    exit 1
+  fi
+done
 
-python3 - "$OUT/runs.tsv" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-per = {}
-for r in rows:
-    try:
-        q, c = float(r["qps"]), float(r["srv_cpu_pct"])
-    except ValueError:
-        continue
-    if c > 0:
-        per.setdefault((r["server"], r["qset"]), []).append(q / (c / 100))
-med = {k: statistics.median(v) for k, v in per.items()}
-print("\nQPS per server core, veer / anchor (same run):")
-if ("veer", "dyn") in med:
-    for ours in ("veer-weighted", "veer-geo"):
-        if (ours, "dyn") in med:
-            print(f"  {ours} dyn / veer dyn (static): {med[(ours, 'dyn')] / med[('veer', 'dyn')]:.2f}x")
-for qset in ("mix", "nx", "wild", "dyn"):
-    for ours in ("veer", "veer-routed", "veer-weighted", "veer-geo", "veer-hickory-udp"):
-        if (ours, qset) not in med:
-            continue
-        parts = [f"{ours} {qset}: {med[(ours, qset)]:,.0f}/core"]
-        for anchor in ("gdnsd", "gdnsd-dyna", "nsd", "knot", "veer-hickory-udp"):
-            if anchor == ours:
-                continue
-            if (anchor, qset) in med:
-                parts.append(f"{med[(ours, qset)] / med[(anchor, qset)]:.2f}x {anchor}")
-        print("  " + ", ".join(parts))
-PY
+t_start=$(date +%s)
+case " $SERVERS " in *" veer"*) VEER=$(bench_veer) ;; esac
+needs echo && ECHO=$(bench_echo)
+bench_data
+ZONE=$DATA/bench.test.zone
+OUT=$BENCH_WORK/runs/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+TSV=$OUT/runs.tsv
+printf 'round\tserver\tset\tqps\tcompleted\tlost\twall_s\tuser_ticks\tsys_ticks\tother_cpu0_pct\tclient_cpu1_pct\trcodes\tcheck\n' > "$TSV"
+
+# --------------------------------------------------------------- servers --
+# Each start_* runs in the run's empty working directory (the cwd), writes
+# its config there and execs the server in the foreground, pinned, on
+# 127.0.0.1:$PORT, serving bench.test. from $ZONE.
+pin() { exec taskset -c "$SERVER_CPU" "$@"; }
+
+veer_conf() {
+  cat > veer.toml <<EOF
+[server]
+listen = ["127.0.0.1:$PORT"]
+workers = 1
+udp_sockets = 1
+$1
+[[zone]]
+origin = "bench.test."
+file = "zone"
+EOF
+}
+start_veer() {
+  veer_conf "" && cp "$ZONE" zone
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-hickory-udp() {
+  veer_conf 'udp_path = "hickory"' && cp "$ZONE" zone
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-routed() {
+  veer_conf "" && grep -v '^dyn ' "$ZONE" > zone
+  cat >> veer.toml <<EOF
+
+[check.web]
+http = "http://127.0.0.1:$HEALTH_PORT/"
+interval = "5s"
+timeout = "2s"
+
+[[route]]
+name = "dyn.bench.test."
+type = "A"
+ttl = 30
+policy = "failover"
+members = [
+  { tier = 1, value = "127.0.0.1", check = "web" },
+  { tier = 2, value = "192.0.2.53" },
+]
+EOF
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-weighted() {
+  "$BENCH_ROOT/bench/veer-row.sh" weighted "$VEER" "$PORT" "$ZONE" --config-only
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-geo() {
+  "$BENCH_ROOT/bench/veer-row.sh" geo "$VEER" "$PORT" "$ZONE" --config-only
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+
+start_gdnsd() {
+  mkdir -p zones run state && cp "$ZONE" zones/bench.test
+  cat > config <<EOF
+options => {
+  listen => [ 127.0.0.1:$PORT ]
+  udp_threads => 1
+  tcp_threads => 1
+  zones_rfc1035_threads => 1
+  run_dir => "$PWD/run"
+  state_dir => "$PWD/state"
+}
+EOF
+  pin gdnsd -c "$PWD" start
+}
+
+start_nsd() {
+  # Debian builds NSD with response rate limiting on (200/s per source);
+  # all our queries come from 127.0.0.1, so it must be off.
+  cat > nsd.conf <<EOF
+server:
+  ip-address: 127.0.0.1@$PORT
+  server-count: 1
+  rrl-ratelimit: 0
+  username: ""
+  chroot: ""
+  zonesdir: "$PWD"
+  database: ""
+  pidfile: "$PWD/nsd.pid"
+  xfrdfile: "$PWD/xfrd.state"
+  zonelistfile: "$PWD/zone.list"
+  logfile: "$PWD/nsd.log"
+  verbosity: 1
+remote-control:
+  control-enable: no
+zone:
+  name: bench.test.
+  zonefile: "$ZONE"
+EOF
+  pin nsd -d -c "$PWD/nsd.conf"
+}
+
+start_knot() {
+  # No module is configured: Knot's rrl is a module, so it is off.
+  mkdir -p db
+  cat > knot.conf <<EOF
+server:
+  rundir: "$PWD"
+  listen: 127.0.0.1@$PORT
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: "$PWD/db"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$PWD"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: bench.test.
+    file: "$ZONE"
+EOF
+  pin knotd -c "$PWD/knot.conf"
+}
+
+start_echo() {
+  pin "$ECHO" "127.0.0.1:$PORT"
+}
+
+# --------------------------------------------------------------- helpers --
+SERVER_PID=""  # the server running now, if any
+HEALTH_PID=""  # the health endpoint of veer-routed, if any
+tree() {  # PID and its descendants
+  ps -e -o pid=,ppid= | awk -v root="$1" '
+    { parent[$1] = $2 }
+    END {
+      keep[root] = 1
+      do { grew = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grew = 1 } } while (grew)
+      for (p in keep) print p
+    }'
+}
+cpu_ticks() {  # "utime stime" summed over the given PIDs (all their threads)
+  local p
+  for p in "$@"; do
+    sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null || echo "$p gone" >&2
+  done | awk '{ u += $12; s += $13 } END { print u + 0, s + 0 }'
+}
+busy() {  # busy ticks of one CPU (/proc/stat: user nice system _ _ irq softirq steal)
+  awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+stop() {  # TERM the process tree of PID, KILL what is left after 5 s
+  local pids p i alive
+  pids=$(tree "$1")
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for i in $(seq 50); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  wait "$1" 2>/dev/null || true
+}
+cleanup() {
+  [ -z "$SERVER_PID" ] || stop "$SERVER_PID"
+  [ -z "$HEALTH_PID" ] || stop "$HEALTH_PID"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most QUIET_WAIT seconds) until both CPUs are below 20% busy over
+# one second: other people's work on a shared box would be measured too.
+wait_quiet() {
+  local t0=$SECONDS a0 a1 b0 b1
+  while :; do
+    a0=$(busy "$SERVER_CPU") b0=$(busy "$CLIENT_CPU")
+    sleep 1
+    a1=$(busy "$SERVER_CPU") b1=$(busy "$CLIENT_CPU")
+    [ $(((a1 - a0) * 100 / HZ)) -lt 20 ] && [ $(((b1 - b0) * 100 / HZ)) -lt 20 ] && return 0
+    if [ $((SECONDS - t0)) -ge "$QUIET_WAIT" ]; then
+      echo "    (box still busy after ${QUIET_WAIT}s: CPU $SERVER_CPU $(((a1 - a0) * 100 / HZ))%," \
+        "CPU $CLIENT_CPU $(((b1 - b0) * 100 / HZ))%; measuring anyway)"
+      return 0
+    fi
+  done
+}
+
+ask() { dig @127.0.0.1 -p "$PORT" +norec +time=1 +tries=1 "$@" 2>/dev/null || true; }
+
+# Prints "ok" (maybe with a note) or "FAIL:" and what was wrong.
+check_answers() {
+  local name=$1 fails="" note="" a
+  if [ "$name" = echo ]; then
+    a=$(ask +nocookie host1.bench.test A)
+    grep -q 'flags: qr' <<< "$a" && grep -q 'QUERY: 1' <<< "$a" || fails+=" echo"
+    [ -z "$fails" ] && echo ok || echo "FAIL:$fails"
+    return
+  fi
+  a=$(ask +short dyn.bench.test A)
+  grep -qx 127.0.0.1 <<< "$a" || fails+=" dyn"
+  case "$name" in veer-routed | veer-weighted | veer-geo)
+    [ -z "$fails" ] && echo ok || echo "FAIL:$fails"
+    return ;;
+  esac
+  [ "$(ask +short host1.bench.test A)" = 198.18.0.1 ] || fails+=" A"
+  [ "$(ask +short host1.bench.test AAAA)" = 2001:db8::1 ] || fails+=" AAAA"
+  [ "$(ask +short x.wild.bench.test A)" = 198.19.0.1 ] || fails+=" wildcard"
+  [ "$(ask +short bench.test MX | wc -l)" = 2 ] || fails+=" MX"
+  ask nx1.bench.test A | grep -q 'status: NXDOMAIN' || fails+=" NXDOMAIN"
+  # An in-zone CNAME: the target's A should follow it; gdnsd 3 sends the
+  # CNAME alone (legal: the resolver chases it), noted in the table.
+  a=$(ask +short www1.bench.test A)
+  if ! grep -qx 198.18.0.1 <<< "$a"; then
+    if [ "$a" = host1.bench.test. ]; then note=" (CNAME not chased)"; else fails+=" CNAME"; fi
+  fi
+  [ -z "$fails" ] && echo "ok$note" || echo "FAIL:$fails"
+}
+
+# The health endpoint veer-routed checks (only when that row runs).
+if needs veer-routed; then
+  HEALTH_PORT=$(free_port)
+  mkdir -p "$OUT/health" && echo ok > "$OUT/health/index.html"
+  taskset -c "$CLIENT_CPU" python3 -m http.server "$HEALTH_PORT" --bind 127.0.0.1 \
+    --directory "$OUT/health" > "$OUT/health.log" 2>&1 &
+  HEALTH_PID=$!
+fi
+
+run_one() {
+  local round=$1 name=$2 set=$3 dir pid check i pids t0 t1 c0 c1 u0 s0 u1 s1 a0 a1 b0 b1 out
+  dir=$OUT/$name-$set-r$round
+  mkdir -p "$dir"
+  PORT=$(free_port)
+  (cd "$dir" && "start_$name") > "$dir/log" 2>&1 &
+  pid=$!
+  SERVER_PID=$pid
+  for i in $(seq 150); do
+    case "$name" in
+      echo) ask +nocookie bench.test SOA | grep -q 'flags: qr' && break ;;
+      # the route answers 127.0.0.1 once its first check is up
+      veer-routed) ask +short dyn.bench.test A | grep -qx 127.0.0.1 && break ;;
+      *) ask +short bench.test SOA | grep -q hostmaster && break ;;
+    esac
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  check=$(check_answers "$name")
+  if [[ $check == FAIL* ]]; then
+    kill -0 "$pid" 2>/dev/null || check="FAIL: did not start"
+    echo "  round $round $name $set: $check (log: $dir/log)"
+    tail -5 "$dir/log" | sed 's/^/    | /'
+    stop "$pid"
+    SERVER_PID=""
+    printf '%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t%s\n' "$round" "$name" "$set" "$check" >> "$TSV"
+    return
+  fi
+  wait_quiet
+  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
+    -c "$CLIENTS" -q "$OUTSTANDING" -l "$WARMUP" > "$dir/warmup.txt" 2>&1 || true
+  # Every process of the server (NSD runs three), read before and after.
+  mapfile -t pids < <(tree "$pid")
+  read -r u0 s0 < <(cpu_ticks "${pids[@]}")
+  a0=$(busy "$SERVER_CPU") b0=$(busy "$CLIENT_CPU") t0=$(date +%s.%N)
+  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
+    -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" > "$dir/dnsperf.txt" 2>&1 || true
+  t1=$(date +%s.%N) a1=$(busy "$SERVER_CPU") b1=$(busy "$CLIENT_CPU")
+  read -r u1 s1 < <(cpu_ticks "${pids[@]}")
+  stop "$pid"
+  SERVER_PID=""
+  out=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v a=$((a1 - a0)) -v b=$((b1 - b0)) \
+    -v t0="$t0" -v t1="$t1" -v hz="$HZ" '
+    /Queries completed:/ { done = $3 }
+    /Queries lost:/ { lost = $3 }
+    /Queries per second:/ { qps = $4 }
+    /Response codes:/ { sub(/.*Response codes: */, ""); gsub(/ /, ""); codes = $0 }
+    END {
+      w = t1 - t0
+      other = 100 * (a - u - s) / hz / w; if (other < 0) other = 0
+      printf "%s\t%s\t%s\t%.3f\t%d\t%d\t%.1f\t%.1f\t%s\n", qps, done, lost, w, u, s, other, 100 * b / hz / w, codes
+    }' "$dir/dnsperf.txt")
+  printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$set" "$out" "$check" >> "$TSV"
+  tail -1 "$TSV" | awk -F'\t' -v hz="$HZ" '{
+    cpu = ($8 + $9) / hz / $7
+    printf "  round %s %-16s %-4s %8.0f qps  server %3.0f%%  %8.0f/core  user %.2f us/q  sys %.2f us/q  other on cpu0 %s%%  lost %s  %s  %s\n",
+      $1, $2, $3, $4, 100 * cpu, (cpu > 0 ? $4 / cpu : 0), $8 / hz * 1e6 / $5, $9 / hz * 1e6 / $5, $10, $6, $12, $13 }'
+}
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); kernel $(uname -r); $(nproc) CPUs: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+  echo "veer: $(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$BENCH_ROOT" diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes')"
+  needs gdnsd && echo "gdnsd: $(gdnsd -V 2>&1 | grep -m1 -o 'gdnsd version [^ ]*')"
+  needs nsd && echo "nsd: $(nsd -v 2>&1 | head -1)"
+  needs knot && echo "knot: $(knotd -V 2>&1 | head -1)"
+  echo "dnsperf: $(dnsperf -h 2>&1 | grep -m1 -o 'Version [0-9.]*'); -c $CLIENTS -q $OUTSTANDING, ${WARMUP}s warm-up + ${DURATION}s measured;" \
+    "$ROUNDS rounds; server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$OUT/env.txt"
+
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  for job in "${JOBS[@]}"; do
+    # shellcheck disable=SC2086  # "name set"
+    run_one "$round" $job
+  done
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
+echo
+python3 "$BENCH_ROOT/bench/table.py" "$TSV" "$HZ" | tee "$OUT/table.md"
+echo
+echo "total time $(($(date +%s) - t_start)) s; raw numbers in $OUT"

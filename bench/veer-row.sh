@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# One routed veer row for bench/run.sh, run in the harness's empty working
-# dir: writes veer.toml (+ zone, + geo map) and execs veer, one worker.
+# One routed veer row for bench/run.sh and bench/routed.sh, run in an empty
+# working dir: writes veer.toml (+ zone, + geo map) and execs veer, one worker.
 #
 #   veer-row.sh KIND VEER PORT ZONE
 #
 # KIND  weighted: dyn.bench.test is a weighted route (3:1, pick = 2, so
-#                 every answer holds 127.0.0.1 for the harness's check);
+#                 every answer holds 127.0.0.1, which bench/run.sh checks);
 #       geo:      dyn.bench.test is a geo route (country DE -> 127.0.0.1,
 #                 default -> 192.0.2.53), client located by a networks map
 #                 (127.0.0.0/8 is DE), so every query takes the location
