@@ -81,15 +81,40 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut udp_threads = Vec::new();
     if config.server.udp_batched {
-        udp_threads = dns::udp::spawn(listeners.udp, Arc::new(handler), udp_stop.clone())?;
+        udp_threads = dns::udp::spawn(listeners.udp, Arc::new(handler.clone()), udp_stop.clone())?;
     } else {
         for s in listeners.udp {
             s.set_nonblocking(true)?;
             server.register_socket(tokio::net::UdpSocket::from_std(s)?);
         }
     }
+    // TCP: veer's own accept loop, with connection caps and timeouts. DNS
+    // clients never get the last descriptors: a reserve stays for probes,
+    // the checkpoint and the admin API.
+    let nofile = raise_nofile();
+    let fd_cap = nofile.saturating_sub(fd_reserve(nofile)).max(1);
+    let max_connections = config.server.tcp_max_connections.min(fd_cap);
+    if max_connections < config.server.tcp_max_connections {
+        tracing::warn!(
+            "tcp_max_connections lowered to {max_connections}: the descriptor limit is {nofile} and {} stay reserved for probes, the checkpoint and the API",
+            fd_reserve(nofile)
+        );
+    }
+    let limits = dns::tcp::Limits {
+        max_connections,
+        max_per_network: config.server.tcp_max_per_network,
+        idle_timeout: config.server.tcp_idle_timeout,
+        read_timeout: config.server.tcp_read_timeout,
+    };
+    let conns = Arc::new(dns::tcp::Connections::default());
+    let tcp_handler = Arc::new(handler.clone());
     for l in listeners.tcp {
-        server.register_listener(l, config.server.tcp_idle_timeout, 64);
+        tasks.spawn(dns::tcp::serve(
+            l,
+            tcp_handler.clone(),
+            conns.clone(),
+            limits,
+        ));
     }
     for addr in &listeners.addrs {
         // Tests and scripts find the bound port from this line.
@@ -110,6 +135,37 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         .await
         .map_err(std::io::Error::other)?;
     Ok(())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the limit in
+/// force.
+fn raise_nofile() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read only the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Descriptors kept out of the DNS clients' reach: for the listeners,
+/// probes, the checkpoint, webhooks and the admin API.
+fn fd_reserve(nofile: usize) -> usize {
+    (nofile / 4).clamp(64, 1024)
 }
 
 /// SIGHUP reloads, like the watcher and `POST /v1/reload`.

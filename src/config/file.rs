@@ -53,6 +53,9 @@ pub struct ServerSpec {
     pub workers: Option<Spanned<usize>>,
     pub udp_sockets: Option<Spanned<usize>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
+    pub tcp_read_timeout: Option<Spanned<String>>,
+    pub tcp_max_connections: Option<Spanned<usize>>,
+    pub tcp_max_per_network: Option<Spanned<usize>>,
     pub state_dir: Option<String>,
     pub udp_path: Option<Spanned<String>>,
 }

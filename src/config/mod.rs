@@ -95,6 +95,13 @@ pub struct ServerConfig {
     pub udp_sockets: Option<usize>,
     /// Idle time allowed between messages on a TCP connection.
     pub tcp_idle_timeout: Duration,
+    /// Time allowed for one whole TCP message once its first byte arrived
+    /// (and for writing one answer).
+    pub tcp_read_timeout: Duration,
+    /// Open TCP connections at most, all clients together.
+    pub tcp_max_connections: usize,
+    /// Open TCP connections at most from one client network (/24, /56).
+    pub tcp_max_per_network: usize,
     /// Where checkpointed health states and the admin-state file live.
     pub state_dir: Option<PathBuf>,
     /// Serve UDP with veer's batched threads (true) or hickory's loop.
@@ -444,6 +451,23 @@ impl Validator<'_> {
             }),
             None => Duration::from_secs(10),
         };
+        let tcp_read_timeout = match &s.tcp_read_timeout {
+            Some(t) => parse_duration(t.get_ref()).unwrap_or_else(|e| {
+                self.error(t, format!("tcp_read_timeout: {e}"));
+                Duration::from_secs(5)
+            }),
+            None => Duration::from_secs(5),
+        };
+        let mut count = |v: &Option<Spanned<usize>>, name: &str, default: usize| match v {
+            Some(n) if *n.get_ref() == 0 => {
+                self.error(n, format!("{name} must be at least 1"));
+                default
+            }
+            Some(n) => *n.get_ref(),
+            None => default,
+        };
+        let tcp_max_connections = count(&s.tcp_max_connections, "tcp_max_connections", 1024);
+        let tcp_max_per_network = count(&s.tcp_max_per_network, "tcp_max_per_network", 64);
         for (name, v) in [("workers", &s.workers), ("udp_sockets", &s.udp_sockets)] {
             if let Some(v) = v
                 && !(1..=256).contains(v.get_ref())
@@ -457,6 +481,9 @@ impl Validator<'_> {
             workers: s.workers.map(|w| w.into_inner()),
             udp_sockets: s.udp_sockets.map(|w| w.into_inner()),
             tcp_idle_timeout,
+            tcp_read_timeout,
+            tcp_max_connections,
+            tcp_max_per_network,
             state_dir: s.state_dir.map(|d| self.resolve(&d)),
             udp_batched: match s.udp_path.as_ref().map(|p| p.get_ref().as_str()) {
                 None | Some("batched") => true,

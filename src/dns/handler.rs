@@ -5,6 +5,7 @@
 //! references into the snapshot. Only wildcard-synthesised records are
 //! copied. hickory-server owns the sockets and the wire encoding.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -339,6 +340,59 @@ impl Handler {
             sections: Some(sections),
             fit,
         }
+    }
+
+    /// Answers one query message (a UDP datagram or a TCP message without
+    /// its length prefix) from `snap` into `out`; false when nothing
+    /// should be sent (a response, or shorter than a header).
+    pub fn answer_packet(
+        &self,
+        snap: &Snapshot,
+        packet: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let handler = self;
+        // Like hickory: shorter than a header, or a response: drop silently.
+        if packet.len() < 12 || packet[2] & 0x80 != 0 || src.port() == 0 {
+            return false;
+        }
+        let request = match Request::from_bytes(packet.to_vec(), src, protocol) {
+            Ok(r) => r,
+            Err(_) => {
+                // The header parsed (12 bytes), the rest did not: FORMERR.
+                out.extend_from_slice(&packet[..2]);
+                out.push(0x80 | (packet[2] & 0x79)); // QR, the request's opcode and RD
+                out.push(1); // RCODE FORMERR
+                out.extend_from_slice(&[0; 8]);
+                handler
+                    .stats()
+                    .count_no_zone(hickory_proto::op::ResponseCode::FormErr);
+                return true;
+            }
+        };
+        let prepared = handler.prepare(&request, snap);
+        let limit = match protocol {
+            Protocol::Udp => prepared.udp_limit(),
+            _ => u16::MAX,
+        };
+        let mut enc = BinEncoder::new(out);
+        enc.set_max_size(limit);
+        if prepared
+            .response(&request)
+            .destructive_emit(&mut enc)
+            .is_ok()
+        {
+            return true;
+        }
+        // Could not encode at all: a header-only SERVFAIL, as hickory does.
+        out.clear();
+        out.extend_from_slice(&packet[..2]);
+        out.push(0x80 | (packet[2] & 0x79));
+        out.push(2);
+        out.extend_from_slice(&[0; 8]);
+        true
     }
 
     /// Server-wide counters.

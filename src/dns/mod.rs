@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod handler;
 mod listen;
+pub mod tcp;
 pub mod udp;
 
 pub use handler::Handler;

@@ -15,12 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::Request;
 
 use super::Handler;
-use crate::store::Snapshot;
 
 /// Datagrams per `recvmmsg` / `sendmmsg`.
 const BATCH: usize = 32;
@@ -90,7 +87,7 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
             // A bug must cost one query, not this socket's thread.
             let packet = &b.rx[i][..len];
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                answer(handler, &snap, packet, src, &mut reply)
+                handler.answer_packet(&snap, packet, src, Protocol::Udp, &mut reply)
             }))
             .unwrap_or_else(|_| {
                 tracing::error!("internal error answering a query from {src}; dropped it");
@@ -107,52 +104,6 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
         }
         send_batch(fd, &mut b, out);
     }
-}
-
-/// Answers one datagram into `out`; false when nothing should be sent.
-fn answer(
-    handler: &Handler,
-    snap: &Snapshot,
-    packet: &[u8],
-    src: SocketAddr,
-    out: &mut Vec<u8>,
-) -> bool {
-    // Like hickory: shorter than a header, or a response: drop silently.
-    if packet.len() < 12 || packet[2] & 0x80 != 0 || src.port() == 0 {
-        return false;
-    }
-    let request = match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
-        Ok(r) => r,
-        Err(_) => {
-            // The header parsed (12 bytes), the rest did not: FORMERR.
-            out.extend_from_slice(&packet[..2]);
-            out.push(0x80 | (packet[2] & 0x79)); // QR, the request's opcode and RD
-            out.push(1); // RCODE FORMERR
-            out.extend_from_slice(&[0; 8]);
-            handler
-                .stats()
-                .count_no_zone(hickory_proto::op::ResponseCode::FormErr);
-            return true;
-        }
-    };
-    let prepared = handler.prepare(&request, snap);
-    let limit = prepared.udp_limit();
-    let mut enc = BinEncoder::new(out);
-    enc.set_max_size(limit);
-    if prepared
-        .response(&request)
-        .destructive_emit(&mut enc)
-        .is_ok()
-    {
-        return true;
-    }
-    // Could not encode at all: a header-only SERVFAIL, as hickory does.
-    out.clear();
-    out.extend_from_slice(&packet[..2]);
-    out.push(0x80 | (packet[2] & 0x79));
-    out.push(2);
-    out.extend_from_slice(&[0; 8]);
-    true
 }
 
 fn recv_batch(fd: i32, b: &mut Batch) -> usize {

@@ -222,7 +222,25 @@ impl Veer {
 
     /// [`Veer::start_with`] with `env` (name, value) set for the server.
     pub fn start_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Veer {
-        let mut cmd = Command::new(veer_bin());
+        Veer::start_wrapped(&[], config, args, env)
+    }
+
+    /// [`Veer::start_env`] run under `wrapper` (e.g. `["prlimit",
+    /// "--nofile=256:256", "--"]`); the PID is the wrapper's, which execs.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Veer {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(veer_bin());
+                c
+            }
+            None => Command::new(veer_bin()),
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
