@@ -187,6 +187,8 @@ pub struct ProbeStats {
     pub ok: AtomicU64,
     /// Failed probe cycles.
     pub failed: AtomicU64,
+    /// Cycles that could not run for a local reason (not counted).
+    pub local_faults: AtomicU64,
     /// Latency of the last cycle, in microseconds.
     pub last_latency_us: AtomicU64,
     /// Probe latency.

@@ -77,6 +77,12 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
                 esc(&c.name),
                 p.failed.load(Ordering::Relaxed)
             );
+            let _ = writeln!(
+                o,
+                "veer_probe_results_total{{check=\"{}\",result=\"local_fault\"}} {}",
+                esc(&c.name),
+                p.local_faults.load(Ordering::Relaxed)
+            );
         }
     }
     head(

@@ -72,6 +72,7 @@ fn report(c: &mut Controller, name: &str, from: State, to: State, ok: bool) {
         outcome: Outcome {
             ok,
             latency: Duration::from_millis(1),
+            local: false,
             reason: "scratch".into(),
         },
     };
@@ -448,6 +449,7 @@ fn f9_queued_transition_of_a_restarted_probe_is_applied_first() {
         outcome: Outcome {
             ok: false,
             latency: Duration::from_millis(1),
+            local: false,
             reason: "refused".into(),
         },
     })

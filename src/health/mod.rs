@@ -58,6 +58,9 @@ pub struct Outcome {
     pub ok: bool,
     /// How long the probe took.
     pub latency: Duration,
+    /// It failed for a reason of veer's own host (no descriptor, buffer
+    /// or local address): a fault of the prober, not of the backend.
+    pub local: bool,
     /// What happened, for logs (`connect timeout after 1s`, `status 500`).
     pub reason: String,
 }

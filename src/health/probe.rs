@@ -51,8 +51,13 @@ impl Clients {
 #[non_exhaustive]
 pub enum ProbeError {
     /// The HTTP request failed (connect, TLS, reset): the innermost cause.
-    #[error("{0}")]
-    Http(String),
+    #[error("{message}")]
+    Http {
+        /// The innermost cause.
+        message: String,
+        /// The cause is local (see [`ProbeError::is_local`]).
+        local: bool,
+    },
     /// The method is not a valid HTTP method.
     #[error("bad method: {0}")]
     Method(String),
@@ -78,9 +83,17 @@ pub enum ProbeError {
         /// Why.
         source: std::io::Error,
     },
-    /// A DNS exchange failed or answered wrong.
+    /// A DNS answer was wrong (rcode, missing record, unparsable).
     #[error("{0}")]
     Dns(String),
+    /// A DNS exchange failed on the socket.
+    #[error("{server}: {source}")]
+    DnsIo {
+        /// `ADDR:PORT`, with ` (tcp)` for the TCP retry.
+        server: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The program could not be started or waited for.
     #[error("cannot run {program}: {source}")]
     Spawn {
@@ -118,6 +131,51 @@ pub enum ProbeError {
     Calculated,
 }
 
+/// Errors that are the prober's own fault, not the backend's: out of
+/// descriptors or buffers, or no usable local address.
+const LOCAL_ERRNOS: [i32; 5] = [
+    libc::EMFILE,
+    libc::ENFILE,
+    libc::ENOBUFS,
+    libc::ENOMEM,
+    libc::EADDRNOTAVAIL,
+];
+
+fn io_is_local(e: &std::io::Error) -> bool {
+    e.raw_os_error().is_some_and(|n| LOCAL_ERRNOS.contains(&n))
+}
+
+impl ProbeError {
+    /// The probe could not run for a reason of veer's host (no descriptor,
+    /// no buffer, no local address): a fault of the prober, never counted
+    /// against the backend.
+    pub fn is_local(&self) -> bool {
+        match self {
+            ProbeError::Http { local, .. } => *local,
+            ProbeError::Connect { source, .. }
+            | ProbeError::DnsIo { source, .. }
+            | ProbeError::Spawn { source, .. }
+            | ProbeError::Read { source, .. } => io_is_local(source),
+            _ => false,
+        }
+    }
+
+    fn http(e: &reqwest::Error) -> ProbeError {
+        let mut local = false;
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                local |= io_is_local(io);
+            }
+            source = s.source();
+        }
+        ProbeError::Http {
+            message: describe_reqwest(e),
+            local,
+        }
+    }
+}
+
 /// Runs one attempt of `kind` within `timeout`.
 pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> Outcome {
     let start = Instant::now();
@@ -142,16 +200,19 @@ pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> 
         Ok(Ok(reason)) => Outcome {
             ok: true,
             latency,
+            local: false,
             reason,
         },
         Ok(Err(e)) => Outcome {
             ok: false,
             latency,
+            local: e.is_local(),
             reason: e.to_string(),
         },
         Err(_) => Outcome {
             ok: false,
             latency,
+            local: false,
             reason: format!("timeout after {}", fmt_duration(timeout)),
         },
     }
@@ -178,12 +239,11 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
     let client = match &h.proxy {
         None => shared,
         Some(p) => {
-            let proxy =
-                reqwest::Proxy::all(p.as_str()).map_err(|e| ProbeError::Http(e.to_string()))?;
+            let proxy = reqwest::Proxy::all(p.as_str()).map_err(|e| ProbeError::http(&e))?;
             own = Clients::builder(!h.tls_verify)
                 .proxy(proxy)
                 .build()
-                .map_err(|e| ProbeError::Http(e.to_string()))?;
+                .map_err(|e| ProbeError::http(&e))?;
             &own
         }
     };
@@ -198,10 +258,7 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
     if let Some(host) = &h.host {
         req = req.header(reqwest::header::HOST, host);
     }
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| ProbeError::Http(describe_reqwest(&e)))?;
+    let mut resp = req.send().await.map_err(|e| ProbeError::http(&e))?;
     let status = resp.status().as_u16();
     if !h.status.iter().any(|&(a, b)| (a..=b).contains(&status)) {
         return Err(ProbeError::Status(status));
@@ -263,9 +320,7 @@ async fn dns(
     qtype: RecordType,
     want: Option<&RData>,
 ) -> Result<String, ProbeError> {
-    dns_exchange(server, name, qtype, want)
-        .await
-        .map_err(ProbeError::Dns)
+    dns_exchange(server, name, qtype, want).await
 }
 
 async fn dns_exchange(
@@ -273,14 +328,14 @@ async fn dns_exchange(
     name: &Name,
     qtype: RecordType,
     want: Option<&RData>,
-) -> Result<String, String> {
+) -> Result<String, ProbeError> {
     let id = fastrand::u16(..);
     let mut msg = Message::query();
     msg.metadata.id = id;
     msg.metadata.op_code = OpCode::Query;
     msg.metadata.recursion_desired = false;
     msg.add_query(Query::query(name.clone(), qtype));
-    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
+    let bytes = msg.to_vec().map_err(|e| ProbeError::Dns(e.to_string()))?;
     let mut resp = dns_udp(server, id, &bytes).await?;
     let mut via = "";
     if resp.metadata.truncation {
@@ -290,7 +345,7 @@ async fn dns_exchange(
     }
     let rcode = resp.metadata.response_code;
     if rcode != ResponseCode::NoError {
-        return Err(format!("{name} {qtype}: {rcode}{via}"));
+        return Err(ProbeError::Dns(format!("{name} {qtype}: {rcode}{via}")));
     }
     if let Some(want) = want
         && !resp
@@ -298,7 +353,9 @@ async fn dns_exchange(
             .iter()
             .any(|r| r.record_type() == qtype && r.data == *want)
     {
-        return Err(format!("{name} {qtype}: no answer is `{want}`{via}"));
+        return Err(ProbeError::Dns(format!(
+            "{name} {qtype}: no answer is `{want}`{via}"
+        )));
     }
     Ok(format!(
         "{name} {qtype}: NOERROR, {} answers{via}",
@@ -306,7 +363,11 @@ async fn dns_exchange(
     ))
 }
 
-async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, String> {
+async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, ProbeError> {
+    let io = |source| ProbeError::DnsIo {
+        server: server.to_string(),
+        source,
+    };
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -314,21 +375,12 @@ async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, S
     }
     .parse()
     .expect("literal");
-    let sock = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(server)
-        .await
-        .map_err(|e| format!("{server}: {e}"))?;
-    sock.send(query)
-        .await
-        .map_err(|e| format!("{server}: {e}"))?;
+    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(io)?;
+    sock.connect(server).await.map_err(io)?;
+    sock.send(query).await.map_err(io)?;
     let mut buf = vec![0; 4096];
     loop {
-        let n = sock
-            .recv(&mut buf)
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
+        let n = sock.recv(&mut buf).await.map_err(io)?;
         let Ok(resp) = Message::from_vec(&buf[..n]) else {
             continue;
         };
@@ -338,27 +390,22 @@ async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, S
     }
 }
 
-async fn dns_tcp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, String> {
+async fn dns_tcp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, ProbeError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(server)
-        .await
-        .map_err(|e| format!("{server} (tcp): {e}"))?;
+    let io = |source| ProbeError::DnsIo {
+        server: format!("{server} (tcp)"),
+        source,
+    };
+    let mut s = tokio::net::TcpStream::connect(server).await.map_err(io)?;
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(query);
-    s.write_all(&framed)
-        .await
-        .map_err(|e| format!("{server} (tcp): {e}"))?;
+    s.write_all(&framed).await.map_err(io)?;
     loop {
-        let len = s
-            .read_u16()
-            .await
-            .map_err(|e| format!("{server} (tcp): {e}"))?;
+        let len = s.read_u16().await.map_err(io)?;
         let mut buf = vec![0; len as usize];
-        s.read_exact(&mut buf)
-            .await
-            .map_err(|e| format!("{server} (tcp): {e}"))?;
-        let resp =
-            Message::from_vec(&buf).map_err(|e| format!("{server} (tcp): bad response: {e}"))?;
+        s.read_exact(&mut buf).await.map_err(io)?;
+        let resp = Message::from_vec(&buf)
+            .map_err(|e| ProbeError::Dns(format!("{server} (tcp): bad response: {e}")))?;
         if resp.metadata.id == id && resp.metadata.message_type == MessageType::Response {
             return Ok(resp);
         }
@@ -430,5 +477,35 @@ async fn file(path: &std::path::Path) -> Result<String, ProbeError> {
             path: shown(),
             said: format!("`{other}`, expected up or down"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_faults_are_told_from_backend_faults() {
+        let io = |n| std::io::Error::from_raw_os_error(n);
+        for local in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::EADDRNOTAVAIL,
+        ] {
+            let e = ProbeError::Connect {
+                target: "192.0.2.1:80".into(),
+                source: io(local),
+            };
+            assert!(e.is_local(), "{e}");
+        }
+        for backend in [libc::ECONNREFUSED, libc::ECONNRESET, libc::EHOSTUNREACH] {
+            let e = ProbeError::DnsIo {
+                server: "192.0.2.1:53".into(),
+                source: io(backend),
+            };
+            assert!(!e.is_local(), "{e}");
+        }
+        assert!(!ProbeError::Status(500).is_local());
     }
 }

@@ -74,6 +74,12 @@ pub fn spawn_one(
     tasks.spawn(run(id, plan, clients, tx))
 }
 
+/// Extra attempts after a local fault within one cycle.
+const LOCAL_RETRIES: u32 = 3;
+
+/// How often a probe's local faults are logged at most.
+const LOCAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// The first probe is spread over this much time (or the interval, if shorter).
 const START_SPREAD: Duration = Duration::from_secs(2);
 
@@ -90,6 +96,7 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
     };
     let spread = check.interval.min(START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(fastrand::f64());
+    let mut last_local: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
@@ -97,34 +104,48 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
         }
         let outcome = cycle(&check, &clients).await;
         let stats = &plan.stats;
-        if outcome.ok { &stats.ok } else { &stats.failed }.fetch_add(1, Ordering::Relaxed);
-        stats
-            .last_latency_us
-            .store(outcome.latency.as_micros() as u64, Ordering::Relaxed);
-        stats.latency.observe(outcome.latency);
-        let was = (
-            tracker.pending(),
-            tracker.streak(),
-            tracker.is_established(),
-        );
-        let transition = tracker.observe(&outcome, SystemTime::now());
-        // Steady results cross no channel; while counters move, each does.
-        let now = (
-            tracker.pending(),
-            tracker.streak(),
-            tracker.is_established(),
-        );
-        if transition.is_some() || now != was {
-            let report = Report {
-                probe,
-                transition,
-                pending: tracker.pending(),
-                streak: tracker.streak(),
-                established: tracker.is_established(),
-                outcome,
-            };
-            if tx.send(report).is_err() {
-                return; // the controller is gone: shutting down
+        if outcome.local {
+            // The prober's own fault (no descriptor, buffer or address):
+            // says nothing about the backend, so the state stays.
+            stats.local_faults.fetch_add(1, Ordering::Relaxed);
+            if last_local.is_none_or(|t: Instant| t.elapsed() >= LOCAL_LOG_EVERY) {
+                tracing::warn!(
+                    "check {}: the probe could not run here ({}); not counted against the backend",
+                    check.name,
+                    outcome.reason
+                );
+                last_local = Some(Instant::now());
+            }
+        } else {
+            if outcome.ok { &stats.ok } else { &stats.failed }.fetch_add(1, Ordering::Relaxed);
+            stats
+                .last_latency_us
+                .store(outcome.latency.as_micros() as u64, Ordering::Relaxed);
+            stats.latency.observe(outcome.latency);
+            let was = (
+                tracker.pending(),
+                tracker.streak(),
+                tracker.is_established(),
+            );
+            let transition = tracker.observe(&outcome, SystemTime::now());
+            // Steady results cross no channel; while counters move, each does.
+            let now = (
+                tracker.pending(),
+                tracker.streak(),
+                tracker.is_established(),
+            );
+            if transition.is_some() || now != was {
+                let report = Report {
+                    probe,
+                    transition,
+                    pending: tracker.pending(),
+                    streak: tracker.streak(),
+                    established: tracker.is_established(),
+                    outcome,
+                };
+                if tx.send(report).is_err() {
+                    return; // the controller is gone: shutting down
+                }
             }
         }
         next += jittered(check.interval, check.jitter);
@@ -140,9 +161,17 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
 /// exponentially with jitter; `invert` applied to the result.
 pub async fn cycle(check: &CheckConfig, clients: &Clients) -> Outcome {
     let mut attempt = 0;
+    let mut local_tries = 0;
     let mut outcome = loop {
         let o = probe::attempt(&check.kind, check.timeout, clients).await;
-        if o.ok || attempt >= check.retries {
+        if o.local && local_tries < LOCAL_RETRIES {
+            // A local fault (say, descriptors momentarily exhausted) is
+            // retried a few times before the cycle gives up on it.
+            local_tries += 1;
+            tokio::time::sleep(Duration::from_millis(50) * local_tries).await;
+            continue;
+        }
+        if o.ok || o.local || attempt >= check.retries {
             break o;
         }
         let backoff = (Duration::from_millis(50) * 2u32.pow(attempt.min(10))).min(check.timeout);
@@ -152,7 +181,7 @@ pub async fn cycle(check: &CheckConfig, clients: &Clients) -> Outcome {
     if attempt > 0 {
         outcome.reason = format!("{} (after {} attempts)", outcome.reason, attempt + 1);
     }
-    if check.invert {
+    if check.invert && !outcome.local {
         outcome.ok = !outcome.ok;
         outcome.reason = format!("inverted: {}", outcome.reason);
     }

@@ -143,6 +143,7 @@ mod tests {
         Outcome {
             ok,
             latency: Duration::from_millis(1),
+            local: false,
             reason: if ok {
                 "200 OK".into()
             } else {
