@@ -577,6 +577,56 @@ fn an_override_that_cannot_be_written_is_an_error_and_changes_nothing() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
+#[test]
+fn the_api_bounds_connections_header_time_and_body_size() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let s = scene(&token_line(), 200);
+    let api = &s.api;
+    // A body over the limit (64 KiB) is refused, not buffered.
+    let big = format!(
+        r#"{{"state": "down", "reason": "{}"}}"#,
+        "x".repeat(100_000)
+    );
+    let r = api.authed("PUT", "/v1/overrides/a", Some(&big));
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(api.check("a")["forced"], false);
+
+    // 64 silent connections take every slot: the 65th is closed at once.
+    let silent: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(api.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(api.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let _ = extra.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0; 64];
+    assert!(
+        matches!(extra.read(&mut buf), Ok(0) | Err(_)),
+        "a 65th connection was served"
+    );
+    // Headers that never finish are cut off at the 5 s header timeout,
+    // which frees the slots.
+    let started = Instant::now();
+    let mut slow = silent;
+    for c in &mut slow {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    let _ = slow[0].write_all(b"GET / HTTP/1.1\r\n");
+    let n = slow[0].read(&mut buf).unwrap_or(0);
+    let took = started.elapsed();
+    println!("a client that never finished its headers was closed after {took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    let _ = n;
+    drop(slow);
+    assert!(
+        wait_until(WAIT, || api.get("/v1/status").status == 200),
+        "the API did not recover"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Authorization
 // ---------------------------------------------------------------------------

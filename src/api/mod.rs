@@ -8,7 +8,7 @@ mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -54,17 +54,55 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Open admin API connections at most; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Time for a request's headers to arrive (a slow client is closed).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest request body accepted (an override is a few hundred bytes).
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Serves the API on `listener` until `shutdown` completes: at most
+/// [`MAX_CONNECTIONS`] connections, headers within [`HEADER_TIMEOUT`],
+/// bodies up to [`BODY_LIMIT`], so a client cannot tie up the process
+/// the probes and the controller live in.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(api))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!("admin API stopped: {e}");
+    let app = router(api).layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("admin API accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue; // over the cap: closed at once
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service =
+                hyper::service::service_fn(move |req| tower::ServiceExt::oneshot(app.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!("admin API connection: {e}");
+            }
+        });
     }
 }
 
@@ -240,6 +278,10 @@ async fn put_override(
     }
     let Json(body) = match body {
         Ok(b) => b,
+        // Too large stays 413; every other malformed body is a 400.
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(e.status(), e.body_text());
+        }
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let state = match body.state.to_ascii_lowercase().as_str() {
