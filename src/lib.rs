@@ -39,6 +39,7 @@
 //!   decisions, snapshots, checkpoint and webhooks.
 //! - [`explain`]: `veer explain`, offline, through the server's own resolution.
 //! - [`api`]: the admin HTTP API, `/metrics` and the status page.
+//! - [`privilege`]: binding as root, then running as `[server] user`.
 //! - [`runtime`]: wiring for `veer serve`.
 //! - [`cli`]: the command line.
 
@@ -53,6 +54,7 @@ pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod metrics;
+pub mod privilege;
 pub mod route;
 pub mod runtime;
 pub mod status;

@@ -16,6 +16,7 @@ use crate::diag::Diagnostics;
 use crate::dns::{self, Handler};
 use crate::health::probe::Clients;
 use crate::metrics::ServerStats;
+use crate::privilege;
 use crate::store::Store;
 
 /// Why `serve` could not run.
@@ -27,6 +28,9 @@ pub enum ServeError {
     /// A socket could not be bound or the server failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// `[server] user` could not be taken on.
+    #[error("{0}")]
+    Privilege(#[from] crate::privilege::DropError),
 }
 
 /// Runs the server for `config` until `shutdown` completes.
@@ -39,11 +43,45 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         routes = config.routes.len(),
         "config loaded"
     );
+    // Running as `[server] user`: its state directory is handed over
+    // before anything writes there.
+    let target = match &config.server.user {
+        Some(user) => {
+            let t = privilege::resolve(user, config.server.group.as_deref())?;
+            if let Some(dir) = &config.server.state_dir {
+                privilege::hand_over(dir, t)?;
+            }
+            Some(t)
+        }
+        None => None,
+    };
     let controller = Controller::new(base);
     let store = Arc::new(Store::new(controller.snapshot()));
     let stats = Arc::new(ServerStats::default());
     let mut tasks = JoinSet::new();
     let (command_tx, command_rx) = mpsc::unbounded_channel();
+
+    // Every socket is bound before privileges are dropped.
+    let api_listener = match &config.api {
+        Some(a) => Some(api::bind(a.listen).await?),
+        None => None,
+    };
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let udp_sockets = config.server.udp_sockets.unwrap_or(workers.max(1) * 2);
+    let listeners = dns::bind(&config.server.listen, udp_sockets)?;
+    let nofile = raise_nofile();
+    if let Some(t) = target {
+        privilege::become_user(t)?;
+        if let Some(dir) = &config.server.state_dir {
+            privilege::check_writable(dir, t)?;
+        }
+        tracing::info!(
+            "running as uid {} gid {} ({})",
+            t.uid,
+            t.gid,
+            config.server.user.as_deref().unwrap_or_default()
+        );
+    }
 
     tasks.spawn(watch::start(
         controller.watched_files(),
@@ -56,8 +94,7 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     tasks.spawn(controller.run(store.clone(), clients, command_rx));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(a) = &config.api {
-        let listener = api::bind(a.listen).await?;
+    if let (Some(a), Some(listener)) = (&config.api, api_listener) {
         tracing::info!("api listening on {}", listener.local_addr()?);
         if a.token.is_none() {
             tracing::info!("api: no token configured, so overrides and reload over HTTP are off");
@@ -73,9 +110,6 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         }));
     }
 
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
-    let udp_sockets = config.server.udp_sockets.unwrap_or(workers.max(1) * 2);
-    let listeners = dns::bind(&config.server.listen, udp_sockets)?;
     let handler = Handler::new(store.clone(), stats);
     let mut server = Server::new(handler.clone());
     let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -91,7 +125,6 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     // TCP: veer's own accept loop, with connection caps and timeouts. DNS
     // clients never get the last descriptors: a reserve stays for probes,
     // the checkpoint and the admin API.
-    let nofile = raise_nofile();
     let fd_cap = nofile.saturating_sub(fd_reserve(nofile)).max(1);
     let max_connections = config.server.tcp_max_connections.min(fd_cap);
     if max_connections < config.server.tcp_max_connections {

@@ -56,6 +56,8 @@ pub struct ServerSpec {
     pub tcp_read_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<usize>>,
     pub tcp_max_per_network: Option<Spanned<usize>>,
+    pub user: Option<String>,
+    pub group: Option<String>,
     pub state_dir: Option<String>,
     pub udp_path: Option<Spanned<String>>,
 }

@@ -102,6 +102,10 @@ pub struct ServerConfig {
     pub tcp_max_connections: usize,
     /// Open TCP connections at most from one client network (/24, /56).
     pub tcp_max_per_network: usize,
+    /// Run as this user after binding (and as `group`, else its group).
+    pub user: Option<String>,
+    /// See `user`.
+    pub group: Option<String>,
     /// Where checkpointed health states and the admin-state file live.
     pub state_dir: Option<PathBuf>,
     /// Serve UDP with veer's batched threads (true) or hickory's loop.
@@ -484,6 +488,8 @@ impl Validator<'_> {
             tcp_read_timeout,
             tcp_max_connections,
             tcp_max_per_network,
+            user: s.user.clone(),
+            group: s.group.clone(),
             state_dir: s.state_dir.map(|d| self.resolve(&d)),
             udp_batched: match s.udp_path.as_ref().map(|p| p.get_ref().as_str()) {
                 None | Some("batched") => true,
