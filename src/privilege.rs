@@ -77,18 +77,47 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Target, DropError> {
     Ok(Target { uid, gid })
 }
 
-/// Creates `dir` if needed and gives it, and the files in it, to `t`.
+/// The files veer writes in `state_dir` (and their temporary names begin
+/// with a dot and one of these).
+const OWN_FILES: [&str; 2] = ["health.json", "admin-state"];
+
+/// Creates `dir` if needed and gives it, and veer's own state files in it,
+/// to `t`. Symlinks are never followed and nothing else is touched: the
+/// directory belongs to the unprivileged user, who could plant a link to
+/// a root-owned file. A directory owned by anyone but root or `t` is
+/// refused.
 pub fn hand_over(dir: &Path, t: Target) -> Result<(), DropError> {
+    use std::os::unix::fs::{MetadataExt, lchown};
     let fail = |p: &Path, source| DropError::State {
         path: p.display().to_string(),
         uid: t.uid,
         source,
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    std::os::unix::fs::chown(dir, Some(t.uid), Some(t.gid)).map_err(|e| fail(dir, e))?;
-    for e in std::fs::read_dir(dir).map_err(|e| fail(dir, e))? {
-        let p = e.map_err(|e| fail(dir, e))?.path();
-        std::os::unix::fs::chown(&p, Some(t.uid), Some(t.gid)).map_err(|e| fail(&p, e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| fail(dir, e))?;
+    if !meta.is_dir() {
+        return Err(fail(dir, io::Error::other("not a directory")));
+    }
+    if meta.uid() != 0 && meta.uid() != t.uid {
+        return Err(fail(
+            dir,
+            io::Error::other(format!(
+                "owned by uid {}, not root nor the user",
+                meta.uid()
+            )),
+        ));
+    }
+    lchown(dir, Some(t.uid), Some(t.gid)).map_err(|e| fail(dir, e))?;
+    for name in OWN_FILES {
+        let p = dir.join(name);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() => {
+                lchown(&p, Some(t.uid), Some(t.gid)).map_err(|e| fail(&p, e))?
+            }
+            Ok(_) => return Err(fail(&p, io::Error::other("not a regular file"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(&p, e)),
+        }
     }
     Ok(())
 }
@@ -134,4 +163,46 @@ pub fn check_writable(dir: &Path, t: Target) -> Result<(), DropError> {
             uid: t.uid,
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    #[test]
+    fn hand_over_follows_no_symlink_and_touches_only_veers_files() {
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("skipped: not root, so chown to another user is not possible");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("secret");
+        std::fs::write(&outside, "root only").unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(state.join("health.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(&outside, state.join("evil")).unwrap();
+        let nobody = Target {
+            uid: 65534,
+            gid: 65534,
+        };
+        hand_over(&state, nobody).unwrap();
+        assert_eq!(std::fs::metadata(&outside).unwrap().uid(), 0);
+        assert_eq!(
+            std::fs::symlink_metadata(state.join("evil")).unwrap().uid(),
+            0
+        );
+        assert_eq!(
+            std::fs::metadata(state.join("health.json")).unwrap().uid(),
+            65534
+        );
+        // A link in place of veer's own file is refused.
+        std::fs::remove_file(state.join("health.json")).unwrap();
+        std::os::unix::fs::symlink(&outside, state.join("health.json")).unwrap();
+        assert!(hand_over(&state, nobody).is_err());
+        assert_eq!(std::fs::metadata(&outside).unwrap().uid(), 0);
+    }
 }

@@ -75,6 +75,18 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         if let Some(dir) = &config.server.state_dir {
             privilege::check_writable(dir, t)?;
         }
+        // A reload reads these as the new user: say now if it cannot.
+        let mut files = vec![config.path.clone()];
+        files.extend(controller.watched_files().borrow().reload.iter().cloned());
+        for f in files {
+            if let Err(e) = std::fs::File::open(&f) {
+                tracing::warn!(
+                    "{}: unreadable as {} ({e}); reloads will fail",
+                    f.display(),
+                    config.server.user.as_deref().unwrap_or_default()
+                );
+            }
+        }
         tracing::info!(
             "running as uid {} gid {} ({})",
             t.uid,
@@ -125,11 +137,21 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     // TCP: veer's own accept loop, with connection caps and timeouts. DNS
     // clients never get the last descriptors: a reserve stays for probes,
     // the checkpoint and the admin API.
-    let fd_cap = nofile.saturating_sub(fd_reserve(nofile)).max(1);
+    // What DNS clients may use: the limit less what is open now, what the
+    // admin API may take, and the reserve.
+    let open_now = std::fs::read_dir("/proc/self/fd").map_or(32, |d| d.count());
+    let api_max = if config.api.is_some() {
+        api::MAX_CONNECTIONS
+    } else {
+        0
+    };
+    let fd_cap = nofile
+        .saturating_sub(open_now + api_max + fd_reserve(nofile))
+        .max(1);
     let max_connections = config.server.tcp_max_connections.min(fd_cap);
     if max_connections < config.server.tcp_max_connections {
         tracing::warn!(
-            "tcp_max_connections lowered to {max_connections}: the descriptor limit is {nofile} and {} stay reserved for probes, the checkpoint and the API",
+            "tcp_max_connections lowered to {max_connections}: the descriptor limit is {nofile}; {open_now} are open, {api_max} are for the admin API and {} stay reserved for probes and the checkpoint",
             fd_reserve(nofile)
         );
     }

@@ -66,8 +66,11 @@ pub struct CheckStatus {
     pub reason: String,
     /// Last probe latency in milliseconds.
     pub last_latency_ms: Option<f64>,
-    /// Probe counters (not serialised).
-    #[serde(skip)]
+    /// Probe counters; shown as `local_faults`, read when shown: probe
+    /// cycles that could not run for a reason of veer's host since start
+    /// (they leave the state as it was, so a rising count says the state
+    /// is getting stale).
+    #[serde(rename = "local_faults", serialize_with = "local_faults")]
     pub stats: Option<Arc<ProbeStats>>,
 }
 
@@ -136,4 +139,13 @@ pub struct ReloadRecord {
 /// RFC 3339 with milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn local_faults<S: serde::Serializer>(
+    stats: &Option<Arc<ProbeStats>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(stats.as_ref().map_or(0, |p| {
+        p.local_faults.load(std::sync::atomic::Ordering::Relaxed)
+    }))
 }

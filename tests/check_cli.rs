@@ -410,3 +410,20 @@ fn check_warns_of_missing_programs_and_files_without_log_lines() {
         assert!(l.starts_with('/'), "not a diagnostic: `{l}`");
     }
 }
+
+#[test]
+fn group_without_user_and_zero_tcp_timeouts_are_errors() {
+    let config = CONFIG.replace(
+        "listen = [",
+        "group = \"nogroup\"\ntcp_read_timeout = \"0s\"\nlisten = [",
+    );
+    let (_dir, cfg, _) = setup(&config, ZONE_A);
+    let c = check(&cfg);
+    c.assert_error(&cfg, 1, &["group needs user"]);
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("tcp_read_timeout"))
+        .unwrap()
+        + 1;
+    c.assert_error(&cfg, line, &["tcp_read_timeout must be above 0"]);
+}

@@ -55,7 +55,7 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Open admin API connections at most; more are closed at once.
-const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Time for a request's headers to arrive (a slow client is closed).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,12 +75,17 @@ pub async fn serve(
     let app = router(api).layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
+    let mut last_log: Option<std::time::Instant> = None;
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!("admin API accept: {e}");
+                    // Out of descriptors: back off, and say so once in a while.
+                    if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!("admin API accept: {e}");
+                        last_log = Some(std::time::Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

@@ -455,6 +455,11 @@ impl Validator<'_> {
             }),
             None => Duration::from_secs(10),
         };
+        if let Some(t) = &s.tcp_idle_timeout
+            && tcp_idle_timeout.is_zero()
+        {
+            self.error(t, "tcp_idle_timeout must be above 0");
+        }
         let tcp_read_timeout = match &s.tcp_read_timeout {
             Some(t) => parse_duration(t.get_ref()).unwrap_or_else(|e| {
                 self.error(t, format!("tcp_read_timeout: {e}"));
@@ -462,6 +467,11 @@ impl Validator<'_> {
             }),
             None => Duration::from_secs(5),
         };
+        if let Some(t) = &s.tcp_read_timeout
+            && tcp_read_timeout.is_zero()
+        {
+            self.error(t, "tcp_read_timeout must be above 0");
+        }
         let mut count = |v: &Option<Spanned<usize>>, name: &str, default: usize| match v {
             Some(n) if *n.get_ref() == 0 => {
                 self.error(n, format!("{name} must be at least 1"));
@@ -472,6 +482,9 @@ impl Validator<'_> {
         };
         let tcp_max_connections = count(&s.tcp_max_connections, "tcp_max_connections", 1024);
         let tcp_max_per_network = count(&s.tcp_max_per_network, "tcp_max_per_network", 64);
+        if s.group.is_some() && s.user.is_none() {
+            self.error_at(1, "[server] group needs user (the user to run as)");
+        }
         for (name, v) in [("workers", &s.workers), ("udp_sockets", &s.udp_sockets)] {
             if let Some(v) = v
                 && !(1..=256).contains(v.get_ref())

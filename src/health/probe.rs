@@ -152,9 +152,12 @@ impl ProbeError {
     pub fn is_local(&self) -> bool {
         match self {
             ProbeError::Http { local, .. } => *local,
+            // fork() failing with EAGAIN: the user's process limit.
+            ProbeError::Spawn { source, .. } => {
+                io_is_local(source) || source.raw_os_error() == Some(libc::EAGAIN)
+            }
             ProbeError::Connect { source, .. }
             | ProbeError::DnsIo { source, .. }
-            | ProbeError::Spawn { source, .. }
             | ProbeError::Read { source, .. } => io_is_local(source),
             _ => false,
         }
