@@ -16,6 +16,7 @@ with reloads, from the same run.
 """
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -60,56 +61,60 @@ def main():
         f.write('[server]\nlisten = ["127.0.0.1:0"]\nworkers = 1\nudp_sockets = 1\n'
                 '[[zone]]\norigin = "reload.test."\nfile = "reload.test.zone"\n')
     veer = vb.Veer(binary, config, cpus="0")
-    server = veer.udp_addr()
-    print(f"command: {' '.join(sys.argv)}")
-    print(f"zone: {args.records} records + www; veer pinned to CPU 0, clients on CPU 1")
+    try:
+        server = veer.udp_addr()
+        print(f"command: {' '.join(sys.argv)}")
+        print(f"zone: {args.records} records + www; veer pinned to CPU 0, clients on CPU 1")
 
-    phase = {"name": "warmup"}
-    lat = {"baseline": [], "reloading": []}
-    lost = {"baseline": 0, "reloading": 0}
-    stop = threading.Event()
+        phase = {"name": "warmup"}
+        lat = {"baseline": [], "reloading": []}
+        lost = {"baseline": 0, "reloading": 0}
+        stop = threading.Event()
 
-    def load():
-        c = vb.DnsClient(server, timeout=1.0)
-        i = 0
-        while not stop.is_set():
-            i += 1
-            t0 = time.perf_counter()
-            r = c.query(f"h{i % args.records}.reload.test")
-            dt = time.perf_counter() - t0
-            p = phase["name"]
-            if p in lat:
-                if r is None:
-                    lost[p] += 1
-                else:
-                    lat[p].append(dt)
+        def load():
+            c = vb.DnsClient(server, timeout=1.0)
+            i = 0
+            while not stop.is_set():
+                i += 1
+                t0 = time.perf_counter()
+                r = c.query(f"h{i % args.records}.reload.test")
+                dt = time.perf_counter() - t0
+                p = phase["name"]
+                if p in lat:
+                    if r is None:
+                        lost[p] += 1
+                    else:
+                        lat[p].append(dt)
 
-    t = threading.Thread(target=load, daemon=True)
-    t.start()
-    time.sleep(1.0)
-    phase["name"] = "baseline"
-    time.sleep(args.seconds)
-    phase["name"] = "reloading"
-    probe = vb.DnsClient(server, timeout=1.0)
-    reload_ms = []
-    for e in range(1, args.edits + 1):
-        www = f"192.0.2.{e}"
-        t0 = time.monotonic()
-        write_zone(zone, args.records, 1 + e, www)
-        while True:
-            r = probe.query("www.reload.test")
-            if r and r[1] == [www]:
-                reload_ms.append((time.monotonic() - t0) * 1000)
-                break
-            if time.monotonic() - t0 > 10:
-                veer.dump_log()
-                raise SystemExit(f"edit {e}: new answer not served within 10 s")
-            time.sleep(0.001)
-        time.sleep(0.2)
-    phase["name"] = "done"
-    stop.set()
-    t.join()
-    veer.stop()
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        time.sleep(1.0)
+        phase["name"] = "baseline"
+        time.sleep(args.seconds)
+        phase["name"] = "reloading"
+        probe = vb.DnsClient(server, timeout=1.0)
+        reload_ms = []
+        for e in range(1, args.edits + 1):
+            www = f"192.0.2.{e}"
+            t0 = time.monotonic()
+            write_zone(zone, args.records, 1 + e, www)
+            while True:
+                r = probe.query("www.reload.test")
+                if r and r[1] == [www]:
+                    reload_ms.append((time.monotonic() - t0) * 1000)
+                    break
+                if time.monotonic() - t0 > 10:
+                    veer.dump_log()
+                    raise SystemExit(f"edit {e}: new answer not served within 10 s")
+                time.sleep(0.001)
+            time.sleep(0.2)
+        phase["name"] = "done"
+        stop.set()
+        t.join()
+    finally:
+        # Stopped by PID whatever happened, and the scratch files removed.
+        veer.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
     lo, med, hi = vb.stats(reload_ms)
     print(f"reload latency (zone file saved -> new answer), {len(reload_ms)} edits: "

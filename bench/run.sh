@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for c in dnsperf dig taskset python3 cargo; do
+for c in dnsperf dig taskset ps python3 cargo; do
   command -v "$c" >/dev/null || { echo "run.sh: $c missing: run bench/setup.sh" >&2; exit 1; }
 done
 

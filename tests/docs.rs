@@ -23,8 +23,16 @@ fn toml_blocks(file: &Path) -> Vec<(usize, String)> {
     let mut current: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {
         match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```toml") => current = Some((i + 2, String::new())),
-            (Some(_), l) if l.starts_with("```") => out.push(current.take().unwrap()),
+            (None, l)
+                if ["```toml", "~~~toml"]
+                    .iter()
+                    .any(|f| l.to_ascii_lowercase().starts_with(f)) =>
+            {
+                current = Some((i + 2, String::new()))
+            }
+            (Some(_), l) if l.starts_with("```") || l.starts_with("~~~") => {
+                out.push(current.take().unwrap())
+            }
             (Some((_, block)), _) => {
                 block.push_str(line);
                 block.push('\n');

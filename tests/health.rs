@@ -747,6 +747,40 @@ fn file_check_is_reread_when_the_file_changes() {
     assert!(t.elapsed() < bound, "took {:?}", t.elapsed());
 }
 
+#[test]
+fn one_change_of_a_file_is_one_probe_result() {
+    // A write is several events (truncate, write; a rename's two). They
+    // used to count as several probes, so fall = 2 flipped at once.
+    let (dir, config) = setup(&format!(
+        "[check.web]\nfile = \"flags/web.state\"\ninterval = \"2s\"\njitter = \"0s\"\nfall = 2\nrise = 2\n\n{}",
+        route(
+            "web",
+            "policy = \"failover\"",
+            &[(1, "10.0.0.1", "web"), (2, "10.0.0.2", "")]
+        ),
+    ));
+    let flag = write_file(dir.path(), "flags/web.state", "up\n");
+    let veer = Veer::start(&config);
+    wait_log(&veer, "check web: unknown -> up");
+    for (how, write) in [("in place", false), ("by rename", true)] {
+        let t = Instant::now();
+        if write {
+            write_atomic(&flag, "down\n").unwrap();
+        } else {
+            std::fs::write(&flag, "down\n").unwrap();
+        }
+        // One failure: still up for most of an interval.
+        assert_stays(&veer, "web", &["10.0.0.1"], Duration::from_millis(1200));
+        wait_a(&veer, "web", &["10.0.0.2"], WAIT);
+        println!(
+            "{how}: down after {:?} (fall 2 x interval 2 s)",
+            t.elapsed()
+        );
+        std::fs::write(&flag, "up\n").unwrap();
+        wait_a(&veer, "web", &["10.0.0.1"], WAIT);
+    }
+}
+
 /// CPU time (user + system) the process `pid` has used so far.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");

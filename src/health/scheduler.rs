@@ -74,6 +74,9 @@ pub fn spawn_one(
     tasks.spawn(run(id, plan, clients, tx))
 }
 
+/// How long a file check waits for a change's events to settle.
+const CHANGE_SETTLE: Duration = Duration::from_millis(30);
+
 /// Extra attempts after a local fault within one cycle.
 const LOCAL_RETRIES: u32 = 3;
 
@@ -100,7 +103,16 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
-            Some(()) = changed.recv() => {}
+            Some(()) = changed.recv() => {
+                // One write is several events (truncate, write; or a
+                // rename's two): let them settle and probe once, so a
+                // change counts as one result towards fall/rise, and the
+                // next scheduled probe is an interval away.
+                tokio::time::sleep(CHANGE_SETTLE).await;
+                while changed.try_recv().is_ok() {}
+                // The schedule restarts here (an interval is added below).
+                next = Instant::now();
+            }
         }
         let outcome = cycle(&check, &clients).await;
         let stats = &plan.stats;
