@@ -218,6 +218,14 @@ async fn connection(
                 ));
             }
         }
+        // A big message or answer must not pin its buffers while the
+        // connection idles.
+        for buf in [&mut msg, &mut body, &mut out] {
+            if buf.capacity() > 4096 {
+                buf.clear();
+                buf.shrink_to(512);
+            }
+        }
     }
 }
 
