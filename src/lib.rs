@@ -25,6 +25,7 @@
 //! - [`diag`]: operator-facing diagnostics (`file:line: message`).
 //! - [`durable`]: crash-safe replacement of the state files.
 //! - [`metrics`]: lock-free counters and histograms.
+//! - [`cookie`]: DNS cookies (RFC 7873, RFC 9018 server cookies).
 //! - [`zone`]: master files (with line numbers) into an immutable, query-ready tree.
 //! - [`config`]: `veer.toml` into a validated [`config::Config`]; every error as `file:line: message`.
 //! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.
@@ -47,6 +48,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod cookie;
 pub mod diag;
 pub mod dns;
 pub mod durable;

@@ -727,8 +727,9 @@ fn answers_are_identical_over_udp_and_tcp() {
         &["www.example.org", "A"],
         &["www.child.example.test", "A"],
     ] {
-        let udp = s.dig(&[q, &["+notcp", "+ignore"][..]].concat());
-        let tcp = s.dig(&[q, &["+tcp"][..]].concat());
+        // Without cookies: each dig run sends its own client cookie.
+        let udp = s.dig(&[q, &["+notcp", "+ignore", "+nocookie"][..]].concat());
+        let tcp = s.dig(&[q, &["+tcp", "+nocookie"][..]].concat());
         assert_eq!(udp.transport, "UDP", "{}", udp.raw);
         assert_eq!(tcp.transport, "TCP", "{}", tcp.raw);
         assert_eq!(
@@ -826,4 +827,28 @@ fn ipv6_listen_address_works() {
         &dig(v4, &["www.example.test", "A"]),
         &["www.example.test. 3600 IN A 192.0.2.80"],
     );
+}
+
+#[test]
+fn dig_gets_a_good_server_cookie_and_comes_back_with_it() {
+    // A real client's view of DNS cookies (RFC 7873): dig sends a client
+    // cookie, checks the echo ("good"), and may send the server cookie
+    // back, which veer accepts and renews.
+    let dir = scenario("auth");
+    let veer = Veer::start_in(dir.path());
+    let r = veer.dig(&["www.example.test", "A", "+cookie"]);
+    let line = r
+        .raw
+        .lines()
+        .find(|l| l.contains("COOKIE:"))
+        .unwrap_or_else(|| panic!("no COOKIE in:\n{}", r.raw));
+    assert!(line.contains("(good)"), "{line}");
+    let full = line.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(full.len(), 48, "client 8 + server 16 bytes: {line}");
+    let r = veer.dig(&["www.example.test", "A", &format!("+cookie={full}")]);
+    assert_eq!(r.status, "NOERROR", "{}", r.raw);
+    assert!(r.raw.contains("(good)"), "{}", r.raw);
+    // A malformed cookie (client part of 7 bytes) gets FORMERR.
+    let r = veer.dig(&["www.example.test", "A", "+cookie=01020304050607"]);
+    assert_eq!(r.status, "FORMERR", "{}", r.raw);
 }

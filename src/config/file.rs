@@ -21,6 +21,7 @@ pub struct Spec {
     pub route: Vec<Spanned<RouteSpec>>,
     pub geo: Option<Spanned<GeoSpec>>,
     pub api: Option<ApiSpec>,
+    pub cookies: Option<Spanned<CookiesSpec>>,
     #[serde(default)]
     pub webhook: Vec<WebhookSpec>,
 }
@@ -31,6 +32,15 @@ pub struct ApiSpec {
     pub listen: Option<Spanned<String>>,
     pub token: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
+}
+
+/// `[cookies]`: DNS cookies (RFC 7873, RFC 9018).
+#[derive(Debug, Deserialize)]
+pub struct CookiesSpec {
+    pub enabled: Option<bool>,
+    pub secret: Option<Spanned<String>>,
+    pub previous_secret: Option<Spanned<String>>,
+    pub require_cookie: Option<bool>,
 }
 
 /// `[[webhook]]`.

@@ -51,6 +51,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// `[[webhook]] url`s.
     pub webhooks: Vec<String>,
+    /// DNS cookies: the secrets (None: cookies off).
+    pub cookies: Option<crate::cookie::Keys>,
 }
 
 /// `[geo]`: where client locations come from. Either, both or neither.
@@ -309,6 +311,7 @@ impl Validator<'_> {
             }
         }
         let api = spec.api.map(|a| self.api(a));
+        let cookies = self.cookies(spec.cookies);
         let mut webhooks = Vec::new();
         for w in spec.webhook {
             match reqwest::Url::parse(w.url.get_ref()) {
@@ -332,6 +335,7 @@ impl Validator<'_> {
             geo,
             api,
             webhooks,
+            cookies,
         }
     }
 
@@ -351,6 +355,50 @@ impl Validator<'_> {
             self.error_at(line, "[geo] needs database and/or networks");
         }
         out
+    }
+
+    fn cookies(&mut self, c: Option<Spanned<file::CookiesSpec>>) -> Option<crate::cookie::Keys> {
+        let c = match c {
+            None => {
+                return Some(crate::cookie::Keys {
+                    secret: crate::cookie::generated_secret(),
+                    previous: None,
+                    require: false,
+                });
+            }
+            Some(c) => c.into_inner(),
+        };
+        if c.enabled == Some(false) {
+            return None;
+        }
+        let mut hex = |s: &Option<Spanned<String>>, what: &str| -> Option<[u8; 16]> {
+            let s = s.as_ref()?;
+            let text = s.get_ref();
+            let bytes: Option<Vec<u8>> = (text.len() == 32 && text.is_ascii())
+                .then(|| {
+                    (0..16)
+                        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+                        .collect()
+                })
+                .flatten();
+            match bytes {
+                Some(b) => b.try_into().ok(),
+                None => {
+                    self.error(
+                        s,
+                        format!("[cookies] {what} must be 32 hex digits (16 bytes)"),
+                    );
+                    None
+                }
+            }
+        };
+        let secret = hex(&c.secret, "secret");
+        let previous = hex(&c.previous_secret, "previous_secret");
+        Some(crate::cookie::Keys {
+            secret: secret.unwrap_or_else(crate::cookie::generated_secret),
+            previous,
+            require: c.require_cookie.unwrap_or(false),
+        })
     }
 
     fn api(&mut self, a: file::ApiSpec) -> ApiConfig {

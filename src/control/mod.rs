@@ -250,6 +250,7 @@ impl Controller {
             self.base.config.server.max_udp_payload,
         );
         s.slot_policy = self.slot_policy.clone();
+        s.cookies = self.base.config.cookies.clone().map(Arc::new);
         s.api_token = self
             .base
             .config

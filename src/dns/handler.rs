@@ -228,6 +228,8 @@ impl Handler {
         let mut client = Client::addr(request.src().ip().to_canonical());
         let mut ecs = None;
         let mut bad_ecs = false;
+        let mut cookie = None;
+        let mut bad_cookie = false;
         if let Some(req) = request.edns.as_ref() {
             let mut e = Edns::new();
             e.set_max_payload(req.max_payload().max(512).min(snap.max_udp_payload));
@@ -252,13 +254,39 @@ impl Handler {
                     ecs = Some(*subnet);
                 }
             }
+            // DNS cookies (RFC 7873): checked against the source address,
+            // never ECS; every answer to a client cookie carries a fresh
+            // server cookie.
+            if let (Some(keys), Some(EdnsOption::Unknown(code, data))) =
+                (&snap.cookies, req.option(EdnsCode::Cookie))
+                && *code == crate::cookie::CODE
+            {
+                match keys.check(data, request.src().ip(), crate::cookie::now()) {
+                    Ok(seen) => {
+                        cookie = Some(seen);
+                        let answer =
+                            keys.answer(seen.client(), request.src().ip(), crate::cookie::now());
+                        e.options_mut()
+                            .insert(EdnsOption::Unknown(crate::cookie::CODE, answer.to_vec()));
+                    }
+                    Err(crate::cookie::Malformed) => bad_cookie = true,
+                }
+            }
             edns = Some(e);
         }
+        // With require_cookie, UDP needs a valid server cookie: a client
+        // cookie alone gets BADCOOKIE (with a fresh cookie to retry with),
+        // no cookie at all gets TC (so the client comes back over TCP).
+        let require = request.protocol() == Protocol::Udp
+            && snap.cookies.as_ref().is_some_and(|k| k.require)
+            && !matches!(cookie, Some(crate::cookie::Seen::Valid(_)));
 
         let rcode = if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             Some(ResponseCode::BADVERS)
-        } else if bad_ecs {
+        } else if bad_ecs || bad_cookie {
             Some(ResponseCode::FormErr)
+        } else if require && cookie.is_some() {
+            Some(ResponseCode::BADCOOKIE)
         } else if request.metadata.op_code != OpCode::Query {
             Some(ResponseCode::NotImp)
         } else if request.queries.len() != 1 {
@@ -284,6 +312,15 @@ impl Handler {
                 edns,
                 sections: None,
                 fit: Fit::All,
+            };
+        }
+        if require {
+            // No cookie at all: truncated, nothing answered over UDP.
+            return Prepared {
+                meta,
+                edns,
+                sections: None,
+                fit: Fit::Truncated,
             };
         }
 
@@ -316,6 +353,10 @@ impl Handler {
             let opt_len = edns.as_ref().map_or(0, |e| {
                 11 + if e.option(EdnsCode::Subnet).is_some() {
                     24
+                } else {
+                    0
+                } + if e.option(EdnsCode::Cookie).is_some() {
+                    28
                 } else {
                     0
                 }
@@ -600,9 +641,13 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
     /// The wire response to `msg` over UDP from 127.0.0.1.
     fn answer(msg: Vec<u8>) -> Vec<u8> {
         let (h, snap) = handler();
+        answer_from(&h, &snap, msg)
+    }
+
+    fn answer_from(h: &Handler, snap: &Snapshot, msg: Vec<u8>) -> Vec<u8> {
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
         let req = Request::from_bytes(msg, src, Protocol::Udp).unwrap();
-        let prepared = h.prepare(&req, &snap);
+        let prepared = h.prepare(&req, snap);
         let mut out = Vec::new();
         let mut enc = BinEncoder::new(&mut out);
         prepared.response(&req).destructive_emit(&mut enc).unwrap();
@@ -664,6 +709,64 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
         // The zone's own NODATA keeps its negative TTL (900).
         let resp = Message::from_vec(&answer(query("www.t.", RecordType::MX, false, &[]))).unwrap();
         assert_eq!(resp.authorities[0].ttl, 900);
+    }
+
+    /// A COOKIE option with `data`.
+    fn cookie(data: &[u8]) -> Vec<u8> {
+        let mut o = 10u16.to_be_bytes().to_vec();
+        o.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        o.extend_from_slice(data);
+        o
+    }
+
+    fn cookies_of(resp: &[u8]) -> Vec<Vec<u8>> {
+        opt_options(opt_rdata(resp).expect("an OPT record"))
+            .filter(|&(code, _)| code == 10)
+            .map(|(_, d)| d.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn cookies_are_answered_checked_and_required() {
+        let client = [1, 2, 3, 4, 5, 6, 7, 8];
+        // A client cookie gets exactly one COOKIE: it, and a server cookie.
+        let resp = answer(query("www.t.", RecordType::A, false, &cookie(&client)));
+        assert_eq!(resp[3] & 0xf, 0);
+        let got = cookies_of(&resp);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].len(), &got[0][..8]), (24, &client[..]));
+        // Malformed lengths: FORMERR.
+        for bad in [&[1u8; 7][..], &[1u8; 12][..], &[1u8; 41][..]] {
+            let resp = answer(query("www.t.", RecordType::A, false, &cookie(bad)));
+            assert_eq!(resp[3] & 0xf, 1, "{} bytes", bad.len());
+        }
+        // require_cookie: a client cookie alone gets BADCOOKIE (23: 7 in
+        // the header, 1 in the OPT's extended rcode) with a fresh cookie;
+        // no cookie gets TC; the server cookie it was given is accepted.
+        let snap =
+            crate::testutil::snapshot(&format!("{CIDR}\n[cookies]\nrequire_cookie = true\n"), &[]);
+        let (h, _) = handler();
+        let resp = answer_from(
+            &h,
+            &snap,
+            query("www.t.", RecordType::A, false, &cookie(&client)),
+        );
+        let flags_at = opt_rdata(&resp).unwrap().as_ptr() as usize - resp.as_ptr() as usize - 6;
+        assert_eq!((resp[3] & 0xf, resp[flags_at]), (7, 1), "BADCOOKIE");
+        let fresh = cookies_of(&resp).pop().unwrap();
+        let resp = answer_from(&h, &snap, query("www.t.", RecordType::A, false, &[]));
+        assert!(resp[2] & 0x02 != 0, "no cookie: TC");
+        let resp = answer_from(
+            &h,
+            &snap,
+            query("www.t.", RecordType::A, false, &cookie(&fresh)),
+        );
+        assert_eq!(resp[3] & 0xf, 0, "a valid server cookie is answered");
+        assert_eq!(
+            u16::from_be_bytes([resp[6], resp[7]]),
+            1,
+            "one answer record"
+        );
     }
 
     #[test]
