@@ -83,18 +83,27 @@ fn ask_many(veer: &Veer, name: &str, subnets: &[String]) -> Vec<(Vec<String>, St
 fn dig_batch(veer: &Veer, queries: &str) -> Vec<String> {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), queries).unwrap();
-    let out = Command::new("dig")
-        .arg(format!("@{}", veer.addr.ip()))
-        .args(["-p", &veer.addr.port().to_string()])
-        .args(["+norec", "+short", "+time=5", "+tries=3", "-f"])
-        .arg(f.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run dig");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    // veer listens on an ephemeral port, and now and then the kernel gives
+    // dig that same port for its source: dig then reads its own query
+    // ("query response not set") in place of one answer. Captured on the
+    // wire: a query from port P to port P; not veer's doing. A fresh dig
+    // (another source port) is asked again.
+    let mut out = String::new();
+    for _ in 0..3 {
+        let run = Command::new("dig")
+            .arg(format!("@{}", veer.addr.ip()))
+            .args(["-p", &veer.addr.port().to_string()])
+            .args(["+norec", "+short", "+time=5", "+tries=3", "-f"])
+            .arg(f.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run dig");
+        out = String::from_utf8_lossy(&run.stdout).into_owned();
+        if !out.contains("query response not set") {
+            break;
+        }
+    }
+    out.lines().map(str::to_string).collect()
 }
 
 fn explain(dir: &Path, args: &[&str]) -> String {
