@@ -108,6 +108,9 @@ async def run(args, cmd):
 listen = ["127.0.0.1:0"]
 state_dir = "state"   # required: without it veer's controller stops at once
 
+[rrl]
+responses_per_second = 0
+
 [[zone]]
 origin = "cpu.test."
 file = "cpu.test.zone"

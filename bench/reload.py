@@ -59,6 +59,7 @@ def main():
     config = os.path.join(work, "veer.toml")
     with open(config, "w") as f:
         f.write('[server]\nlisten = ["127.0.0.1:0"]\nworkers = 1\nudp_sockets = 1\n'
+                '[rrl]\nresponses_per_second = 0\n'
                 '[[zone]]\norigin = "reload.test."\nfile = "reload.test.zone"\n')
     veer = vb.Veer(binary, config, cpus="0")
     try:

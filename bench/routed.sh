@@ -31,7 +31,7 @@ start() {  # KIND -> starts veer in $WORK/KIND, sets PID
   local dir="$WORK/$1"; rm -rf "$dir"; mkdir -p "$dir"
   case "$1" in
     static)
-      (cd "$dir" && cp "$ZONE" zone && printf '[server]\nlisten = ["127.0.0.1:%s"]\nworkers = 1\nudp_sockets = 1\n[[zone]]\norigin = "bench.test."\nfile = "zone"\n' $PORT > veer.toml)
+      (cd "$dir" && cp "$ZONE" zone && printf '[server]\nlisten = ["127.0.0.1:%s"]\nworkers = 1\nudp_sockets = 1\n[rrl]\nresponses_per_second = 0\n[[zone]]\norigin = "bench.test."\nfile = "zone"\n' $PORT > veer.toml)
       ;;
     weighted) (cd "$dir" && "$ROOT/bench/veer-row.sh" weighted "$VEER" $PORT "$ZONE" --config-only) ;;
     geo-ecs)

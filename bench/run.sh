@@ -121,6 +121,8 @@ listen = ["127.0.0.1:$PORT"]
 workers = 1
 udp_sockets = 1
 $1
+[rrl]
+responses_per_second = 0   # every benchmark turns rate limiting off
 [[zone]]
 origin = "bench.test."
 file = "zone"

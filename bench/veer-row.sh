@@ -21,6 +21,9 @@ listen = ["127.0.0.1:$port"]
 workers = 1
 udp_sockets = 1
 
+[rrl]
+responses_per_second = 0   # every benchmark turns rate limiting off
+
 [[zone]]
 origin = "bench.test."
 file = "zone"

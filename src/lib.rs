@@ -33,6 +33,7 @@
 //!   prober guard, overrides and the checkpoint format.
 //! - [`route`]: the policies: `decide` (health half, run by the controller) and
 //!   `Table::pick` (client half, run per query and by `veer explain`).
+//! - [`rrl`]: response rate limiting (token buckets per network, class and name).
 //! - [`status`]: the read-only view the API shows, published with each snapshot.
 //! - [`store`]: the one published [`store::Snapshot`] behind an atomic pointer.
 //! - [`dns`]: sockets, the request handler and resolution.
@@ -58,6 +59,7 @@ pub mod health;
 pub mod metrics;
 pub mod privilege;
 pub mod route;
+pub mod rrl;
 pub mod runtime;
 pub mod status;
 pub mod store;

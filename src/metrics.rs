@@ -171,6 +171,8 @@ pub struct ServerStats {
     pub no_zone: [AtomicU64; RCODES.len() + 1],
     /// Time from request to response sent.
     pub response_time: Histogram,
+    /// Response rate limiting's buckets and counters.
+    pub rrl: crate::rrl::Table,
 }
 
 impl ServerStats {

@@ -114,6 +114,8 @@ pub struct Snapshot {
     pub slot_policy: Arc<[u8]>,
     /// The admin API's bearer token (`[api] token`), so a reload rotates it.
     pub api_token: Option<Arc<str>>,
+    /// Response rate limiting settings (`[rrl]`).
+    pub rrl: Arc<crate::rrl::Config>,
     /// DNS cookie secrets (`[cookies]`), so a reload rotates them.
     pub cookies: Option<Arc<crate::cookie::Keys>>,
     /// The view the admin API shows, consistent with the answers.

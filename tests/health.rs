@@ -62,6 +62,7 @@ fn setup(body: &str) -> (TempDir, PathBuf) {
 fn config_text(body: &str) -> String {
     format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\n\
+         [rrl]\nresponses_per_second = 0\n\n\
          [[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n\n{body}"
     )
 }

@@ -69,6 +69,7 @@ impl Scenario {
 fn config_text(body: &str) -> String {
     format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\n\
+         [rrl]\nresponses_per_second = 0\n\n\
          [[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n\n{body}"
     )
 }

@@ -87,6 +87,22 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
     }
     head(
         o,
+        "veer_rrl_responses_total",
+        "counter",
+        "UDP responses response rate limiting held back: dropped, or sent truncated (slipped).",
+    );
+    let _ = writeln!(
+        o,
+        "veer_rrl_responses_total{{action=\"dropped\"}} {}",
+        stats.rrl.dropped.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "veer_rrl_responses_total{{action=\"slipped\"}} {}",
+        stats.rrl.slipped.load(Ordering::Relaxed)
+    );
+    head(
+        o,
         "veer_probe_latency_seconds",
         "histogram",
         "Probe cycle latency by check.",

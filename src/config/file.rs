@@ -22,6 +22,7 @@ pub struct Spec {
     pub geo: Option<Spanned<GeoSpec>>,
     pub api: Option<ApiSpec>,
     pub cookies: Option<Spanned<CookiesSpec>>,
+    pub rrl: Option<Spanned<RrlSpec>>,
     #[serde(default)]
     pub webhook: Vec<WebhookSpec>,
 }
@@ -32,6 +33,18 @@ pub struct ApiSpec {
     pub listen: Option<Spanned<String>>,
     pub token: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
+}
+
+/// `[rrl]`: response rate limiting.
+#[derive(Debug, Deserialize)]
+pub struct RrlSpec {
+    pub responses_per_second: Option<u32>,
+    pub slip: Option<u32>,
+    pub window: Option<Spanned<String>>,
+    pub ipv4_prefix: Option<Spanned<u8>>,
+    pub ipv6_prefix: Option<Spanned<u8>>,
+    #[serde(default)]
+    pub exempt: Vec<Spanned<String>>,
 }
 
 /// `[cookies]`: DNS cookies (RFC 7873, RFC 9018).

@@ -51,6 +51,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// `[[webhook]] url`s.
     pub webhooks: Vec<String>,
+    /// Response rate limiting.
+    pub rrl: crate::rrl::Config,
     /// DNS cookies: the secrets (None: cookies off).
     pub cookies: Option<crate::cookie::Keys>,
 }
@@ -312,6 +314,7 @@ impl Validator<'_> {
         }
         let api = spec.api.map(|a| self.api(a));
         let cookies = self.cookies(spec.cookies);
+        let rrl = self.rrl(spec.rrl);
         let mut webhooks = Vec::new();
         for w in spec.webhook {
             match reqwest::Url::parse(w.url.get_ref()) {
@@ -336,6 +339,7 @@ impl Validator<'_> {
             api,
             webhooks,
             cookies,
+            rrl,
         }
     }
 
@@ -353,6 +357,47 @@ impl Validator<'_> {
         };
         if out.database.is_none() && out.networks.is_none() {
             self.error_at(line, "[geo] needs database and/or networks");
+        }
+        out
+    }
+
+    fn rrl(&mut self, r: Option<Spanned<file::RrlSpec>>) -> crate::rrl::Config {
+        let mut out = crate::rrl::Config::default();
+        let Some(r) = r else { return out };
+        let r = r.into_inner();
+        if let Some(n) = r.responses_per_second {
+            out.responses_per_second = n;
+        }
+        if let Some(n) = r.slip {
+            out.slip = n;
+        }
+        if let Some(w) = &r.window {
+            match parse_duration(w.get_ref()) {
+                Ok(d) if !d.is_zero() => out.window_ms = d.as_millis().min(3_600_000) as u32,
+                Ok(_) => self.error(w, "[rrl] window must be above 0"),
+                Err(e) => self.error(w, format!("[rrl] window: {e}")),
+            }
+        }
+        for (p, max, slot) in [
+            (&r.ipv4_prefix, 32, &mut out.ipv4_prefix),
+            (&r.ipv6_prefix, 128, &mut out.ipv6_prefix),
+        ] {
+            if let Some(p) = p {
+                if *p.get_ref() > max {
+                    self.error(
+                        p,
+                        format!("[rrl] prefix /{} is longer than {max}", p.get_ref()),
+                    );
+                } else {
+                    *slot = *p.get_ref();
+                }
+            }
+        }
+        for n in &r.exempt {
+            match n.get_ref().parse() {
+                Ok(net) => out.exempt.push(net),
+                Err(e) => self.error(n, format!("[rrl] exempt: {e}")),
+            }
         }
         out
     }

@@ -251,6 +251,7 @@ impl Controller {
         );
         s.slot_policy = self.slot_policy.clone();
         s.cookies = self.base.config.cookies.clone().map(Arc::new);
+        s.rrl = Arc::new(self.base.config.rrl.clone());
         s.api_token = self
             .base
             .config

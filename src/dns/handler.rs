@@ -25,7 +25,9 @@ use super::answer::{ANSWER_PARTS, Answer, Part, resolve};
 use crate::metrics::ServerStats;
 use crate::route::Client;
 use crate::route::prefix::mask;
+use crate::rrl::{Class, Verdict};
 use crate::store::{Snapshot, Store};
+use crate::zone::Key;
 
 /// DNS header size.
 const HEADER_LEN: usize = 12;
@@ -173,9 +175,16 @@ pub struct Prepared<'a> {
     edns: Option<Edns>,
     sections: Option<Sections<'a>>,
     fit: Fit,
+    /// Rate limiting says: send nothing.
+    drop: bool,
 }
 
 impl Prepared<'_> {
+    /// Nothing is to be sent (rate limited).
+    pub fn dropped(&self) -> bool {
+        self.drop
+    }
+
     /// The largest UDP message this response may use.
     pub fn udp_limit(&self) -> u16 {
         self.edns.as_ref().map_or(512, |e| e.max_payload())
@@ -303,15 +312,31 @@ impl Handler {
                 _ => None,
             }
         };
+        // UDP responses are rate limited (RRL), unless the client proved
+        // its address with a valid server cookie.
+        let limit = request.protocol() == Protocol::Udp
+            && !matches!(cookie, Some(crate::cookie::Seen::Valid(_)));
         if let Some(rcode) = rcode {
             echo_ecs(&mut edns, ecs, 0);
             meta.response_code = rcode;
             self.stats.count_no_zone(rcode);
+            let verdict = if limit {
+                self.stats
+                    .rrl
+                    .check(&snap.rrl, request.src().ip(), Class::Error, &[])
+            } else {
+                Verdict::Send
+            };
             return Prepared {
                 meta,
                 edns,
                 sections: None,
-                fit: Fit::All,
+                fit: if verdict == Verdict::Slip {
+                    Fit::Truncated
+                } else {
+                    Fit::All
+                },
+                drop: verdict == Verdict::Drop,
             };
         }
         if require {
@@ -321,6 +346,7 @@ impl Handler {
                 edns,
                 sections: None,
                 fit: Fit::Truncated,
+                drop: false,
             };
         }
 
@@ -339,6 +365,23 @@ impl Handler {
         );
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
+        let verdict = if limit {
+            let (class, name) = rrl_class(&answer, q.name());
+            self.stats
+                .rrl
+                .check(&snap.rrl, request.src().ip(), class, name.as_bytes())
+        } else {
+            Verdict::Send
+        };
+        if verdict != Verdict::Send {
+            return Prepared {
+                meta,
+                edns,
+                sections: None,
+                fit: Fit::Truncated,
+                drop: verdict == Verdict::Drop,
+            };
+        }
         let sections = Sections::new(&answer);
         match answer.zone {
             Some(zone) => zone
@@ -380,6 +423,7 @@ impl Handler {
             edns,
             sections: Some(sections),
             fit,
+            drop: false,
         }
     }
 
@@ -414,6 +458,9 @@ impl Handler {
             }
         };
         let prepared = handler.prepare(&request, snap);
+        if prepared.dropped() {
+            return false;
+        }
         let limit = match protocol {
             Protocol::Udp => prepared.udp_limit(),
             _ => u16::MAX,
@@ -458,9 +505,40 @@ impl RequestHandler for Handler {
         let snap = self.store.load();
         let prepared = self.prepare(request, &snap);
         let meta = prepared.meta;
+        if prepared.dropped() {
+            return ResponseInfo::from(Header {
+                metadata: meta,
+                counts: HeaderCounts::default(),
+            });
+        }
         let info = send(&mut handle, prepared.response(request), meta).await;
         self.stats.response_time.observe(start.elapsed());
         info
+    }
+}
+
+/// The rate-limiting class of `a` and the name it is imputed to: the
+/// query name for answers, the zone for wildcard answers, NXDOMAIN, NODATA
+/// and errors, the delegation point for referrals.
+fn rrl_class<'a>(a: &Answer<'a>, qname: &'a hickory_proto::rr::Name) -> (Class, Key) {
+    let zone = || {
+        a.zone.map_or_else(
+            || Key::new(&hickory_proto::rr::Name::root()),
+            |z| Key::new(&z.origin),
+        )
+    };
+    match a.rcode {
+        ResponseCode::NXDomain => (Class::NxDomain, zone()),
+        ResponseCode::NoError if a.referral => (
+            Class::Referral,
+            a.authority.map_or_else(zone, |ns| Key::new(ns.name())),
+        ),
+        ResponseCode::NoError if a.answer.is_empty() => (Class::NoData, zone()),
+        ResponseCode::NoError if a.answer.iter().any(|p| matches!(p, Part::Synth(..))) => {
+            (Class::Wildcard, zone())
+        }
+        ResponseCode::NoError => (Class::Answer, Key::new(qname)),
+        _ => (Class::Error, zone()),
     }
 }
 

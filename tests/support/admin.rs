@@ -55,12 +55,14 @@ pub fn zone_text(serial: u32, extra: &str) -> String {
 /// `state_dir = "state"`, the `example.test.` zone from
 /// `example.test.zone`, `[api]` on an ephemeral loopback port with `api`
 /// as its extra lines (e.g. `token = "..."`; None = no `[api]`), then `body`.
+/// Rate limiting is off: these tests poll one name every few milliseconds.
 pub fn config_text(api: Option<&str>, body: &str) -> String {
     let api = api
         .map(|extra| format!("[api]\nlisten = \"127.0.0.1:0\"\n{extra}\n\n"))
         .unwrap_or_default();
     format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\n\
+         [rrl]\nresponses_per_second = 0\n\n\
          {api}[[zone]]\norigin = \"example.test.\"\nfile = \"example.test.zone\"\n\n{body}"
     )
 }
