@@ -13,6 +13,7 @@
 #   WARMUP    seconds of unmeasured load before each run         default 2
 #   SERVERS   rows, in this order [-s]      default "veer gdnsd nsd knot echo"
 #             also: veer-routed veer-weighted veer-geo veer-hickory-udp
+#             veer-rrl veer-protect
 #   SETS      query sets [-m]: mix nx wild dyn                   default mix
 #   CLIENTS, OUTSTANDING   dnsperf -c and -q                     default 4, 64
 #   QUIET_WAIT  seconds to wait at most, before each run, for the
@@ -34,6 +35,11 @@
 #   veer-weighted, veer-geo   dyn.bench.test as a weighted or a geo route
 #                      (bench/veer-row.sh)
 #   veer-hickory-udp   veer on hickory-server's UDP loop (udp_path = "hickory")
+#   veer-rrl           veer with rate limiting on (a rate far above the
+#                      load), cookies off
+#   veer-protect       veer with rate limiting on (a rate far above the load)
+#                      and cookies on, dnsperf sending a client cookie; the
+#                      veer row has both off
 # The routed rows answer dyn only, so they run the dyn set and nothing else.
 #
 # Each run (one row, one query set, one round): start the server pinned to
@@ -75,7 +81,7 @@ done
 sets_of() {
   case "$1" in
     veer-routed | veer-weighted | veer-geo) echo dyn ;;
-    veer | veer-hickory-udp | gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
+    veer | veer-hickory-udp | veer-protect | veer-rrl | gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
     *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
   esac
 }
@@ -122,7 +128,9 @@ workers = 1
 udp_sockets = 1
 $1
 [rrl]
-responses_per_second = 0   # every benchmark turns rate limiting off
+responses_per_second = ${2:-0}   # off: every benchmark but veer-protect's
+[cookies]
+enabled = ${3:-false}
 [[zone]]
 origin = "bench.test."
 file = "zone"
@@ -130,6 +138,17 @@ EOF
 }
 start_veer() {
   veer_conf "" && cp "$ZONE" zone
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-protect() {
+  # Rate limiting on, at a rate far above the offered load (so it costs,
+  # but never limits), and cookies on (dnsperf sends a client cookie).
+  veer_conf "" 1000000 true && cp "$ZONE" zone
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-rrl() {
+  # Rate limiting alone (cookies off), at a rate far above the load.
+  veer_conf "" 1000000 false && cp "$ZONE" zone
   RUST_LOG=warn pin "$VEER" serve --config veer.toml
 }
 start_veer-hickory-udp() {
@@ -366,14 +385,17 @@ run_one() {
     return
   fi
   wait_quiet
+  # veer-protect's queries carry a client cookie (EDNS option 10).
+  extra=()
+  [ "$name" = veer-protect ] && extra=(-E 10:0102030405060708)
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
-    -c "$CLIENTS" -q "$OUTSTANDING" -l "$WARMUP" > "$dir/warmup.txt" 2>&1 || true
+    -c "$CLIENTS" -q "$OUTSTANDING" -l "$WARMUP" "${extra[@]}" > "$dir/warmup.txt" 2>&1 || true
   # Every process of the server (NSD runs three), read before and after.
   mapfile -t pids < <(tree "$pid")
   read -r u0 s0 < <(cpu_ticks "${pids[@]}")
   a0=$(busy "$SERVER_CPU") b0=$(busy "$CLIENT_CPU") t0=$(date +%s.%N)
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
-    -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" > "$dir/dnsperf.txt" 2>&1 || true
+    -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" "${extra[@]}" > "$dir/dnsperf.txt" 2>&1 || true
   t1=$(date +%s.%N) a1=$(busy "$SERVER_CPU") b1=$(busy "$CLIENT_CPU")
   read -r u1 s1 < <(cpu_ticks "${pids[@]}")
   stop "$pid"

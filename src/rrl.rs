@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use hickory_proto::rr::Name;
+
 use crate::route::prefix::{Net, mask};
 
 /// Slots in the table (a power of two).
@@ -105,9 +107,9 @@ impl Default for Table {
 }
 
 impl Table {
-    /// The verdict for a response of `class` imputed to `name` (its
-    /// labels, lower case, as bytes) for the UDP client `src`.
-    pub fn check(&self, cfg: &Config, src: IpAddr, class: Class, name: &[u8]) -> Verdict {
+    /// The verdict for a response of `class` imputed to `name` (compared
+    /// case-insensitively) for the UDP client `src`.
+    pub fn check(&self, cfg: &Config, src: IpAddr, class: Class, name: Option<&Name>) -> Verdict {
         if cfg.responses_per_second == 0 {
             return Verdict::Send;
         }
@@ -126,7 +128,13 @@ impl Table {
         let mut h = rustc_hash::FxHasher::default();
         net.hash(&mut h);
         class.hash(&mut h);
-        name.hash(&mut h);
+        // The name's labels, lower case, hashed in place (no copy).
+        for label in name.into_iter().flat_map(|n| n.iter()) {
+            for b in label {
+                h.write_u8(b.to_ascii_lowercase());
+            }
+            h.write_u8(b'.');
+        }
         let key = h.finish() | 1;
         let slot = (key as usize) & (SLOTS - 1);
         let now = self.start.elapsed().as_millis() as u32;
@@ -194,18 +202,20 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let same_net: IpAddr = "192.0.2.200".parse().unwrap();
         let other_net: IpAddr = "192.0.3.1".parse().unwrap();
-        let sent = |src, class, name: &[u8]| {
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let sent = |src, class, name: &Name| {
             (0..30)
-                .filter(|_| t.check(&cfg, src, class, name) == Verdict::Send)
+                .filter(|_| t.check(&cfg, src, class, Some(name)) == Verdict::Send)
                 .count()
         };
         // A burst of 30 in well under a second: the bucket's 10.
-        assert_eq!(sent(a, Class::Answer, b"www"), 10);
-        // The same /24 shares it; another /24, name or class does not.
-        assert_eq!(sent(same_net, Class::Answer, b"www"), 0);
-        assert_eq!(sent(other_net, Class::Answer, b"www"), 10);
-        assert_eq!(sent(a, Class::Answer, b"mail"), 10);
-        assert_eq!(sent(a, Class::NxDomain, b"www"), 10);
+        assert_eq!(sent(a, Class::Answer, &n("www.t.")), 10);
+        // The same /24 shares it (names compare without case); another
+        // /24, name or class does not.
+        assert_eq!(sent(same_net, Class::Answer, &n("WWW.t.")), 0);
+        assert_eq!(sent(other_net, Class::Answer, &n("www.t.")), 10);
+        assert_eq!(sent(a, Class::Answer, &n("mail.t.")), 10);
+        assert_eq!(sent(a, Class::NxDomain, &n("www.t.")), 10);
         // Every 2nd limited response slips.
         assert!(t.slipped.load(Ordering::Relaxed) > 0);
         let (s, d) = (
@@ -218,13 +228,13 @@ mod tests {
             responses_per_second: 0,
             ..Config::default()
         };
-        assert!((0..100).all(|_| t.check(&off, a, Class::Answer, b"www") == Verdict::Send));
+        assert!((0..100).all(|_| t.check(&off, a, Class::Answer, None) == Verdict::Send));
         let exempt = Config {
             responses_per_second: 10,
             exempt: vec!["192.0.2.0/24".parse().unwrap()],
             ..Config::default()
         };
-        assert!((0..100).all(|_| t.check(&exempt, a, Class::Answer, b"www") == Verdict::Send));
+        assert!((0..100).all(|_| t.check(&exempt, a, Class::Answer, None) == Verdict::Send));
     }
 
     #[test]
@@ -236,11 +246,11 @@ mod tests {
             ..Config::default()
         };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
-        while t.check(&cfg, a, Class::Answer, b"x") == Verdict::Send {}
+        while t.check(&cfg, a, Class::Answer, None) == Verdict::Send {}
         std::thread::sleep(std::time::Duration::from_millis(50));
         // About 50 responses' worth came back in 50 ms (1000/s).
         let n = (0..200)
-            .filter(|_| t.check(&cfg, a, Class::Answer, b"x") == Verdict::Send)
+            .filter(|_| t.check(&cfg, a, Class::Answer, None) == Verdict::Send)
             .count();
         assert!((40..=120).contains(&n), "{n}");
     }

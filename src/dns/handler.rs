@@ -13,7 +13,7 @@ use hickory_proto::op::{
     Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode, emit_message_parts,
 };
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record, RecordSet, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -27,7 +27,6 @@ use crate::route::Client;
 use crate::route::prefix::mask;
 use crate::rrl::{Class, Verdict};
 use crate::store::{Snapshot, Store};
-use crate::zone::Key;
 
 /// DNS header size.
 const HEADER_LEN: usize = 12;
@@ -270,11 +269,11 @@ impl Handler {
                 (&snap.cookies, req.option(EdnsCode::Cookie))
                 && *code == crate::cookie::CODE
             {
-                match keys.check(data, request.src().ip(), crate::cookie::now()) {
+                let now = crate::cookie::now();
+                match keys.check(data, request.src().ip(), now) {
                     Ok(seen) => {
                         cookie = Some(seen);
-                        let answer =
-                            keys.answer(seen.client(), request.src().ip(), crate::cookie::now());
+                        let answer = keys.answer(seen.client(), request.src().ip(), now);
                         e.options_mut()
                             .insert(EdnsOption::Unknown(crate::cookie::CODE, answer.to_vec()));
                     }
@@ -323,7 +322,7 @@ impl Handler {
             let verdict = if limit {
                 self.stats
                     .rrl
-                    .check(&snap.rrl, request.src().ip(), Class::Error, &[])
+                    .check(&snap.rrl, request.src().ip(), Class::Error, None)
             } else {
                 Verdict::Send
             };
@@ -369,7 +368,7 @@ impl Handler {
             let (class, name) = rrl_class(&answer, q.name());
             self.stats
                 .rrl
-                .check(&snap.rrl, request.src().ip(), class, name.as_bytes())
+                .check(&snap.rrl, request.src().ip(), class, name)
         } else {
             Verdict::Send
         };
@@ -520,25 +519,19 @@ impl RequestHandler for Handler {
 /// The rate-limiting class of `a` and the name it is imputed to: the
 /// query name for answers, the zone for wildcard answers, NXDOMAIN, NODATA
 /// and errors, the delegation point for referrals.
-fn rrl_class<'a>(a: &Answer<'a>, qname: &'a hickory_proto::rr::Name) -> (Class, Key) {
-    let zone = || {
-        a.zone.map_or_else(
-            || Key::new(&hickory_proto::rr::Name::root()),
-            |z| Key::new(&z.origin),
-        )
-    };
+fn rrl_class<'a>(a: &Answer<'a>, qname: &'a Name) -> (Class, Option<&'a Name>) {
+    let zone = a.zone.map(|z| &z.origin);
     match a.rcode {
-        ResponseCode::NXDomain => (Class::NxDomain, zone()),
-        ResponseCode::NoError if a.referral => (
-            Class::Referral,
-            a.authority.map_or_else(zone, |ns| Key::new(ns.name())),
-        ),
-        ResponseCode::NoError if a.answer.is_empty() => (Class::NoData, zone()),
-        ResponseCode::NoError if a.answer.iter().any(|p| matches!(p, Part::Synth(..))) => {
-            (Class::Wildcard, zone())
+        ResponseCode::NXDomain => (Class::NxDomain, zone),
+        ResponseCode::NoError if a.referral => {
+            (Class::Referral, a.authority.map(|ns| ns.name()).or(zone))
         }
-        ResponseCode::NoError => (Class::Answer, Key::new(qname)),
-        _ => (Class::Error, zone()),
+        ResponseCode::NoError if a.answer.is_empty() => (Class::NoData, zone),
+        ResponseCode::NoError if a.answer.iter().any(|p| matches!(p, Part::Synth(..))) => {
+            (Class::Wildcard, zone)
+        }
+        ResponseCode::NoError => (Class::Answer, Some(qname)),
+        _ => (Class::Error, zone),
     }
 }
 
@@ -658,7 +651,6 @@ mod tests {
     use std::net::SocketAddr;
 
     use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::Name;
     use hickory_proto::rr::rdata::opt::ClientSubnet;
     use hickory_proto::serialize::binary::BinEncodable;
 
