@@ -373,6 +373,20 @@ impl Handler {
             Verdict::Send
         };
         if verdict != Verdict::Send {
+            // A client that sent a cookie gets BADCOOKIE with a fresh
+            // server cookie instead (as BIND and Knot do): a small reply,
+            // and coming back with the cookie takes it past the limit.
+            if matches!(cookie, Some(crate::cookie::Seen::Client(_))) {
+                meta.response_code = ResponseCode::BADCOOKIE;
+                meta.authoritative = false;
+                return Prepared {
+                    meta,
+                    edns,
+                    sections: None,
+                    fit: Fit::All,
+                    drop: false,
+                };
+            }
             return Prepared {
                 meta,
                 edns,
@@ -837,6 +851,42 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
             1,
             "one answer record"
         );
+    }
+
+    #[test]
+    fn a_cookie_client_over_the_rate_limit_gets_badcookie() {
+        let snap = crate::testutil::snapshot(
+            &format!("{CIDR}\n[rrl]\nresponses_per_second = 2\nslip = 0\n"),
+            &[],
+        );
+        let (h, _) = handler();
+        let client = [3u8; 8];
+        let rcodes: Vec<u8> = (0..6)
+            .map(|_| {
+                let resp = answer_from(
+                    &h,
+                    &snap,
+                    query("www.t.", RecordType::A, false, &cookie(&client)),
+                );
+                assert_eq!(cookies_of(&resp).len(), 1, "a fresh cookie in every reply");
+                let ext = opt_rdata(&resp).unwrap().as_ptr() as usize - resp.as_ptr() as usize - 6;
+                (resp[ext] << 4) | (resp[3] & 0xf)
+            })
+            .collect();
+        // The bucket's 2 are answered, then BADCOOKIE (23), never silence.
+        assert_eq!(rcodes, [0, 0, 23, 23, 23, 23]);
+        // Without a cookie the same client is dropped (slip = 0).
+        let resp = {
+            let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+            let req = Request::from_bytes(
+                query("www.t.", RecordType::A, false, &[]),
+                src,
+                Protocol::Udp,
+            )
+            .unwrap();
+            h.prepare(&req, &snap).dropped()
+        };
+        assert!(resp, "a cookie-less client over the limit gets nothing");
     }
 
     #[test]
