@@ -45,8 +45,11 @@ pub fn generated_secret() -> [u8; 16] {
     static SECRET: OnceLock<[u8; 16]> = OnceLock::new();
     *SECRET.get_or_init(|| {
         let mut s = [0u8; 16];
-        s[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
-        s[8..].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        if getrandom::getrandom(&mut s).is_err() {
+            // No system randomness (should not happen on Linux).
+            s[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+            s[8..].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        }
         s
     })
 }
@@ -86,8 +89,11 @@ impl Keys {
         let valid = server.len() == 16
             && server[0] == VERSION
             && {
+                // Its age, signed: up to AHEAD in the future (a peer's
+                // clock), up to LIFETIME in the past.
                 let t = u32::from_be_bytes(server[4..8].try_into().expect("16 bytes"));
-                t <= now.wrapping_add(AHEAD) && now.wrapping_sub(t) <= LIFETIME
+                let age = now.wrapping_sub(t) as i32;
+                (-(AHEAD as i32)..=LIFETIME as i32).contains(&age)
             }
             && std::iter::once(&self.secret)
                 .chain(self.previous.as_ref())
@@ -181,6 +187,11 @@ mod tests {
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!(k.check(&answer, other, now), Ok(Seen::Client(c)));
         assert_eq!(k.check(&answer, ip, now + 3601), Ok(Seen::Client(c)));
+        // Made by a peer whose clock is a little ahead: still valid.
+        let ahead = k.answer(c, ip, now + 10);
+        assert_eq!(k.check(&ahead, ip, now), Ok(Seen::Valid(c)));
+        let far_ahead = k.answer(c, ip, now + 301);
+        assert_eq!(k.check(&far_ahead, ip, now), Ok(Seen::Client(c)));
         assert_eq!(keys(2).check(&answer, ip, now), Ok(Seen::Client(c)));
         // Rotation: the previous secret is still accepted.
         let rotated = Keys {

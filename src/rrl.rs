@@ -83,6 +83,8 @@ pub enum Verdict {
 /// The buckets, shared by every UDP thread and kept across reloads.
 #[derive(Debug)]
 pub struct Table {
+    /// Mixed into every key: which networks collide is not predictable.
+    seed: u64,
     keys: Box<[AtomicU64]>,
     state: Box<[AtomicU64]>,
     limited: AtomicU64,
@@ -95,7 +97,12 @@ pub struct Table {
 
 impl Default for Table {
     fn default() -> Self {
+        let mut seed = [0u8; 8];
+        if getrandom::getrandom(&mut seed).is_err() {
+            seed = fastrand::u64(..).to_le_bytes();
+        }
         Table {
+            seed: u64::from_le_bytes(seed),
             keys: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             state: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             limited: AtomicU64::new(0),
@@ -126,6 +133,7 @@ impl Table {
             IpAddr::V6(_) => mask(src, cfg.ipv6_prefix),
         };
         let mut h = rustc_hash::FxHasher::default();
+        self.seed.hash(&mut h);
         net.hash(&mut h);
         class.hash(&mut h);
         // The name's labels, lower case, hashed in place (no copy).
@@ -140,21 +148,36 @@ impl Table {
         let now = self.start.elapsed().as_millis() as u32;
         let capacity = u64::from(cfg.responses_per_second) * u64::from(cfg.window_ms.max(1));
         let capacity = capacity.min(u64::from(u32::MAX)) as u32;
-        let full = pack(now, capacity);
-        if self.keys[slot].swap(key, Ordering::Relaxed) != key {
-            // A new bucket here (or another key took the slot): full.
-            self.state[slot].store(full, Ordering::Relaxed);
+        // Only an empty slot starts full. Keys that collide share one
+        // bucket (which refilled by itself if the slot sat idle): taking a
+        // slot over never resets it, so alternating with a colliding
+        // network buys nothing.
+        if self.keys[slot].swap(key, Ordering::Relaxed) == 0 {
+            let _ = self.state[slot].compare_exchange(
+                0,
+                pack(now, capacity),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
         let mut cur = self.state[slot].load(Ordering::Relaxed);
         let allowed = loop {
             let (last, credit) = unpack(cur);
+            // Another thread may have stored a later time than our `now`:
+            // that is no time passing (not 2^32 ms of it).
+            let elapsed = now.wrapping_sub(last);
+            let (elapsed, at) = if elapsed > u32::MAX / 2 {
+                (0, last)
+            } else {
+                (elapsed, now)
+            };
             // Credit in thousandths: rate per second = rate thousandths per ms.
-            let earned = u64::from(now.wrapping_sub(last)) * u64::from(cfg.responses_per_second);
+            let earned = u64::from(elapsed) * u64::from(cfg.responses_per_second);
             let credit = (u64::from(credit) + earned).min(u64::from(capacity));
             let (next, ok) = if credit >= 1000 {
-                (pack(now, (credit - 1000) as u32), true)
+                (pack(at, (credit - 1000) as u32), true)
             } else {
-                (pack(now, credit as u32), false)
+                (pack(at, credit as u32), false)
             };
             match self.state[slot].compare_exchange_weak(
                 cur,
@@ -235,6 +258,36 @@ mod tests {
             ..Config::default()
         };
         assert!((0..100).all(|_| t.check(&exempt, a, Class::Answer, None) == Verdict::Send));
+    }
+
+    #[test]
+    fn racing_threads_get_no_free_refills() {
+        let t = std::sync::Arc::new(Table::default());
+        let cfg = Config {
+            responses_per_second: 1,
+            window_ms: 100_000,
+            slip: 0,
+            ..Config::default()
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let started = Instant::now();
+        let sent: usize = (0..2)
+            .map(|_| {
+                let (t, cfg) = (t.clone(), cfg.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while started.elapsed() < std::time::Duration::from_millis(1500) {
+                        n += usize::from(t.check(&cfg, a, Class::Answer, None) == Verdict::Send);
+                    }
+                    n
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        // The bucket (100) plus 1.5 s of 1/s.
+        assert!(sent <= 103, "{sent}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ fn query(id: u16, name: &str, cookie: Option<&[u8]>) -> Vec<u8> {
 struct Tally {
     answered: usize,
     truncated: usize,
+    badcookie: usize,
     silent: usize,
     bytes_in: usize,
     bytes_out: usize,
@@ -70,20 +71,35 @@ fn burst(local: &str, to: SocketAddr, name: &str, n: usize, cookie: Option<&[u8]
     let mut t = Tally::default();
     let mut buf = [0u8; 1500];
     for i in 0..n {
-        let q = query(i as u16, name, cookie);
+        let id = i as u16;
+        let q = query(id, name, cookie);
         t.bytes_in += q.len();
         s.send(&q).unwrap();
-        match s.recv(&mut buf) {
-            Ok(len) => {
-                t.bytes_out += len;
+        // The reply to this query (a late reply to an earlier one is
+        // counted in bytes, not as this one's).
+        let reply = loop {
+            match s.recv(&mut buf) {
+                Ok(len) => {
+                    t.bytes_out += len;
+                    if u16::from_be_bytes([buf[0], buf[1]]) == id {
+                        break Some(len);
+                    }
+                }
+                Err(_) => break None,
+            }
+        };
+        match reply {
+            Some(_) => {
                 let ancount = u16::from_be_bytes([buf[6], buf[7]]);
                 if buf[2] & 0x02 != 0 {
                     t.truncated += 1;
+                } else if buf[3] & 0x0f == 7 {
+                    t.badcookie += 1;
                 } else if ancount > 0 {
                     t.answered += 1;
                 }
             }
-            Err(_) => t.silent += 1,
+            None => t.silent += 1,
         }
     }
     t
@@ -175,4 +191,25 @@ fn a_valid_server_cookie_is_never_limited() {
     let full = full.expect("no reply carried a cookie");
     let with_cookie = burst("127.0.0.1", veer.addr, "www.example.test", 50, Some(&full));
     assert_eq!(with_cookie.answered, 50, "{with_cookie:?}");
+}
+
+#[test]
+fn a_flood_carrying_client_cookies_is_limited_too() {
+    // A client cookie is 8 bytes anyone can add: it must not turn limiting
+    // off. Where a truncated reply would slip, the client gets BADCOOKIE
+    // instead; the rest is dropped as for any flood.
+    let (_dir, veer) = start(20);
+    let flood = burst(
+        "127.0.0.1",
+        veer.addr,
+        "www.example.test",
+        200,
+        Some(&[5u8; 8]),
+    );
+    println!("cookie flood of 200 at 20/s: {flood:?}");
+    let limited = flood.badcookie + flood.silent;
+    assert!(flood.answered <= 20 + 20 * 3, "{flood:?}");
+    assert!(flood.badcookie.abs_diff(limited / 2) <= 2, "{flood:?}");
+    assert_eq!(flood.truncated, 0, "{flood:?}");
+    assert!(flood.bytes_out <= flood.bytes_in * 3 / 2, "{flood:?}");
 }

@@ -373,8 +373,10 @@ impl Validator<'_> {
         }
         if let Some(w) = &r.window {
             match parse_duration(w.get_ref()) {
-                Ok(d) if !d.is_zero() => out.window_ms = d.as_millis().min(3_600_000) as u32,
-                Ok(_) => self.error(w, "[rrl] window must be above 0"),
+                Ok(d) if !d.is_zero() && d.as_millis() <= 3_600_000 => {
+                    out.window_ms = d.as_millis() as u32
+                }
+                Ok(_) => self.error(w, "[rrl] window must be above 0 and at most 1h"),
                 Err(e) => self.error(w, format!("[rrl] window: {e}")),
             }
         }
@@ -398,6 +400,14 @@ impl Validator<'_> {
                 Ok(net) => out.exempt.push(net),
                 Err(e) => self.error(n, format!("[rrl] exempt: {e}")),
             }
+        }
+        if out.responses_per_second > 0
+            && u64::from(out.responses_per_second) * u64::from(out.window_ms) < 1000
+        {
+            self.error_at(
+                1,
+                "[rrl] responses_per_second x window must hold at least one response",
+            );
         }
         out
     }

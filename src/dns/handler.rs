@@ -339,13 +339,18 @@ impl Handler {
             };
         }
         if require {
-            // No cookie at all: truncated, nothing answered over UDP.
+            // No cookie at all: truncated, nothing answered over UDP (and
+            // those replies are rate limited like errors).
+            let verdict = self
+                .stats
+                .rrl
+                .check(&snap.rrl, request.src().ip(), Class::Error, None);
             return Prepared {
                 meta,
                 edns,
                 sections: None,
                 fit: Fit::Truncated,
-                drop: false,
+                drop: verdict == Verdict::Drop,
             };
         }
 
@@ -373,10 +378,11 @@ impl Handler {
             Verdict::Send
         };
         if verdict != Verdict::Send {
-            // A client that sent a cookie gets BADCOOKIE with a fresh
-            // server cookie instead (as BIND and Knot do): a small reply,
-            // and coming back with the cookie takes it past the limit.
-            if matches!(cookie, Some(crate::cookie::Seen::Client(_))) {
+            // Where a truncated reply would slip out, a client that sent a
+            // cookie gets BADCOOKIE with a fresh server cookie instead (as
+            // BIND and Knot do): coming back with it takes it past the
+            // limit. Dropped stays dropped.
+            if verdict == Verdict::Slip && matches!(cookie, Some(crate::cookie::Seen::Client(_))) {
                 meta.response_code = ResponseCode::BADCOOKIE;
                 meta.authoritative = false;
                 return Prepared {
@@ -541,10 +547,17 @@ fn rrl_class<'a>(a: &Answer<'a>, qname: &'a Name) -> (Class, Option<&'a Name>) {
             (Class::Referral, a.authority.map(|ns| ns.name()).or(zone))
         }
         ResponseCode::NoError if a.answer.is_empty() => (Class::NoData, zone),
-        ResponseCode::NoError if a.answer.iter().any(|p| matches!(p, Part::Synth(..))) => {
-            (Class::Wildcard, zone)
+        ResponseCode::NoError => {
+            let wildcard = a.answer.iter().find_map(|p| match *p {
+                Part::Synth(set, _) => Some(set),
+                Part::Set(_) => None,
+            });
+            match wildcard {
+                // Imputed to the wildcard itself (`*.x.zone.`).
+                Some(set) => (Class::Wildcard, Some(set.name())),
+                None => (Class::Answer, Some(qname)),
+            }
         }
-        ResponseCode::NoError => (Class::Answer, Some(qname)),
         _ => (Class::Error, zone),
     }
 }
@@ -856,7 +869,7 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
     #[test]
     fn a_cookie_client_over_the_rate_limit_gets_badcookie() {
         let snap = crate::testutil::snapshot(
-            &format!("{CIDR}\n[rrl]\nresponses_per_second = 2\nslip = 0\n"),
+            &format!("{CIDR}\n[rrl]\nresponses_per_second = 2\nslip = 1\n"),
             &[],
         );
         let (h, _) = handler();
@@ -873,20 +886,25 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
                 (resp[ext] << 4) | (resp[3] & 0xf)
             })
             .collect();
-        // The bucket's 2 are answered, then BADCOOKIE (23), never silence.
+        // The bucket's 2 are answered; then, where a truncated reply would
+        // slip (slip = 1: every one), BADCOOKIE (23).
         assert_eq!(rcodes, [0, 0, 23, 23, 23, 23]);
-        // Without a cookie the same client is dropped (slip = 0).
-        let resp = {
-            let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
-            let req = Request::from_bytes(
-                query("www.t.", RecordType::A, false, &[]),
-                src,
-                Protocol::Udp,
-            )
-            .unwrap();
-            h.prepare(&req, &snap).dropped()
-        };
-        assert!(resp, "a cookie-less client over the limit gets nothing");
+        // With slip = 0 every limited reply is dropped, cookie or not (a
+        // fresh table).
+        let (h, _) = handler();
+        let snap = crate::testutil::snapshot(
+            &format!("{CIDR}\n[rrl]\nresponses_per_second = 2\nslip = 0\n"),
+            &[],
+        );
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let dropped: Vec<bool> = (0..4)
+            .map(|_| {
+                let msg = query("www.t.", RecordType::A, false, &cookie(&client));
+                let req = Request::from_bytes(msg, src, Protocol::Udp).unwrap();
+                h.prepare(&req, &snap).dropped()
+            })
+            .collect();
+        assert_eq!(dropped, [false, false, true, true]);
     }
 
     #[test]
