@@ -84,6 +84,15 @@ fn tcp(name: &str, port: u16, extra: &str) -> String {
     format!("[check.{name}]\ntcp = \"127.0.0.1:{port}\"\n{extra}\n")
 }
 
+/// `[health] guard_min_checks = 4` and a failover route `app.t.` whose
+/// tier 1 (192.0.2.1) is decided by `check`.
+fn guarded(check: &str) -> String {
+    format!(
+        "[health]\nguard_min_checks = 4\n[[route]]\nname = \"app.t.\"\ntype = \"A\"\npolicy = \"failover\"\n\
+         members = [\n  {{ tier = 1, value = \"192.0.2.1\", check = \"{check}\" }},\n  {{ tier = 2, value = \"192.0.2.2\" }},\n]\n"
+    )
+}
+
 const ROUTE: &str = r#"
 [[route]]
 name = "app.t."
@@ -149,18 +158,7 @@ fn f2_guard_freezes_provisional_up_after_target_edit() {
             .map(|i| tcp(&format!("c{i}"), port0 + i, ""))
             .collect::<String>()
     };
-    let route = r#"
-[health]
-guard_min_checks = 4
-[[route]]
-name = "app.t."
-type = "A"
-policy = "failover"
-members = [
-  { tier = 1, value = "192.0.2.1", check = "c0" },
-  { tier = 2, value = "192.0.2.2" },
-]
-"#;
+    let route = guarded("c0");
     let t = T::new(&format!("{}{route}", checks(1000)));
     let mut c = Controller::new(t.base());
     for i in 0..4 {
@@ -188,18 +186,7 @@ fn f2b_guard_freezes_initial_up() {
     let checks: String = (0..4)
         .map(|i| tcp(&format!("c{i}"), 1000 + i, "initial = \"up\""))
         .collect();
-    let route = r#"
-[health]
-guard_min_checks = 4
-[[route]]
-name = "app.t."
-type = "A"
-policy = "failover"
-members = [
-  { tier = 1, value = "192.0.2.1", check = "c0" },
-  { tier = 2, value = "192.0.2.2" },
-]
-"#;
+    let route = guarded("c0");
     let t = T::new(&format!("{checks}{route}"));
     let mut c = Controller::new(t.base());
     for i in 0..4 {
@@ -324,18 +311,7 @@ fn f7_restart_with_any_override_drops_restored_freeze() {
     let checks: String = (0..4)
         .map(|i| tcp(&format!("c{i}"), 1000 + i, ""))
         .collect();
-    let route = r#"
-[health]
-guard_min_checks = 4
-[[route]]
-name = "app.t."
-type = "A"
-policy = "failover"
-members = [
-  { tier = 1, value = "192.0.2.1", check = "c0" },
-  { tier = 2, value = "192.0.2.2" },
-]
-"#;
+    let route = guarded("c0");
     let t = T::new(&format!("{checks}{route}"));
     let base = t.base();
     let mut cp = Checkpoint::default();
@@ -386,18 +362,7 @@ fn f8_guard_engages_on_recovered_flaps_and_holds_two_dead_of_six() {
     let checks: String = (0..6)
         .map(|i| tcp(&format!("c{i}"), 1000 + i, ""))
         .collect();
-    let route = r#"
-[health]
-guard_min_checks = 4
-[[route]]
-name = "app.t."
-type = "A"
-policy = "failover"
-members = [
-  { tier = 1, value = "192.0.2.1", check = "c3" },
-  { tier = 2, value = "192.0.2.2" },
-]
-"#;
+    let route = guarded("c3");
     let t = T::new(&format!("{checks}{route}"));
     let mut c = Controller::new(t.base());
     for i in 0..6 {

@@ -751,12 +751,17 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
         out
     }
 
-    /// The ECS options of the response's OPT record, read off the wire.
-    fn ecs_options(resp: &[u8]) -> Vec<Vec<u8>> {
+    /// The options of `code` in the response's OPT record, off the wire.
+    fn options_of(resp: &[u8], code: u16) -> Vec<Vec<u8>> {
         opt_options(opt_rdata(resp).expect("an OPT record"))
-            .filter(|&(code, _)| code == 8)
+            .filter(|&(c, _)| c == code)
             .map(|(_, d)| d.to_vec())
             .collect()
+    }
+
+    /// The ECS options of the response.
+    fn ecs_options(resp: &[u8]) -> Vec<Vec<u8>> {
+        options_of(resp, 8)
     }
 
     #[test]
@@ -817,10 +822,7 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
     }
 
     fn cookies_of(resp: &[u8]) -> Vec<Vec<u8>> {
-        opt_options(opt_rdata(resp).expect("an OPT record"))
-            .filter(|&(code, _)| code == 10)
-            .map(|(_, d)| d.to_vec())
-            .collect()
+        options_of(resp, 10)
     }
 
     #[test]
