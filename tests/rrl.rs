@@ -191,6 +191,17 @@ fn a_valid_server_cookie_is_never_limited() {
     let full = full.expect("no reply carried a cookie");
     let with_cookie = burst("127.0.0.1", veer.addr, "www.example.test", 50, Some(&full));
     assert_eq!(with_cookie.answered, 50, "{with_cookie:?}");
+    // Across a reload the (generated) secret and the exhausted bucket stay:
+    // the cookie is still valid, and without it the client is still limited.
+    veer.signal("HUP");
+    veer.expect_log("reload applied", Duration::from_secs(10));
+    let after = burst("127.0.0.1", veer.addr, "www.example.test", 50, Some(&full));
+    assert_eq!(after.answered, 50, "after a reload: {after:?}");
+    let plain = burst("127.0.0.1", veer.addr, "www.example.test", 20, None);
+    assert!(
+        plain.answered < 20,
+        "the bucket was reset by the reload: {plain:?}"
+    );
 }
 
 #[test]
