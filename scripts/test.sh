@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs veer's whole test suite on a fresh Debian machine: installs what the
 # tests need when it is missing (dig from bind9-dnsutils, chromium for the
-# status page, unbound for the resolver tests), then cargo test.
+# status page, unbound for the resolver tests), then cargo test, then a
+# bounded fuzz run (scripts/fuzz.sh: every target for FUZZ_SECONDS, 10 by
+# default, with a fixed seed). Arguments go to cargo test; with arguments
+# (a subset of the tests) the fuzz run is skipped. VEER_FUZZ=0 skips it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-exec cargo test --locked --all-targets "$@"
+cargo test --locked --all-targets "$@"
+if [ $# -eq 0 ] && [ "${VEER_FUZZ:-1}" != 0 ]; then
+  ./scripts/fuzz.sh
+fi
