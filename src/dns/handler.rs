@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
-use hickory_proto::op::{
-    Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode, emit_message_parts,
-};
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
@@ -117,7 +115,10 @@ impl<'a> Sections<'a> {
             .flat_map(|s| s.records_without_rrsigs())
     }
 
-    /// Encodes exactly (rare path) to see whether the message fits.
+    /// Encodes exactly as the response will be (rare path) to see whether
+    /// the message fits. hickory writes the question from the request's
+    /// bytes without making it a compression target, so this goes through
+    /// the same builder, never `emit_message_parts` with parsed queries.
     fn fits(
         &self,
         request: &Request,
@@ -129,34 +130,30 @@ impl<'a> Sections<'a> {
         let mut buf = Vec::with_capacity(limit as usize);
         let mut enc = BinEncoder::new(&mut buf);
         enc.set_max_size(limit);
-        let mut none = std::iter::empty::<&Record>();
-        let mut add = self.additionals();
-        let additionals: &mut dyn Iterator<Item = &Record> =
-            if with_additional { &mut add } else { &mut none };
-        match emit_message_parts(
-            meta,
-            &mut request.queries.queries().iter(),
-            &mut self.answers(),
-            &mut self.authorities(),
-            &mut DynIter(additionals),
-            edns,
-            None,
-            &mut enc,
-        ) {
-            Ok(header) => !header.metadata.truncation,
+        let additionals = if with_additional {
+            SecIter::A(self.additionals())
+        } else {
+            SecIter::B(std::iter::empty())
+        };
+        match MessageResponseBuilder::new(&request.queries, edns)
+            .build(
+                *meta,
+                self.answers(),
+                self.authorities(),
+                std::iter::empty(),
+                additionals,
+            )
+            .destructive_emit(&mut enc)
+        {
+            Ok(info) => !info.truncation,
             Err(_) => false,
         }
     }
 }
 
-struct DynIter<'a, 'b>(&'b mut dyn Iterator<Item = &'a Record>);
-
-impl<'a> Iterator for DynIter<'a, '_> {
-    type Item = &'a Record;
-    fn next(&mut self) -> Option<&'a Record> {
-        self.0.next()
-    }
-}
+/// The COOKIE option in a response: code, length, 8 bytes of client
+/// cookie, 16 of server cookie.
+const COOKIE_LEN: usize = 28;
 
 /// How much of the answer goes out over UDP.
 #[derive(PartialEq, Clone, Copy)]
@@ -176,12 +173,63 @@ pub struct Prepared<'a> {
     fit: Fit,
     /// Rate limiting says: send nothing.
     drop: bool,
+    /// The COOKIE option's data to answer with (RFC 7873). Kept out of
+    /// `edns` so the fast path appends it to the encoded OPT record:
+    /// hickory clones every option twice while encoding.
+    cookie: Option<[u8; 24]>,
 }
 
 impl Prepared<'_> {
     /// Nothing is to be sent (rate limited).
     pub fn dropped(&self) -> bool {
         self.drop
+    }
+
+    /// Puts the COOKIE option into the OPT record hickory will encode
+    /// (for the paths that encode through hickory's response handle).
+    pub fn attach_cookie(&mut self) {
+        if let (Some(e), Some(c)) = (self.edns.as_mut(), self.cookie.take()) {
+            e.options_mut()
+                .insert(EdnsOption::Unknown(crate::cookie::CODE, c.to_vec()));
+        }
+    }
+
+    /// The length of the OPT record's RDATA as hickory encodes `edns`.
+    fn opt_rdata_len(&self) -> usize {
+        self.edns.as_ref().map_or(0, |e| {
+            let opts: &[(EdnsCode, EdnsOption)] = e.options().as_ref();
+            opts.iter().map(|(_, o)| 4 + o.len() as usize).sum()
+        })
+    }
+
+    /// Appends the COOKIE option to the OPT record at the end of `out`
+    /// (a message encoded from this response: the OPT record is the last
+    /// record written). False when `out` does not end as expected or the
+    /// option would pass `limit`: then `out` is unchanged.
+    fn append_cookie(&self, out: &mut Vec<u8>, opt_rdata_len: usize, limit: u16) -> bool {
+        let Some(cookie) = &self.cookie else {
+            return true;
+        };
+        let Some(start) = out.len().checked_sub(11 + opt_rdata_len) else {
+            return false;
+        };
+        let rdlen = (opt_rdata_len + COOKIE_LEN) as u16;
+        let arcount = out
+            .get(10..12)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        if start < HEADER_LEN
+            || arcount == 0
+            || out[start..start + 3] != [0, 0, 41]
+            || out[start + 9..start + 11] != (opt_rdata_len as u16).to_be_bytes()
+            || out.len() + COOKIE_LEN > limit as usize
+        {
+            return false;
+        }
+        out[start + 9..start + 11].copy_from_slice(&rdlen.to_be_bytes());
+        out.extend_from_slice(&crate::cookie::CODE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(cookie);
+        true
     }
 
     /// The largest UDP message this response may use.
@@ -237,6 +285,7 @@ impl Handler {
         let mut ecs = None;
         let mut bad_ecs = false;
         let mut cookie = None;
+        let mut cookie_answer = None;
         let mut bad_cookie = false;
         if let Some(req) = request.edns.as_ref() {
             let mut e = Edns::new();
@@ -273,9 +322,7 @@ impl Handler {
                 match keys.check(data, request.src().ip(), now) {
                     Ok(seen) => {
                         cookie = Some(seen);
-                        let answer = keys.answer(seen.client(), request.src().ip(), now);
-                        e.options_mut()
-                            .insert(EdnsOption::Unknown(crate::cookie::CODE, answer.to_vec()));
+                        cookie_answer = Some(keys.answer(seen.client(), request.src().ip(), now));
                     }
                     Err(crate::cookie::Malformed) => bad_cookie = true,
                 }
@@ -336,6 +383,7 @@ impl Handler {
                     Fit::All
                 },
                 drop: verdict == Verdict::Drop,
+                cookie: cookie_answer,
             };
         }
         if require {
@@ -351,6 +399,7 @@ impl Handler {
                 sections: None,
                 fit: Fit::Truncated,
                 drop: verdict == Verdict::Drop,
+                cookie: cookie_answer,
             };
         }
 
@@ -391,6 +440,7 @@ impl Handler {
                     sections: None,
                     fit: Fit::All,
                     drop: false,
+                    cookie: cookie_answer,
                 };
             }
             return Prepared {
@@ -399,6 +449,7 @@ impl Handler {
                 sections: None,
                 fit: Fit::Truncated,
                 drop: verdict == Verdict::Drop,
+                cookie: cookie_answer,
             };
         }
         let sections = Sections::new(&answer);
@@ -417,8 +468,8 @@ impl Handler {
                     24
                 } else {
                     0
-                } + if e.option(EdnsCode::Cookie).is_some() {
-                    28
+                } + if cookie_answer.is_some() {
+                    COOKIE_LEN
                 } else {
                     0
                 }
@@ -426,6 +477,13 @@ impl Handler {
             let base = HEADER_LEN + request.queries.as_bytes().len() + opt_len + answer.size;
             if base + answer.additional_size > limit as usize {
                 // The bound says it might not fit: measure exactly.
+                // The cookie is appended after encoding: leave room for it.
+                let limit = limit
+                    - if cookie_answer.is_some() {
+                        COOKIE_LEN as u16
+                    } else {
+                        0
+                    };
                 fit = if sections.fits(request, &meta, edns.as_ref(), limit, true) {
                     Fit::All
                 } else if !answer.referral
@@ -443,6 +501,7 @@ impl Handler {
             sections: Some(sections),
             fit,
             drop: false,
+            cookie: cookie_answer,
         }
     }
 
@@ -476,7 +535,7 @@ impl Handler {
                 return true;
             }
         };
-        let prepared = handler.prepare(&request, snap);
+        let mut prepared = handler.prepare(&request, snap);
         if prepared.dropped() {
             return false;
         }
@@ -484,6 +543,7 @@ impl Handler {
             Protocol::Udp => prepared.udp_limit(),
             _ => u16::MAX,
         };
+        let opt_rdata_len = prepared.opt_rdata_len();
         let mut enc = BinEncoder::new(out);
         enc.set_max_size(limit);
         if prepared
@@ -491,7 +551,22 @@ impl Handler {
             .destructive_emit(&mut enc)
             .is_ok()
         {
-            return true;
+            if prepared.append_cookie(out, opt_rdata_len, limit) {
+                return true;
+            }
+            // Not where it was expected (or no room): encode again with
+            // the option inside hickory's OPT record.
+            out.clear();
+            prepared.attach_cookie();
+            let mut enc = BinEncoder::new(out);
+            enc.set_max_size(limit);
+            if prepared
+                .response(&request)
+                .destructive_emit(&mut enc)
+                .is_ok()
+            {
+                return true;
+            }
         }
         // Could not encode at all: a header-only SERVFAIL, as hickory does.
         out.clear();
@@ -522,7 +597,8 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let start = std::time::Instant::now();
         let snap = self.store.load();
-        let prepared = self.prepare(request, &snap);
+        let mut prepared = self.prepare(request, &snap);
+        prepared.attach_cookie();
         let meta = prepared.meta;
         if prepared.dropped() {
             return ResponseInfo::from(Header {
@@ -743,11 +819,8 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
 
     fn answer_from(h: &Handler, snap: &Snapshot, msg: Vec<u8>) -> Vec<u8> {
         let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
-        let req = Request::from_bytes(msg, src, Protocol::Udp).unwrap();
-        let prepared = h.prepare(&req, snap);
         let mut out = Vec::new();
-        let mut enc = BinEncoder::new(&mut out);
-        prepared.response(&req).destructive_emit(&mut enc).unwrap();
+        h.answer_packet(snap, &msg, src, Protocol::Udp, &mut out);
         out
     }
 
@@ -957,5 +1030,55 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
         let mut bytes = Vec::new();
         s.emit(&mut BinEncoder::new(&mut bytes)).unwrap();
         assert_eq!(bytes, ecs(1, 24, &[10, 9, 0])[4..]);
+    }
+
+    #[test]
+    fn the_appended_cookie_fits_every_payload_size_and_parses() {
+        // Eight TXT values of about 70 bytes: around 600 bytes of answer,
+        // so payload sizes from 512 up cross every fit decision.
+        let members: Vec<String> = (0..8)
+            .map(|i| format!("{{ value = \"{}\" }}", format!("{i}").repeat(60)))
+            .collect();
+        let config = format!(
+            "[[route]]\nname = \"big.t.\"\ntype = \"TXT\"\npolicy = \"multivalue\"\nmax = 8\n\
+             members = [ {} ]\n[rrl]\nresponses_per_second = 0\n",
+            members.join(", ")
+        );
+        let snap = crate::testutil::snapshot(&config, &[]);
+        let (h, _) = handler();
+        let mut opts = cookie(&[9; 8]);
+        opts.extend_from_slice(&ecs(1, 24, &[192, 0, 2]));
+        let mut seen = (false, false);
+        for payload in 512u16..760 {
+            let mut msg = query("big.t.", RecordType::TXT, false, &opts);
+            let at = msg.len() - opts.len() - 8;
+            msg[at..at + 2].copy_from_slice(&payload.to_be_bytes());
+            let resp = answer_from(&h, &snap, msg);
+            assert!(resp.len() <= payload as usize, "{} > {payload}", resp.len());
+            assert_eq!(cookies_of(&resp).len(), 1, "payload {payload}");
+            assert_eq!(ecs_options(&resp).len(), 1, "payload {payload}");
+            let m = Message::from_vec(&resp).unwrap();
+            let edns = m.edns.as_ref().expect("OPT");
+            assert!(edns.option(EdnsCode::Cookie).is_some());
+            if m.metadata.truncation {
+                seen.0 = true;
+            } else {
+                assert_eq!(m.answers.len(), 8, "payload {payload}");
+                seen.1 = true;
+            }
+        }
+        assert_eq!(seen, (true, true), "both truncated and whole answers");
+    }
+
+    #[test]
+    fn a_cookie_is_not_appended_where_the_opt_record_is_not_last() {
+        let (h, snap) = handler();
+        let msg = query("www.t.", RecordType::A, false, &cookie(&[9; 8]));
+        let req =
+            Request::from_bytes(msg, "127.0.0.1:5300".parse().unwrap(), Protocol::Udp).unwrap();
+        let p = h.prepare(&req, &snap);
+        let mut junk = vec![0u8; 40];
+        assert!(!p.append_cookie(&mut junk, 0, 1232));
+        assert_eq!(junk, vec![0u8; 40], "unchanged");
     }
 }
