@@ -544,27 +544,20 @@ impl Handler {
             _ => u16::MAX,
         };
         let opt_rdata_len = prepared.opt_rdata_len();
-        let mut enc = BinEncoder::new(out);
-        enc.set_max_size(limit);
-        if prepared
-            .response(&request)
-            .destructive_emit(&mut enc)
-            .is_ok()
-        {
+        let emit = |p: &Prepared, out: &mut Vec<u8>| {
+            out.clear();
+            let mut enc = BinEncoder::new(out);
+            enc.set_max_size(limit);
+            p.response(&request).destructive_emit(&mut enc).is_ok()
+        };
+        if emit(&prepared, out) {
             if prepared.append_cookie(out, opt_rdata_len, limit) {
                 return true;
             }
             // Not where it was expected (or no room): encode again with
             // the option inside hickory's OPT record.
-            out.clear();
             prepared.attach_cookie();
-            let mut enc = BinEncoder::new(out);
-            enc.set_max_size(limit);
-            if prepared
-                .response(&request)
-                .destructive_emit(&mut enc)
-                .is_ok()
-            {
+            if emit(&prepared, out) {
                 return true;
             }
         }
