@@ -13,7 +13,7 @@
 #   WARMUP    seconds of unmeasured load before each run         default 2
 #   SERVERS   rows, in this order [-s]      default "veer gdnsd nsd knot echo"
 #             also: veer-routed veer-weighted veer-geo veer-hickory-udp
-#             veer-rrl veer-protect
+#             veer-edns veer-rrl veer-protect
 #   SETS      query sets [-m]: mix nx wild dyn                   default mix
 #   CLIENTS, OUTSTANDING   dnsperf -c and -q                     default 4, 64
 #   QUIET_WAIT  seconds to wait at most, before each run, for the
@@ -35,8 +35,10 @@
 #   veer-weighted, veer-geo   dyn.bench.test as a weighted or a geo route
 #                      (bench/veer-row.sh)
 #   veer-hickory-udp   veer on hickory-server's UDP loop (udp_path = "hickory")
+#   veer-edns          veer, both off, dnsperf sending EDNS (as resolvers
+#                      do): the baseline for the next two
 #   veer-rrl           veer with rate limiting on (a rate far above the
-#                      load), cookies off
+#                      load), cookies off, dnsperf sending EDNS
 #   veer-protect       veer with rate limiting on (a rate far above the load)
 #                      and cookies on, dnsperf sending a client cookie; the
 #                      veer row has both off
@@ -81,7 +83,7 @@ done
 sets_of() {
   case "$1" in
     veer-routed | veer-weighted | veer-geo) echo dyn ;;
-    veer | veer-hickory-udp | veer-protect | veer-rrl | gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
+    veer | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
     *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
   esac
 }
@@ -144,6 +146,10 @@ start_veer-protect() {
   # Rate limiting on, at a rate far above the offered load (so it costs,
   # but never limits), and cookies on (dnsperf sends a client cookie).
   veer_conf "" 1000000 true && cp "$ZONE" zone
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-edns() {
+  veer_conf "" && cp "$ZONE" zone
   RUST_LOG=warn pin "$VEER" serve --config veer.toml
 }
 start_veer-rrl() {
@@ -385,9 +391,13 @@ run_one() {
     return
   fi
   wait_quiet
-  # veer-protect's queries carry a client cookie (EDNS option 10).
+  # veer-protect's queries carry a client cookie (EDNS option 10);
+  # veer-edns's and veer-rrl's an OPT record without options.
   extra=()
-  [ "$name" = veer-protect ] && extra=(-E 10:0102030405060708)
+  case "$name" in
+    veer-protect) extra=(-E 10:0102030405060708) ;;
+    veer-edns | veer-rrl) extra=(-e) ;;
+  esac
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
     -c "$CLIENTS" -q "$OUTSTANDING" -l "$WARMUP" "${extra[@]}" > "$dir/warmup.txt" 2>&1 || true
   # Every process of the server (NSD runs three), read before and after.
