@@ -80,30 +80,54 @@ impl Keys {
     /// epoch): 8 bytes of client cookie, then optionally 8 to 32 of
     /// server cookie.
     pub fn check(&self, data: &[u8], ip: IpAddr, now: u32) -> Result<Seen, Malformed> {
+        self.read(data, ip, now).map(|(seen, _)| seen)
+    }
+
+    /// What `check` says, and the COOKIE option data to answer with: the
+    /// server cookie the client sent when it is valid, made with the
+    /// current secret and younger than half its lifetime (RFC 9018 4.3:
+    /// no need to make a new one), else a fresh one.
+    pub fn respond(
+        &self,
+        data: &[u8],
+        ip: IpAddr,
+        now: u32,
+    ) -> Result<(Seen, [u8; 24]), Malformed> {
+        let (seen, age) = self.read(data, ip, now)?;
+        let out = match age {
+            Some(age) if (0..(LIFETIME / 2) as i32).contains(&age) => {
+                data[..24].try_into().expect("a valid cookie is 24 bytes")
+            }
+            _ => self.answer(seen.client(), ip, now),
+        };
+        Ok((seen, out))
+    }
+
+    /// The client cookie and whether the server cookie is valid; with the
+    /// age of a valid one made with the current secret.
+    fn read(&self, data: &[u8], ip: IpAddr, now: u32) -> Result<(Seen, Option<i32>), Malformed> {
         if !(data.len() == 8 || (16..=40).contains(&data.len())) {
             return Err(Malformed);
         }
         let client: [u8; 8] = data[..8].try_into().expect("checked length");
         let server = &data[8..];
-        let valid = server.len() == 16
-            && server[0] == VERSION
-            && {
-                // Its age, signed: up to AHEAD in the future (a peer's
-                // clock), up to LIFETIME in the past.
-                let t = u32::from_be_bytes(server[4..8].try_into().expect("16 bytes"));
-                let age = now.wrapping_sub(t) as i32;
-                (-(AHEAD as i32)..=LIFETIME as i32).contains(&age)
-            }
-            && std::iter::once(&self.secret)
-                .chain(self.previous.as_ref())
-                .any(|k| {
-                    let t = u32::from_be_bytes(server[4..8].try_into().expect("16 bytes"));
-                    hash(k, &client, t, ip).to_le_bytes() == server[8..16]
-                });
-        Ok(if valid {
-            Seen::Valid(client)
+        if server.len() != 16 || server[0] != VERSION {
+            return Ok((Seen::Client(client), None));
+        }
+        // Its age, signed: up to AHEAD in the future (a peer's clock), up
+        // to LIFETIME in the past.
+        let t = u32::from_be_bytes(server[4..8].try_into().expect("16 bytes"));
+        let age = now.wrapping_sub(t) as i32;
+        if !(-(AHEAD as i32)..=LIFETIME as i32).contains(&age) {
+            return Ok((Seen::Client(client), None));
+        }
+        let hash_ok = |k: &[u8; 16]| hash(k, &client, t, ip).to_le_bytes() == server[8..16];
+        Ok(if hash_ok(&self.secret) {
+            (Seen::Valid(client), Some(age))
+        } else if self.previous.as_ref().is_some_and(hash_ok) {
+            (Seen::Valid(client), None)
         } else {
-            Seen::Client(client)
+            (Seen::Client(client), None)
         })
     }
 
@@ -212,5 +236,45 @@ mod tests {
         for bad in [0, 7, 9, 15, 41] {
             assert_eq!(k.check(&vec![0; bad], ip, now), Err(Malformed), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_young_valid_cookie_is_echoed_an_older_one_renewed() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = 1_800_000_000;
+        let k = keys(1);
+        let c = [7u8; 8];
+        let given = k.answer(c, ip, now);
+        // Ten minutes later: the same cookie back, no new hash.
+        assert_eq!(
+            k.respond(&given, ip, now + 600),
+            Ok((Seen::Valid(c), given))
+        );
+        // Forty minutes later: valid, and a fresh one with today's time.
+        let (seen, fresh) = k.respond(&given, ip, now + 2400).unwrap();
+        assert_eq!((seen, fresh), (Seen::Valid(c), k.answer(c, ip, now + 2400)));
+        // A cookie from a clock ahead of ours, or made with the previous
+        // secret, is valid but renewed.
+        let ahead = k.answer(c, ip, now + 60);
+        assert_eq!(
+            k.respond(&ahead, ip, now),
+            Ok((Seen::Valid(c), k.answer(c, ip, now)))
+        );
+        let rotated = Keys {
+            secret: [2; 16],
+            previous: Some([1; 16]),
+            require: false,
+        };
+        let (seen, fresh) = rotated.respond(&given, ip, now + 10).unwrap();
+        assert_eq!(
+            (seen, fresh),
+            (Seen::Valid(c), rotated.answer(c, ip, now + 10))
+        );
+        // A client cookie alone gets a fresh one; a bad length, FORMERR.
+        assert_eq!(
+            k.respond(&c, ip, now),
+            Ok((Seen::Client(c), k.answer(c, ip, now)))
+        );
+        assert_eq!(k.respond(&[1; 12], ip, now), Err(Malformed));
     }
 }

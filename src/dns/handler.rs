@@ -319,10 +319,10 @@ impl Handler {
                 && *code == crate::cookie::CODE
             {
                 let now = crate::cookie::now();
-                match keys.check(data, request.src().ip(), now) {
-                    Ok(seen) => {
+                match keys.respond(data, request.src().ip(), now) {
+                    Ok((seen, answer)) => {
                         cookie = Some(seen);
-                        cookie_answer = Some(keys.answer(seen.client(), request.src().ip(), now));
+                        cookie_answer = Some(answer);
                     }
                     Err(crate::cookie::Malformed) => bad_cookie = true,
                 }
