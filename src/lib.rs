@@ -65,4 +65,6 @@ pub mod status;
 pub mod store;
 #[cfg(test)]
 mod testutil;
+pub mod tsig;
+pub mod xfr;
 pub mod zone;

@@ -118,6 +118,8 @@ pub struct Snapshot {
     pub rrl: Arc<crate::rrl::Config>,
     /// DNS cookie secrets (`[cookies]`), so a reload rotates them.
     pub cookies: Option<Arc<crate::cookie::Keys>>,
+    /// Zone transfer state: what AXFR and IXFR send, and who may ask.
+    pub xfr: Arc<crate::xfr::Xfr>,
     /// The view the admin API shows, consistent with the answers.
     pub status: Arc<crate::status::Status>,
 }
@@ -190,6 +192,11 @@ impl Store {
     /// The current snapshot (one atomic load; no lock).
     pub fn load(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The generation of the current snapshot.
+    pub fn generation(&self) -> u64 {
+        self.current.load().generation
     }
 
     /// Publishes the snapshot `make` builds if `generation` is newer than

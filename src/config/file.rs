@@ -25,6 +25,39 @@ pub struct Spec {
     pub rrl: Option<Spanned<RrlSpec>>,
     #[serde(default)]
     pub webhook: Vec<WebhookSpec>,
+    #[serde(default)]
+    pub key: BTreeMap<String, Spanned<KeySpec>>,
+    pub transfer: Option<Spanned<TransferSpec>>,
+}
+
+/// `[key.NAME]`: a TSIG key, as `tsig-keygen` prints it.
+#[derive(Debug, Deserialize)]
+pub struct KeySpec {
+    pub algorithm: Spanned<String>,
+    pub secret: Spanned<String>,
+}
+
+/// `[transfer]`: zone transfers out and NOTIFY.
+#[derive(Debug, Deserialize)]
+pub struct TransferSpec {
+    pub journal_entries: Option<Spanned<usize>>,
+    pub journal_bytes: Option<Spanned<u64>>,
+    pub notify_retries: Option<Spanned<u32>>,
+    pub notify_timeout: Option<Spanned<String>>,
+}
+
+/// An `allow_transfer` entry: every field given must match.
+#[derive(Debug, Deserialize)]
+pub struct AllowSpec {
+    pub network: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+}
+
+/// A `notify` target.
+#[derive(Debug, Deserialize)]
+pub struct NotifySpec {
+    pub address: Spanned<String>,
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[api]`: the admin HTTP server.
@@ -89,6 +122,10 @@ pub struct ServerSpec {
 pub struct ZoneSpec {
     pub origin: Spanned<String>,
     pub file: Spanned<String>,
+    #[serde(default)]
+    pub allow_transfer: Vec<Spanned<AllowSpec>>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<NotifySpec>>,
 }
 
 /// `[health]`: the prober guard.

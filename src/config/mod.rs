@@ -9,6 +9,7 @@ mod duration;
 mod file;
 mod members;
 mod routes;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use toml::Spanned;
 pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, warnings};
 pub use duration::parse_duration;
 pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
+pub use transfer::{Allow, NotifyTarget, TransferConfig};
 
 use crate::diag::{Diagnostic, Diagnostics, line_of};
 
@@ -55,6 +57,10 @@ pub struct Config {
     pub rrl: crate::rrl::Config,
     /// DNS cookies: the secrets (None: cookies off).
     pub cookies: Option<crate::cookie::Keys>,
+    /// `[key.NAME]`: TSIG keys.
+    pub keys: Vec<crate::tsig::Key>,
+    /// `[transfer]`.
+    pub transfer: TransferConfig,
 }
 
 /// `[geo]`: where client locations come from. Either, both or neither.
@@ -127,6 +133,10 @@ pub struct ZoneConfig {
     pub line: usize,
     /// Line of the `file` key.
     pub file_line: usize,
+    /// Who may transfer the zone (nobody when empty).
+    pub allow_transfer: Vec<Allow>,
+    /// Where NOTIFY goes when the serial changes.
+    pub notify: Vec<NotifyTarget>,
 }
 
 /// Reads and validates the config file at `path`.
@@ -292,7 +302,9 @@ impl Validator<'_> {
 
     fn config(&mut self, spec: file::Spec) -> Config {
         let server = self.server(spec.server);
-        let zones = self.zones(spec.zone);
+        let keys = self.keys(spec.key);
+        let transfer = self.transfer(spec.transfer);
+        let zones = self.zones(spec.zone, &keys);
         let health = self.health(spec.health);
         let checks = self.checks(spec.check);
         let (routes, route_order) = self.routes(spec.route, &zones, &checks);
@@ -340,6 +352,8 @@ impl Validator<'_> {
             webhooks,
             cookies,
             rrl,
+            keys,
+            transfer,
         }
     }
 
@@ -619,7 +633,7 @@ impl Validator<'_> {
         }
     }
 
-    fn zones(&mut self, specs: Vec<file::ZoneSpec>) -> Vec<ZoneConfig> {
+    fn zones(&mut self, specs: Vec<file::ZoneSpec>, keys: &[crate::tsig::Key]) -> Vec<ZoneConfig> {
         let mut zones: Vec<ZoneConfig> = Vec::new();
         for z in specs {
             let line = self.line(&z.origin);
@@ -644,11 +658,15 @@ impl Validator<'_> {
                 self.error(&z.origin, msg);
                 continue;
             }
+            let allow_transfer = self.allow_transfer(keys, z.allow_transfer, &origin);
+            let notify = self.notify(keys, z.notify, &origin);
             zones.push(ZoneConfig {
                 origin,
                 file: self.resolve(z.file.get_ref()),
                 line,
                 file_line: self.line(&z.file),
+                allow_transfer,
+                notify,
             });
         }
         zones

@@ -27,6 +27,7 @@ mod reconcile;
 mod view;
 pub mod watch;
 pub mod webhook;
+mod xfr;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -144,6 +145,10 @@ pub struct Controller {
     persist: bool,
     /// Client locations; replaced when the `[geo]` files change.
     geo: Option<Arc<Geo>>,
+    /// Each zone's transfer state as last published.
+    xfr: rustc_hash::FxHashMap<hickory_proto::rr::Name, Arc<crate::xfr::ZoneXfr>>,
+    /// The NOTIFY tasks (started by `run`).
+    notifier: Option<crate::xfr::notify::Notifier>,
 }
 
 impl Controller {
@@ -235,9 +240,12 @@ impl Controller {
             checkpoints: None,
             persist,
             geo: None,
+            xfr: Default::default(),
+            notifier: None,
         };
         // A start is a reconcile from nothing.
         c.reconcile(None, now);
+        c.refresh_xfr();
         c
     }
 
@@ -260,7 +268,17 @@ impl Controller {
             .and_then(|a| a.token.as_deref())
             .map(Arc::from);
         s.status = Arc::new(self.status());
+        s.xfr = self.xfr_snapshot();
         s
+    }
+
+    /// Publishes the current state if `store` holds an older generation,
+    /// bringing the transfer state (journal, NOTIFY) up to date first.
+    fn publish(&mut self, store: &Store) {
+        if store.generation() < self.generation {
+            self.refresh_xfr();
+            store.publish(self.snapshot());
+        }
     }
 
     /// The files a watcher should watch (config, zones, includes).
@@ -283,6 +301,10 @@ impl Controller {
             tasks.spawn(persist::write_checkpoints(dir, rx));
         }
         self.start_tasks(&clients, &report_tx, &mut tasks);
+        // NOTIFY for every zone with targets: a start is a change.
+        self.notifier = Some(crate::xfr::notify::Notifier::default());
+        self.xfr.clear();
+        self.refresh_xfr();
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
@@ -323,7 +345,7 @@ impl Controller {
                     self.rebuild(now, true);
                 }
             }
-            store.publish_if_newer(self.generation, || self.snapshot());
+            self.publish(&store);
         }
         tasks.abort_all();
     }
@@ -356,7 +378,7 @@ impl Controller {
                 let result = self.reload(clients, report_tx, tasks).await;
                 if let Some(reply) = reply {
                     // Answers change before the caller hears back.
-                    store.publish_if_newer(self.generation, || self.snapshot());
+                    self.publish(store);
                     let _ = reply.send(result);
                 }
             }
@@ -385,7 +407,7 @@ impl Controller {
             }
             Command::SetOverride { check, set, reply } => {
                 let r = self.set_override(&check, set);
-                store.publish_if_newer(self.generation, || self.snapshot());
+                self.publish(store);
                 let _ = reply.send(r);
             }
         }

@@ -350,7 +350,9 @@ impl Handler {
             let q = &request.queries.queries()[0];
             match q.query_type() {
                 _ if q.query_class() != DNSClass::IN => Some(ResponseCode::Refused),
-                // Zone transfers are not offered (yet): nobody is allowed.
+                // Transfers are answered over TCP (and IXFR over UDP)
+                // before this; AXFR over UDP is not defined (RFC 5936
+                // 4.2), and hickory's UDP path does not transfer.
                 RecordType::AXFR | RecordType::IXFR => Some(ResponseCode::Refused),
                 RecordType::OPT | RecordType::TSIG | RecordType::ZERO => {
                     Some(ResponseCode::FormErr)
@@ -535,6 +537,28 @@ impl Handler {
                 return true;
             }
         };
+        // IXFR over UDP: the answer if it fits, else the current SOA.
+        if protocol == Protocol::Udp
+            && request.metadata.op_code == OpCode::Query
+            && request
+                .queries
+                .queries()
+                .first()
+                .is_some_and(|q| q.query_type() == RecordType::IXFR)
+        {
+            let limit = request.edns.as_ref().map_or(512, |e| {
+                e.max_payload().clamp(512, snap.max_udp_payload.max(512))
+            });
+            crate::xfr::out::serve_udp(
+                &snap.xfr,
+                packet,
+                src.ip(),
+                request.edns.is_some(),
+                limit,
+                out,
+            );
+            return true;
+        }
         let mut prepared = handler.prepare(&request, snap);
         if prepared.dropped() {
             return false;

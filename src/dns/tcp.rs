@@ -198,6 +198,13 @@ async fn connection(
         out.clear();
         out.extend_from_slice(&[0, 0]);
         let snap = handler.store().load();
+        if crate::xfr::out::transfer_type(&msg).is_some() {
+            // A zone transfer: many messages, all from this snapshot; a
+            // slow secondary gets longer per message than a query does.
+            let per_message = limits.read_timeout.max(Duration::from_secs(10));
+            crate::xfr::out::serve_tcp(&mut stream, &snap.xfr, &msg, peer, per_message).await?;
+            continue;
+        }
         let start = Instant::now();
         body.clear();
         if !handler.answer_packet(&snap, &msg, peer, Protocol::Tcp, &mut body) {

@@ -26,6 +26,14 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Whether `ip` (a v4-mapped address counts as IPv4) is inside.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.len) == self.addr
+    }
+}
+
 /// Bits in an address of `addr`'s family.
 pub fn width(addr: &IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }

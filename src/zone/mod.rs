@@ -446,6 +446,23 @@ impl Zone {
         (Rrset::new(Arc::new(soa)), Rrset::new(Arc::new(neg)))
     }
 
+    /// Every RRset loaded from the files except the SOA (which is served
+    /// from a slot), with its name's key, in no particular order: what a
+    /// zone transfer sends besides the SOA and the routes.
+    pub fn static_sets(&self) -> impl Iterator<Item = (&[u8], &RecordSet)> + Send + '_ {
+        self.nodes.iter().flat_map(|(k, n)| {
+            n.rrsets.iter().filter_map(move |e| match &e.data {
+                Data::Static(r) => Some((&k[..], &*r.set)),
+                Data::Slot(_) => None,
+            })
+        })
+    }
+
+    /// The static RRset at `key` of `rtype`.
+    pub fn static_set(&self, key: &[u8], rtype: RecordType) -> Option<&RecordSet> {
+        self.nodes.get(key)?.get_static(rtype).map(|r| &*r.set)
+    }
+
     /// The serial written in the zone file.
     pub fn file_serial(&self) -> u32 {
         match self

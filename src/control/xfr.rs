@@ -1,0 +1,179 @@
+//! What a zone transfer shows of each route, and the upkeep of the
+//! transfer state at every publish: a journal entry and a NOTIFY when a
+//! zone's serial moved.
+//!
+//! A secondary cannot run policies, so a route transfers as one RRset:
+//! - failover: the current tier's healthy members;
+//! - multivalue: the current healthy set; weighted: every eligible member
+//!   of the current pool;
+//! - geo and cidr: the `default` member when it is eligible, else the
+//!   first eligible member in config order; nearest: the first eligible
+//!   member in config order;
+//! - no member healthy: `when_all_down`'s answer (`open`: the members it
+//!   opens to; `fallback`: the fallback values; `closed` and `servfail`:
+//!   no RRset).
+//!
+//! A member naming another route contributes what that route transfers.
+//! Records carry the route's configured `ttl`.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{RData, Record};
+use rustc_hash::FxHashMap;
+
+use super::Controller;
+use super::build::Base;
+use crate::config::{AllDown, Policy};
+use crate::route::{Chosen, Decision};
+use crate::xfr::{Diff, Journal, Xfr, ZoneXfr, journal::newer};
+
+/// The records route `ri` transfers under `decisions`.
+fn route_rdata(base: &Base, decisions: &[Option<Decision>], ri: usize, depth: usize) -> Vec<RData> {
+    let route = &base.config.routes[ri];
+    let Some(d) = decisions.get(ri).and_then(|d| d.as_ref()) else {
+        return Vec::new();
+    };
+    let members: Vec<usize> = match &d.chosen {
+        Chosen::Members(ms) if ms.is_empty() => return Vec::new(),
+        Chosen::Members(ms) => match route.policy {
+            Policy::Failover | Policy::Multivalue { .. } | Policy::Weighted { .. } => ms.clone(),
+            Policy::Geo | Policy::Cidr => {
+                let default = ms.iter().copied().find(|&i| route.members[i].default);
+                vec![default.unwrap_or(ms[0])]
+            }
+            Policy::Nearest => vec![ms[0]],
+        },
+        Chosen::Fallback => {
+            return match &route.when_all_down {
+                AllDown::Fallback(records) => records.iter().map(|r| r.data.clone()).collect(),
+                _ => Vec::new(),
+            };
+        }
+        Chosen::NoData | Chosen::ServFail => return Vec::new(),
+    };
+    let mut out: Vec<RData> = Vec::new();
+    for i in members {
+        let m = &route.members[i];
+        match (&m.record, m.route) {
+            (Some(r), _) => out.push(r.data.clone()),
+            // Validation forbids cycles; the depth bound is a second guard.
+            (None, Some(child)) if depth < 16 => {
+                out.extend(route_rdata(base, decisions, child, depth + 1))
+            }
+            _ => {}
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// Every route's transferred records in zone `z`, sorted.
+pub(super) fn routed_records(base: &Base, decisions: &[Option<Decision>], z: usize) -> Vec<Record> {
+    let mut out = Vec::new();
+    for (ri, route) in base.config.routes.iter().enumerate() {
+        if route.zone != z {
+            continue;
+        }
+        for data in route_rdata(base, decisions, ri, 0) {
+            let r = Record::from_rdata(route.name.to_lowercase(), route.ttl, data);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.name, u16::from(a.record_type()), &a.data).cmp(&(
+            &b.name,
+            u16::from(b.record_type()),
+            &b.data,
+        ))
+    });
+    out
+}
+
+impl Controller {
+    /// Brings the transfer state up to the current serials: a zone whose
+    /// serial moved gets a journal entry for the difference and its notify
+    /// targets are told. Called before every publish.
+    pub(super) fn refresh_xfr(&mut self) {
+        let base = self.base.clone();
+        let limits = &base.config.transfer;
+        let mut zones: FxHashMap<hickory_proto::rr::Name, Arc<ZoneXfr>> = FxHashMap::default();
+        let mut changed = Vec::new();
+        for (i, zone) in base.zones.iter().enumerate() {
+            let serial = self.serials[i];
+            let config = &base.config.zones[i];
+            let soa = zone
+                .soa_sets(serial)
+                .0
+                .set
+                .records_without_rrsigs()
+                .next()
+                .cloned()
+                .expect("a zone has its SOA");
+            let old = self.xfr.get(&zone.origin);
+            let routed: Arc<[Record]> = {
+                let now = routed_records(&base, &self.decisions, i);
+                match old {
+                    Some(o) if *o.routed == now[..] => o.routed.clone(),
+                    _ => now.into(),
+                }
+            };
+            let journal = match old {
+                // Unchanged.
+                Some(o) if o.serial == serial => {
+                    if !Arc::ptr_eq(&o.zone, zone) || !Arc::ptr_eq(&o.routed, &routed) {
+                        // Content moved without the serial (should not
+                        // happen): the old differences no longer lead here.
+                        tracing::warn!(
+                            "zone {}: content changed at serial {serial}; IXFR restarts from here",
+                            zone.origin
+                        );
+                        Arc::new(Journal::default())
+                    } else {
+                        o.journal.clone()
+                    }
+                }
+                Some(o) if newer(serial, o.serial) => {
+                    let diff = Diff::between(
+                        o.soa.clone(),
+                        soa.clone(),
+                        (&o.zone, &o.routed),
+                        (zone, &routed),
+                    );
+                    Arc::new(
+                        o.journal
+                            .with(diff, limits.journal_entries, limits.journal_bytes),
+                    )
+                }
+                // New zone, or the serial went back: no history.
+                _ => Arc::new(Journal::default()),
+            };
+            if old.is_none_or(|o| o.serial != serial) {
+                changed.push(zone.origin.clone());
+            }
+            let x = Arc::new(ZoneXfr {
+                zone: zone.clone(),
+                serial,
+                soa,
+                routed,
+                journal,
+                allow: config.allow_transfer.clone().into(),
+                notify: config.notify.clone().into(),
+            });
+            zones.insert(zone.origin.clone(), x);
+        }
+        if let Some(n) = self.notifier.as_mut() {
+            n.update(&zones, &base.config.keys, &base.config.transfer, &changed);
+        }
+        self.xfr = zones;
+    }
+
+    /// The transfer state for the snapshot.
+    pub(super) fn xfr_snapshot(&self) -> Arc<Xfr> {
+        Arc::new(Xfr {
+            zones: self.xfr.clone(),
+            keys: self.base.config.keys.clone().into(),
+        })
+    }
+}
