@@ -167,6 +167,7 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
     for z in &s.zones {
         let _ = writeln!(o, "veer_zone_serial{{zone=\"{}\"}} {}", z.origin, z.serial);
     }
+    transfer_metrics(o, snap);
     head(
         o,
         "veer_prober_guard_frozen",
@@ -175,6 +176,78 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
     );
     let _ = writeln!(o, "veer_prober_guard_frozen {}", u8::from(s.guard_frozen));
     out
+}
+
+fn transfer_metrics(o: &mut String, snap: &Snapshot) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let x = &crate::xfr::out::STATS;
+    head(
+        o,
+        "veer_transfers_out_total",
+        "counter",
+        "Zone transfers answered, by kind (ixfr_soa: the SOA alone), and refused or failed requests.",
+    );
+    for (kind, v) in [
+        ("axfr", &x.axfr),
+        ("ixfr", &x.ixfr),
+        ("ixfr_soa", &x.up_to_date),
+        ("refused", &x.refused),
+        ("failed", &x.failed),
+    ] {
+        let _ = writeln!(
+            o,
+            "veer_transfers_out_total{{result=\"{kind}\"}} {}",
+            v.load(Relaxed)
+        );
+    }
+    let n = &snap.xfr.notify;
+    head(
+        o,
+        "veer_notify_total",
+        "counter",
+        "NOTIFY messages sent, NOTIFYs acknowledged, and NOTIFYs given up after every retry.",
+    );
+    for (kind, v) in [
+        ("sent", &n.sent),
+        ("acknowledged", &n.acked),
+        ("failed", &n.failed),
+    ] {
+        let _ = writeln!(
+            o,
+            "veer_notify_total{{result=\"{kind}\"}} {}",
+            v.load(Relaxed)
+        );
+    }
+    let mut zones: Vec<_> = snap.xfr.zones.values().collect();
+    zones.sort_by(|a, b| a.zone.origin.cmp(&b.zone.origin));
+    head(
+        o,
+        "veer_journal_entries",
+        "gauge",
+        "Differences kept for IXFR, by zone.",
+    );
+    for z in &zones {
+        let _ = writeln!(
+            o,
+            "veer_journal_entries{{zone=\"{}\"}} {}",
+            z.zone.origin,
+            z.journal.len()
+        );
+    }
+    head(
+        o,
+        "veer_journal_bytes",
+        "gauge",
+        "Bytes of the differences kept for IXFR, by zone.",
+    );
+    for z in &zones {
+        let _ = writeln!(
+            o,
+            "veer_journal_bytes{{zone=\"{}\"}} {}",
+            z.zone.origin,
+            z.journal.bytes()
+        );
+    }
 }
 
 fn head(o: &mut String, name: &str, kind: &str, help: &str) {

@@ -122,7 +122,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 }
 
 async fn page(AxState(api): AxState<Api>) -> Html<String> {
-    Html(page::render(&api.store.load().status))
+    let snap = api.store.load();
+    Html(page::render(&snap.status, &snap.xfr.notify.targets()))
 }
 
 async fn metrics(AxState(api): AxState<Api>) -> impl IntoResponse {
@@ -131,6 +132,27 @@ async fn metrics(AxState(api): AxState<Api>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::render(&snap, &api.stats),
     )
+}
+
+/// Per zone: the journal and every NOTIFY target's last acknowledged serial.
+fn transfers(snap: &crate::store::Snapshot) -> serde_json::Value {
+    let targets = snap.xfr.notify.targets();
+    let mut zones: Vec<_> = snap.xfr.zones.values().collect();
+    zones.sort_by(|a, b| a.zone.origin.cmp(&b.zone.origin));
+    zones
+        .into_iter()
+        .map(|z| {
+            let origin = z.zone.origin.to_string();
+            json!({
+                "zone": origin,
+                "serial": z.serial,
+                "journal_entries": z.journal.len(),
+                "journal_bytes": z.journal.bytes(),
+                "allow_transfer": z.allow.len(),
+                "notify": targets.iter().filter(|t| t.zone == origin).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 async fn status(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
@@ -147,6 +169,7 @@ async fn status(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
         "guard_frozen": s.guard_frozen,
         "checks": s.checks.len(),
         "routes": s.routes.len(),
+        "transfers": transfers(&snap),
     }))
 }
 

@@ -9,7 +9,7 @@ use crate::health::State;
 use crate::status::Status;
 
 /// Renders the page.
-pub fn render(s: &Status) -> String {
+pub fn render(s: &Status, notify: &[crate::xfr::notify::TargetStatus]) -> String {
     let mut h = String::with_capacity(8192);
     let down = s.checks.iter().filter(|c| c.state == State::Down).count();
     let _ = write!(
@@ -137,9 +137,32 @@ th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:
             z.records
         );
     }
+    h.push_str("</table>");
+    if !notify.is_empty() {
+        h.push_str(
+            r#"<h2>Secondaries</h2><table id="secondaries"><tr><th>zone</th><th>notify target</th><th>serial sent</th><th>serial acknowledged</th><th>last error</th></tr>"#,
+        );
+        for t in notify {
+            let serial = |v: Option<u32>| v.map_or("–".to_string(), |v| v.to_string());
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+                esc(&t.zone),
+                esc(&t.target),
+                serial(t.serial_sent),
+                serial(t.serial_acked),
+                t.acked_at.as_deref().map_or(String::new(), |a| format!(
+                    r#" <span class="muted">{}</span>"#,
+                    esc(a)
+                )),
+                esc(t.last_error.as_deref().unwrap_or("")),
+            );
+        }
+        h.push_str("</table>");
+    }
     let _ = write!(
         h,
-        r#"</table><p class="muted">config {} · reloads: {} ok, {} rejected · <a href="/metrics">metrics</a> · <a href="/v1/health">/v1/health</a> · <a href="/v1/routes">/v1/routes</a></p></body></html>"#,
+        r#"<p class="muted">config {} · reloads: {} ok, {} rejected · <a href="/metrics">metrics</a> · <a href="/v1/health">/v1/health</a> · <a href="/v1/routes">/v1/routes</a></p></body></html>"#,
         esc(&s.config),
         s.reloads_ok,
         s.reloads_failed

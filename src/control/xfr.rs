@@ -174,6 +174,11 @@ impl Controller {
         Arc::new(Xfr {
             zones: self.xfr.clone(),
             keys: self.base.config.keys.clone().into(),
+            notify: self
+                .notifier
+                .as_ref()
+                .map(|n| n.status.clone())
+                .unwrap_or_default(),
         })
     }
 }

@@ -52,6 +52,8 @@ pub struct Xfr {
     pub zones: FxHashMap<Name, Arc<ZoneXfr>>,
     /// `[key.NAME]`.
     pub keys: Arc<[crate::tsig::Key]>,
+    /// What the NOTIFY targets acknowledged (live, shared with the sender).
+    pub notify: Arc<notify::NotifyStatus>,
 }
 
 impl Xfr {
