@@ -6,6 +6,8 @@
 //! requests.
 
 mod common;
+#[path = "support/admin.rs"]
+mod admin;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,6 +21,12 @@ use hickory_proto::rr::RData;
 /// A zone of `hosts` A records plus apex data, and a failover route on
 /// `app.t.` whose primary follows the file check `p`.
 fn start(hosts: usize, allow: &str) -> (tempfile::TempDir, Veer) {
+    start_with(hosts, allow, "")
+}
+
+/// [`start`] with `zone_extra` lines in the `[[zone]]` table and an
+/// `[api]` on an ephemeral port.
+fn start_with(hosts: usize, allow: &str, zone_extra: &str) -> (tempfile::TempDir, Veer) {
     let dir = tempfile::tempdir().unwrap();
     let mut zone = String::from(
         "$ORIGIN t.\n$TTL 300\n@ SOA ns hostmaster 100 7200 3600 1209600 900\n@ NS ns\nns A 192.0.2.53\n",
@@ -45,10 +53,16 @@ responses_per_second = 0
 [check.p]
 file = "health/p"
 interval = "50ms"
+[api]
+listen = "127.0.0.1:0"
+[transfer]
+notify_timeout = "200ms"
+notify_retries = 3
 [[zone]]
 origin = "t."
 file = "t.zone"
 allow_transfer = [ {allow} ]
+{zone_extra}
 [[route]]
 name = "app.t."
 type = "A"
@@ -326,4 +340,92 @@ fn ixfr_without_the_clients_soa_is_formerr() {
     let (_dir, veer) = start(10, r#"{ network = "127.0.0.0/8" }"#);
     let resp = tcp_ask(veer.addr, &wire::query(1, 0, "t.", 251));
     assert_eq!(resp[3] & 0xf, wire::FORMERR);
+}
+
+/// The serial a NOTIFY carries (its SOA hint), if `msg` is one.
+fn notify_serial(msg: &[u8]) -> Option<u32> {
+    let m = Message::from_vec(msg).ok()?;
+    if m.metadata.op_code != hickory_proto::op::OpCode::Notify {
+        return None;
+    }
+    m.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(s) => Some(s.serial),
+        _ => None,
+    })
+}
+
+/// The acknowledgement of a NOTIFY: the same message with QR set.
+fn ack(msg: &[u8]) -> Vec<u8> {
+    let mut r = msg.to_vec();
+    r[2] |= 0x80;
+    r
+}
+
+#[test]
+fn notify_is_retried_coalesced_and_shown() {
+    let target = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    target
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (dir, veer) = start_with(
+        10,
+        r#"{ network = "127.0.0.0/8" }"#,
+        &format!(
+            "notify = [ {{ address = \"{}\" }} ]",
+            target.local_addr().unwrap()
+        ),
+    );
+    let api = admin::Admin::from_logs(&veer.logs(), "");
+    let s0 = served_serial(&veer);
+    let mut buf = [0u8; 4096];
+    let mut recv = |deadline: Duration| -> Option<(Vec<u8>, SocketAddr, Instant)> {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok((n, from)) = target.recv_from(&mut buf) {
+                return Some((buf[..n].to_vec(), from, Instant::now()));
+            }
+        }
+        None
+    };
+    // At start: a NOTIFY for s0. Left unanswered, it comes again after
+    // notify_timeout (200 ms); the retry is answered.
+    let (first, _, t1) = recv(Duration::from_secs(5)).expect("a NOTIFY at start");
+    assert_eq!(notify_serial(&first), Some(s0));
+    let (again, from, t2) = recv(Duration::from_secs(5)).expect("a retry");
+    assert_eq!(notify_serial(&again), Some(s0));
+    let gap = t2 - t1;
+    assert!(gap >= Duration::from_millis(150), "retried after {gap:?}");
+    target.send_to(&ack(&again), from).unwrap();
+    let acked = |serial: u32| {
+        wait_until(Duration::from_secs(5), || {
+            api.status()["transfers"][0]["notify"][0]["serial_acked"] == serial
+        })
+    };
+    assert!(acked(s0), "{}", api.status());
+
+    // Two transitions before the target answers: the newer serial
+    // replaces the older one, which is not announced again after it.
+    set_health(dir.path(), "p", "down");
+    let s1 = next_serial(&veer, s0);
+    set_health(dir.path(), "p", "up");
+    let s2 = next_serial(&veer, s1);
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        if let Some((m, from, _)) = recv(Duration::from_millis(200)) {
+            let s = notify_serial(&m);
+            seen.push(s);
+            if s == Some(s2) {
+                target.send_to(&ack(&m), from).unwrap();
+                break;
+            }
+        }
+    }
+    assert_eq!(seen.last(), Some(&Some(s2)), "the newest serial is announced: {seen:?}");
+    assert!(acked(s2), "{}", api.status());
+    // Nothing older follows.
+    let late = recv(Duration::from_millis(600));
+    assert!(late.is_none(), "after the ack: {late:?}");
+    let m = api.metrics();
+    assert!(m.value("veer_notify_total", &[("result", "acknowledged")]) >= Some(2.0));
 }
