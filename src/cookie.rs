@@ -295,4 +295,38 @@ mod tests {
         let (seen, out) = k.respond(&tampered, ip, now + 10).unwrap();
         assert_eq!((seen, out), (Seen::Client(c), k.answer(c, ip, now + 10)));
     }
+
+    #[test]
+    fn only_this_clients_own_young_cookie_is_echoed() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = 1_800_000_000;
+        let k = keys(1);
+        let c = [7u8; 8];
+        let given = k.answer(c, ip, now);
+        // Up to 1799 s old: echoed; from 1800 s: renewed.
+        assert_eq!(k.respond(&given, ip, now + 1799).unwrap().1, given);
+        assert_eq!(
+            k.respond(&given, ip, now + 1800).unwrap().1,
+            k.answer(c, ip, now + 1800)
+        );
+        // From another address: not valid, a fresh one for that address.
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(
+            k.respond(&given, other, now),
+            Ok((Seen::Client(c), k.answer(c, other, now)))
+        );
+        // The same address v4-mapped (a dual-stack socket): the same client.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            k.respond(&given, mapped, now + 1),
+            Ok((Seen::Valid(c), given))
+        );
+        // With bytes past its 16: not a cookie of ours.
+        let mut long = given.to_vec();
+        long.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            k.respond(&long, ip, now),
+            Ok((Seen::Client(c), k.answer(c, ip, now)))
+        );
+    }
 }

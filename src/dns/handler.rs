@@ -318,8 +318,8 @@ impl Handler {
                 }
             }
             // DNS cookies (RFC 7873): checked against the source address,
-            // never ECS; every answer to a client cookie carries a fresh
-            // server cookie.
+            // never ECS; every answer to a client cookie carries a server
+            // cookie (the client's own while valid and young, else fresh).
             if let (Some(keys), Some(EdnsOption::Unknown(code, data))) =
                 (&snap.cookies, req.option(EdnsCode::Cookie))
                 && *code == crate::cookie::CODE
