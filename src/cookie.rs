@@ -7,7 +7,8 @@
 //! ```
 //!
 //! A server cookie is valid for an hour (and up to five minutes ahead of
-//! this clock); every response carries a fresh one. `previous_secret`
+//! this clock); every response carries one: the client's own when it is
+//! valid and younger than half an hour, else a fresh one. `previous_secret`
 //! keeps cookies made with the last secret valid while a new one rolls
 //! out.
 
@@ -111,7 +112,9 @@ impl Keys {
         }
         let client: [u8; 8] = data[..8].try_into().expect("checked length");
         let server = &data[8..];
-        if server.len() != 16 || server[0] != VERSION {
+        // Version 1 and a zero Reserved field (both hashed as made here):
+        // else not a cookie of ours, and never one to echo.
+        if server.len() != 16 || server[..4] != [VERSION, 0, 0, 0] {
             return Ok((Seen::Client(client), None));
         }
         // Its age, signed: up to AHEAD in the future (a peer's clock), up
@@ -276,5 +279,54 @@ mod tests {
             Ok((Seen::Client(c), k.answer(c, ip, now)))
         );
         assert_eq!(k.respond(&[1; 12], ip, now), Err(Malformed));
+    }
+
+    #[test]
+    fn a_server_cookie_with_reserved_bits_set_is_neither_valid_nor_echoed() {
+        // RFC 9018 4.2: Reserved is zero, and it is hashed; a cookie that
+        // differs there is not one this server made.
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = 1_800_000_000;
+        let k = keys(1);
+        let c = [7u8; 8];
+        let mut tampered = k.answer(c, ip, now);
+        tampered[9] = 0xff;
+        assert_eq!(k.check(&tampered, ip, now + 10), Ok(Seen::Client(c)));
+        let (seen, out) = k.respond(&tampered, ip, now + 10).unwrap();
+        assert_eq!((seen, out), (Seen::Client(c), k.answer(c, ip, now + 10)));
+    }
+
+    #[test]
+    fn only_this_clients_own_young_cookie_is_echoed() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let now = 1_800_000_000;
+        let k = keys(1);
+        let c = [7u8; 8];
+        let given = k.answer(c, ip, now);
+        // Up to 1799 s old: echoed; from 1800 s: renewed.
+        assert_eq!(k.respond(&given, ip, now + 1799).unwrap().1, given);
+        assert_eq!(
+            k.respond(&given, ip, now + 1800).unwrap().1,
+            k.answer(c, ip, now + 1800)
+        );
+        // From another address: not valid, a fresh one for that address.
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(
+            k.respond(&given, other, now),
+            Ok((Seen::Client(c), k.answer(c, other, now)))
+        );
+        // The same address v4-mapped (a dual-stack socket): the same client.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            k.respond(&given, mapped, now + 1),
+            Ok((Seen::Valid(c), given))
+        );
+        // With bytes past its 16: not a cookie of ours.
+        let mut long = given.to_vec();
+        long.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            k.respond(&long, ip, now),
+            Ok((Seen::Client(c), k.answer(c, ip, now)))
+        );
     }
 }

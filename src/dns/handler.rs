@@ -204,8 +204,9 @@ impl Prepared<'_> {
 
     /// Appends the COOKIE option to the OPT record at the end of `out`
     /// (a message encoded from this response: the OPT record is the last
-    /// record written). False when `out` does not end as expected or the
-    /// option would pass `limit`: then `out` is unchanged.
+    /// record written). False when `out` does not end as expected, hickory
+    /// truncated it, or the option would pass `limit`: then `out` is
+    /// unchanged.
     fn append_cookie(&self, out: &mut Vec<u8>, opt_rdata_len: usize, limit: u16) -> bool {
         let Some(cookie) = &self.cookie else {
             return true;
@@ -217,8 +218,13 @@ impl Prepared<'_> {
         let arcount = out
             .get(10..12)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        // hickory sets TC itself when a record did not fit, maybe the OPT
+        // record, and leaves the dropped record's bytes past the end: only
+        // a TC this response asked for (no records but the OPT) is trusted.
+        let tc = out[2] & 0x02 != 0;
         if start < HEADER_LEN
             || arcount == 0
+            || (tc && (self.fit != Fit::Truncated || arcount != 1))
             || out[start..start + 3] != [0, 0, 41]
             || out[start + 9..start + 11] != (opt_rdata_len as u16).to_be_bytes()
             || out.len() + COOKIE_LEN > limit as usize
@@ -312,8 +318,8 @@ impl Handler {
                 }
             }
             // DNS cookies (RFC 7873): checked against the source address,
-            // never ECS; every answer to a client cookie carries a fresh
-            // server cookie.
+            // never ECS; every answer to a client cookie carries a server
+            // cookie (the client's own while valid and young, else fresh).
             if let (Some(keys), Some(EdnsOption::Unknown(code, data))) =
                 (&snap.cookies, req.option(EdnsCode::Cookie))
                 && *code == crate::cookie::CODE
@@ -1097,5 +1103,286 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
         let mut junk = vec![0u8; 40];
         assert!(!p.append_cookie(&mut junk, 0, 1232));
         assert_eq!(junk, vec![0u8; 40], "unchanged");
+    }
+
+    /// What the hickory path sends: the cookie inside hickory's Edns,
+    /// encoded as hickory's UDP or TCP handle encodes it.
+    fn via_hickory(h: &Handler, snap: &Snapshot, msg: &[u8], proto: Protocol) -> Option<Vec<u8>> {
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let req = Request::from_bytes(msg.to_vec(), src, proto).ok()?;
+        let mut p = h.prepare(&req, snap);
+        p.attach_cookie();
+        if p.dropped() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut enc = BinEncoder::new(&mut out);
+        enc.set_max_size(match proto {
+            Protocol::Udp => p.udp_limit(),
+            _ => u16::MAX,
+        });
+        match p.response(&req).destructive_emit(&mut enc) {
+            Ok(_) => Some(out),
+            // hickory sends a header-only SERVFAIL.
+            Err(_) => Some(Vec::new()),
+        }
+    }
+
+    /// What the fast path (`answer_packet`) sends.
+    fn fast(h: &Handler, snap: &Snapshot, msg: &[u8], proto: Protocol) -> Option<Vec<u8>> {
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let mut out = Vec::new();
+        h.answer_packet(snap, msg, src, proto, &mut out)
+            .then_some(out)
+    }
+
+    /// A query with an OPT record: UDP payload size, EDNS version, DO
+    /// set, raw options.
+    fn query_with(name: &str, t: RecordType, payload: u16, version: u8, options: &[u8]) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        let mut msg = m.to_bytes().unwrap();
+        msg[11] = 1;
+        msg.push(0);
+        msg.extend_from_slice(&41u16.to_be_bytes());
+        msg.extend_from_slice(&payload.to_be_bytes());
+        msg.extend_from_slice(&[0, version, 0x80, 0]);
+        msg.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        msg.extend_from_slice(options);
+        msg
+    }
+
+    /// An EDNS option.
+    fn option(code: u16, data: &[u8]) -> Vec<u8> {
+        let mut o = code.to_be_bytes().to_vec();
+        o.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        o.extend_from_slice(data);
+        o
+    }
+
+    /// A route of eight ~70-byte TXT values: about 600 bytes of answer.
+    fn big_txt() -> String {
+        let members: Vec<String> = (0..8)
+            .map(|i| format!("{{ value = \"{}\" }}", format!("{i}").repeat(60)))
+            .collect();
+        format!(
+            "[[route]]\nname = \"big.t.\"\ntype = \"TXT\"\npolicy = \"multivalue\"\nmax = 8\n\
+             members = [ {} ]\n[rrl]\nresponses_per_second = 0\n",
+            members.join(", ")
+        )
+    }
+
+    /// What two encodings of a response must agree on: length, header,
+    /// the answer records sorted (multivalue answers come in random
+    /// order) and the OPT record with the cookie's server part blanked
+    /// (the two encodings may straddle a second).
+    fn norm(m: &[u8]) -> (usize, Vec<u8>, Vec<String>, Vec<u8>) {
+        let mut tail = m.to_vec();
+        if let Some(rdata) = opt_rdata(m) {
+            let at = rdata.as_ptr() as usize - m.as_ptr() as usize;
+            let mut o = 0;
+            for (code, data) in opt_options(rdata) {
+                if code == 10 && data.len() == 24 {
+                    tail[at + o + 4 + 8..at + o + 4 + 24].fill(0);
+                }
+                o += 4 + data.len();
+            }
+        }
+        let mut answers: Vec<String> = Message::from_vec(m)
+            .map(|p| p.answers.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        answers.sort();
+        let opt = opt_rdata(m).map_or(Vec::new(), |r| {
+            let at = r.as_ptr() as usize - m.as_ptr() as usize;
+            tail[at - 11..at + r.len()].to_vec()
+        });
+        (m.len(), m[..HEADER_LEN.min(m.len())].to_vec(), answers, opt)
+    }
+
+    #[test]
+    fn the_fast_path_sends_what_the_hickory_path_sends() {
+        let plain = crate::testutil::snapshot(&big_txt(), &[]);
+        let require = crate::testutil::snapshot(
+            &format!("{}\n[cookies]\nrequire_cookie = true\n", big_txt()),
+            &[],
+        );
+        let (h, _) = handler();
+        let c = option(10, &[5; 8]);
+        let mut c_ecs4 = c.clone();
+        c_ecs4.extend(option(8, &[0, 1, 24, 0, 192, 0, 2]));
+        let mut c_ecs6 = option(
+            8,
+            &[
+                0, 2, 128, 0, 0x20, 1, 0xd, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+            ],
+        );
+        c_ecs6.extend(c.clone());
+        let mut bad_ecs = c.clone();
+        bad_ecs.extend(option(8, &[0, 1, 24, 0, 192, 0, 2, 0]));
+        let two = [c.clone(), option(10, &[6; 8])].concat();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("a", query_with("www.t.", RecordType::A, 1232, 0, &c)),
+            (
+                "ecs4",
+                query_with("www.t.", RecordType::A, 1232, 0, &c_ecs4),
+            ),
+            (
+                "ecs6",
+                query_with("www.t.", RecordType::A, 1232, 0, &c_ecs6),
+            ),
+            (
+                "badvers",
+                query_with("www.t.", RecordType::A, 1232, 1, &c_ecs4),
+            ),
+            (
+                "bad ecs",
+                query_with("www.t.", RecordType::A, 1232, 0, &bad_ecs),
+            ),
+            ("axfr", query_with("t.", RecordType::AXFR, 1232, 0, &c)),
+            ("nx", query_with("nope.t.", RecordType::A, 1232, 0, &c)),
+            (
+                "refused",
+                query_with("example.", RecordType::A, 1232, 0, &c),
+            ),
+            (
+                "two cookies",
+                query_with("www.t.", RecordType::A, 1232, 0, &two),
+            ),
+            (
+                "no cookie",
+                query_with("www.t.", RecordType::A, 1232, 0, &[]),
+            ),
+        ];
+        let mut n = 0;
+        for snap in [&plain, &require] {
+            for (what, msg) in &cases {
+                for proto in [Protocol::Udp, Protocol::Tcp] {
+                    let a = fast(&h, snap, msg, proto).map(|a| norm(&a));
+                    let b = via_hickory(&h, snap, msg, proto).map(|b| norm(&b));
+                    assert_eq!(a, b, "{what} {proto:?}");
+                    n += 1;
+                }
+            }
+            for payload in 512..800 {
+                for opts in [&c, &c_ecs4, &c_ecs6] {
+                    let msg = query_with("big.t.", RecordType::TXT, payload, 0, opts);
+                    let a = fast(&h, snap, &msg, Protocol::Udp).unwrap();
+                    let b = via_hickory(&h, snap, &msg, Protocol::Udp).unwrap();
+                    assert_eq!(norm(&a), norm(&b), "big {payload}");
+                    assert!(a.len() <= payload as usize);
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 100);
+    }
+
+    /// hickory sets TC when it drops a record that does not fit (the OPT
+    /// record among them) and leaves the dropped bytes past the end; then
+    /// the last bytes are zone data or the client's question, and an
+    /// answer whose last record happens to end like an OPT record must not
+    /// be patched.
+    #[test]
+    fn a_message_hickory_truncated_is_not_patched() {
+        let snap = crate::testutil::snapshot(&big_txt(), &[]);
+        let (h, _) = handler();
+        let msg = query_with("big.t.", RecordType::TXT, 1232, 0, &option(10, &[5; 8]));
+        let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let req = Request::from_bytes(msg, src, Protocol::Tcp).unwrap();
+        let p = h.prepare(&req, &snap);
+        // Header: TC, one answer, one additional (a record, not an OPT);
+        // the TXT's RDATA ends in what an empty OPT record looks like.
+        let mut out = vec![0, 1, 0x86, 0, 0, 1, 0, 1, 0, 0, 0, 1];
+        out.extend_from_slice(&[3, b'b', b'i', b'g', 1, b't', 0, 0, 16, 0, 1]);
+        out.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 12]);
+        out.extend_from_slice(&[11, 0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0]);
+        let before = out.clone();
+        assert!(!p.append_cookie(&mut out, 0, u16::MAX));
+        assert_eq!(out, before, "unchanged");
+    }
+
+    /// Several questions (FORMERR) that together nearly fill the payload:
+    /// the OPT record may not fit, and the question's last bytes are the
+    /// client's to choose (here: bytes that look like an OPT record with
+    /// the 24 bytes of RDATA an IPv6 /128 ECS option takes).
+    #[test]
+    fn a_question_section_that_looks_like_an_opt_record_is_not_patched() {
+        let snap = crate::testutil::snapshot(&big_txt(), &[]);
+        let (h, _) = handler();
+        let ecs6 = [
+            option(
+                8,
+                &[
+                    0, 2, 128, 0, 0x20, 1, 0xd, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                ],
+            ),
+            option(10, &[5; 8]),
+        ]
+        .concat();
+        let mut crafted = vec![b'c'; 63];
+        // The question ends: crafted label, root, QTYPE, QCLASS (5 bytes);
+        // an OPT record of 35 bytes would start 30 bytes into the label's end.
+        crafted[63 - 30..63 - 27].copy_from_slice(&[0, 0, 41]);
+        crafted[63 - 21..63 - 19].copy_from_slice(&24u16.to_be_bytes());
+        for m in 1..=61usize {
+            let mut name = vec![m as u8];
+            name.extend(std::iter::repeat_n(b'm', m));
+            for _ in 0..2 {
+                name.push(63);
+                name.extend_from_slice(&[b'a'; 63]);
+            }
+            name.push(63);
+            name.extend_from_slice(&crafted);
+            name.push(0);
+            let base = query_with("www.t.", RecordType::A, 512, 0, &ecs6);
+            let qend = 12 + 7 + 4; // www.t. A IN
+            for extra in 1..=2u8 {
+                let mut msg = base[..qend].to_vec();
+                for _ in 0..extra {
+                    msg.extend_from_slice(&name);
+                    msg.extend_from_slice(&[0, 1, 0, 1]);
+                }
+                msg.extend_from_slice(&base[qend..]);
+                msg[5] = 1 + extra;
+                let a = fast(&h, &snap, &msg, Protocol::Udp).unwrap();
+                let b = via_hickory(&h, &snap, &msg, Protocol::Udp).unwrap();
+                assert!(a.len() <= 512, "{}", a.len());
+                if b.is_empty() {
+                    assert_eq!((a.len(), a[3] & 0xf), (12, 2), "SERVFAIL");
+                } else {
+                    assert_eq!(norm(&a), norm(&b), "m {m} x{extra}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_young_valid_server_cookie_comes_back_as_sent_on_both_paths() {
+        let (h, snap) = handler();
+        let first = fast(
+            &h,
+            &snap,
+            &query_with("www.t.", RecordType::A, 1232, 0, &option(10, &[4; 8])),
+            Protocol::Udp,
+        )
+        .unwrap();
+        let given = cookies_of(&first).pop().unwrap();
+        let msg = query_with("www.t.", RecordType::A, 1232, 0, &option(10, &given));
+        for resp in [
+            fast(&h, &snap, &msg, Protocol::Udp).unwrap(),
+            via_hickory(&h, &snap, &msg, Protocol::Udp).unwrap(),
+        ] {
+            assert_eq!(cookies_of(&resp), vec![given.clone()]);
+        }
+        // The same cookie padded to 40 bytes of server cookie: not ours,
+        // a fresh one of 24.
+        let mut long = given.clone();
+        long.extend_from_slice(&[0; 16]);
+        let msg = query_with("www.t.", RecordType::A, 1232, 0, &option(10, &long));
+        let got = cookies_of(&fast(&h, &snap, &msg, Protocol::Udp).unwrap());
+        assert_eq!(
+            (got.len(), got[0].len(), &got[0][..8]),
+            (1, 24, &given[..8])
+        );
     }
 }
