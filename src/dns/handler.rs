@@ -578,7 +578,12 @@ impl Handler {
             out.clear();
             let mut enc = BinEncoder::new(out);
             enc.set_max_size(limit);
-            p.response(&request).destructive_emit(&mut enc).is_ok()
+            let ok = p.response(&request).destructive_emit(&mut enc).is_ok();
+            // A record hickory rolled back (it did not fit) can leave its
+            // bytes behind the message's end: send the message only.
+            let end = enc.offset();
+            out.truncate(end);
+            ok
         };
         if emit(&prepared, out) {
             if prepared.append_cookie(out, opt_rdata_len, limit) {
@@ -1350,7 +1355,11 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
                 if b.is_empty() {
                     assert_eq!((a.len(), a[3] & 0xf), (12, 2), "SERVFAIL");
                 } else {
-                    assert_eq!(norm(&a), norm(&b), "m {m} x{extra}");
+                    // The fast path trims bytes hickory left behind a
+                    // rolled-back record; the rest is the same.
+                    let (na, nb) = (norm(&a), norm(&b));
+                    assert!(na.0 <= nb.0, "m {m} x{extra}");
+                    assert_eq!((na.1, na.2, na.3), (nb.1, nb.2, nb.3), "m {m} x{extra}");
                 }
             }
         }
