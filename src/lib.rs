@@ -26,6 +26,7 @@
 //! - [`durable`]: crash-safe replacement of the state files.
 //! - [`metrics`]: lock-free counters and histograms.
 //! - [`cookie`]: DNS cookies (RFC 7873, RFC 9018 server cookies).
+//! - [`tsig`]: TSIG keys, request checks and signed responses (RFC 8945).
 //! - [`zone`]: master files (with line numbers) into an immutable, query-ready tree.
 //! - [`config`]: `veer.toml` into a validated [`config::Config`]; every error as `file:line: message`.
 //! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.

@@ -5,9 +5,9 @@
 //! even while a transition publishes a new one; refusals; malformed
 //! requests.
 
-mod common;
 #[path = "support/admin.rs"]
 mod admin;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -421,7 +421,11 @@ fn notify_is_retried_coalesced_and_shown() {
             }
         }
     }
-    assert_eq!(seen.last(), Some(&Some(s2)), "the newest serial is announced: {seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&Some(s2)),
+        "the newest serial is announced: {seen:?}"
+    );
     assert!(acked(s2), "{}", api.status());
     // Nothing older follows.
     let late = recv(Duration::from_millis(600));
