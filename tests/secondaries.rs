@@ -30,7 +30,12 @@ fn zone_text(hosts: usize) -> String {
          www A 192.0.2.80\nmail MX 10 www\ntxt TXT \"hello\" \"world\"\n",
     );
     for i in 0..hosts {
-        z.push_str(&format!("h{i} A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255));
+        z.push_str(&format!(
+            "h{i} A 10.{}.{}.{}\n",
+            i >> 16,
+            (i >> 8) & 255,
+            i & 255
+        ));
     }
     z
 }
@@ -124,7 +129,13 @@ fn set_notify(veer: &Veer, dir: &Path, notify: &[&Secondary], transfer: &str) {
 fn veer_axfr(veer: &Veer) -> Vec<String> {
     let out = std::process::Command::new("dig")
         .arg(format!("@{}", veer.addr.ip()))
-        .args(["-p", &veer.addr.port().to_string(), "+tcp", "+nocmd", "+nostats"])
+        .args([
+            "-p",
+            &veer.addr.port().to_string(),
+            "+tcp",
+            "+nocmd",
+            "+nostats",
+        ])
         .args(["-y", &key().dig_key(), "example.test.", "AXFR"])
         .output()
         .unwrap();
@@ -152,7 +163,12 @@ fn nsd_and_knot_follow_health_by_notify_and_ixfr() {
     for s in [&nsd, &knot] {
         let t = s.wait_serial(s0, FOLLOW);
         println!("{:?} has serial {s0} after {t:?}", s.kind());
-        assert_eq!(s.axfr(), veer_axfr(&veer), "{:?} holds what veer serves", s.kind());
+        assert_eq!(
+            s.axfr(),
+            veer_axfr(&veer),
+            "{:?} holds what veer serves",
+            s.kind()
+        );
         assert_eq!(s.ask("app.example.test.", "A"), ["192.0.2.1"]);
     }
     // NOTIFY targets arrive by reload; then the primary goes down.
@@ -174,9 +190,18 @@ fn nsd_and_knot_follow_health_by_notify_and_ixfr() {
     let s1 = served_serial(&veer);
     assert_ne!(s1, s0);
     assert!(knot.log().contains("IXFR, incoming"), "{}", knot.log());
-    assert!(veer.logs().contains("IXFR of example.test."), "{}", veer.logs());
+    assert!(
+        veer.logs().contains("IXFR of example.test."),
+        "{}",
+        veer.logs()
+    );
     for s in [&nsd, &knot] {
-        assert_eq!(s.axfr(), veer_axfr(&veer), "{:?} holds what veer serves", s.kind());
+        assert_eq!(
+            s.axfr(),
+            veer_axfr(&veer),
+            "{:?} holds what veer serves",
+            s.kind()
+        );
     }
 }
 
@@ -194,7 +219,10 @@ fn knot_gets_the_whole_zone_when_the_journal_does_not_reach_its_serial() {
     let s1 = wait_serial_change(&veer, s0);
     knot.refresh();
     knot.wait_serial(s1, FOLLOW);
-    assert!(veer.logs().contains(&format!("IXFR of example.test. serial {s1}")));
+    assert!(
+        veer.logs()
+            .contains(&format!("IXFR of example.test. serial {s1}"))
+    );
     // Not covered: two transitions while Knot is not told.
     set_health(dir.path(), "p", "up");
     let s2 = wait_serial_change(&veer, s1);
@@ -203,7 +231,9 @@ fn knot_gets_the_whole_zone_when_the_journal_does_not_reach_its_serial() {
     knot.refresh();
     knot.wait_serial(s3, FOLLOW);
     assert!(
-        veer.logs().contains("IXFR (whole zone: the journal does not reach the client's serial) of example.test."),
+        veer.logs().contains(
+            "IXFR (whole zone: the journal does not reach the client's serial) of example.test."
+        ),
         "{}",
         veer.logs()
     );
@@ -231,7 +261,10 @@ fn a_100000_record_zone_arrives_complete() {
     for s in [&nsd, &knot] {
         s.wait_serial(s0, Duration::from_secs(60));
     }
-    println!("100,000 records at both secondaries after {:?}", started.elapsed());
+    println!(
+        "100,000 records at both secondaries after {:?}",
+        started.elapsed()
+    );
     let ours = veer_axfr(&veer);
     assert_eq!(ours.len(), 100_000 + 7, "veer's own AXFR");
     for s in [&nsd, &knot] {
@@ -246,7 +279,13 @@ fn transfers_without_the_key_with_a_wrong_key_or_from_outside_are_refused() {
     let axfr = |extra: &[&str]| -> String {
         let out = std::process::Command::new("dig")
             .arg(format!("@{}", veer.addr.ip()))
-            .args(["-p", &veer.addr.port().to_string(), "+tcp", "+time=3", "+tries=1"])
+            .args([
+                "-p",
+                &veer.addr.port().to_string(),
+                "+tcp",
+                "+time=3",
+                "+tries=1",
+            ])
             .args(extra)
             .args(["example.test.", "AXFR"])
             .output()
@@ -259,10 +298,10 @@ fn transfers_without_the_key_with_a_wrong_key_or_from_outside_are_refused() {
     assert!(unsigned.contains("Transfer failed"), "{unsigned}");
     let wrong = Tsig::hmac_sha256("xfr-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let bad = axfr(&["-y", &wrong.dig_key()]);
-    assert!(!bad.contains("XFR size"), "{bad}");
+    assert!(bad.contains(" BADSIG ") && !bad.contains("XFR size"), "{bad}");
     let unknown = Tsig::hmac_sha256("other-key", &key().secret);
     let bad = axfr(&["-y", &unknown.dig_key()]);
-    assert!(!bad.contains("XFR size"), "{bad}");
+    assert!(bad.contains(" BADKEY ") && !bad.contains("XFR size"), "{bad}");
     // From outside the ACL's network, with the key: refused.
     let before = veer.logs().matches("reload applied").count();
     std::fs::write(
@@ -282,5 +321,4 @@ fn transfers_without_the_key_with_a_wrong_key_or_from_outside_are_refused() {
     assert!(inside.contains("XFR size"), "{inside}");
     let logs = veer.logs();
     assert!(logs.contains("transfer refused to 127.0.0.2"), "{logs}");
-    assert!(logs.contains("TSIG BAD"), "{logs}");
 }
