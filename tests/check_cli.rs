@@ -427,3 +427,41 @@ fn group_without_user_and_zero_tcp_timeouts_are_errors() {
         + 1;
     c.assert_error(&cfg, line, &["tcp_read_timeout must be above 0"]);
 }
+
+#[test]
+fn bad_tsig_keys_and_transfer_acls_are_errors_at_their_lines() {
+    let config = r#"[server]
+listen = ["127.0.0.1:0"]
+
+[key.md5]
+algorithm = "hmac-md5"
+secret = "Vh3cMJlR0Wm0nU9bR3pHb1pkQ2l0eFZwN2dGa0l2c2E="
+
+[key.short]
+algorithm = "HMAC-SHA256."
+secret = "c2hvcnQ="
+
+[key.garbled]
+algorithm = "hmac-sha512"
+secret = "not base64!"
+
+[key.good]
+algorithm = "hmac-sha256"
+secret = "Vh3cMJlR0Wm0nU9bR3pHb1pkQ2l0eFZwN2dGa0l2c2E="
+
+[[zone]]
+origin = "a.test."
+file = "zones/a.test.zone"
+allow_transfer = [ { key = "missing" }, { network = "192.0.2.1/24" }, {} ]
+notify = [ { address = "192.0.2.1", key = "good" } ]
+"#;
+    let (_dir, cfg, _) = setup(config, ZONE_A);
+    let c = check(&cfg);
+    c.assert_error(&cfg, 5, &["md5"]);
+    c.assert_error(&cfg, 10, &["short"]);
+    c.assert_error(&cfg, 14, &["garbled"]);
+    c.assert_error(&cfg, 23, &["missing", "not a configured"]);
+    c.assert_error(&cfg, 23, &["192.0.2.1/24"]);
+    c.assert_error(&cfg, 23, &["needs network, key or both"]);
+    c.assert_error(&cfg, 24, &["192.0.2.1", "IP:PORT"]);
+}

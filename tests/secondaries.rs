@@ -143,7 +143,7 @@ fn veer_axfr(veer: &Veer) -> Vec<String> {
     let mut lines: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .filter(|l| !l.split_whitespace().nth(3).is_some_and(|t| t == "TSIG"))
+        .filter(|l| l.split_whitespace().nth(3).is_none_or(|t| t != "TSIG"))
         .filter_map(parse_rr)
         .map(|r| format!("{} {} {} {} {}", r.name, r.ttl, r.class, r.rtype, r.data))
         .collect();
@@ -298,10 +298,16 @@ fn transfers_without_the_key_with_a_wrong_key_or_from_outside_are_refused() {
     assert!(unsigned.contains("Transfer failed"), "{unsigned}");
     let wrong = Tsig::hmac_sha256("xfr-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     let bad = axfr(&["-y", &wrong.dig_key()]);
-    assert!(bad.contains(" BADSIG ") && !bad.contains("XFR size"), "{bad}");
+    assert!(
+        bad.contains(" BADSIG ") && !bad.contains("XFR size"),
+        "{bad}"
+    );
     let unknown = Tsig::hmac_sha256("other-key", &key().secret);
     let bad = axfr(&["-y", &unknown.dig_key()]);
-    assert!(bad.contains(" BADKEY ") && !bad.contains("XFR size"), "{bad}");
+    assert!(
+        bad.contains(" BADKEY ") && !bad.contains("XFR size"),
+        "{bad}"
+    );
     // From outside the ACL's network, with the key: refused.
     let before = veer.logs().matches("reload applied").count();
     std::fs::write(

@@ -72,6 +72,13 @@ impl Validator<'_> {
             let spec = spec.into_inner();
             match Key::new(&name, spec.algorithm.get_ref(), spec.secret.get_ref()) {
                 Ok(k) => {
+                    if let Some(w) = k.warning() {
+                        tracing::warn!(
+                            "{}:{}: warning: [key.{name}]: {w}",
+                            self.path.display(),
+                            self.line(&spec.secret)
+                        );
+                    }
                     if keys.iter().any(|o| o.name() == k.name()) {
                         self.error(
                             &spec.algorithm,

@@ -149,6 +149,8 @@ pub struct Controller {
     xfr: rustc_hash::FxHashMap<hickory_proto::rr::Name, Arc<crate::xfr::ZoneXfr>>,
     /// The NOTIFY tasks (started by `run`).
     notifier: Option<crate::xfr::notify::Notifier>,
+    /// What they report, in every snapshot from the first.
+    notify_status: Arc<crate::xfr::notify::NotifyStatus>,
 }
 
 impl Controller {
@@ -242,6 +244,7 @@ impl Controller {
             geo: None,
             xfr: Default::default(),
             notifier: None,
+            notify_status: Arc::default(),
         };
         // A start is a reconcile from nothing.
         c.reconcile(None, now);
@@ -276,8 +279,9 @@ impl Controller {
     /// bringing the transfer state (journal, NOTIFY) up to date first.
     fn publish(&mut self, store: &Store) {
         if store.generation() < self.generation {
-            self.refresh_xfr();
+            let changed = self.refresh_xfr();
             store.publish(self.snapshot());
+            self.notify(&changed);
         }
     }
 
@@ -302,9 +306,11 @@ impl Controller {
         }
         self.start_tasks(&clients, &report_tx, &mut tasks);
         // NOTIFY for every zone with targets: a start is a change.
-        self.notifier = Some(crate::xfr::notify::Notifier::default());
-        self.xfr.clear();
-        self.refresh_xfr();
+        self.notifier = Some(crate::xfr::notify::Notifier::new(
+            self.notify_status.clone(),
+        ));
+        let all: Vec<_> = self.xfr.keys().cloned().collect();
+        self.notify(&all);
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);

@@ -93,9 +93,11 @@ pub(super) fn routed_records(base: &Base, decisions: &[Option<Decision>], z: usi
 
 impl Controller {
     /// Brings the transfer state up to the current serials: a zone whose
-    /// serial moved gets a journal entry for the difference and its notify
-    /// targets are told. Called before every publish.
-    pub(super) fn refresh_xfr(&mut self) {
+    /// serial moved gets a journal entry for the difference. Called before
+    /// every publish; returns the zones whose serial moved, to be told to
+    /// their notify targets once the snapshot is published (a secondary
+    /// told earlier could ask before the new serial is served).
+    pub(super) fn refresh_xfr(&mut self) -> Vec<hickory_proto::rr::Name> {
         let base = self.base.clone();
         let limits = &base.config.transfer;
         let mut zones: FxHashMap<hickory_proto::rr::Name, Arc<ZoneXfr>> = FxHashMap::default();
@@ -122,7 +124,11 @@ impl Controller {
             let journal = match old {
                 // Unchanged.
                 Some(o) if o.serial == serial => {
-                    if !Arc::ptr_eq(&o.zone, zone) || !Arc::ptr_eq(&o.routed, &routed) {
+                    // A reload parses the files again: the same text is
+                    // the same zone.
+                    let same_zone = Arc::ptr_eq(&o.zone, zone)
+                        || (o.zone.content_hash == zone.content_hash && o.zone.files == zone.files);
+                    if !same_zone || !Arc::ptr_eq(&o.routed, &routed) {
                         // Content moved without the serial (should not
                         // happen): the old differences no longer lead here.
                         tracing::warn!(
@@ -163,10 +169,17 @@ impl Controller {
             });
             zones.insert(zone.origin.clone(), x);
         }
-        if let Some(n) = self.notifier.as_mut() {
-            n.update(&zones, &base.config.keys, &base.config.transfer, &changed);
-        }
         self.xfr = zones;
+        changed
+    }
+
+    /// Starts, stops and feeds the NOTIFY tasks; every target of a zone
+    /// in `changed` is told its serial. Call after publishing.
+    pub(super) fn notify(&mut self, changed: &[hickory_proto::rr::Name]) {
+        if let Some(n) = self.notifier.as_mut() {
+            let config = &self.base.config;
+            n.update(&self.xfr, &config.keys, &config.transfer, changed);
+        }
     }
 
     /// The transfer state for the snapshot.
@@ -174,11 +187,7 @@ impl Controller {
         Arc::new(Xfr {
             zones: self.xfr.clone(),
             keys: self.base.config.keys.clone().into(),
-            notify: self
-                .notifier
-                .as_ref()
-                .map(|n| n.status.clone())
-                .unwrap_or_default(),
+            notify: self.notify_status.clone(),
         })
     }
 }

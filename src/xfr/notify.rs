@@ -97,7 +97,6 @@ impl NotifyStatus {
 }
 
 /// The NOTIFY tasks (inside the controller's runtime).
-#[derive(Default)]
 pub struct Notifier {
     tasks: FxHashMap<(Name, SocketAddr), Task>,
     /// Shared with the API and metrics.
@@ -113,6 +112,14 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
+    /// A notifier reporting into `status`.
+    pub fn new(status: Arc<NotifyStatus>) -> Notifier {
+        Notifier {
+            tasks: FxHashMap::default(),
+            status,
+        }
+    }
+
     /// Starts, stops and feeds the tasks for `zones`: every target of a
     /// zone in `changed`, and every new target, is sent the zone's serial.
     pub fn update(
@@ -186,7 +193,7 @@ async fn run(
             };
             let mut timeout = job.timeout;
             let mut last = String::new();
-            for _ in 0..=job.retries {
+            for attempt in 0..=job.retries {
                 status.sent.fetch_add(1, Ordering::Relaxed);
                 status.update(&zone, target, |s| s.serial_sent = Some(job.serial));
                 let result = tokio::select! {
@@ -207,9 +214,14 @@ async fn run(
                             s.acked_at = Some(crate::status::rfc3339(std::time::SystemTime::now()));
                             s.last_error = None;
                         });
-                        tracing::debug!(
-                            "NOTIFY {zone} serial {} to {target}: acknowledged",
-                            job.serial
+                        tracing::info!(
+                            "NOTIFY {zone} serial {} to {target}: acknowledged{}",
+                            job.serial,
+                            if attempt > 0 {
+                                format!(" (attempt {})", attempt + 1)
+                            } else {
+                                String::new()
+                            }
                         );
                         break 'job;
                     }

@@ -76,7 +76,7 @@ enum Plan {
     /// One message, and done.
     Reply(Vec<u8>),
     /// The transfer.
-    Send(Transfer),
+    Send(Box<Transfer>),
 }
 
 struct Transfer {
@@ -194,13 +194,13 @@ fn plan(xfr: &Xfr, raw: &[u8], src: IpAddr) -> Plan {
     } else {
         None
     };
-    Plan::Send(Transfer {
+    Plan::Send(Box::new(Transfer {
         zone: zone.clone(),
         signer,
         query,
         id: msg.metadata.id,
         client_serial,
-    })
+    }))
 }
 
 /// What the answer holds.
