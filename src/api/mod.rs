@@ -123,7 +123,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 
 async fn page(AxState(api): AxState<Api>) -> Html<String> {
     let snap = api.store.load();
-    Html(page::render(&snap.status, &snap.xfr.notify.targets()))
+    Html(page::render(
+        &snap.status,
+        &snap.xfr.notify.targets(),
+        &secondaries(&snap),
+    ))
 }
 
 async fn metrics(AxState(api): AxState<Api>) -> impl IntoResponse {
@@ -132,6 +136,18 @@ async fn metrics(AxState(api): AxState<Api>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::render(&snap, &api.stats),
     )
+}
+
+/// Every secondary zone: primaries, serial, last and next refresh, expiry.
+fn secondaries(snap: &crate::store::Snapshot) -> Vec<crate::xfr::secondary::Status> {
+    let mut out: Vec<_> = snap
+        .xfr
+        .secondaries
+        .values()
+        .filter_map(|h| h.status.lock().ok().map(|s| s.clone()))
+        .collect();
+    out.sort_by(|a, b| a.zone.cmp(&b.zone));
+    out
 }
 
 /// Per zone: the journal and every NOTIFY target's last acknowledged serial.
@@ -170,6 +186,7 @@ async fn status(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
         "checks": s.checks.len(),
         "routes": s.routes.len(),
         "transfers": transfers(&snap),
+        "secondaries": secondaries(&snap),
     }))
 }
 

@@ -9,7 +9,11 @@ use crate::health::State;
 use crate::status::Status;
 
 /// Renders the page.
-pub fn render(s: &Status, notify: &[crate::xfr::notify::TargetStatus]) -> String {
+pub fn render(
+    s: &Status,
+    notify: &[crate::xfr::notify::TargetStatus],
+    secondaries: &[crate::xfr::secondary::Status],
+) -> String {
     let mut h = String::with_capacity(8192);
     let down = s.checks.iter().filter(|c| c.state == State::Down).count();
     let _ = write!(
@@ -138,6 +142,31 @@ th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:
         );
     }
     h.push_str("</table>");
+    if !secondaries.is_empty() {
+        h.push_str(
+            r#"<h2>Zones from primaries</h2><table id="secondary-zones"><tr><th>zone</th><th>primary</th><th>serial</th><th>last refresh</th><th>next refresh</th><th>expires</th><th>last error</th></tr>"#,
+        );
+        let opt = |v: &Option<String>| esc(v.as_deref().unwrap_or("–"));
+        for z in secondaries {
+            let _ = write!(
+                h,
+                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&z.zone),
+                if z.expired {
+                    r#" <span class="down">SERVFAIL</span>"#
+                } else {
+                    ""
+                },
+                esc(&z.primary.clone().unwrap_or_else(|| z.primaries.join(", "))),
+                z.serial.map_or("–".to_string(), |s| s.to_string()),
+                opt(&z.last_refresh),
+                opt(&z.next_refresh),
+                opt(&z.expires),
+                opt(&z.last_error),
+            );
+        }
+        h.push_str("</table>");
+    }
     if !notify.is_empty() {
         h.push_str(
             r#"<h2>Secondaries</h2><table id="secondaries"><tr><th>zone</th><th>notify target</th><th>serial sent</th><th>serial acknowledged</th><th>last error</th></tr>"#,

@@ -53,6 +53,13 @@ pub struct AllowSpec {
     pub key: Option<Spanned<String>>,
 }
 
+/// A `primary` of a secondary zone.
+#[derive(Debug, Deserialize)]
+pub struct PrimarySpec {
+    pub address: Spanned<String>,
+    pub key: Option<Spanned<String>>,
+}
+
 /// A `notify` target.
 #[derive(Debug, Deserialize)]
 pub struct NotifySpec {
@@ -121,7 +128,8 @@ pub struct ServerSpec {
 #[derive(Debug, Deserialize)]
 pub struct ZoneSpec {
     pub origin: Spanned<String>,
-    pub file: Spanned<String>,
+    pub file: Option<Spanned<String>>,
+    pub primary: Option<Spanned<Vec<PrimarySpec>>>,
     #[serde(default)]
     pub allow_transfer: Vec<Spanned<AllowSpec>>,
     #[serde(default)]

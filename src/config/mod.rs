@@ -133,6 +133,9 @@ pub struct ZoneConfig {
     pub line: usize,
     /// Line of the `file` key.
     pub file_line: usize,
+    /// Where the zone comes from by transfer (a secondary zone; then
+    /// `file` is veer's copy in `state_dir`). Empty: from `file`.
+    pub primaries: Vec<NotifyTarget>,
     /// Who may transfer the zone (nobody when empty).
     pub allow_transfer: Vec<Allow>,
     /// Where NOTIFY goes when the serial changes.
@@ -304,7 +307,7 @@ impl Validator<'_> {
         let server = self.server(spec.server);
         let keys = self.keys(spec.key);
         let transfer = self.transfer(spec.transfer);
-        let zones = self.zones(spec.zone, &keys);
+        let zones = self.zones(spec.zone, &keys, server.state_dir.as_deref());
         let health = self.health(spec.health);
         let checks = self.checks(spec.check);
         let (routes, route_order) = self.routes(spec.route, &zones, &checks);
@@ -633,7 +636,12 @@ impl Validator<'_> {
         }
     }
 
-    fn zones(&mut self, specs: Vec<file::ZoneSpec>, keys: &[crate::tsig::Key]) -> Vec<ZoneConfig> {
+    fn zones(
+        &mut self,
+        specs: Vec<file::ZoneSpec>,
+        keys: &[crate::tsig::Key],
+        state_dir: Option<&Path>,
+    ) -> Vec<ZoneConfig> {
         let mut zones: Vec<ZoneConfig> = Vec::new();
         for z in specs {
             let line = self.line(&z.origin);
@@ -660,11 +668,44 @@ impl Validator<'_> {
             }
             let allow_transfer = self.allow_transfer(keys, z.allow_transfer, &origin);
             let notify = self.notify(keys, z.notify, &origin);
+            let (file, file_line, primaries) = match (&z.file, z.primary) {
+                (Some(f), None) => (self.resolve(f.get_ref()), self.line(f), Vec::new()),
+                (None, Some(p)) => {
+                    let at = self.line(&p);
+                    let primaries = self.primaries(keys, p, &origin);
+                    match state_dir {
+                        Some(dir) => (
+                            crate::xfr::secondary::copy_path(dir, &origin),
+                            at,
+                            primaries,
+                        ),
+                        None => {
+                            self.error_at(
+                                at,
+                                format!("zone {origin}: a zone from a primary needs [server] state_dir (veer keeps its copy there)"),
+                            );
+                            continue;
+                        }
+                    }
+                }
+                (Some(f), Some(_)) => {
+                    self.error(
+                        f,
+                        format!("zone {origin}: file and primary exclude each other"),
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    self.error(&z.origin, format!("zone {origin}: needs file or primary"));
+                    continue;
+                }
+            };
             zones.push(ZoneConfig {
                 origin,
-                file: self.resolve(z.file.get_ref()),
+                file,
                 line,
-                file_line: self.line(&z.file),
+                file_line,
+                primaries,
                 allow_transfer,
                 notify,
             });

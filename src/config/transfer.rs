@@ -199,6 +199,44 @@ impl Validator<'_> {
         out
     }
 
+    pub(super) fn primaries(
+        &mut self,
+        keys: &[Key],
+        specs: Spanned<Vec<file::PrimarySpec>>,
+        origin: &Name,
+    ) -> Vec<NotifyTarget> {
+        let line = self.line(&specs);
+        let specs = specs.into_inner();
+        if specs.is_empty() {
+            self.error_at(
+                line,
+                format!("zone {origin}: primary needs at least one address"),
+            );
+        }
+        let mut out: Vec<NotifyTarget> = Vec::new();
+        for s in specs {
+            let Ok(address) = s.address.get_ref().parse::<SocketAddr>() else {
+                self.error(
+                    &s.address,
+                    format!(
+                        "zone {origin}: primary address `{}` is not IP:PORT",
+                        s.address.get_ref()
+                    ),
+                );
+                continue;
+            };
+            let key = match &s.key {
+                None => None,
+                Some(k) => match self.key_ref(keys, k, origin) {
+                    Some(k) => Some(k),
+                    None => continue,
+                },
+            };
+            out.push(NotifyTarget { address, key });
+        }
+        out
+    }
+
     pub(super) fn notify(
         &mut self,
         keys: &[Key],

@@ -70,6 +70,19 @@ impl Base {
     ) -> Result<Base, Diagnostics> {
         let mut zones = Vec::new();
         for z in &config.zones {
+            if !z.primaries.is_empty() {
+                // A secondary zone: veer's copy, or a placeholder that
+                // answers SERVFAIL until the first transfer.
+                let records = crate::xfr::secondary::load_copy(&z.file).map(|(_, r)| r);
+                match transferred_zone(&z.origin, &z.file, records, &config, previous) {
+                    Ok(zone) => zones.push(Some(zone)),
+                    Err(e) => {
+                        errors.push(Diagnostic::new(&config.path, z.file_line, e));
+                        zones.push(None);
+                    }
+                }
+                continue;
+            }
             // An unreadable zone file is the config line's problem.
             if let Err(e) = std::fs::File::open(&z.file) {
                 errors.push(Diagnostic::new(
@@ -106,14 +119,17 @@ impl Base {
         } else {
             None
         };
-        // Route collisions are checked in every zone that loaded.
+        // Route collisions are checked in every zone that loaded; over a
+        // transferred zone a route replaces the RRset of its name and type.
         let mut next = 2 * zones.len();
         let mut route_slots = Vec::new();
         for r in &config.routes {
-            if let Some(Err(m)) = zones[r.zone]
-                .as_mut()
-                .map(|z| z.add_dynamic(&r.name, r.rtype, next))
-            {
+            if let Some(Err(m)) = zones[r.zone].as_mut().map(|z| {
+                if z.transferred {
+                    z.remove_static(&r.name, r.rtype);
+                }
+                z.add_dynamic(&r.name, r.rtype, next)
+            }) {
                 errors.push(Diagnostic::new(
                     &config.path,
                     r.line,
@@ -157,10 +173,93 @@ impl Base {
         })
     }
 
+    /// This base with secondary zone `i` built from `records` (a transfer),
+    /// the routes laid over it. The other zones are shared.
+    pub fn with_transferred(&self, i: usize, records: Vec<Record>) -> Result<Base, String> {
+        let z = &self.config.zones[i];
+        let mut zone =
+            transferred_zone(&z.origin, &z.file, Some(records), &self.config, Some(self))?;
+        for (ri, r) in self.config.routes.iter().enumerate() {
+            if r.zone == i {
+                zone.remove_static(&r.name, r.rtype);
+                zone.add_dynamic(&r.name, r.rtype, self.route_slots[ri])
+                    .map_err(|m| format!("route {} {}: {m}", r.name, r.rtype))?;
+            }
+        }
+        zone.bind_soa(2 * i);
+        let mut zones = self.zones.clone();
+        zones[i] = Arc::new(zone);
+        Ok(Base {
+            config: self.config.clone(),
+            zones,
+            route_slots: self.route_slots.clone(),
+            slot_count: self.slot_count,
+            geo: self.geo.clone(),
+            fingerprints: self.fingerprints.clone(),
+            routes_of_check: self.routes_of_check.clone(),
+        })
+    }
+
     /// Number of records in the zone files.
     pub fn records(&self) -> usize {
         self.zones.iter().map(|z| z.records).sum()
     }
+}
+
+/// A secondary zone from transferred `records` (None: not fetched yet: a
+/// zone of its SOA alone, which answers SERVFAIL until the first
+/// transfer), keeping the query counters of the zone `previous` served.
+fn transferred_zone(
+    origin: &Name,
+    copy: &std::path::Path,
+    records: Option<Vec<Record>>,
+    config: &Config,
+    previous: Option<&Base>,
+) -> Result<Zone, String> {
+    let records = records.unwrap_or_else(|| {
+        vec![Record::from_rdata(
+            origin.clone(),
+            0,
+            hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                origin.clone(),
+                origin.clone(),
+                0,
+                3600,
+                600,
+                86400,
+                0,
+            )),
+        )]
+    });
+    let file: Arc<std::path::Path> = Arc::from(copy);
+    let located = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                r,
+                crate::zone::parse::Loc {
+                    file: file.clone(),
+                    line: i + 1,
+                },
+            )
+        })
+        .collect();
+    let mut zone = Zone::build(origin, copy, located, Vec::new()).map_err(|d| {
+        format!(
+            "zone {origin} as transferred cannot be served: {}",
+            d.0.iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    zone.transferred = true;
+    let _ = config;
+    if let Some(old) = previous.and_then(|p| p.zones.iter().find(|o| o.origin == zone.origin)) {
+        zone.stats = old.stats.clone();
+    }
+    Ok(zone)
 }
 
 /// The slot content for route `ri`'s decision: fixed records, or a table
@@ -449,6 +548,12 @@ fn renamed(d: &Dyn, name: &Name, ttl: u32) -> Dyn {
 pub fn soa_slots(zone: &Zone, serial: u32) -> [Dyn; 2] {
     let (soa, neg) = zone.soa_sets(serial);
     [Dyn::Set(soa), Dyn::Set(neg)]
+}
+
+/// The SOA slots of a secondary zone that expired (or never arrived):
+/// every query for the zone gets SERVFAIL.
+pub fn expired_slots() -> [Dyn; 2] {
+    [Dyn::ServFail, Dyn::ServFail]
 }
 
 #[cfg(test)]

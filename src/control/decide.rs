@@ -5,12 +5,23 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::build::{route_slot, soa_slots};
+use super::build::{expired_slots, route_slot, soa_slots};
 use super::{Controller, next_serial};
 use crate::route::{View, decide};
 use crate::store::Dyn;
 
 impl Controller {
+    /// The SOA slots of zone `z`: its SOA with the served serial, or
+    /// SERVFAIL for a secondary zone that expired.
+    pub(super) fn soa_pair(&self, z: usize) -> [Dyn; 2] {
+        let zone = &self.base.zones[z];
+        if self.expired.contains(&zone.origin) {
+            expired_slots()
+        } else {
+            soa_slots(zone, self.serials[z])
+        }
+    }
+
     /// Fresh slots for the current base (every route re-decided).
     pub(super) fn reset_slots(&mut self) {
         let base = &self.base;
@@ -28,7 +39,7 @@ impl Controller {
         self.slot_policy = policy.into();
         self.decisions = vec![None; base.config.routes.len()];
         for (i, z) in base.zones.iter().enumerate() {
-            let [soa, neg] = soa_slots(z, self.serials[i]);
+            let [soa, neg] = self.soa_pair(i);
             self.slots[z.soa_slot] = Arc::new(soa);
             self.slots[z.soa_slot + 1] = Arc::new(neg);
         }
@@ -120,7 +131,7 @@ impl Controller {
             if changed {
                 self.serials[z] = next_serial(self.serials[z]);
                 let zone = &self.base.zones[z];
-                let [soa, neg] = soa_slots(zone, self.serials[z]);
+                let [soa, neg] = self.soa_pair(z);
                 self.slots[zone.soa_slot] = Arc::new(soa);
                 self.slots[zone.soa_slot + 1] = Arc::new(neg);
             }

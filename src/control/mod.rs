@@ -24,6 +24,7 @@ mod decide;
 mod effective;
 mod persist;
 mod reconcile;
+mod secondary;
 mod view;
 pub mod watch;
 pub mod webhook;
@@ -151,6 +152,12 @@ pub struct Controller {
     notifier: Option<crate::xfr::notify::Notifier>,
     /// What they report, in every snapshot from the first.
     notify_status: Arc<crate::xfr::notify::NotifyStatus>,
+    /// Secondary zones that answer SERVFAIL (expired, or never fetched).
+    expired: rustc_hash::FxHashSet<hickory_proto::rr::Name>,
+    /// The secondary zones' tasks (started by `run`).
+    secondaries: secondary::Secondaries,
+    /// Where those tasks send fetched zones (set by `run`).
+    secondary_updates: Option<mpsc::UnboundedSender<crate::xfr::secondary::Update>>,
 }
 
 impl Controller {
@@ -217,6 +224,7 @@ impl Controller {
 
     fn build(base: Base, persist: bool) -> Controller {
         let now = SystemTime::now();
+        let expired = secondary::expired_at_start(&base);
         let h = &base.config.health;
         let mut c = Controller {
             guard: Guard::new(h.guard_share, h.guard_window, h.guard_min_checks),
@@ -245,6 +253,9 @@ impl Controller {
             xfr: Default::default(),
             notifier: None,
             notify_status: Arc::default(),
+            expired,
+            secondaries: secondary::Secondaries::default(),
+            secondary_updates: None,
         };
         // A start is a reconcile from nothing.
         c.reconcile(None, now);
@@ -311,6 +322,12 @@ impl Controller {
         ));
         let all: Vec<_> = self.xfr.keys().cloned().collect();
         self.notify(&all);
+        let (update_tx, mut updates) = mpsc::unbounded_channel();
+        self.secondaries.update(&self.base, &update_tx);
+        self.secondary_updates = Some(update_tx);
+        // The snapshot that knows the secondary zones' tasks (NOTIFY in).
+        self.generation += 1;
+        self.publish(&store);
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
@@ -335,6 +352,9 @@ impl Controller {
                     self.command(c, &store, &mut commands, &clients, &report_tx, &mut tasks).await;
                     // Reap probe tasks a reload aborted.
                     while tasks.try_join_next().is_some() {}
+                }
+                Some(u) = updates.recv() => {
+                    self.secondary_update(u);
                 }
                 _ = sleep_for(expiry) => {
                     let now = SystemTime::now();
@@ -382,6 +402,9 @@ impl Controller {
         match c {
             Command::Reload { reply } => {
                 let result = self.reload(clients, report_tx, tasks).await;
+                if let Some(tx) = &self.secondary_updates {
+                    self.secondaries.update(&self.base, tx);
+                }
                 if let Some(reply) = reply {
                     // Answers change before the caller hears back.
                     self.publish(store);

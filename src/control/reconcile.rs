@@ -255,7 +255,7 @@ impl Controller {
             if changed && kept_serials[r.zone] {
                 self.serials[r.zone] = next_serial(self.serials[r.zone]);
                 let zone = &new.zones[r.zone];
-                let [soa, neg] = super::build::soa_slots(zone, self.serials[r.zone]);
+                let [soa, neg] = self.soa_pair(r.zone);
                 self.slots[zone.soa_slot] = Arc::new(soa);
                 self.slots[zone.soa_slot + 1] = Arc::new(neg);
                 kept_serials[r.zone] = false;

@@ -166,6 +166,7 @@ impl Controller {
                 journal,
                 allow: config.allow_transfer.clone().into(),
                 notify: config.notify.clone().into(),
+                expired: self.expired.contains(&zone.origin),
             });
             zones.insert(zone.origin.clone(), x);
         }
@@ -188,6 +189,7 @@ impl Controller {
             zones: self.xfr.clone(),
             keys: self.base.config.keys.clone().into(),
             notify: self.notify_status.clone(),
+            secondaries: self.secondaries.handles(),
         })
     }
 }

@@ -8,7 +8,7 @@ use hickory_proto::rr::{Name, RData, RecordSet, RecordType};
 use smallvec::SmallVec;
 
 use crate::route::{Client, Trace};
-use crate::store::{Served, Snapshot};
+use crate::store::{Dyn, Served, Snapshot};
 use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
 
 /// RRsets (or parts of one) an answer holds without allocating: a
@@ -143,6 +143,15 @@ pub fn resolve<'a>(
             a.rcode = ResponseCode::NoError;
             a.authoritative = true;
             a.zone = Some(zone);
+        }
+        // A secondary zone that expired (or never arrived) answers
+        // SERVFAIL; its SOA slot says so.
+        if matches!(snap.slot(zone.soa_slot), Dyn::ServFail) {
+            a.rcode = ResponseCode::ServFail;
+            a.authoritative = false;
+            a.answer.clear();
+            a.authority = None;
+            return a;
         }
         let negative = |a: &mut Answer<'a>, rcode| {
             let neg = snap.soa(zone).1;

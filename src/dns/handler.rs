@@ -543,6 +543,16 @@ impl Handler {
                 return true;
             }
         };
+        // NOTIFY (RFC 1996) for a secondary zone: from its primaries only.
+        if request.metadata.op_code == OpCode::Notify {
+            *out = crate::xfr::secondary::notify_in(
+                &snap.xfr.secondaries,
+                &snap.xfr.keys,
+                packet,
+                src.ip(),
+            );
+            return true;
+        }
         // IXFR over UDP: the answer if it fits, else the current SOA.
         if protocol == Protocol::Udp
             && request.metadata.op_code == OpCode::Query

@@ -13,9 +13,11 @@
 //! The transfer state travels in the snapshot ([`Xfr`]), so one transfer
 //! answers from one snapshot even while a newer one is published.
 
+pub mod client;
 pub mod journal;
 pub mod notify;
 pub mod out;
+pub mod secondary;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct ZoneXfr {
     pub allow: Arc<[Allow]>,
     /// Whom NOTIFY goes to.
     pub notify: Arc<[NotifyTarget]>,
+    /// A secondary zone that expired (or never arrived): not transferred.
+    pub expired: bool,
 }
 
 /// Every zone's transfer state and the TSIG keys, as published.
@@ -54,6 +58,8 @@ pub struct Xfr {
     pub keys: Arc<[crate::tsig::Key]>,
     /// What the NOTIFY targets acknowledged (live, shared with the sender).
     pub notify: Arc<notify::NotifyStatus>,
+    /// Secondary zones by origin (lower case): NOTIFY in, status.
+    pub secondaries: FxHashMap<Name, Arc<secondary::Handle>>,
 }
 
 impl Xfr {

@@ -168,6 +168,9 @@ fn plan(xfr: &Xfr, raw: &[u8], src: IpAddr) -> Plan {
         );
         return Plan::Reply(reply(&msg, ResponseCode::NotAuth, signer.as_mut()));
     };
+    if zone.expired {
+        return Plan::Reply(reply(&msg, ResponseCode::ServFail, signer.as_mut()));
+    }
     if !zone.allow.iter().any(|a| a.matches(src, key.as_ref())) {
         STATS.refused.fetch_add(1, Ordering::Relaxed);
         log_refused(

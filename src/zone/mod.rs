@@ -157,6 +157,8 @@ pub struct Zone {
     pub content_hash: u64,
     /// Query counters (shared with the previous load of the same origin).
     pub stats: Arc<crate::metrics::ZoneStats>,
+    /// Fetched from a primary (routes replace its RRsets of their type).
+    pub transferred: bool,
 }
 
 impl Zone {
@@ -298,6 +300,7 @@ impl Zone {
             files,
             content_hash: 0,
             stats: Arc::default(),
+            transferred: false,
         };
         zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
         Ok(zone)
@@ -382,6 +385,23 @@ impl Zone {
         {
             e.data = Data::Slot(soa_slot);
         }
+    }
+
+    /// Removes the static RRset of `rtype` at `name` (a transferred RRset
+    /// a route replaces); whether there was one.
+    pub fn remove_static(&mut self, name: &Name, rtype: RecordType) -> bool {
+        let key = Key::new(name);
+        let Some(node) = self.nodes.get_mut(key.as_bytes()) else {
+            return false;
+        };
+        let before = node.rrsets.len();
+        node.rrsets
+            .retain(|e| !(e.rtype == rtype && matches!(e.data, Data::Static(_))));
+        let removed = node.rrsets.len() != before;
+        if removed {
+            tracing::info!("{name} {rtype}: the route replaces the transferred records");
+        }
+        removed
     }
 
     /// Adds a routed name and type served from snapshot slot `slot`.
