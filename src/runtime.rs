@@ -43,6 +43,9 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         routes = config.routes.len(),
         "config loaded"
     );
+    for w in crate::config::transfer_warnings(&config) {
+        tracing::warn!("{w}");
+    }
     // Running as `[server] user`: its state directory is handed over
     // before anything writes there.
     let target = match &config.server.user {

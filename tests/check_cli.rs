@@ -465,3 +465,25 @@ notify = [ { address = "192.0.2.1", key = "good" } ]
     c.assert_error(&cfg, 23, &["needs network, key or both"]);
     c.assert_error(&cfg, 24, &["192.0.2.1", "IP:PORT"]);
 }
+
+#[test]
+fn a_zone_with_secondaries_but_no_state_dir_is_a_warning() {
+    let with = |state: &str| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n{state}\n[[zone]]\norigin = \"a.test.\"\nfile = \"zones/a.test.zone\"\nallow_transfer = [ {{ network = \"192.0.2.0/24\" }} ]\n"
+        )
+    };
+    let (_dir, cfg, _) = setup(&with(""), ZONE_A);
+    let c = check(&cfg);
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    let prefix = format!("{}:5: warning: zone a.test. has secondaries", cfg.display());
+    assert!(
+        c.stderr.contains(&prefix),
+        "no `{prefix}` in:\n{}",
+        c.stderr
+    );
+    let (_dir, cfg, _) = setup(&with("state_dir = \"state\""), ZONE_A);
+    let c = check(&cfg);
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    assert!(!c.stderr.contains("state_dir"), "{}", c.stderr);
+}

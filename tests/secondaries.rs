@@ -326,3 +326,59 @@ fn transfers_without_the_key_with_a_wrong_key_or_from_outside_are_refused() {
     assert!(inside.contains("XFR size"), "{inside}");
     veer.expect_log("transfer refused to 127.0.0.2", Duration::from_secs(5));
 }
+
+/// A secondary checks an up-to-date zone with a signed SOA query: the
+/// answer must be signed too, or Knot's refresh fails ("failed to verify
+/// TSIG"), retries, and the zone expires on it while health is stable.
+#[test]
+fn knots_refresh_of_an_up_to_date_zone_succeeds_because_soa_answers_are_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let veer = start_veer(dir.path(), 5, "");
+    let s0 = served_serial(&veer);
+    let k = key();
+    let knot = Secondary::start(Kind::Knot, "example.test.", veer.addr, Some(&k));
+    knot.wait_serial(s0, FOLLOW);
+    knot.refresh();
+    assert!(
+        wait_until(FOLLOW, || knot.log().contains("zone is up-to-date")),
+        "{}",
+        knot.log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let log = knot.log();
+    assert!(
+        !log.contains("failed to verify TSIG") && !log.contains("no usable master"),
+        "{log}"
+    );
+    // dig's view: signed over UDP and TCP; a wrong secret gets BADSIG.
+    let soa = |extra: &[&str]| -> String {
+        let out = std::process::Command::new("dig")
+            .arg(format!("@{}", veer.addr.ip()))
+            .args(["-p", &veer.addr.port().to_string(), "+time=3", "+tries=1"])
+            .args(extra)
+            .args(["example.test.", "SOA"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for transport in ["+notcp", "+tcp"] {
+        let ok = soa(&[transport, "-y", &k.dig_key()]);
+        assert!(
+            ok.contains("status: NOERROR")
+                && ok.contains("TSIG PSEUDOSECTION")
+                && !ok.contains("could not be validated"),
+            "{ok}"
+        );
+    }
+    let wrong = Tsig::hmac_sha256("xfr-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let bad = soa(&["-y", &wrong.dig_key()]);
+    assert!(
+        bad.contains("status: NOTAUTH") && bad.contains(" BADSIG "),
+        "{bad}"
+    );
+    let unsigned = soa(&[]);
+    assert!(
+        unsigned.contains("status: NOERROR") && !unsigned.contains("TSIG"),
+        "{unsigned}"
+    );
+}

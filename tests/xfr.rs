@@ -449,3 +449,46 @@ fn notify_is_retried_coalesced_and_shown() {
     let m = api.metrics();
     assert!(m.value("veer_notify_total", &[("result", "acknowledged")]) >= Some(2.0));
 }
+
+#[test]
+fn a_cname_route_transfers_one_cname() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "t.zone",
+        "$ORIGIN t.\n$TTL 300\n@ SOA ns hostmaster 100 7200 3600 1209600 900\n@ NS ns\nns A 192.0.2.53\n",
+    );
+    let config = write_file(
+        dir.path(),
+        "veer.toml",
+        r#"[server]
+listen = ["127.0.0.1:0"]
+[rrl]
+responses_per_second = 0
+[[zone]]
+origin = "t."
+file = "t.zone"
+allow_transfer = [ { network = "127.0.0.0/8" } ]
+[[route]]
+name = "app.t."
+type = "CNAME"
+ttl = 30
+policy = "failover"
+members = [ { value = "a.example.", tier = 1 }, { value = "b.example.", tier = 1 } ]
+[[route]]
+name = "w.t."
+type = "CNAME"
+ttl = 30
+policy = "weighted"
+members = [ { value = "c.example.", weight = 1 }, { value = "d.example.", weight = 1 } ]
+"#,
+    );
+    let veer = Veer::start(&config);
+    let (rrs, text) = transfer(veer.addr, &["t.", "AXFR"]);
+    let cnames: Vec<String> = rrs
+        .iter()
+        .filter(|r| r.rtype == "CNAME")
+        .map(|r| format!("{} {}", r.name, r.data))
+        .collect();
+    assert_eq!(cnames, ["app.t. a.example.", "w.t. c.example."], "{text}");
+}

@@ -103,7 +103,34 @@ pub fn warnings(config: &super::Config) -> Vec<crate::diag::Diagnostic> {
             ));
         }
     }
+    out.extend(transfer_warnings(config));
     out
+}
+
+/// A zone with secondaries while `[server]` has no `state_dir`: veer
+/// raises a zone's serial at every health transition, and without a
+/// checkpoint a restart serves the zone file's serial again, below what
+/// the secondaries hold, so they ignore every change until it passes
+/// theirs.
+pub fn transfer_warnings(config: &super::Config) -> Vec<crate::diag::Diagnostic> {
+    if config.server.state_dir.is_some() {
+        return Vec::new();
+    }
+    config
+        .zones
+        .iter()
+        .filter(|z| !z.allow_transfer.is_empty() || !z.notify.is_empty())
+        .map(|z| {
+            crate::diag::Diagnostic::new(
+                &config.path,
+                z.line,
+                format!(
+                    "warning: zone {} has secondaries but [server] has no state_dir: after a restart its serial starts again from the zone file, below what the secondaries hold, and they ignore changes until it passes theirs",
+                    z.origin
+                ),
+            )
+        })
+        .collect()
 }
 
 /// What to assume before the first verdict.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use toml::Spanned;
 
-pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, warnings};
+pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, transfer_warnings, warnings};
 pub use duration::parse_duration;
 pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
 pub use transfer::{Allow, NotifyTarget, TransferConfig};

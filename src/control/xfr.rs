@@ -14,7 +14,8 @@
 //!   no RRset).
 //!
 //! A member naming another route contributes what that route transfers.
-//! Records carry the route's configured `ttl`.
+//! A CNAME route transfers the first of its records only. Records carry
+//! the route's configured `ttl`.
 
 use std::sync::Arc;
 
@@ -74,7 +75,13 @@ pub(super) fn routed_records(base: &Base, decisions: &[Option<Decision>], z: usi
         if route.zone != z {
             continue;
         }
-        for data in route_rdata(base, decisions, ri, 0) {
+        let mut data = route_rdata(base, decisions, ri, 0);
+        if route.rtype == hickory_proto::rr::RecordType::CNAME {
+            // A name has one CNAME at most (RFC 2181 10.1): secondaries
+            // reject a zone with more. The first in config order.
+            data.truncate(1);
+        }
+        for data in data {
             let r = Record::from_rdata(route.name.to_lowercase(), route.ttl, data);
             if !out.contains(&r) {
                 out.push(r);

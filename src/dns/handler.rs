@@ -579,10 +579,28 @@ impl Handler {
         if prepared.dropped() {
             return false;
         }
+        // A TSIG-signed query (a secondary's SOA check before a transfer)
+        // gets a signed answer, or the TSIG error (RFC 8945 5.2, 5.3): an
+        // unsigned answer fails the secondary's refresh. Only with keys
+        // configured and a record in the additional section.
+        let mut signer = None;
+        if !snap.xfr.keys.is_empty() && packet[10..12] != [0, 0] {
+            match crate::tsig::check_request(&snap.xfr.keys, packet, crate::tsig::now()) {
+                crate::tsig::Checked::Unsigned => {}
+                crate::tsig::Checked::Valid { signer: s, .. } => signer = Some(s),
+                crate::tsig::Checked::Rejected(r) => {
+                    out.clear();
+                    out.extend_from_slice(&r.reply(packet));
+                    return true;
+                }
+            }
+        }
+        let reserve = signer.as_ref().map_or(0, |s| s.overhead());
         let limit = match protocol {
             Protocol::Udp => prepared.udp_limit(),
             _ => u16::MAX,
-        };
+        }
+        .saturating_sub(u16::try_from(reserve).unwrap_or(u16::MAX));
         let opt_rdata_len = prepared.opt_rdata_len();
         let emit = |p: &Prepared, out: &mut Vec<u8>| {
             out.clear();
@@ -595,23 +613,26 @@ impl Handler {
             out.truncate(end);
             ok
         };
-        if emit(&prepared, out) {
-            if prepared.append_cookie(out, opt_rdata_len, limit) {
-                return true;
-            }
-            // Not where it was expected (or no room): encode again with
-            // the option inside hickory's OPT record.
-            prepared.attach_cookie();
-            if emit(&prepared, out) {
-                return true;
-            }
+        let encoded = emit(&prepared, out)
+            && (prepared.append_cookie(out, opt_rdata_len, limit) || {
+                // Not where it was expected (or no room): encode again
+                // with the option inside hickory's OPT record.
+                prepared.attach_cookie();
+                emit(&prepared, out)
+            });
+        if !encoded {
+            // Could not encode at all: a header-only SERVFAIL, as hickory does.
+            out.clear();
+            out.extend_from_slice(&packet[..2]);
+            out.push(0x80 | (packet[2] & 0x79));
+            out.push(2);
+            out.extend_from_slice(&[0; 8]);
         }
-        // Could not encode at all: a header-only SERVFAIL, as hickory does.
-        out.clear();
-        out.extend_from_slice(&packet[..2]);
-        out.push(0x80 | (packet[2] & 0x79));
-        out.push(2);
-        out.extend_from_slice(&[0; 8]);
+        if let Some(s) = signer.as_mut()
+            && let Err(e) = s.sign(out, crate::tsig::now())
+        {
+            tracing::warn!("cannot sign an answer: {e}");
+        }
         true
     }
 

@@ -194,6 +194,7 @@ async fn run(
             let mut timeout = job.timeout;
             let mut last = String::new();
             for attempt in 0..=job.retries {
+                let started = tokio::time::Instant::now();
                 status.sent.fetch_add(1, Ordering::Relaxed);
                 status.update(&zone, target, |s| s.serial_sent = Some(job.serial));
                 let result = tokio::select! {
@@ -227,6 +228,21 @@ async fn run(
                     }
                     Err(e) => {
                         last = e;
+                        // An answer that came early (an error RCODE, a bad
+                        // signature, a send error) waits out the timeout as
+                        // silence does: retries keep their spacing instead
+                        // of going out back to back.
+                        if attempt < job.retries {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(started + timeout) => {}
+                                c = rx.changed() => {
+                                    if c.is_err() {
+                                        return;
+                                    }
+                                    continue 'job;
+                                }
+                            }
+                        }
                         timeout = timeout.saturating_mul(2);
                     }
                 }
@@ -305,5 +321,74 @@ async fn notify_once(
     match tokio::time::timeout(timeout, wait).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::SOA;
+    use std::time::Instant;
+
+    /// A target that answers every NOTIFY with `rcode` at once.
+    async fn answering(rcode: ResponseCode) -> (SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    return;
+                };
+                log.lock().unwrap().push(Instant::now());
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut r = Message::response(q.metadata.id, OpCode::Notify);
+                r.metadata.response_code = rcode;
+                r.add_queries(q.queries.iter().cloned());
+                let _ = sock.send_to(&r.to_vec().unwrap(), from).await;
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_is_retried_after_the_timeout_not_at_once() {
+        let (target, seen) = answering(ResponseCode::Refused).await;
+        let zone = Name::from_ascii("t.").unwrap();
+        let soa = Record::from_rdata(
+            zone.clone(),
+            300,
+            RData::SOA(SOA::new(zone.clone(), zone.clone(), 7, 1, 1, 1, 1)),
+        );
+        let (tx, rx) = watch::channel(None);
+        let status = Arc::new(NotifyStatus::default());
+        let task = tokio::spawn(run(zone.clone(), target, rx, status.clone()));
+        tx.send(Some(Job {
+            serial: 7,
+            soa,
+            key: None,
+            retries: 2,
+            timeout: Duration::from_millis(150),
+        }))
+        .unwrap();
+        // Attempts at 0, 150 ms and 450 ms.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(seen.lock().unwrap().len(), 1, "retried at once");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let times = seen.lock().unwrap().clone();
+        assert_eq!(times.len(), 3);
+        assert!(times[1] - times[0] >= Duration::from_millis(140));
+        assert!(times[2] - times[1] >= Duration::from_millis(290));
+        assert_eq!(status.failed.load(Ordering::Relaxed), 1);
+        let t = &status.targets()[0];
+        assert!(
+            t.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Refused"))
+        );
+        task.abort();
     }
 }

@@ -291,6 +291,11 @@ fn pack<'a>(
             Err(e) => return Err(e),
         }
         if enc.offset() >= SOFT_LIMIT {
+            // Closed: the next record, if any, opens the next message;
+            // with none left this one is the last (no empty message
+            // may follow the final SOA).
+            next = rrs.next();
+            done = next.is_none();
             break;
         }
     }
@@ -455,3 +460,7 @@ pub fn zone_of(raw: &[u8]) -> Option<Name> {
         .first()
         .map(|q| q.name().clone())
 }
+
+#[cfg(test)]
+#[path = "out/tests.rs"]
+mod tests;
