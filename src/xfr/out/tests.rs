@@ -49,6 +49,7 @@ fn xfr_of(hosts: usize) -> Xfr {
             key: None,
         }]),
         notify: Arc::from(Vec::new()),
+        expired: false,
     };
     let mut zones = FxHashMap::default();
     zones.insert(name("t."), Arc::new(z));
@@ -58,6 +59,7 @@ fn xfr_of(hosts: usize) -> Xfr {
             crate::tsig::Key::new("xfr", "hmac-sha256", SECRET).unwrap(),
         ]),
         notify: Arc::default(),
+        secondaries: FxHashMap::default(),
     }
 }
 
