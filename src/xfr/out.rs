@@ -412,12 +412,10 @@ pub fn serve_udp(xfr: &Xfr, raw: &[u8], src: IpAddr, edns: bool, limit: u16, out
         }
         Plan::Send(t) => t,
     };
-    let opt: &[u8] = if edns {
-        // Root, OPT, payload 1232, no extended flags, no options.
-        &[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]
-    } else {
-        &[]
-    };
+    let payload = limit.to_be_bytes();
+    let opt_bytes = [0, 0, 41, payload[0], payload[1], 0, 0, 0, 0, 0, 0];
+    // Root, OPT, our payload size (the limit), no extended flags or options.
+    let opt: &[u8] = if edns { &opt_bytes } else { &[] };
     let overhead = t.signer.as_ref().map_or(0, |s| s.overhead()) + opt.len();
     let max = usize::from(limit).saturating_sub(overhead).max(12) as u16;
     let zone = t.zone.clone();
