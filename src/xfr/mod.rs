@@ -12,6 +12,9 @@
 //!
 //! The transfer state travels in the snapshot ([`Xfr`]), so one transfer
 //! answers from one snapshot even while a newer one is published.
+//!
+//! [`client`] is the other direction: veer as a secondary, asking a
+//! primary for its serial and fetching the zone by IXFR or AXFR.
 
 pub mod client;
 pub mod journal;
