@@ -487,3 +487,27 @@ fn a_zone_with_secondaries_but_no_state_dir_is_a_warning() {
     assert_eq!(c.code, Some(0), "{}", c.stderr);
     assert!(!c.stderr.contains("state_dir"), "{}", c.stderr);
 }
+
+#[test]
+fn a_zone_from_a_primary_needs_state_dir_and_not_a_file() {
+    let config = r#"[server]
+listen = ["127.0.0.1:0"]
+
+[[zone]]
+origin = "a.test."
+primary = [ { address = "192.0.2.1:53" } ]
+
+[[zone]]
+origin = "b.test."
+file = "zones/a.test.zone"
+primary = [ { address = "192.0.2.1" } ]
+
+[[zone]]
+origin = "c.test."
+"#;
+    let (_dir, cfg, _) = setup(config, ZONE_A);
+    let c = check(&cfg);
+    c.assert_error(&cfg, 6, &["a.test.", "state_dir"]);
+    c.assert_error(&cfg, 10, &["b.test.", "file and primary"]);
+    c.assert_error(&cfg, 14, &["c.test.", "needs file or primary"]);
+}

@@ -343,6 +343,27 @@ impl Veer {
         assert!(status.success(), "kill -{sig} {} failed", self.pid());
     }
 
+    /// Replaces its config file with `text` (by rename), sends SIGHUP
+    /// and waits until the reload is applied; panics with the logs if it
+    /// is not within 10 s.
+    #[track_caller]
+    pub fn reload_with(&self, text: &str) {
+        let before = self.logs().matches("reload applied").count();
+        let tmp = self.config.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).expect("write the new config");
+        std::fs::rename(&tmp, &self.config).expect("rename the new config");
+        self.signal("HUP");
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .logs()
+                .matches("reload applied")
+                .count()
+                > before),
+            "the reload was not applied:\n{}",
+            self.logs()
+        );
+    }
+
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         if self.status.is_some() {
