@@ -11,6 +11,18 @@
                                    health file (flipped down/up); MODE knot:
                                    ARG is "ZONEFILE:KNOT_SOCKET" (app A
                                    edited, serial + 1, `knotc zone-reload`)
+  xfr.py sectrials OUT.tsv N PRIMARY VEER ZONEFILE:KNOT_SOCKET
+                                   the same as MODE knot, with veer as the
+                                   only secondary
+  xfr.py fetch OUT.tsv RECORDS VEER_PID VEER KNOT VEER_LOG READY
+                                   a fresh veer's first AXFR of the RECORDS
+                                   zone from Knot: writes the file READY,
+                                   polls KNOT (host:port; the shell starts
+                                   it) until it answers the zone's SOA, then
+                                   VEER until it answers the zone's last
+                                   name; /proc/PID/status every 10 ms
+                                   throughout; veer's own "AXFR from ..."
+                                   log line
   xfr.py axfr OUT.tsv RUNS VEER_PID HOST:PORT DIGOUT
                                    RUNS x `dig +tcp AXFR` (signed with
                                    $DIG_KEY, ALG:NAME:SECRET, if set),
@@ -87,6 +99,13 @@ def big_zone(records):
         n += 1
         i += 1
     return "".join(out)
+
+
+def big_last(records):
+    """The last name big_zone(records) writes, and its type code."""
+    i = int(records) - 4
+    k = i % 10
+    return f"h{i}.{ORIGIN}", (1 if k < 6 else 28 if k < 9 else 16)
 
 
 def cmd_zones(d, hosts, big):
@@ -224,9 +243,17 @@ def write_atomic(path, text):
     os.rename(tmp, path)
 
 
-def cmd_trials(mode, out, n, primary, nsd, knot, arg):
+def cmd_sectrials(out, n, primary, veer, arg):
+    cmd_trials("secondary", out, n, primary, None, None, arg, veer)
+
+
+def cmd_trials(mode, out, n, primary, nsd, knot, arg, veer=None):
     n = int(n)
-    servers = [("primary", hostport(primary)), ("nsd", hostport(nsd)), ("knot", hostport(knot))]
+    if mode == "secondary":
+        servers = [("primary", hostport(primary)), ("veer", hostport(veer))]
+    else:
+        servers = [("primary", hostport(primary)), ("nsd", hostport(nsd)), ("knot", hostport(knot))]
+    labels = [label for label, _ in servers]
     p = Poller(servers)
     if mode == "veer":
         health = arg
@@ -242,7 +269,10 @@ def cmd_trials(mode, out, n, primary, nsd, knot, arg):
         raise SystemExit(f"xfr.py: not every server answers {NAME} A {cur} at the start")
     rows = []
     with open(out, "w") as f:
-        f.write("trial\tto\tprimary_ms\tnsd_ms\tknot_ms\tboth_ms\tcmd_ms\tqueries\n")
+        if mode == "secondary":
+            f.write("trial\tto\tprimary_ms\tveer_ms\tcmd_ms\tqueries\n")
+        else:
+            f.write("trial\tto\tprimary_ms\tnsd_ms\tknot_ms\tboth_ms\tcmd_ms\tqueries\n")
         for t in range(1, n + 1):
             new = ADDRS[1] if cur == ADDRS[0] else ADDRS[0]
             time.sleep(SETTLE + random.random() * 0.05)
@@ -272,15 +302,19 @@ def cmd_trials(mode, out, n, primary, nsd, knot, arg):
                 if proc.returncode:
                     print(f"  knotc failed: {err.decode().strip()}", file=sys.stderr)
             ms = {k: (None if v is None else v * 1000) for k, v in res.items()}
-            both = None if ms["nsd"] is None or ms["knot"] is None else max(ms["nsd"], ms["knot"])
             fmt = lambda v: "" if v is None else f"{v:.1f}"  # noqa: E731
-            f.write(f"{t}\t{new}\t{fmt(ms['primary'])}\t{fmt(ms['nsd'])}\t{fmt(ms['knot'])}"
-                    f"\t{fmt(both)}\t{cmd_ms}\t{p.sent - sent0}\n")
+            if mode == "secondary":
+                f.write(f"{t}\t{new}\t{fmt(ms['primary'])}\t{fmt(ms['veer'])}"
+                        f"\t{cmd_ms}\t{p.sent - sent0}\n")
+            else:
+                both = None if ms["nsd"] is None or ms["knot"] is None else max(ms["nsd"], ms["knot"])
+                f.write(f"{t}\t{new}\t{fmt(ms['primary'])}\t{fmt(ms['nsd'])}\t{fmt(ms['knot'])}"
+                        f"\t{fmt(both)}\t{cmd_ms}\t{p.sent - sent0}\n")
             f.flush()
             if DEBUG:
                 print(f"    t0 wall {time.time() - (time.monotonic() - t0):.3f}", file=sys.stderr)
-            print(f"  {mode} trial {t:2}/{n} -> {new}: primary {fmt(ms['primary']) or 'TIMEOUT'} ms,"
-                  f" nsd {fmt(ms['nsd']) or 'TIMEOUT'} ms, knot {fmt(ms['knot']) or 'TIMEOUT'} ms")
+            print(f"  {mode} trial {t:2}/{n} -> {new}: "
+                  + ", ".join(f"{label} {fmt(ms[label]) or 'TIMEOUT'} ms" for label in labels))
             rows.append(ms)
             cur = new
             if None in ms.values() and not p.wait_all(cur, 30):
@@ -340,6 +374,87 @@ def cmd_axfr(out, runs, pid, server, digout):
                     f"\t{after['VmHWM']}\t{len(samples)}\n")
             print(f"  AXFR run {r}: {wall:.0f} ms, {rec} records, {msgs} messages, {size} bytes;"
                   f" RSS {before['VmRSS']} -> max {max(samples + [after['VmRSS']])} kB")
+
+
+def query_until(addr, name, qtype, ok, deadline):
+    """Queries `name qtype` at addr about every TICK until a reply passes
+    ok(rcode, ancount); the monotonic time that reply was read, or None at
+    the deadline. Also returns the number of queries sent."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect(addr)
+    s.setblocking(False)
+    tail = vb.encode_name(name) + struct.pack("!HH", qtype, 1)
+    qid, sent = random.randrange(65536), 0
+    try:
+        while time.monotonic() < deadline:
+            qid = (qid + 1) & 0xFFFF
+            try:
+                s.send(struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 0) + tail)
+            except OSError:
+                pass  # ICMP refused: nobody listens yet
+            sent += 1
+            end = time.monotonic() + TICK
+            while (wait := end - time.monotonic()) > 0:
+                if not select.select([s], [], [], wait)[0]:
+                    break
+                try:
+                    msg = s.recv(4096)
+                except OSError:
+                    continue
+                got = time.monotonic()
+                if len(msg) >= 12:
+                    _rid, flags, _qd, an = struct.unpack("!HHHH", msg[:8])
+                    if flags & 0x8000 and ok(flags & 0xF, an):
+                        return got, sent
+        return None, sent
+    finally:
+        s.close()
+
+
+def cmd_fetch(out, records, pid, veer, knot, log, ready):
+    last, qtype = big_last(records)
+    samples = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append(status_kib(pid)["VmRSS"])
+            stop.wait(0.01)
+
+    before = status_kib(pid)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t_ready = time.monotonic()
+    open(ready, "w").close()
+    # Knot is up when it answers its zone's SOA (it NOTIFYs veer as it
+    # loads the zone); veer has the zone when it answers the last name.
+    t0, q1 = query_until(hostport(knot), ORIGIN, 6, lambda rc, an: rc == 0 and an > 0,
+                         t_ready + 120)
+    if t0 is None:
+        raise SystemExit("xfr.py: Knot does not answer the zone's SOA within 120 s")
+    t1, q2 = query_until(hostport(veer), last, qtype, lambda rc, an: rc == 0 and an > 0, t0 + 120)
+    if t1 is None:
+        raise SystemExit(f"xfr.py: veer does not answer {last} within 120 s; see {log}")
+    time.sleep(1.0)  # veer writes its copy into state_dir after it serves
+    stop.set()
+    th.join()
+    after = status_kib(pid)
+    m = None
+    for line in open(log, errors="replace"):
+        m = re.search(r"AXFR from \S+ to serial \d+: (\d+) records in ([\d.]+) ms", line) or m
+    if m is None:
+        raise SystemExit(f"xfr.py: no \"AXFR from ... records in ... ms\" line in {log}")
+    notified = sum("NOTIFY received" in line for line in open(log, errors="replace"))
+    with open(out, "w") as f:
+        f.write("knot_up_ms\tveer_ms\tlog_records\tlog_ms\tnotifies\trss_before_kib\trss_max_kib"
+                "\trss_after_kib\thwm_before_kib\thwm_after_kib\tsamples\tqueries\n")
+        f.write(f"{(t0 - t_ready) * 1000:.1f}\t{(t1 - t0) * 1000:.1f}\t{m.group(1)}\t{m.group(2)}"
+                f"\t{notified}\t{before['VmRSS']}\t{max(samples + [after['VmRSS']])}"
+                f"\t{after['VmRSS']}\t{before['VmHWM']}\t{after['VmHWM']}\t{len(samples)}"
+                f"\t{q1 + q2}\n")
+    print(f"  Knot answers {(t0 - t_ready) * 1000:.0f} ms after the start signal; veer answers {last}"
+          f" {(t1 - t0) * 1000:.0f} ms later; veer's log: {m.group(1)} records in {m.group(2)} ms;"
+          f" RSS {before['VmRSS']} -> max {max(samples + [after['VmRSS']])} -> {after['VmRSS']} kB")
 
 
 # --- report ------------------------------------------------------------------
@@ -429,13 +544,48 @@ def cmd_report(d, zone_records=None):
           f" VmHWM before the first transfer {kib(a[0]['hwm_before_kib'])}, i.e. the zone load;"
           f" RSS sampled every 10 ms, {sum(int(r['samples']) for r in a)} samples;"
           f" the delta is the largest of the runs.)")
+    sp = os.path.join(d, "secondary-trials.tsv")
+    if os.path.exists(sp):
+        st = read_tsv(sp)
+        print()
+        print(f"### veer as secondary of a Knot primary: zone file edit + `knotc zone-reload`,"
+              f" NOTIFY, IXFR ({len(st)} trials)")
+        print()
+        p, v, c = (col(st, k) for k in ("primary_ms", "veer_ms", "cmd_ms"))
+        print("| | median ms | max ms | timeouts |")
+        print("|---|---:|---:|---:|")
+        for label, vals in (("`knotc zone-reload` returned", c), ("Knot primary answers", p),
+                            ("veer answers", v), ("veer − Knot primary (transfer)", diff(v, p))):
+            m, x, miss = med_max(vals)
+            print(f"| {label} | {m} | {x} | {miss} |")
+    fp = os.path.join(d, "fetch.tsv")
+    if os.path.exists(fp):
+        r = read_tsv(fp)[0]
+        zone = f"a {int(zone_records):,}-record zone" if zone_records else "a zone"
+        print()
+        print(f"### First AXFR of {zone} from Knot into a fresh veer secondary")
+        print()
+        print("| Knot up → veer answers the last name | veer's log: AXFR | records | RSS before |"
+              " RSS max during | RSS after | VmHWM after |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| {float(r['veer_ms']):.0f} ms | {float(r['log_ms']):.0f} ms | {int(r['log_records']):,}"
+              f" | {kib(r['rss_before_kib'])} | {kib(r['rss_max_kib'])} | {kib(r['rss_after_kib'])}"
+              f" | {kib(r['hwm_after_kib'])} |")
+        print()
+        print(f"(veer was up, without the zone, before Knot started; the clock starts when Knot first"
+              f" answers the zone's SOA ({float(r['knot_up_ms']):.0f} ms after the signal to start Knot: its start"
+              f" and zone load), as Knot NOTIFYs veer then; veer's log line times its transfer request to"
+              f" the zone being served, after its SOA query. NOTIFYs veer logged: {r['notifies']};"
+              f" VmHWM before {kib(r['hwm_before_kib'])}; RSS sampled every 10 ms until 1 s after"
+              f" veer answered, {r['samples']} samples.)")
 
 
 def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
-    fn = {"zones": cmd_zones, "trials": cmd_trials, "axfr": cmd_axfr, "report": cmd_report}.get(cmd)
+    fn = {"zones": cmd_zones, "trials": cmd_trials, "sectrials": cmd_sectrials, "axfr": cmd_axfr,
+          "fetch": cmd_fetch, "report": cmd_report}.get(cmd)
     if fn is None:
         raise SystemExit(__doc__)
     fn(*args)

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Zone transfer benchmark: how fast a health transition reaches NSD and Knot
-# secondaries (NOTIFY + IXFR), against Knot as the primary, and what an AXFR
-# of a 100,000-record zone costs veer. Prints a short Markdown report.
+# secondaries (NOTIFY + IXFR), against Knot as the primary, what an AXFR
+# of a 100,000-record zone costs veer, and veer as the secondary of a Knot
+# primary (NOTIFY + IXFR, and a first AXFR of the 100,000-record zone).
+# Prints a short Markdown report.
 #
 #   bench/setup.sh && bench/xfr.sh          # 20 trials each, 3 AXFR runs
 #   bench/xfr.sh -n 10 -k                   # 10 trials, transfers signed
 #   bench/xfr.sh -g 0.3                     # flips 0.3 s apart
 #
 # Knobs (environment, or the flags in brackets):
-#   TRIALS     failover trials per primary [-n]                 default 20
+#   TRIALS     failover trials per primary, and for section 4 [-n]
+#                                                               default 20
 #   TSIG       1: sign transfers and NOTIFY with an hmac-sha256
 #              key (veer's [key.NAME], NSD and Knot alike) [-k]  default 0
 #   HOSTS      A records in the failover zone                   default 1000
-#   BIG        records in the AXFR zone (SOA and NS included)   default 100000
+#   BIG        records in the AXFR zones of sections 3 and 4
+#              (SOA and NS included)                            default 100000
 #   AXFR_RUNS  AXFR repetitions                                 default 3
 #   GAP        seconds between trials [-g]; Knot 3.2 holds off a
 #              NOTIFY'd refresh within ~1 s of its last transfer, so
@@ -36,6 +40,19 @@
 # 3. AXFR: a fresh veer with a BIG-record zone; AXFR_RUNS x `dig +tcp AXFR`
 #    (wall time, XFR size), veer's VmRSS/VmHWM from /proc/PID/status before
 #    and after, VmRSS sampled every 10 ms during each transfer.
+# 4. veer secondary of a Knot primary: veer ([[zone]] primary = Knot, the
+#    key when -k, state_dir in its run dir) starts first and answers
+#    SERVFAIL, then Knot (section 2's primary config and zone) NOTIFYs it
+#    as it loads. TRIALS trials as in section 2 (edit, serial + 1, clock,
+#    `knotc zone-reload`), polling Knot and veer: knotc's return, Knot's
+#    and veer's answers, veer minus Knot is NOTIFY + SOA + IXFR + veer's
+#    rebuild. Then a fresh veer (empty state_dir) waits out its second
+#    failed refresh, Knot starts with the BIG zone and NOTIFYs it; the
+#    clock starts when Knot first answers the zone's SOA and stops when
+#    veer answers the zone's last name (~1 ms polls); veer's VmRSS/VmHWM
+#    before (idle, no zone) and 1 s after, VmRSS every 10 ms in between,
+#    and veer's own log line "AXFR from ... N records in X ms" (from the
+#    transfer request to the zone being served).
 #
 # Every server is pinned to SERVER_CPU (they take turns: the transfer is a
 # chain of events, not a load), bench/xfr.py and dig to CLIENT_CPU. NSD and
@@ -201,19 +218,23 @@ EOF
   echo $!
 }
 
-start_knot_primary() {  # DIR PORT NOTIFY_PORT NOTIFY_PORT
-  local d=$1
+start_knot_primary() {  # DIR PORT ZONEFILE NOTIFY_PORT...
+  local d=$1 port=$2 i=0 p remotes="" ids=""
   mkdir -p "$d"
-  cp "$ZONES/knot.zone" "$d/primary.zone"
+  cp "$3" "$d/primary.zone"
+  shift 3
+  for p in "$@"; do
+    remotes+="  - id: notify$i
+    address: 127.0.0.1@$p
+$(knot_key_line)
+"
+    ids+="${ids:+, }notify$i"
+    i=$((i + 1))
+  done
   cat > "$d/knot.conf" <<EOF
-$(knot_common "$d" "$2")
+$(knot_common "$d" "$port")
 remote:
-  - id: notify0
-    address: 127.0.0.1@$3
-$(knot_key_line)
-  - id: notify1
-    address: 127.0.0.1@$4
-$(knot_key_line)
+$remotes
 
 acl:
   - id: transfer
@@ -226,7 +247,7 @@ zone:
     storage: "$d"
     file: "$d/primary.zone"
     acl: transfer
-    notify: [notify0, notify1]
+    notify: [$ids]
     zonefile-load: difference
     journal-content: changes
     zonefile-sync: -1
@@ -270,6 +291,30 @@ type = "A"
 ttl = 30
 policy = "failover"
 members = [ { value = "192.0.2.1", check = "p", tier = 1 }, { value = "192.0.2.2", tier = 2 } ]
+EOF
+  (cd "$d" && RUST_LOG=info exec taskset -c "$SERVER_CPU" "$VEER" serve --config veer.toml) > "$d/log" 2>&1 &
+  echo $!
+}
+
+start_veer_secondary() {  # DIR PORT PRIMARY_PORT
+  local d=$1 key_field="" key_table=""
+  mkdir -p "$d/state"
+  if [ "$TSIG" = 1 ]; then
+    key_field=", key = \"$KEY_NAME\""
+    key_table="[key.$KEY_NAME]
+algorithm = \"hmac-sha256\"
+secret = \"$KEY_SECRET\""
+  fi
+  cat > "$d/veer.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$2"]
+state_dir = "state"
+[rrl]
+responses_per_second = 0
+$key_table
+[[zone]]
+origin = "bench.test."
+primary = [ { address = "127.0.0.1:$3"$key_field } ]
 EOF
   (cd "$d" && RUST_LOG=info exec taskset -c "$SERVER_CPU" "$VEER" serve --config veer.toml) > "$d/log" 2>&1 &
   echo $!
@@ -385,7 +430,7 @@ PIDS+=("$(start_nsd_secondary "$OUT/knotp-nsd" "$NPORT" "$PPORT")")
 PIDS+=("$(start_knot_secondary "$OUT/knotp-knot" "$KPORT" "$PPORT")")
 wait_up nsd "$NPORT" "${PIDS[0]}" "$OUT/knotp-nsd/nsd.log"
 wait_up knot "$KPORT" "${PIDS[1]}" "$OUT/knotp-knot/knot.log"
-PIDS+=("$(start_knot_primary "$OUT/knotp" "$PPORT" "$NPORT" "$KPORT")")
+PIDS+=("$(start_knot_primary "$OUT/knotp" "$PPORT" "$ZONES/knot.zone" "$NPORT" "$KPORT")")
 wait_up "knot primary" "$PPORT" "${PIDS[2]}" "$OUT/knotp/knot.log"
 XFR_GAP=$GAP taskset -c "$CLIENT_CPU" python3 "$HELPER" trials knot "$OUT/knot-trials.tsv" "$TRIALS" \
   "127.0.0.1:$PPORT" "127.0.0.1:$NPORT" "127.0.0.1:$KPORT" "$OUT/knotp/primary.zone:$OUT/knotp/knot.sock"
@@ -402,6 +447,45 @@ DIG_KEY=""
 [ "$TSIG" = 1 ] && DIG_KEY="hmac-sha256:$KEY_NAME:$KEY_SECRET"
 DIG_KEY=$DIG_KEY taskset -c "$CLIENT_CPU" python3 "$HELPER" axfr "$OUT/axfr.tsv" "$AXFR_RUNS" \
   "$VPID" "127.0.0.1:$VPORT" "$OUT/axfr/dig"
+stop_all
+
+# ------------------------------------- 4. veer as secondary of a Knot primary --
+echo "4. veer secondary of a Knot primary"
+# veer first, against the port Knot will take (SERVFAIL, retrying), then
+# Knot, which NOTIFYs veer as it loads the zone.
+three_ports && PPORT=${PORTS[0]} VPORT=${PORTS[1]}
+PIDS+=("$(start_veer_secondary "$OUT/sec-veer" "$VPORT" "$PPORT")")
+wait_up veer "$VPORT" "${PIDS[0]}" "$OUT/sec-veer/log"
+PIDS+=("$(start_knot_primary "$OUT/sec-knotp" "$PPORT" "$ZONES/knot.zone" "$VPORT")")
+wait_up "knot primary" "$PPORT" "${PIDS[1]}" "$OUT/sec-knotp/knot.log"
+XFR_GAP=$GAP taskset -c "$CLIENT_CPU" python3 "$HELPER" sectrials "$OUT/secondary-trials.tsv" "$TRIALS" \
+  "127.0.0.1:$PPORT" "127.0.0.1:$VPORT" "$OUT/sec-knotp/primary.zone:$OUT/sec-knotp/knot.sock"
+echo "  transfers into veer: $(grep -c 'IXFR from' "$OUT/sec-veer/log" || true) IXFR," \
+  "$(grep -c 'AXFR from' "$OUT/sec-veer/log" || true) AXFR" | tee "$OUT/secondary-xfr-kinds.txt"
+stop_all
+
+echo "4b. first AXFR of $BIG records from Knot into a fresh veer"
+# A fresh veer (empty state_dir) waits out its second failed refresh (the
+# next try is 2 s away), then Knot starts with the BIG zone and NOTIFYs it;
+# bench/xfr.py starts the clock when Knot answers the zone.
+three_ports && PPORT=${PORTS[0]} VPORT=${PORTS[1]}
+PIDS+=("$(start_veer_secondary "$OUT/fetch-veer" "$VPORT" "$PPORT")")
+wait_up veer "$VPORT" "${PIDS[0]}" "$OUT/fetch-veer/log"
+VPID=$(veer_pid "${PIDS[0]}") || { echo "xfr.sh: cannot find veer's PID" >&2; exit 1; }
+for i in $(seq 100); do
+  grep -q 'next try in 2s' "$OUT/fetch-veer/log" && break
+  sleep 0.05
+done
+taskset -c "$CLIENT_CPU" python3 "$HELPER" fetch "$OUT/fetch.tsv" "$BIG" "$VPID" "127.0.0.1:$VPORT" \
+  "127.0.0.1:$PPORT" "$OUT/fetch-veer/log" "$OUT/fetch.ready" &
+FETCH=$!
+for i in $(seq 500); do
+  [ -e "$OUT/fetch.ready" ] && break
+  kill -0 "$FETCH" 2>/dev/null || break
+  sleep 0.01
+done
+PIDS+=("$(start_knot_primary "$OUT/fetch-knotp" "$PPORT" "$ZONES/big.zone" "$VPORT")")
+wait "$FETCH"
 stop_all
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/env.txt"
