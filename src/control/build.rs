@@ -216,20 +216,29 @@ fn transferred_zone(
     config: &Config,
     previous: Option<&Base>,
 ) -> Result<Zone, String> {
+    // The placeholder has an NS record only so that loading it does not
+    // warn about a missing one; it answers nothing (SERVFAIL).
     let records = records.unwrap_or_else(|| {
-        vec![Record::from_rdata(
-            origin.clone(),
-            0,
-            hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
-                origin.clone(),
+        vec![
+            Record::from_rdata(
                 origin.clone(),
                 0,
-                3600,
-                600,
-                86400,
+                hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                    origin.clone(),
+                    origin.clone(),
+                    0,
+                    3600,
+                    600,
+                    86400,
+                    0,
+                )),
+            ),
+            Record::from_rdata(
+                origin.clone(),
                 0,
-            )),
-        )]
+                hickory_proto::rr::RData::NS(hickory_proto::rr::rdata::NS(origin.clone())),
+            ),
+        ]
     });
     let file: Arc<std::path::Path> = Arc::from(copy);
     let located = records

@@ -147,7 +147,9 @@ impl Controller {
                         o.journal.clone()
                     }
                 }
-                Some(o) if newer(serial, o.serial) => {
+                // From an expired zone (or the placeholder before the
+                // first transfer) nobody can ask a difference: none kept.
+                Some(o) if newer(serial, o.serial) && !o.expired => {
                     let diff = Diff::between(
                         o.soa.clone(),
                         soa.clone(),
