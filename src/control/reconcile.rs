@@ -47,6 +47,7 @@ impl Controller {
         let new = self.base.clone();
         if let Some(old) = &old {
             warn_restart_only(old, &new);
+            self.expired = super::secondary::expired_after_reload(old, &new, &self.expired);
         }
         let saved = load_checkpoint(&new);
 

@@ -30,6 +30,40 @@ pub(super) fn expired_at_start(base: &Base) -> FxHashSet<Name> {
         .collect()
 }
 
+/// The expired set after a reload from `old` to `new`: a zone that is no
+/// longer a secondary (removed, or served from a file now) leaves it; a
+/// zone that is newly a secondary starts as its copy says (SERVFAIL
+/// without one, not the placeholder's NXDOMAIN until its task's first
+/// refresh ends); the others keep their state.
+pub(super) fn expired_after_reload(
+    old: &Base,
+    new: &Base,
+    expired: &FxHashSet<Name>,
+) -> FxHashSet<Name> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let was_secondary = |o: &Name| {
+        old.config
+            .zones
+            .iter()
+            .any(|z| &z.origin == o && !z.primaries.is_empty())
+    };
+    new.config
+        .zones
+        .iter()
+        .filter(|z| !z.primaries.is_empty())
+        .filter(|z| {
+            if was_secondary(&z.origin) {
+                expired.contains(&z.origin)
+            } else {
+                load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now)
+            }
+        })
+        .map(|z| z.origin.clone())
+        .collect()
+}
+
 /// A zone's primaries with their keys (a new secret restarts the task).
 type Primaries = Vec<(SocketAddr, Option<crate::tsig::Key>)>;
 
@@ -132,6 +166,11 @@ impl Controller {
     pub(super) fn secondary_update(&mut self, u: Update) {
         match u {
             Update::Expired { origin, expired } => {
+                if !self.is_secondary(&origin) {
+                    // A task a reload stopped (the zone went, or is
+                    // served from a file now): its word no longer counts.
+                    return;
+                }
                 let changed = if expired {
                     self.expired.insert(origin.clone())
                 } else {
@@ -150,6 +189,15 @@ impl Controller {
                 let _ = reply.send(self.take_transferred(&origin, (*records).clone()));
             }
         }
+    }
+
+    /// `origin` is configured, as a secondary zone.
+    fn is_secondary(&self, origin: &Name) -> bool {
+        self.base
+            .config
+            .zones
+            .iter()
+            .any(|z| &z.origin == origin && !z.primaries.is_empty())
     }
 
     fn zone_index(&self, origin: &Name) -> Option<usize> {
@@ -173,7 +221,8 @@ impl Controller {
     ) -> Result<(), String> {
         let i = self
             .zone_index(origin)
-            .ok_or_else(|| format!("zone {origin} is no longer configured"))?;
+            .filter(|_| self.is_secondary(origin))
+            .ok_or_else(|| format!("zone {origin} is no longer configured as a secondary"))?;
         let base = self.base.with_transferred(i, records)?;
         let transferred = base.zones[i].file_serial();
         self.base = Arc::new(base);
@@ -189,3 +238,7 @@ impl Controller {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "secondary_tests.rs"]
+mod tests;

@@ -231,7 +231,43 @@ impl Task {
                     tracing::info!("zone {}: NOTIFY received, refreshing", self.origin);
                 }
             }
-            let outcome = self.refresh(limits).await;
+            // The zone expires on time even while a refresh hangs (a
+            // primary that drips a transfer keeps each message within the
+            // per-message timeout, for as long as it likes).
+            let expires_at = self
+                .held
+                .as_ref()
+                .map(|(m, _)| m.expires_at)
+                .filter(|_| expired_told != Some(true));
+            let (updates, origin) = (self.updates.clone(), self.origin.clone());
+            let mut expired_meanwhile = false;
+            let outcome = {
+                let refresh = self.refresh(limits);
+                tokio::pin!(refresh);
+                match expires_at {
+                    Some(at) => {
+                        let until = Duration::from_secs(at.saturating_sub(now()));
+                        tokio::select! {
+                            r = &mut refresh => r,
+                            _ = tokio::time::sleep(until) => {
+                                tracing::error!(
+                                    "zone {origin}: expired during a refresh that has not ended; answering SERVFAIL"
+                                );
+                                let _ = updates.send(Update::Expired {
+                                    origin: origin.clone(),
+                                    expired: true,
+                                });
+                                expired_meanwhile = true;
+                                refresh.await
+                            }
+                        }
+                    }
+                    None => refresh.await,
+                }
+            };
+            if expired_meanwhile {
+                expired_told = Some(true);
+            }
             let records = self.held.as_ref().map(|(_, r)| r.clone());
             let (refresh, retry, expire) = timers(records.as_deref().map_or(&[][..], |r| &r[..]));
             let now = now();
@@ -499,5 +535,116 @@ mod tests {
             copy_path(Path::new("/s"), &Name::from_ascii("Example.Test.").unwrap()),
             Path::new("/s/secondary/example.test.zone.bin")
         );
+    }
+
+    /// A primary whose SOA is newer and whose transfer drips one record
+    /// every 200 ms, never ending.
+    async fn dripping_primary(origin: Name) -> SocketAddr {
+        use hickory_proto::op::{Message, MessageType, OpCode};
+        use hickory_proto::rr::rdata::{A, SOA};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let soa = Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::SOA(SOA::new(origin.clone(), origin.clone(), 2, 60, 60, 60, 60)),
+        );
+        let answer = move |req: &Message, records: Vec<Record>| {
+            let mut m = Message::response(req.metadata.id, OpCode::Query);
+            m.metadata.message_type = MessageType::Response;
+            m.metadata.authoritative = true;
+            m.add_queries(req.queries.iter().cloned());
+            m.add_answers(records);
+            m.to_vec().unwrap()
+        };
+        let soa2 = soa.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+                let req = Message::from_vec(&buf[..n]).unwrap();
+                let _ = udp.send_to(&answer(&req, vec![soa2.clone()]), from).await;
+            }
+        });
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = tcp.accept().await {
+                let soa = soa.clone();
+                let origin = origin.clone();
+                tokio::spawn(async move {
+                    let mut len = [0u8; 2];
+                    s.read_exact(&mut len).await.unwrap();
+                    let mut req = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    s.read_exact(&mut req).await.unwrap();
+                    let req = Message::from_vec(&req).unwrap();
+                    let mut first = Some(soa);
+                    for i in 0u32.. {
+                        let a = Record::from_rdata(
+                            Name::from_ascii(format!("h{i}"))
+                                .unwrap()
+                                .append_domain(&origin)
+                                .unwrap(),
+                            60,
+                            RData::A(A::new(192, 0, 2, 1)),
+                        );
+                        let msg = answer(&req, first.take().into_iter().chain([a]).collect());
+                        let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&msg);
+                        if s.write_all(&framed).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_zone_expires_while_a_transfer_drips() {
+        let origin = Name::from_ascii("t.").unwrap();
+        let address = dripping_primary(origin.clone()).await;
+        let soa = Record::from_rdata(
+            origin.clone(),
+            60,
+            RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                origin.clone(),
+                origin.clone(),
+                1,
+                60,
+                60,
+                60,
+                60,
+            )),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = Task {
+            origin: origin.clone(),
+            sources: vec![Source { address, key: None }],
+            path: dir.path().join("t.zone.bin"),
+            held: Some((
+                Meta {
+                    serial: 1,
+                    refreshed_at: now(),
+                    expires_at: now() + 1,
+                },
+                Arc::new(vec![soa]),
+            )),
+            handle: Arc::new(Handle {
+                trigger: Notify::new(),
+                primaries: Vec::new(),
+                status: Mutex::new(Status::default()),
+            }),
+            updates: tx,
+        };
+        let run = tokio::spawn(task.run());
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        run.abort();
+        match got {
+            Ok(Some(Update::Expired { expired: true, .. })) => {}
+            other => panic!("no expiry while the transfer drips: {other:?}"),
+        }
     }
 }

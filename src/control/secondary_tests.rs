@@ -1,0 +1,109 @@
+//! Secondary zones in the controller across reloads (review-14).
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::Name;
+
+use crate::control::Controller;
+use crate::control::build::Base;
+use crate::testutil::{ZONE, ask};
+use crate::xfr::secondary::Update;
+
+struct T {
+    dir: tempfile::TempDir,
+}
+
+impl T {
+    fn new() -> T {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.zone"), ZONE).unwrap();
+        T { dir }
+    }
+    /// `t.` from a primary (true) or from its file.
+    fn write(&self, secondary: bool) {
+        let zone = if secondary {
+            "primary = [ { address = \"127.0.0.1:1\" } ]"
+        } else {
+            "file = \"t.zone\""
+        };
+        std::fs::write(
+            self.dir.path().join("veer.toml"),
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n[[zone]]\norigin = \"t.\"\n{zone}\n"
+            ),
+        )
+        .unwrap();
+    }
+    fn base(&self) -> Base {
+        Base::load_path(&self.dir.path().join("veer.toml"), None).unwrap_or_else(|d| panic!("{d}"))
+    }
+}
+
+fn reload(c: &mut Controller, t: &T) {
+    let new = Base::load_path(&t.dir.path().join("veer.toml"), Some(&c.base))
+        .unwrap_or_else(|d| panic!("{d}"));
+    let old = std::mem::replace(&mut c.base, Arc::new(new));
+    c.reconcile(Some(old), SystemTime::now());
+}
+
+fn rcode(c: &Controller, name: &str) -> ResponseCode {
+    ask(&c.snapshot(), name, "198.51.100.1").rcode
+}
+
+#[test]
+fn a_secondary_zone_never_fetched_then_served_from_a_file_answers() {
+    let t = T::new();
+    t.write(true);
+    let mut c = Controller::new(t.base());
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::ServFail);
+    // The operator gives up on the primary: the file serves.
+    t.write(false);
+    reload(&mut c, &t);
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::NoError);
+    // A word from the stopped task, queued before the reload, changes
+    // nothing.
+    let origin = Name::from_ascii("t.").unwrap();
+    c.secondary_update(Update::Expired {
+        origin: origin.clone(),
+        expired: true,
+    });
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::NoError);
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let records = vec![hickory_proto::rr::Record::from_rdata(
+        origin.clone(),
+        60,
+        hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+            origin.clone(),
+            origin.clone(),
+            99,
+            60,
+            60,
+            60,
+            60,
+        )),
+    )];
+    c.secondary_update(Update::Zone {
+        origin,
+        records: Arc::new(records),
+        reply: tx,
+    });
+    assert!(
+        rx.try_recv().unwrap().is_err(),
+        "a file zone took a transfer"
+    );
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::NoError);
+}
+
+#[test]
+fn a_file_zone_made_secondary_answers_servfail_until_fetched() {
+    let t = T::new();
+    t.write(false);
+    let mut c = Controller::new(t.base());
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::NoError);
+    t.write(true);
+    reload(&mut c, &t);
+    // Not the placeholder's NXDOMAIN, which resolvers would cache.
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::ServFail);
+    assert_eq!(rcode(&c, "t."), ResponseCode::ServFail);
+}
