@@ -33,6 +33,33 @@ pub enum ServeError {
     Privilege(#[from] crate::privilege::DropError),
 }
 
+/// Takes an exclusive lock on `dir/.lock` (flock), or says which
+/// directory another process holds.
+fn lock_state_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a symlink planted in the directory.
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(".lock"))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!(
+                "state_dir {} is in use by another veer process ({e})",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(f)
+}
+
 /// Runs the server for `config` until `shutdown` completes.
 pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     let config = base.config.clone();
@@ -56,6 +83,12 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
             }
             Some(t)
         }
+        None => None,
+    };
+    // One process per state directory: two would overwrite each other's
+    // checkpoint and zone copies. Held until serve returns.
+    let _state_lock = match &config.server.state_dir {
+        Some(dir) => Some(lock_state_dir(dir)?),
         None => None,
     };
     let controller = Controller::new(base);

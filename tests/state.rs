@@ -208,3 +208,21 @@ fn first_verdicts_are_never_frozen_at_a_cold_start() {
     assert!(!veer.logs().contains("prober guard:"), "{}", veer.logs());
     let _ = s.path();
 }
+
+#[test]
+fn a_second_process_on_the_same_state_dir_is_refused() {
+    let s = Scenario::new(&guarded());
+    let veer = Veer::start(&s.config);
+    let out = run_veer(
+        &["serve", "--config", s.config.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("in use by another veer process"),
+        "{stderr}"
+    );
+    // The first one serves on.
+    wait_answer(&veer, "a", "10.0.0.1");
+}

@@ -35,6 +35,9 @@ pub struct Base {
     pub fingerprints: Vec<(String, String)>,
     /// The routes whose members each check decides (reverse index).
     pub routes_of_check: Vec<Vec<usize>>,
+    /// The records served for each secondary zone that has any (what a
+    /// reload builds the zone from again: the copy on disk may lag).
+    pub transferred: rustc_hash::FxHashMap<Name, Arc<Vec<Record>>>,
 }
 
 impl Base {
@@ -69,12 +72,27 @@ impl Base {
         mut errors: Vec<Diagnostic>,
     ) -> Result<Base, Diagnostics> {
         let mut zones = Vec::new();
+        let mut transferred = rustc_hash::FxHashMap::default();
         for z in &config.zones {
             if !z.primaries.is_empty() {
                 // A secondary zone: veer's copy, or a placeholder that
                 // answers SERVFAIL until the first transfer.
-                let records = crate::xfr::secondary::load_copy(&z.file).map(|(_, r)| r);
-                match transferred_zone(&z.origin, &z.file, records, &config, previous) {
+                // What is served now, else the copy (at start).
+                let records = previous
+                    .and_then(|p| p.transferred.get(&z.origin).cloned())
+                    .or_else(|| {
+                        crate::xfr::secondary::load_copy(&z.file).map(|(_, r)| Arc::new(r))
+                    });
+                if let Some(r) = &records {
+                    transferred.insert(z.origin.clone(), r.clone());
+                }
+                match transferred_zone(
+                    &z.origin,
+                    &z.file,
+                    records.as_deref().cloned(),
+                    &config,
+                    previous,
+                ) {
                     Ok(zone) => zones.push(Some(zone)),
                     Err(e) => {
                         errors.push(Diagnostic::new(&config.path, z.file_line, e));
@@ -170,15 +188,21 @@ impl Base {
             geo,
             fingerprints,
             routes_of_check,
+            transferred,
         })
     }
 
     /// This base with secondary zone `i` built from `records` (a transfer),
     /// the routes laid over it. The other zones are shared.
-    pub fn with_transferred(&self, i: usize, records: Vec<Record>) -> Result<Base, String> {
+    pub fn with_transferred(&self, i: usize, records: Arc<Vec<Record>>) -> Result<Base, String> {
         let z = &self.config.zones[i];
-        let mut zone =
-            transferred_zone(&z.origin, &z.file, Some(records), &self.config, Some(self))?;
+        let mut zone = transferred_zone(
+            &z.origin,
+            &z.file,
+            Some((*records).clone()),
+            &self.config,
+            Some(self),
+        )?;
         for (ri, r) in self.config.routes.iter().enumerate() {
             if r.zone == i {
                 zone.remove_static(&r.name, r.rtype);
@@ -197,6 +221,11 @@ impl Base {
             geo: self.geo.clone(),
             fingerprints: self.fingerprints.clone(),
             routes_of_check: self.routes_of_check.clone(),
+            transferred: {
+                let mut t = self.transferred.clone();
+                t.insert(z.origin.clone(), records);
+                t
+            },
         })
     }
 

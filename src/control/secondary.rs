@@ -186,7 +186,7 @@ impl Controller {
                 records,
                 reply,
             } => {
-                let _ = reply.send(self.take_transferred(&origin, (*records).clone()));
+                let _ = reply.send(self.take_transferred(&origin, records));
             }
         }
     }
@@ -217,16 +217,19 @@ impl Controller {
     fn take_transferred(
         &mut self,
         origin: &Name,
-        records: Vec<hickory_proto::rr::Record>,
+        records: Arc<Vec<hickory_proto::rr::Record>>,
     ) -> Result<(), String> {
         let i = self
             .zone_index(origin)
             .filter(|_| self.is_secondary(origin))
             .ok_or_else(|| format!("zone {origin} is no longer configured as a secondary"))?;
+        // The first data the zone has: the primary's serial whatever ours
+        // was (the placeholder's 0 was never transferred out).
+        let first = !self.base.transferred.contains_key(origin);
         let base = self.base.with_transferred(i, records)?;
         let transferred = base.zones[i].file_serial();
         self.base = Arc::new(base);
-        self.serials[i] = if newer(transferred, self.serials[i]) {
+        self.serials[i] = if first || newer(transferred, self.serials[i]) {
             transferred
         } else {
             next_serial(self.serials[i])
