@@ -94,9 +94,18 @@ impl Base {
                     previous,
                 ) {
                     Ok(zone) => zones.push(Some(zone)),
+                    // A copy veer cannot serve (it was taken under other
+                    // rules): the placeholder, and the zone is fetched anew.
                     Err(e) => {
-                        errors.push(Diagnostic::new(&config.path, z.file_line, e));
-                        zones.push(None);
+                        tracing::error!("{e}; fetching the zone anew");
+                        transferred.remove(&z.origin);
+                        match transferred_zone(&z.origin, &z.file, None, &config, previous) {
+                            Ok(zone) => zones.push(Some(zone)),
+                            Err(e) => {
+                                errors.push(Diagnostic::new(&config.path, z.file_line, e));
+                                zones.push(None);
+                            }
+                        }
                     }
                 }
                 continue;

@@ -168,9 +168,6 @@ fn plan(xfr: &Xfr, raw: &[u8], src: IpAddr) -> Plan {
         );
         return Plan::Reply(reply(&msg, ResponseCode::NotAuth, signer.as_mut()));
     };
-    if zone.expired {
-        return Plan::Reply(reply(&msg, ResponseCode::ServFail, signer.as_mut()));
-    }
     if !zone.allow.iter().any(|a| a.matches(src, key.as_ref())) {
         STATS.refused.fetch_add(1, Ordering::Relaxed);
         log_refused(
@@ -183,6 +180,10 @@ fn plan(xfr: &Xfr, raw: &[u8], src: IpAddr) -> Plan {
             ),
         );
         return Plan::Reply(reply(&msg, ResponseCode::Refused, signer.as_mut()));
+    }
+    // Expired: only a client the ACL admits learns it.
+    if zone.expired {
+        return Plan::Reply(reply(&msg, ResponseCode::ServFail, signer.as_mut()));
     }
     let client_serial = if query.query_type() == RecordType::IXFR {
         let soa = msg.authorities.iter().find_map(|r| match &r.data {
