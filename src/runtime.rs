@@ -137,7 +137,7 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         command_tx.clone(),
     ));
     tasks.spawn(sighup(command_tx.clone()));
-    let clients = Clients::new()
+    let clients = Clients::new(config.health.source)
         .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?;
     tasks.spawn(controller.run(store.clone(), clients, command_rx));
 

@@ -142,6 +142,7 @@ pub struct HealthSpec {
     pub guard_share: Option<Spanned<f64>>,
     pub guard_window: Option<Spanned<String>>,
     pub guard_min_checks: Option<usize>,
+    pub source: Option<Spanned<String>>,
 }
 
 /// `[check.NAME]`: exactly one of the kind keys (`http`, `https`, `tcp`,

@@ -90,6 +90,8 @@ pub struct HealthConfig {
     pub guard_window: Duration,
     /// The guard only acts with at least this many probed checks.
     pub guard_min_checks: usize,
+    /// Every probe's source address (needs a restart to change).
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// `[server]`: settings that need a restart to change.
@@ -529,10 +531,21 @@ impl Validator<'_> {
             }),
             None => Duration::from_secs(30),
         };
+        let source = h.source.as_ref().and_then(|s| match s.get_ref().parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    s,
+                    format!("[health] source `{}` is not an IP address", s.get_ref()),
+                );
+                None
+            }
+        });
         HealthConfig {
             guard_share,
             guard_window,
             guard_min_checks: h.guard_min_checks.unwrap_or(4),
+            source,
         }
     }
 

@@ -482,6 +482,15 @@ impl Controller {
             }
             Ok(base) => {
                 let old = std::mem::replace(&mut self.base, Arc::new(base));
+                if old.config.health.source != self.base.config.health.source {
+                    tracing::warn!(
+                        "[health] source changed: probes keep leaving from {} until a restart",
+                        old.config
+                            .health
+                            .source
+                            .map_or("any address".to_string(), |a| a.to_string())
+                    );
+                }
                 self.reconcile(Some(old), now);
                 self.start_tasks(clients, report_tx, tasks);
                 self.reloads.0 += 1;

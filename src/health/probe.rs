@@ -1,7 +1,7 @@
 //! Probe kinds: one attempt of each, under a timeout, as an [`Outcome`].
 //! The only code (with `scheduler`) that does probe I/O.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -23,27 +23,57 @@ const BODY_LIMIT: usize = 64 * 1024;
 pub struct Clients {
     verify: reqwest::Client,
     insecure: reqwest::Client,
+    /// Every probe's source address (`[health] source`), if set.
+    source: Option<IpAddr>,
 }
 
 impl Clients {
-    /// Builds the clients.
-    pub fn new() -> Result<Self, reqwest::Error> {
+    /// Builds the clients; every probe leaves from `source` when given.
+    pub fn new(source: Option<IpAddr>) -> Result<Self, reqwest::Error> {
         Ok(Clients {
-            verify: Clients::builder(false).build()?,
-            insecure: Clients::builder(true).build()?,
+            verify: Clients::builder(false, source).build()?,
+            insecure: Clients::builder(true, source).build()?,
+            source,
         })
     }
 
     /// How every probe client is built: no redirects, no pooling, no
-    /// proxy from the environment.
-    fn builder(insecure: bool) -> reqwest::ClientBuilder {
+    /// proxy from the environment, from `source`.
+    fn builder(insecure: bool, source: Option<IpAddr>) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .danger_accept_invalid_certs(insecure)
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
             .no_proxy()
+            .local_address(source)
             .user_agent(concat!("veer-health/", env!("CARGO_PKG_VERSION")))
     }
+}
+
+/// The local address a probe to `to` binds: `source` when it is of the
+/// same family, else any.
+fn local_for(to: &SocketAddr, source: Option<IpAddr>) -> SocketAddr {
+    match source {
+        Some(s) if s.is_ipv4() == to.is_ipv4() => SocketAddr::new(s, 0),
+        _ if to.is_ipv4() => SocketAddr::from(([0, 0, 0, 0], 0)),
+        _ => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+    }
+}
+
+/// A TCP connection to `to` from `source` (when set).
+async fn connect_from(
+    to: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = if to.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if source.is_some() {
+        sock.bind(local_for(&to, source))?;
+    }
+    sock.connect(to).await
 }
 
 /// Why one probe attempt failed (its text is the outcome's reason).
@@ -185,13 +215,13 @@ pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> 
     let result = tokio::time::timeout(timeout, async {
         match kind {
             CheckKind::Http(h) => http(h, clients).await,
-            CheckKind::Tcp { target } => tcp(target).await,
+            CheckKind::Tcp { target } => tcp(target, clients.source).await,
             CheckKind::Dns {
                 server,
                 name,
                 qtype,
                 answer,
-            } => dns(*server, name, *qtype, answer.as_ref()).await,
+            } => dns(*server, name, *qtype, answer.as_ref(), clients.source).await,
             CheckKind::Exec { argv } => exec(argv).await,
             CheckKind::File { path } => file(path).await,
             CheckKind::Calculated { .. } => Err(ProbeError::Calculated),
@@ -243,7 +273,7 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
         None => shared,
         Some(p) => {
             let proxy = reqwest::Proxy::all(p.as_str()).map_err(|e| ProbeError::http(&e))?;
-            own = Clients::builder(!h.tls_verify)
+            own = Clients::builder(!h.tls_verify, clients.source)
                 .proxy(proxy)
                 .build()
                 .map_err(|e| ProbeError::http(&e))?;
@@ -307,14 +337,22 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     }
 }
 
-async fn tcp(target: &str) -> Result<String, ProbeError> {
-    tokio::net::TcpStream::connect(target)
-        .await
-        .map_err(|source| ProbeError::Connect {
-            target: target.to_string(),
-            source,
-        })?;
-    Ok(format!("connected to {target}"))
+async fn tcp(target: &str, from: Option<IpAddr>) -> Result<String, ProbeError> {
+    let err = |source| ProbeError::Connect {
+        target: target.to_string(),
+        source,
+    };
+    // Every address the name has, in order, until one connects.
+    let mut last = None;
+    for to in tokio::net::lookup_host(target).await.map_err(err)? {
+        match connect_from(to, from).await {
+            Ok(_) => return Ok(format!("connected to {target}")),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
 }
 
 async fn dns(
@@ -322,8 +360,9 @@ async fn dns(
     name: &Name,
     qtype: RecordType,
     want: Option<&RData>,
+    from: Option<IpAddr>,
 ) -> Result<String, ProbeError> {
-    dns_exchange(server, name, qtype, want).await
+    dns_exchange(server, name, qtype, want, from).await
 }
 
 async fn dns_exchange(
@@ -331,6 +370,7 @@ async fn dns_exchange(
     name: &Name,
     qtype: RecordType,
     want: Option<&RData>,
+    from: Option<IpAddr>,
 ) -> Result<String, ProbeError> {
     let id = fastrand::u16(..);
     let mut msg = Message::query();
@@ -339,11 +379,11 @@ async fn dns_exchange(
     msg.metadata.recursion_desired = false;
     msg.add_query(Query::query(name.clone(), qtype));
     let bytes = msg.to_vec().map_err(|e| ProbeError::Dns(e.to_string()))?;
-    let mut resp = dns_udp(server, id, &bytes).await?;
+    let mut resp = dns_udp(server, id, &bytes, from).await?;
     let mut via = "";
     if resp.metadata.truncation {
         // The answer did not fit in UDP: ask again over TCP (RFC 7766).
-        resp = dns_tcp(server, id, &bytes).await?;
+        resp = dns_tcp(server, id, &bytes, from).await?;
         via = " over TCP";
     }
     let rcode = resp.metadata.response_code;
@@ -366,18 +406,17 @@ async fn dns_exchange(
     ))
 }
 
-async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, ProbeError> {
+async fn dns_udp(
+    server: SocketAddr,
+    id: u16,
+    query: &[u8],
+    from: Option<IpAddr>,
+) -> Result<Message, ProbeError> {
     let io = |source| ProbeError::DnsIo {
         server: server.to_string(),
         source,
     };
-    let bind: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .expect("literal");
+    let bind = local_for(&server, from);
     let sock = tokio::net::UdpSocket::bind(bind).await.map_err(io)?;
     sock.connect(server).await.map_err(io)?;
     sock.send(query).await.map_err(io)?;
@@ -393,13 +432,18 @@ async fn dns_udp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, P
     }
 }
 
-async fn dns_tcp(server: SocketAddr, id: u16, query: &[u8]) -> Result<Message, ProbeError> {
+async fn dns_tcp(
+    server: SocketAddr,
+    id: u16,
+    query: &[u8],
+    from: Option<IpAddr>,
+) -> Result<Message, ProbeError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = |source| ProbeError::DnsIo {
         server: format!("{server} (tcp)"),
         source,
     };
-    let mut s = tokio::net::TcpStream::connect(server).await.map_err(io)?;
+    let mut s = connect_from(server, from).await.map_err(io)?;
     let mut framed = (query.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(query);
     s.write_all(&framed).await.map_err(io)?;
@@ -486,6 +530,36 @@ async fn file(path: &std::path::Path) -> Result<String, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `[health] source`: TCP, DNS (UDP) and HTTP probes leave from it.
+    #[tokio::test]
+    async fn probes_leave_from_the_configured_source() {
+        let from: IpAddr = "127.0.0.2".parse().unwrap();
+        // TCP: the listener sees the source.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = l.local_addr().unwrap().to_string();
+        let (probe, accepted) = tokio::join!(tcp(&target, Some(from)), l.accept());
+        assert!(probe.is_ok(), "{probe:?}");
+        assert_eq!(accepted.unwrap().1.ip(), from);
+        // DNS over UDP: the query comes from the source.
+        let u = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = u.local_addr().unwrap();
+        let name = Name::from_ascii("t.").unwrap();
+        let ask = tokio::time::timeout(
+            Duration::from_millis(300),
+            dns(server, &name, RecordType::A, None, Some(from)),
+        );
+        let mut buf = [0u8; 512];
+        let (_, got) = tokio::join!(ask, u.recv_from(&mut buf));
+        assert_eq!(got.unwrap().1.ip(), from);
+        // HTTP: the connection comes from the source.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let clients = Clients::new(Some(from)).unwrap();
+        let get = tokio::time::timeout(Duration::from_millis(300), clients.verify.get(&url).send());
+        let (_, accepted) = tokio::join!(get, l.accept());
+        assert_eq!(accepted.unwrap().1.ip(), from);
+    }
 
     #[test]
     fn local_faults_are_told_from_backend_faults() {

@@ -302,7 +302,7 @@ mod tests {
             established: false,
             stats: Arc::default(),
         };
-        spawn_one(0, plan, Clients::new().unwrap(), tx, &mut tasks);
+        spawn_one(0, plan, Clients::new(None).unwrap(), tx, &mut tasks);
         let start = Instant::now();
         let r = rx.recv().await.unwrap();
         assert_eq!(r.transition.unwrap().to, State::Up);
@@ -329,12 +329,12 @@ mod tests {
         let path = dir.path().join("missing");
         let mut c = file_check(&path, 1000);
         c.retries = 2;
-        let o = cycle(&c, &Clients::new().unwrap()).await;
+        let o = cycle(&c, &Clients::new(None).unwrap()).await;
         assert!(!o.ok);
         assert!(o.reason.ends_with("(after 3 attempts)"), "{}", o.reason);
         c.invert = true;
         c.retries = 0;
-        let o = cycle(&c, &Clients::new().unwrap()).await;
+        let o = cycle(&c, &Clients::new(None).unwrap()).await;
         assert!(o.ok && o.reason.starts_with("inverted: "));
     }
 }
