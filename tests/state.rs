@@ -212,6 +212,7 @@ fn first_verdicts_are_never_frozen_at_a_cold_start() {
 #[test]
 fn a_second_process_on_the_same_state_dir_is_refused() {
     let s = Scenario::new(&guarded());
+    s.set("a", "up");
     let veer = Veer::start(&s.config);
     let out = run_veer(
         &["serve", "--config", s.config.to_str().unwrap()],
