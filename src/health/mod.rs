@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod guard;
 pub mod overrides;
 pub mod probe;
+pub mod quorum;
 pub mod scheduler;
 pub mod tracker;
 
