@@ -293,9 +293,15 @@ fn cutting_primary(serial: u32) -> (SocketAddr, std::sync::Arc<std::sync::atomic
     use hickory_proto::rr::{Name, RData, Record};
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A port free for both UDP and TCP.
+    let (udp, tcp) = (0..50)
+        .find_map(|_| {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            let tcp = std::net::TcpListener::bind(udp.local_addr().ok()?).ok()?;
+            Some((udp, tcp))
+        })
+        .expect("a port free for UDP and TCP");
     let addr = udp.local_addr().unwrap();
-    let tcp = std::net::TcpListener::bind(addr).unwrap();
     let origin = Name::from_ascii(ZONE).unwrap();
     let soa = Record::from_rdata(
         origin.clone(),
