@@ -5,6 +5,8 @@
 //! zone goes SERVFAIL at the SOA's expire; a wrong key, a lower serial and
 //! a transfer cut short change nothing that is served.
 
+#[path = "support/admin.rs"]
+mod admin;
 mod common;
 #[path = "support/secondary.rs"]
 mod secondary;
@@ -49,6 +51,8 @@ fn veer_config(primary: SocketAddr, key_secret: &str) -> String {
         r#"[server]
 listen = ["127.0.0.1:0"]
 state_dir = "state"
+[api]
+listen = "127.0.0.1:0"
 [rrl]
 responses_per_second = 0
 [key.{name}]
@@ -171,6 +175,19 @@ fn the_zone_arrives_follows_knot_and_carries_routes() {
         times.push(t);
     }
     println!("Knot edit -> veer serving it: {times:?}");
+    // The status API and page show the zone's primary, serial and timers.
+    let api = admin::Admin::from_logs(&veer.logs(), "");
+    let z = &api.status()["secondaries"][0];
+    assert_eq!(z["zone"], ZONE, "{z}");
+    assert_eq!(z["serial"], 13, "{z}");
+    assert_eq!(z["primary"], knot.addr().to_string(), "{z}");
+    assert!(
+        z["last_refresh"].is_string() && z["next_refresh"].is_string() && z["expires"].is_string(),
+        "{z}"
+    );
+    assert_eq!(z["expired"], false, "{z}");
+    let page = api.get("/").body;
+    assert!(page.contains("id=\"secondary-zones\""), "{page}");
     assert!(
         times.iter().all(|t| *t < Duration::from_secs(1)),
         "{times:?}"

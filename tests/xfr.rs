@@ -446,6 +446,18 @@ fn notify_is_retried_coalesced_and_shown() {
     // Nothing older follows.
     let late = recv(Duration::from_millis(600));
     assert!(late.is_none(), "after the ack: {late:?}");
+    // The status page lists the target with what it acknowledged.
+    let page = api.get("/").body;
+    let table = page
+        .split("id=\"secondaries\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no secondaries table:\n{page}"));
+    assert!(
+        table.contains(&target.local_addr().unwrap().to_string())
+            && table.contains(&format!("<td>{s2}")),
+        "{table}"
+    );
     let m = api.metrics();
     assert!(m.value("veer_notify_total", &[("result", "acknowledged")]) >= Some(2.0));
 }
