@@ -37,15 +37,23 @@ pub enum ServeError {
 /// directory another process holds.
 fn lock_state_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(dir)?;
     use std::os::unix::fs::OpenOptionsExt;
-    // Not through a symlink planted in the directory.
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(".lock");
+    // Not through a symlink planted in the directory; read-only, so a lock
+    // file left by root (before `[server] user`, or a run as root) still
+    // opens; non-blocking, so a FIFO there cannot hang the start.
     let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dir.join(".lock"))?;
+        .read(true)
+        .custom_flags(libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
     // SAFETY: flock on a descriptor this function owns.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
@@ -270,5 +278,39 @@ async fn sighup(tx: mpsc::UnboundedSender<Command>) {
         if tx.send(Command::Reload { reply: None }).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_lock_is_exclusive_and_opens_no_fifo_nor_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_state_dir(dir.path()).unwrap();
+        let e = lock_state_dir(dir.path()).unwrap_err();
+        assert!(
+            e.to_string().contains("in use by another veer process"),
+            "{e}"
+        );
+        drop(held);
+        // A lock file nobody may write (left by root): it still locks.
+        use std::os::unix::fs::PermissionsExt;
+        let lock = dir.path().join(".lock");
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o444)).unwrap();
+        drop(lock_state_dir(dir.path()).unwrap());
+        // A FIFO planted there: refused at once, not a start hung on open.
+        std::fs::remove_file(&lock).unwrap();
+        let c = std::ffi::CString::new(lock.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let e = lock_state_dir(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        // A symlink: not followed.
+        std::fs::remove_file(&lock).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &lock).unwrap();
+        assert!(lock_state_dir(dir.path()).is_err());
+        assert!(!dir.path().join("elsewhere").exists());
     }
 }
