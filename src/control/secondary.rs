@@ -16,7 +16,7 @@ use crate::xfr::client::Source;
 use crate::xfr::journal::newer;
 use crate::xfr::secondary::{Handle, Status, Task, Update, load_copy};
 
-/// Secondary zones without a copy, or whose copy expired.
+/// Secondary zones without a copy that serves, or whose copy expired.
 pub(super) fn expired_at_start(base: &Base) -> FxHashSet<Name> {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -25,7 +25,12 @@ pub(super) fn expired_at_start(base: &Base) -> FxHashSet<Name> {
         .zones
         .iter()
         .filter(|z| !z.primaries.is_empty())
-        .filter(|z| load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now))
+        // No data (no copy, or one that could not be served): the
+        // placeholder, which must not answer.
+        .filter(|z| {
+            !base.transferred.contains_key(&z.origin)
+                || load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now)
+        })
         .map(|z| z.origin.clone())
         .collect()
 }
@@ -57,7 +62,8 @@ pub(super) fn expired_after_reload(
             if was_secondary(&z.origin) {
                 expired.contains(&z.origin)
             } else {
-                load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now)
+                !new.transferred.contains_key(&z.origin)
+                    || load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now)
             }
         })
         .map(|z| z.origin.clone())

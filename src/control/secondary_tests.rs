@@ -107,3 +107,44 @@ fn a_file_zone_made_secondary_answers_servfail_until_fetched() {
     assert_eq!(rcode(&c, "www.t."), ResponseCode::ServFail);
     assert_eq!(rcode(&c, "t."), ResponseCode::ServFail);
 }
+
+/// A copy that cannot be served (a CNAME beside other data): the start
+/// goes on with the placeholder, which answers SERVFAIL (expired), not
+/// its NXDOMAIN, and is not transferred out, until the zone is fetched.
+#[test]
+fn an_unservable_copy_starts_expired_until_fetched() {
+    use hickory_proto::rr::rdata::{A, CNAME, SOA};
+    use hickory_proto::rr::{RData, Record};
+    let t = T::new();
+    t.write(true);
+    let origin = Name::from_ascii("t.").unwrap();
+    let www = Name::from_ascii("www.t.").unwrap();
+    let soa = SOA::new(origin.clone(), origin.clone(), 7, 60, 60, 86400, 60);
+    let bad = vec![
+        Record::from_rdata(origin.clone(), 60, RData::SOA(soa)),
+        Record::from_rdata(www.clone(), 60, RData::CNAME(CNAME(origin.clone()))),
+        Record::from_rdata(www.clone(), 60, RData::A(A::new(192, 0, 2, 1))),
+    ];
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let meta = crate::xfr::secondary::Meta {
+        serial: 7,
+        refreshed_at: now,
+        expires_at: now + 86400,
+    };
+    let state = t.dir.path().join("state");
+    let copy = crate::xfr::secondary::copy_path(&state, &origin);
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(
+        &copy,
+        crate::xfr::secondary::encode_copy(&meta, &bad).unwrap(),
+    )
+    .unwrap();
+    let c = Controller::new(t.base());
+    assert!(!c.base.transferred.contains_key(&origin));
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::ServFail);
+    assert_eq!(rcode(&c, "t."), ResponseCode::ServFail);
+    assert!(c.expired.contains(&origin));
+}
