@@ -98,10 +98,18 @@ pub fn decide(
 ) -> Decided {
     let fresh: Vec<State> = assigned
         .iter()
-        .filter_map(|i| votes(i))
+        .enumerate()
+        // An instance named twice votes once.
+        .filter(|(n, i)| !assigned[..*n].contains(i))
+        .filter_map(|(_, i)| votes(i))
         .filter(|v| {
-            // A vote from a clock ahead of ours counts as fresh.
-            now.duration_since(v.at).map_or(true, |age| age <= timeout)
+            // A vote from a clock ahead of ours is fresh, by as much as
+            // `timeout` only: else a peer whose clock runs far ahead would
+            // vote on long after it stopped.
+            match now.duration_since(v.at) {
+                Ok(age) => age <= timeout,
+                Err(ahead) => ahead.duration() <= timeout,
+            }
         })
         .map(|v| v.state)
         .filter(|s| *s != State::Unknown)
@@ -215,15 +223,52 @@ mod tests {
             decide(&two, with(v(Down, 0), v(Down, 0), None), q2, now, t),
             Decided::Verdict(Down)
         );
-        // Unknown counts for nothing; a clock ahead of ours is fresh.
+        // Unknown counts for nothing; a clock a little ahead of ours is fresh.
         let ahead = Some(Vote {
             state: Down,
-            at: now + Duration::from_secs(5),
+            at: now + Duration::from_secs(2),
         });
         assert_eq!(
             decide(&fleet, with(v(Unknown, 0), ahead, v(Down, 0)), q, now, t),
             Decided::Verdict(Down)
         );
         assert_eq!(Quorum::Count(1).needed(3), 1);
+        // A clock far ahead: the vote is stale, not fresh for ever.
+        let far = Some(Vote {
+            state: Down,
+            at: now + Duration::from_secs(3600),
+        });
+        assert_eq!(
+            decide(&fleet, with(far, v(Down, 0), v(Up, 0)), q, now, t),
+            Decided::Split
+        );
+        // An instance listed twice votes once.
+        assert_eq!(
+            decide(
+                &["a", "a", "b"],
+                with(v(Down, 0), v(Up, 0), None),
+                q,
+                now,
+                t
+            ),
+            Decided::Split
+        );
+        // k = 0 or nobody live: no votes, degraded; q = 0 counts as 1.
+        assert!(assigned("x", &fleet, 0).is_empty());
+        assert!(assigned("x", &[], 2).is_empty());
+        assert_eq!(
+            decide(
+                &[],
+                with(None, None, None),
+                Quorum::Majority.needed(0),
+                now,
+                t
+            ),
+            Decided::Degraded
+        );
+        assert_eq!(
+            decide(&fleet, with(v(Up, 0), None, None), 0, now, t),
+            Decided::Verdict(Up)
+        );
     }
 }
