@@ -351,7 +351,11 @@ async fn tcp(target: &str, from: Option<IpAddr>) -> Result<String, ProbeError> {
         }
     }
     Err(err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+        // As tokio's TcpStream::connect says it (the text is unchanged).
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
     })))
 }
 
@@ -559,6 +563,42 @@ mod tests {
         let get = tokio::time::timeout(Duration::from_millis(300), clients.verify.get(&url).send());
         let (_, accepted) = tokio::join!(get, l.accept());
         assert_eq!(accepted.unwrap().1.ip(), from);
+    }
+
+    /// A `[health] source` that is not on this host: every probe is the
+    /// prober's own fault (EADDRNOTAVAIL), never the backend's.
+    #[tokio::test]
+    async fn a_source_not_on_the_host_is_a_local_fault() {
+        let from: IpAddr = "192.0.2.1".parse().unwrap();
+        let clients = Clients::new(Some(from)).unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        let t = Duration::from_secs(2);
+        let kinds = [
+            CheckKind::Tcp {
+                target: at.to_string(),
+            },
+            CheckKind::Dns {
+                server: at,
+                name: Name::from_ascii("t.").unwrap(),
+                qtype: RecordType::A,
+                answer: None,
+            },
+            CheckKind::Http(HttpCheck {
+                url: format!("http://{at}/"),
+                method: "GET".into(),
+                headers: Vec::new(),
+                host: None,
+                tls_verify: true,
+                status: vec![(200, 399)],
+                body: None,
+                proxy: None,
+            }),
+        ];
+        for kind in &kinds {
+            let o = attempt(kind, t, &clients).await;
+            assert!(!o.ok && o.local, "{kind:?}: {o:?}");
+        }
     }
 
     #[test]
