@@ -229,9 +229,11 @@ impl Controller {
             .zone_index(origin)
             .filter(|_| self.is_secondary(origin))
             .ok_or_else(|| format!("zone {origin} is no longer configured as a secondary"))?;
-        // The first data the zone has: the primary's serial whatever ours
-        // was (the placeholder's 0 was never transferred out).
-        let first = !self.base.transferred.contains_key(origin);
+        // The first data the zone has, and no serial served before (the
+        // placeholder's 0, never transferred out): the primary's serial
+        // whatever it is. A serial from the checkpoint was served: it
+        // only moves forward.
+        let first = !self.base.transferred.contains_key(origin) && self.serials[i] == 0;
         let base = self.base.with_transferred(i, records)?;
         let transferred = base.zones[i].file_serial();
         self.base = Arc::new(base);

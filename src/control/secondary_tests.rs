@@ -148,3 +148,57 @@ fn an_unservable_copy_starts_expired_until_fetched() {
     assert_eq!(rcode(&c, "t."), ResponseCode::ServFail);
     assert!(c.expired.contains(&origin));
 }
+
+/// The first transfer takes the primary's serial, whatever it is (2^31 and
+/// more included); a later one lower than what was served moves ours on
+/// by one instead of going back.
+#[test]
+fn the_served_serial_follows_the_primary_and_never_goes_back() {
+    let t = T::new();
+    t.write(true);
+    let mut c = Controller::new(t.base());
+    let origin = Name::from_ascii("t.").unwrap();
+    let take = |c: &mut Controller, serial: u32, www: [u8; 4]| {
+        use hickory_proto::rr::rdata::{A, NS, SOA};
+        use hickory_proto::rr::{RData, Record};
+        let records = vec![
+            Record::from_rdata(
+                origin.clone(),
+                60,
+                RData::SOA(SOA::new(
+                    origin.clone(),
+                    origin.clone(),
+                    serial,
+                    60,
+                    60,
+                    86400,
+                    60,
+                )),
+            ),
+            Record::from_rdata(origin.clone(), 60, RData::NS(NS(origin.clone()))),
+            Record::from_rdata(
+                Name::from_ascii("www.t.").unwrap(),
+                60,
+                RData::A(A::from(std::net::Ipv4Addr::from(www))),
+            ),
+        ];
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        c.secondary_update(Update::Zone {
+            origin: origin.clone(),
+            records: Arc::new(records),
+            reply: tx,
+        });
+        rx.try_recv().unwrap().unwrap();
+        c.serials[0]
+    };
+    let big = 3_000_000_000;
+    assert_eq!(
+        take(&mut c, big, [192, 0, 2, 1]),
+        big,
+        "first data: the primary's"
+    );
+    assert_eq!(rcode(&c, "www.t."), ResponseCode::NoError);
+    assert_eq!(take(&mut c, big + 5, [192, 0, 2, 2]), big + 5);
+    // The primary went back (restored from a backup): ours moves on.
+    assert_eq!(take(&mut c, big + 1, [192, 0, 2, 3]), big + 6);
+}
