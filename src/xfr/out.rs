@@ -103,6 +103,13 @@ fn reply(msg: &Message, rcode: ResponseCode, signer: Option<&mut ResponseSigner>
     m.metadata.response_code = rcode;
     m.metadata.recursion_desired = msg.metadata.recursion_desired;
     m.add_queries(msg.queries.iter().cloned());
+    // An OPT answers an OPT (RFC 6891 7).
+    if msg.edns.is_some() {
+        let mut e = hickory_proto::op::Edns::new();
+        e.set_max_payload(1232);
+        e.set_version(0);
+        m.edns = Some(e);
+    }
     let mut out = match m.to_vec() {
         Ok(b) => b,
         Err(_) => return bare(&msg.metadata.id.to_be_bytes(), rcode.low()),

@@ -144,3 +144,20 @@ fn a_signed_axfr_is_signed_in_every_message_and_chained() {
             .unwrap_or_else(|e| panic!("message {i}: {e}"));
     }
 }
+
+#[test]
+fn a_refusal_to_an_edns_request_carries_an_opt_and_one_without_none() {
+    let xfr = xfr_of(3);
+    for edns in [true, false] {
+        let mut m = Message::query();
+        m.add_query(Query::query(name("other."), RecordType::AXFR));
+        if edns {
+            m.edns = Some(hickory_proto::op::Edns::new());
+        }
+        let msgs = serve(&xfr, &m.to_vec().unwrap());
+        assert_eq!(msgs.len(), 1);
+        let r = Message::from_vec(&msgs[0]).unwrap();
+        assert_eq!(r.metadata.response_code, ResponseCode::NotAuth);
+        assert_eq!(r.edns.is_some(), edns, "OPT answers OPT");
+    }
+}
