@@ -88,11 +88,17 @@ fn dig_batch(veer: &Veer, queries: &str) -> Vec<String> {
     // ("query response not set") in place of one answer. Captured on the
     // wire: a query from port P to port P; not veer's doing. A fresh dig
     // (another source port) is asked again.
+    // So dig gets a source port of its own: one just free, never veer's.
     let mut out = String::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
+        let source = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0);
         let run = Command::new("dig")
             .arg(format!("@{}", veer.addr.ip()))
             .args(["-p", &veer.addr.port().to_string()])
+            .args(["-b", &format!("127.0.0.1#{source}")])
             .args(["+norec", "+short", "+time=5", "+tries=3", "-f"])
             .arg(f.path())
             .stdin(Stdio::null())
