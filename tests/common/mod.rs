@@ -786,10 +786,23 @@ pub fn dig(addr: SocketAddr, args: &[&str]) -> Dig {
 
 /// [`dig`], but a missing response is `Err(dig's output)` instead of a panic.
 pub fn try_dig(addr: SocketAddr, args: &[&str]) -> Result<Dig, String> {
-    let out = match Command::new("dig")
-        .arg(format!("@{}", addr.ip()))
+    let mut cmd = Command::new("dig");
+    cmd.arg(format!("@{}", addr.ip()))
         .arg("-p")
-        .arg(addr.port().to_string())
+        .arg(addr.port().to_string());
+    // veer listens on an ephemeral port, and the kernel may give dig that
+    // same port as its source (dig then reads its own query): a source
+    // port just found free, never veer's.
+    if addr.ip().is_loopback()
+        && addr.is_ipv4()
+        && !args.contains(&"-b")
+        && let Ok(port) = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+    {
+        cmd.args(["-b", &format!("127.0.0.1#{port}")]);
+    }
+    let out = match cmd
         .args(["+norec", "+time=2", "+tries=1"])
         .args(args)
         .stdin(Stdio::null())
