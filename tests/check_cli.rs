@@ -495,7 +495,7 @@ listen = ["127.0.0.1:0"]
 
 [[zone]]
 origin = "a.test."
-primary = [ { address = "192.0.2.1:53" } ]
+primary = [ { address = "192.0.2.1:53" }, { address = "192.0.2.1:53" } ]
 
 [[zone]]
 origin = "b.test."
@@ -508,6 +508,11 @@ origin = "c.test."
     let (_dir, cfg, _) = setup(config, ZONE_A);
     let c = check(&cfg);
     c.assert_error(&cfg, 6, &["a.test.", "state_dir"]);
+    c.assert_error(
+        &cfg,
+        6,
+        &["a.test.", "primary 192.0.2.1:53 is listed twice"],
+    );
     c.assert_error(&cfg, 10, &["b.test.", "file and primary"]);
     c.assert_error(&cfg, 14, &["c.test.", "needs file or primary"]);
 }

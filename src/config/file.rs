@@ -53,16 +53,9 @@ pub struct AllowSpec {
     pub key: Option<Spanned<String>>,
 }
 
-/// A `primary` of a secondary zone.
+/// A `primary` of a secondary zone, or a `notify` target.
 #[derive(Debug, Deserialize)]
-pub struct PrimarySpec {
-    pub address: Spanned<String>,
-    pub key: Option<Spanned<String>>,
-}
-
-/// A `notify` target.
-#[derive(Debug, Deserialize)]
-pub struct NotifySpec {
+pub struct TargetSpec {
     pub address: Spanned<String>,
     pub key: Option<Spanned<String>>,
 }
@@ -129,11 +122,11 @@ pub struct ServerSpec {
 pub struct ZoneSpec {
     pub origin: Spanned<String>,
     pub file: Option<Spanned<String>>,
-    pub primary: Option<Spanned<Vec<PrimarySpec>>>,
+    pub primary: Option<Spanned<Vec<TargetSpec>>>,
     #[serde(default)]
     pub allow_transfer: Vec<Spanned<AllowSpec>>,
     #[serde(default)]
-    pub notify: Vec<Spanned<NotifySpec>>,
+    pub notify: Vec<Spanned<TargetSpec>>,
 }
 
 /// `[health]`: the prober guard.

@@ -202,7 +202,7 @@ impl Validator<'_> {
     pub(super) fn primaries(
         &mut self,
         keys: &[Key],
-        specs: Spanned<Vec<file::PrimarySpec>>,
+        specs: Spanned<Vec<file::TargetSpec>>,
         origin: &Name,
     ) -> Vec<NotifyTarget> {
         let line = self.line(&specs);
@@ -213,44 +213,35 @@ impl Validator<'_> {
                 format!("zone {origin}: primary needs at least one address"),
             );
         }
-        let mut out: Vec<NotifyTarget> = Vec::new();
-        for s in specs {
-            let Ok(address) = s.address.get_ref().parse::<SocketAddr>() else {
-                self.error(
-                    &s.address,
-                    format!(
-                        "zone {origin}: primary address `{}` is not IP:PORT",
-                        s.address.get_ref()
-                    ),
-                );
-                continue;
-            };
-            let key = match &s.key {
-                None => None,
-                Some(k) => match self.key_ref(keys, k, origin) {
-                    Some(k) => Some(k),
-                    None => continue,
-                },
-            };
-            out.push(NotifyTarget { address, key });
-        }
-        out
+        self.targets(keys, specs, origin, "primary")
     }
 
     pub(super) fn notify(
         &mut self,
         keys: &[Key],
-        specs: Vec<Spanned<file::NotifySpec>>,
+        specs: Vec<Spanned<file::TargetSpec>>,
         origin: &Name,
+    ) -> Vec<NotifyTarget> {
+        let specs = specs.into_iter().map(Spanned::into_inner).collect();
+        self.targets(keys, specs, origin, "notify")
+    }
+
+    /// `primary` or `notify` entries: IP:PORT each, listed once, with a
+    /// configured key if any.
+    fn targets(
+        &mut self,
+        keys: &[Key],
+        specs: Vec<file::TargetSpec>,
+        origin: &Name,
+        what: &str,
     ) -> Vec<NotifyTarget> {
         let mut out: Vec<NotifyTarget> = Vec::new();
         for s in specs {
-            let s = s.into_inner();
             let Ok(address) = s.address.get_ref().parse::<SocketAddr>() else {
                 self.error(
                     &s.address,
                     format!(
-                        "zone {origin}: notify address `{}` is not IP:PORT",
+                        "zone {origin}: {what} address `{}` is not IP:PORT",
                         s.address.get_ref()
                     ),
                 );
@@ -266,7 +257,7 @@ impl Validator<'_> {
             if out.iter().any(|t| t.address == address) {
                 self.error(
                     &s.address,
-                    format!("zone {origin}: notify target {address} is listed twice"),
+                    format!("zone {origin}: {what} {address} is listed twice"),
                 );
                 continue;
             }
