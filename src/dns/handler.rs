@@ -581,10 +581,10 @@ impl Handler {
         }
         // A TSIG-signed query (a secondary's SOA check before a transfer)
         // gets a signed answer, or the TSIG error (RFC 8945 5.2, 5.3): an
-        // unsigned answer fails the secondary's refresh. Only with keys
-        // configured and a record in the additional section.
+        // unsigned answer fails the secondary's refresh. Only for a query
+        // hickory's parser found a TSIG in (an OPT alone costs nothing).
         let mut signer = None;
-        if !snap.xfr.keys.is_empty() && packet[10..12] != [0, 0] {
+        if request.signature.is_some() {
             match crate::tsig::check_request(&snap.xfr.keys, packet, crate::tsig::now()) {
                 crate::tsig::Checked::Unsigned => {}
                 crate::tsig::Checked::Valid { signer: s, .. } => signer = Some(s),
