@@ -14,7 +14,7 @@ use super::build::Base;
 use super::{Controller, next_serial};
 use crate::xfr::client::Source;
 use crate::xfr::journal::newer;
-use crate::xfr::secondary::{Handle, Status, Task, Update, load_copy};
+use crate::xfr::secondary::{Handle, Status, Task, Update, load_meta};
 
 /// Secondary zones without a copy that serves, or whose copy expired.
 pub(super) fn expired_at_start(base: &Base) -> FxHashSet<Name> {
@@ -29,7 +29,7 @@ pub(super) fn expired_at_start(base: &Base) -> FxHashSet<Name> {
         // placeholder, which must not answer.
         .filter(|z| {
             !base.transferred.contains_key(&z.origin)
-                || load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now)
+                || load_meta(&z.file).is_none_or(|m| m.expires_at <= now)
         })
         .map(|z| z.origin.clone())
         .collect()
@@ -63,7 +63,7 @@ pub(super) fn expired_after_reload(
                 expired.contains(&z.origin)
             } else {
                 !new.transferred.contains_key(&z.origin)
-                    || load_copy(&z.file).is_none_or(|(m, _)| m.expires_at <= now)
+                    || load_meta(&z.file).is_none_or(|m| m.expires_at <= now)
             }
         })
         .map(|z| z.origin.clone())
@@ -130,7 +130,17 @@ impl Secondaries {
                     key: key.clone(),
                 })
                 .collect();
-            let held = load_copy(&z.file).map(|(m, r)| (m, Arc::new(r)));
+            // The records served (no second decode of the copy), with the
+            // copy's timers.
+            let held = base.transferred.get(&z.origin).cloned().and_then(|r| {
+                let mut meta = load_meta(&z.file)?;
+                // The copy on disk may lag what is served.
+                meta.serial = r.iter().find_map(|r| match &r.data {
+                    hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+                    _ => None,
+                })?;
+                Some((meta, r))
+            });
             let handle = Arc::new(Handle {
                 trigger: tokio::sync::Notify::new(),
                 primaries: primaries

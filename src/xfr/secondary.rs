@@ -108,6 +108,26 @@ pub fn load_copy(path: &Path) -> Option<(Meta, Vec<Record>)> {
     }
 }
 
+/// Only the timers of the copy at `path`: its header, not its records
+/// (what the expiry checks and a new task need; the records are already
+/// in the served base).
+pub fn load_meta(path: &Path) -> Option<Meta> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut head = vec![0u8; MAGIC.len() + 4];
+    f.read_exact(&mut head).ok()?;
+    if !head.starts_with(MAGIC) {
+        return None;
+    }
+    let len = u32::from_be_bytes(head[MAGIC.len()..].try_into().ok()?) as usize;
+    if len > 64 * 1024 {
+        return None;
+    }
+    let mut meta = vec![0u8; len];
+    f.read_exact(&mut meta).ok()?;
+    serde_json::from_slice(&meta).ok()
+}
+
 fn write_copy(path: &Path, meta: &Meta, records: &[Record]) -> Result<(), String> {
     let bytes = encode_copy(meta, records)?;
     let dir = path.parent().ok_or("no directory")?;
@@ -527,8 +547,14 @@ mod tests {
         };
         let bytes = encode_copy(&meta, &records).unwrap();
         let (m, back) = decode_copy(&bytes).unwrap();
-        assert_eq!((m, back), (meta, records.clone()));
+        assert_eq!((m, back), (meta.clone(), records.clone()));
         assert!(decode_copy(&bytes[..bytes.len() - 3]).is_err());
+        // The timers alone, from the header.
+        let file = dir.path().join("copy.bin");
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(load_meta(&file), Some(meta));
+        std::fs::write(&file, b"garbage").unwrap();
+        assert_eq!(load_meta(&file), None);
         assert!(decode_copy(b"garbage").is_err());
         assert_eq!(timers(&records).0, Duration::from_secs(60));
         assert_eq!(
