@@ -62,3 +62,27 @@ else:
     raise SystemExit("no free loopback port")
 PY
 }
+
+# Process trees, for benchmarks that start servers (run.sh, xfr.sh).
+tree() {  # PID and its descendants
+  ps -e -o pid=,ppid= | awk -v root="$1" '
+    { parent[$1] = $2 }
+    END {
+      keep[root] = 1
+      do { grew = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grew = 1 } } while (grew)
+      for (p in keep) print p
+    }'
+}
+stop() {  # TERM the process tree of PID, KILL what is left after 5 s
+  local pids p i alive
+  pids=$(tree "$1")
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for i in $(seq 50); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  wait "$1" 2>/dev/null || true
+}

@@ -267,15 +267,6 @@ start_echo() {
 # --------------------------------------------------------------- helpers --
 SERVER_PID=""  # the server running now, if any
 HEALTH_PID=""  # the health endpoint of veer-routed, if any
-tree() {  # PID and its descendants
-  ps -e -o pid=,ppid= | awk -v root="$1" '
-    { parent[$1] = $2 }
-    END {
-      keep[root] = 1
-      do { grew = 0; for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; grew = 1 } } while (grew)
-      for (p in keep) print p
-    }'
-}
 cpu_ticks() {  # "utime stime" summed over the given PIDs (all their threads)
   local p
   for p in "$@"; do
@@ -284,19 +275,6 @@ cpu_ticks() {  # "utime stime" summed over the given PIDs (all their threads)
 }
 busy() {  # busy ticks of one CPU (/proc/stat: user nice system _ _ irq softirq steal)
   awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-stop() {  # TERM the process tree of PID, KILL what is left after 5 s
-  local pids p i alive
-  pids=$(tree "$1")
-  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-  for i in $(seq 50); do
-    alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-  done
-  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
-  wait "$1" 2>/dev/null || true
 }
 cleanup() {
   [ -z "$SERVER_PID" ] || stop "$SERVER_PID"
