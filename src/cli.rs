@@ -359,6 +359,34 @@ fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
     } else {
         println!("no route at {} {}: zone data answers", s("name"), s("type"));
     }
+    // In a fleet: which instance saw what, and when.
+    for c in body["votes"].as_array().into_iter().flatten() {
+        let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+        println!(
+            "  check {}: fleet verdict {}{}",
+            s(c, "check"),
+            s(c, "verdict"),
+            if c["degraded"].as_bool() == Some(true) {
+                " (degraded: decided from this instance's own probes)"
+            } else {
+                ""
+            }
+        );
+        for v in c["votes"].as_array().into_iter().flatten() {
+            let note = s(v, "note");
+            println!(
+                "    {} says {} since {}{}",
+                s(v, "instance"),
+                s(v, "state"),
+                s(v, "since"),
+                if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({note})")
+                }
+            );
+        }
+    }
     let steps = body["pick"].as_array().cloned().unwrap_or_default();
     if !steps.is_empty() {
         println!("pick:");
@@ -378,7 +406,10 @@ fn check(path: PathBuf) -> ExitCode {
     let result = Base::load_path(&path, None);
     match result {
         Ok(base) => {
-            for w in crate::config::warnings(&base.config) {
+            for w in crate::config::warnings(&base.config)
+                .into_iter()
+                .chain(crate::config::fleet_warnings(&base.config))
+            {
                 eprintln!("{w}");
             }
             println!(

@@ -55,6 +55,7 @@ pub mod diag;
 pub mod dns;
 pub mod durable;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod metrics;

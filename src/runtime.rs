@@ -78,7 +78,10 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         routes = config.routes.len(),
         "config loaded"
     );
-    for w in crate::config::transfer_warnings(&config) {
+    for w in crate::config::transfer_warnings(&config)
+        .into_iter()
+        .chain(crate::config::fleet_warnings(&config))
+    {
         tracing::warn!("{w}");
     }
     // Running as `[server] user`: its state directory is handed over
@@ -108,6 +111,18 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     // Every socket is bound before privileges are dropped.
     let api_listener = match &config.api {
         Some(a) => Some(api::bind(a.listen).await?),
+        None => None,
+    };
+    let fleet = controller.fleet_listener();
+    let fleet_socket = match &fleet {
+        Some(f) => Some(crate::fleet::server::bind(f.listen).await?),
+        None => None,
+    };
+    let fleet_tls = match fleet.as_ref().and_then(|f| f.tls.as_ref()) {
+        Some((cert, key)) => Some(
+            crate::fleet::server::tls(cert, key)
+                .map_err(|e| std::io::Error::other(format!("[fleet] TLS: {e}")))?,
+        ),
         None => None,
     };
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
@@ -166,6 +181,25 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         }));
     }
 
+    if let (Some(f), Some(listener)) = (fleet, fleet_socket) {
+        tracing::info!(
+            "fleet: listening on {} ({})",
+            listener.local_addr()?,
+            if fleet_tls.is_some() { "https" } else { "http" }
+        );
+        let mut stop = stop_rx.clone();
+        tasks.spawn(crate::fleet::server::serve(
+            listener,
+            fleet_tls,
+            f.token,
+            f.heartbeat,
+            f.feed,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+
     let handler = Handler::new(store.clone(), stats);
     let mut server = Server::new(handler.clone());
     let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -186,6 +220,10 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     let open_now = std::fs::read_dir("/proc/self/fd").map_or(32, |d| d.count());
     let api_max = if config.api.is_some() {
         api::MAX_CONNECTIONS
+    } else {
+        0
+    } + if config.fleet.is_some() {
+        crate::fleet::server::MAX_CONNECTIONS
     } else {
         0
     };

@@ -37,6 +37,74 @@ pub struct Status {
     pub reloads_failed: u64,
     /// The prober guard holds the last states.
     pub guard_frozen: bool,
+    /// This instance's fleet, if it is one of a fleet.
+    pub fleet: Option<FleetStatus>,
+}
+
+/// A fleet as this instance sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetStatus {
+    /// This instance.
+    pub name: String,
+    /// Agreeing votes needed.
+    pub quorum: usize,
+    /// Instances probing each check.
+    pub probers: usize,
+    /// A peer not heard for this long is gone.
+    pub peer_timeout_ms: u64,
+    /// The other instances.
+    pub peers: Vec<FleetPeer>,
+    /// Every probed check's votes.
+    pub checks: Vec<FleetCheck>,
+}
+
+/// A peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetPeer {
+    /// Its name.
+    pub name: String,
+    /// Its fleet listener.
+    pub url: String,
+    /// Heard within `peer_timeout`.
+    pub live: bool,
+    /// When it last answered (RFC 3339).
+    pub last_heard: Option<String>,
+    /// Why the last request failed.
+    pub error: Option<String>,
+    /// Checks it defines differently (its votes on them do not count).
+    pub mismatched: Vec<String>,
+}
+
+/// The votes behind one check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetCheck {
+    /// The check.
+    pub check: String,
+    /// What the votes decided (or this instance's own probes, degraded).
+    pub verdict: State,
+    /// Fewer than quorum fresh votes: decided from this instance's probes.
+    pub degraded: bool,
+    /// This instance probes it.
+    pub probing: bool,
+    /// The instances assigned to probe it.
+    pub assigned: Vec<String>,
+    /// Every vote known.
+    pub votes: Vec<FleetVote>,
+}
+
+/// One instance's vote.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetVote {
+    /// Who.
+    pub instance: String,
+    /// Its verdict.
+    pub state: State,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// It counts toward the verdict.
+    pub counted: bool,
+    /// Why not, if it does not.
+    pub note: String,
 }
 
 /// One check.
@@ -94,6 +162,8 @@ pub struct RouteStatus {
     pub ttl: u32,
     /// Decision steps.
     pub path: Vec<String>,
+    /// The checks its members use.
+    pub checks: Vec<String>,
 }
 
 /// One zone.

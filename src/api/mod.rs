@@ -73,17 +73,32 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let app = router(api).layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    serve_app(listener, app, MAX_CONNECTIONS, None, "admin API", shutdown).await
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes: at most `max` connections, headers within
+/// [`HEADER_TIMEOUT`]. Each request carries the client's address as
+/// `ConnectInfo<SocketAddr>`. `what` names the server in logs.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    max: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    what: &'static str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
     tokio::pin!(shutdown);
     let mut last_log: Option<std::time::Instant> = None;
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
                     // Out of descriptors: back off, and say so once in a while.
                     if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                        tracing::warn!("admin API accept: {e}");
+                        tracing::warn!("{what} accept: {e}");
                         last_log = Some(std::time::Instant::now());
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -96,16 +111,40 @@ pub async fn serve(
             continue; // over the cap: closed at once
         };
         let app = app.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service =
-                hyper::service::service_fn(move |req| tower::ServiceExt::oneshot(app.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), req)
+            });
+            let http = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("admin API connection: {e}");
+                .to_owned();
+            let result = match tls {
+                None => {
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await
+                }
+                Some(tls) => {
+                    // The handshake gets the headers' time, too.
+                    let stream =
+                        match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!("{what}: TLS handshake with {peer}: {e}");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("{what} connection: {e}");
             }
         });
     }
@@ -187,6 +226,7 @@ async fn status(AxState(api): AxState<Api>) -> Json<serde_json::Value> {
         "routes": s.routes.len(),
         "transfers": transfers(&snap),
         "secondaries": secondaries(&snap),
+        "fleet": s.fleet,
     }))
 }
 
@@ -264,6 +304,13 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
         "ecs_scope": a.scope,
         "pick": steps,
         "route": route,
+        // In a fleet: the votes behind the checks the route uses.
+        "votes": snap.status.fleet.as_ref().map(|f| {
+            f.checks
+                .iter()
+                .filter(|c| route.is_some_and(|r| r.checks.contains(&c.check)))
+                .collect::<Vec<_>>()
+        }),
     }))
     .into_response()
 }
@@ -299,7 +346,8 @@ fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), Box<Response>> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares in a time that does not depend on where `a` and `b` differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -310,6 +358,15 @@ struct OverrideBody {
     #[serde(default)]
     reason: String,
     until: Option<String>,
+    /// Propagate through the fleet (every instance applies it).
+    #[serde(default)]
+    fleet: bool,
+}
+
+#[derive(Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    fleet: bool,
 }
 
 async fn put_override(
@@ -350,27 +407,34 @@ async fn put_override(
         until,
         reason: body.reason,
     };
-    command_override(&api, check, Some(o)).await
+    command_override(&api, check, Some(o), body.fleet).await
 }
 
 async fn delete_override(
     AxState(api): AxState<Api>,
     headers: HeaderMap,
     Path(check): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> Response {
     if let Err(r) = authorize(&api, &headers) {
         return *r;
     }
-    command_override(&api, check, None).await
+    command_override(&api, check, None, q.fleet).await
 }
 
-async fn command_override(api: &Api, check: String, set: Option<Override>) -> Response {
+async fn command_override(
+    api: &Api,
+    check: String,
+    set: Option<Override>,
+    fleet: bool,
+) -> Response {
     let (tx, rx) = oneshot::channel();
     if api
         .commands
         .send(Command::SetOverride {
             check: check.clone(),
             set,
+            fleet,
             reply: tx,
         })
         .is_err()
@@ -384,6 +448,7 @@ async fn command_override(api: &Api, check: String, set: Option<Override>) -> Re
             Json(json!({ "check": c })).into_response()
         }
         Ok(Err(e @ OverrideError::UnknownCheck(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e @ OverrideError::NoFleet)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }

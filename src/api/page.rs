@@ -24,7 +24,7 @@ body{{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}}h1{{font-size:
 table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd;vertical-align:top}}
 th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:.3em}}
 .up{{background:#d7f5dd;color:#0a5c1f}}.down{{background:#fbd9d7;color:#8a1208}}.unknown{{background:#eee;color:#555}}
-.warn{{background:#fff3cd;padding:.5em;border-radius:.3em}}.muted{{color:#777}}code{{font-size:.95em}}</style></head><body>
+.dissent{{background:#fff8e6}}.warn{{background:#fff3cd;padding:.5em;border-radius:.3em}}.muted{{color:#777}}code{{font-size:.95em}}</style></head><body>
 <h1>veer <span class="muted">generation {gen}, up since {started}</span></h1>
 <p id="summary"><b>{up}</b> of {n} checks healthy, <b>{down}</b> down; {routes} routes; {zones} zones.</p>"#,
         n = s.checks.len(),
@@ -86,6 +86,9 @@ th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:
         );
     }
     h.push_str("</table>");
+    if let Some(f) = &s.fleet {
+        fleet(&mut h, f);
+    }
     h.push_str(r#"<h2>Routes</h2><table id="routes"><tr><th>name</th><th>type</th><th>policy</th><th>answer</th><th>healthy</th><th>TTL</th></tr>"#);
     for r in &s.routes {
         let answer = if r.outcome == "members" || r.outcome == "fallback" {
@@ -204,4 +207,81 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The fleet: peers, and per check the votes behind its verdict. A row
+/// whose votes disagree has class `dissent`.
+fn fleet(h: &mut String, f: &crate::status::FleetStatus) {
+    let live = f.peers.iter().filter(|p| p.live).count();
+    let _ = write!(
+        h,
+        r#"<h2>Fleet</h2><div id="fleet"><p>This instance: <b>{}</b>; {} of {} peers heard; a verdict needs {} agreeing votes of {} probers; a peer silent for {} ms is gone.</p><table id="fleet-peers"><tr><th>peer</th><th>url</th><th>state</th><th>last heard</th><th>note</th></tr>"#,
+        esc(&f.name),
+        live,
+        f.peers.len(),
+        f.quorum,
+        f.probers,
+        f.peer_timeout_ms
+    );
+    for p in &f.peers {
+        let mut note = p.error.clone().unwrap_or_default();
+        if !p.mismatched.is_empty() {
+            note.push_str(&format!(
+                " defines differently: {}",
+                p.mismatched.join(", ")
+            ));
+        }
+        let _ = write!(
+            h,
+            r#"<tr data-peer="{n}"><td>{n}</td><td>{u}</td><td><span class="state {c}">{s}</span></td><td>{t}</td><td>{note}</td></tr>"#,
+            n = esc(&p.name),
+            u = esc(&p.url),
+            c = if p.live { "up" } else { "down" },
+            s = if p.live { "live" } else { "gone" },
+            t = esc(p.last_heard.as_deref().unwrap_or("never")),
+            note = esc(note.trim()),
+        );
+    }
+    h.push_str(
+        r#"</table><table id="fleet-votes"><tr><th>check</th><th>verdict</th><th>votes</th></tr>"#,
+    );
+    for c in &f.checks {
+        let dissent = c.votes.iter().any(|v| v.state != c.verdict);
+        let votes: Vec<String> = c
+            .votes
+            .iter()
+            .map(|v| {
+                format!(
+                    r#"<span class="vote{muted}" title="since {since}{note}">{i}: <span class="state {st}">{st}</span></span>"#,
+                    muted = if v.counted { "" } else { " muted" },
+                    since = esc(&v.since),
+                    note = if v.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", esc(&v.note))
+                    },
+                    i = esc(&v.instance),
+                    st = v.state,
+                )
+            })
+            .collect();
+        let _ = write!(
+            h,
+            r#"<tr data-check="{n}"{cls}><td>{n}</td><td><span class="state {v}">{v}</span>{deg}</td><td>{votes}</td></tr>"#,
+            n = esc(&c.check),
+            cls = if dissent { r#" class="dissent""# } else { "" },
+            v = c.verdict,
+            deg = if c.degraded {
+                r#" <span class="warn">degraded: too few votes, decided from this instance's own probes</span>"#
+            } else {
+                ""
+            },
+            votes = if votes.is_empty() {
+                r#"<span class="muted">none</span>"#.to_string()
+            } else {
+                votes.join(", ")
+            },
+        );
+    }
+    h.push_str("</table></div>");
 }

@@ -28,6 +28,33 @@ pub struct Spec {
     #[serde(default)]
     pub key: BTreeMap<String, Spanned<KeySpec>>,
     pub transfer: Option<Spanned<TransferSpec>>,
+    pub fleet: Option<Spanned<FleetSpec>>,
+    #[serde(default)]
+    pub peer: Vec<Spanned<PeerSpec>>,
+}
+
+/// `[fleet]`: this instance in a fleet of veer instances that decide
+/// health together.
+#[derive(Debug, Deserialize)]
+pub struct FleetSpec {
+    pub name: Spanned<String>,
+    pub listen: Spanned<String>,
+    pub token: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub quorum: Option<Spanned<toml::Value>>,
+    pub probers: Option<Spanned<i64>>,
+    pub peer_timeout: Option<Spanned<String>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub tls_ca: Option<Spanned<String>>,
+    pub allow_plain_http: Option<bool>,
+}
+
+/// `[[peer]]`: another instance of the fleet.
+#[derive(Debug, Deserialize)]
+pub struct PeerSpec {
+    pub name: Spanned<String>,
+    pub url: Spanned<String>,
 }
 
 /// `[key.NAME]`: a TSIG key, as `tsig-keygen` prints it.

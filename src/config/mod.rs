@@ -7,6 +7,7 @@
 mod checks;
 mod duration;
 mod file;
+mod fleet;
 mod members;
 mod routes;
 mod transfer;
@@ -20,6 +21,7 @@ use toml::Spanned;
 
 pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, transfer_warnings, warnings};
 pub use duration::parse_duration;
+pub use fleet::{FleetConfig, PeerConfig, fleet_warnings};
 pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
 pub use transfer::{Allow, NotifyTarget, TransferConfig};
 
@@ -61,6 +63,8 @@ pub struct Config {
     pub keys: Vec<crate::tsig::Key>,
     /// `[transfer]`.
     pub transfer: TransferConfig,
+    /// `[fleet]` and `[[peer]]`, if this instance is one of a fleet.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[geo]`: where client locations come from. Either, both or neither.
@@ -330,6 +334,7 @@ impl Validator<'_> {
             }
         }
         let api = spec.api.map(|a| self.api(a));
+        let fleet = self.fleet(spec.fleet, spec.peer);
         let cookies = self.cookies(spec.cookies);
         let rrl = self.rrl(spec.rrl);
         let mut webhooks = Vec::new();
@@ -359,6 +364,7 @@ impl Validator<'_> {
             rrl,
             keys,
             transfer,
+            fleet,
         }
     }
 
@@ -483,10 +489,22 @@ impl Validator<'_> {
                 SocketAddr::from(([127, 0, 0, 1], 8053))
             }),
         };
+        let token = self.token("[api]", &a.token, &a.token_file);
+        ApiConfig { listen, token }
+    }
+
+    /// A bearer token given inline or in a file (of `table`), at least
+    /// 16 characters.
+    fn token(
+        &mut self,
+        table: &str,
+        token: &Option<Spanned<String>>,
+        token_file: &Option<Spanned<String>>,
+    ) -> Option<String> {
         // The token and the line that gave it (the key, or token_file's).
-        let token: Option<(String, usize)> = match (&a.token, &a.token_file) {
+        let token: Option<(String, usize)> = match (token, token_file) {
             (Some(_), Some(f)) => {
-                self.error(f, "[api] takes token or token_file, not both");
+                self.error(f, format!("{table} takes token or token_file, not both"));
                 None
             }
             (Some(t), None) => Some((t.get_ref().clone(), self.line(t))),
@@ -509,10 +527,12 @@ impl Validator<'_> {
         if let Some((t, line)) = &token
             && t.len() < 16
         {
-            self.error_at(*line, "[api] token must be at least 16 characters");
+            self.error_at(
+                *line,
+                format!("{table} token must be at least 16 characters"),
+            );
         }
-        let token = token.map(|(t, _)| t);
-        ApiConfig { listen, token }
+        token.map(|(t, _)| t)
     }
 
     fn health(&mut self, h: file::HealthSpec) -> HealthConfig {

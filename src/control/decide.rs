@@ -50,6 +50,8 @@ impl Controller {
     /// of zones whose answers changed. `checkpoint` asks for the states to
     /// be saved. Publishing happens in `run` when the generation moved.
     pub(super) fn rebuild(&mut self, now: SystemTime, checkpoint: bool) {
+        // In a fleet the votes decide each check's observed state first.
+        let fleet_changed = self.fleet_refresh(now);
         self.recompute_effective(now);
         let config = &self.base.config;
         // Only routes with a member whose check changed are decided again
@@ -136,7 +138,7 @@ impl Controller {
                 self.slots[zone.soa_slot + 1] = Arc::new(neg);
             }
         }
-        if any || checkpoint {
+        if any || checkpoint || fleet_changed {
             self.generation += 1;
         }
         if checkpoint || serial_moved {

@@ -22,7 +22,6 @@ impl Controller {
         let checks = probe.checks.clone();
         let mut changed = false;
         for c in checks {
-            let name = self.base.config.checks[c].name.clone();
             let h = &mut self.health[c];
             h.pending = r.pending;
             h.latency = Some(r.outcome.latency);
@@ -30,68 +29,92 @@ impl Controller {
             let from_established = h.established;
             h.established = r.established;
             let Some(t) = &r.transition else { continue };
-            let forced = self
-                .overrides
-                .iter()
-                .find(|o| o.check == name && o.active(t.at));
-            match forced {
-                Some(o) => tracing::info!(
-                    "check {name}: {} -> {} ({}); forced {} by override, so routes keep using {}",
-                    t.from,
-                    t.to,
-                    t.reason,
-                    o.state,
-                    o.state
-                ),
-                None => tracing::info!("check {name}: {} -> {} ({})", t.from, t.to, t.reason),
+            h.own = t.to;
+            h.own_reason = t.reason.clone();
+            if self.fleet.is_some() {
+                // This instance's vote changed; the fleet decides.
+                changed = true;
+                continue;
             }
-            h.observed = t.to;
-            h.since = t.at;
-            h.reason = t.reason.clone();
+            self.observe(c, t.from, t.to, &t.reason, t.at, from_established);
             changed = true;
-            self.record_transition(&name, t.from, t.to, &t.reason, t.at);
-            let observed: Vec<Option<State>> = self
-                .base
-                .config
-                .checks
-                .iter()
-                .zip(&self.health)
-                .map(|(k, h)| {
-                    (!matches!(k.kind, CheckKind::Calculated { .. })).then_some(h.observed)
-                })
-                .collect();
-            // The guard keeps established states only: an assumed or
-            // provisional one is no evidence, neither to count nor to hold.
-            let current: Vec<State> = self
-                .health
-                .iter()
-                .map(|h| {
-                    if h.established {
-                        h.effective
-                    } else {
-                        State::Unknown
-                    }
-                })
-                .collect();
-            let from = if from_established {
-                t.from
-            } else {
-                State::Unknown
-            };
-            match self.guard.observe(c, from, t.to, t.at, &observed, &current) {
-                Some(true) => tracing::error!(
-                    "prober guard: more than {:.0}% of {} checks went down within {}; the likelier fault is this prober's own network, so the last states are kept until probes recover or an operator overrides",
-                    self.base.config.health.guard_share * 100.0,
-                    observed.iter().flatten().count(),
-                    humantime::format_duration(self.base.config.health.guard_window)
-                ),
-                Some(false) => tracing::warn!(
-                    "prober guard lifted: probes recovered; routes follow probe results again"
-                ),
-                None => {}
-            }
         }
         changed
+    }
+
+    /// Check `c`'s observed state goes from `from` to `to`: logged,
+    /// recorded, and shown to the prober guard. `from_established`: the
+    /// state left behind was seen by a probe.
+    pub(super) fn observe(
+        &mut self,
+        c: usize,
+        from: State,
+        to: State,
+        reason: &str,
+        at: SystemTime,
+        from_established: bool,
+    ) {
+        let name = self.base.config.checks[c].name.clone();
+        match self.forced(&name, at) {
+            Some(o) => tracing::info!(
+                "check {name}: {from} -> {to} ({reason}); forced {} by override, so routes keep using {}",
+                o.state,
+                o.state
+            ),
+            None => tracing::info!("check {name}: {from} -> {to} ({reason})"),
+        }
+        let h = &mut self.health[c];
+        h.observed = to;
+        h.since = at;
+        h.reason = reason.to_string();
+        self.record_transition(&name, from, to, reason, at);
+        let observed: Vec<Option<State>> = self
+            .base
+            .config
+            .checks
+            .iter()
+            .zip(&self.health)
+            .map(|(k, h)| (!matches!(k.kind, CheckKind::Calculated { .. })).then_some(h.observed))
+            .collect();
+        // The guard keeps established states only: an assumed or
+        // provisional one is no evidence, neither to count nor to hold.
+        let current: Vec<State> = self
+            .health
+            .iter()
+            .map(|h| {
+                if h.established {
+                    h.effective
+                } else {
+                    State::Unknown
+                }
+            })
+            .collect();
+        let from = if from_established {
+            from
+        } else {
+            State::Unknown
+        };
+        match self.guard.observe(c, from, to, at, &observed, &current) {
+            Some(true) => tracing::error!(
+                "prober guard: more than {:.0}% of {} checks went down within {}; the likelier fault is this prober's own network, so the last states are kept until probes recover or an operator overrides",
+                self.base.config.health.guard_share * 100.0,
+                observed.iter().flatten().count(),
+                humantime::format_duration(self.base.config.health.guard_window)
+            ),
+            Some(false) => tracing::warn!(
+                "prober guard lifted: probes recovered; routes follow probe results again"
+            ),
+            None => {}
+        }
+    }
+
+    /// The override in force for check `name` at `now`: this instance's
+    /// own (admin-state file, API), else the fleet's most recent.
+    pub(super) fn forced(&self, name: &str, now: SystemTime) -> Option<&Override> {
+        self.overrides
+            .iter()
+            .chain(self.fleet.iter().flat_map(|f| f.merged.iter()))
+            .find(|o| o.check == name && o.active(now))
     }
 
     pub(super) fn record_transition(
@@ -120,9 +143,10 @@ impl Controller {
     pub(super) fn recompute_effective(&mut self, now: SystemTime) {
         let checks = &self.base.config.checks;
         let frozen = self.guard.frozen().map(|f| f.to_vec());
+        let (own, merged) = (&self.overrides, self.fleet.as_ref().map(|f| &f.merged));
         let forced = |name: &str| {
-            self.overrides
-                .iter()
+            own.iter()
+                .chain(merged.into_iter().flatten())
                 .find(|o| o.check == name && o.active(now))
         };
         for (i, c) in checks.iter().enumerate() {
@@ -368,6 +392,15 @@ impl Controller {
         self.overrides
             .iter()
             .filter_map(|o| o.until)
+            // A fleet override stays in its instance's feed after it
+            // expires: only its expiry to come wakes the controller.
+            .chain(
+                self.fleet
+                    .iter()
+                    .flat_map(|f| f.merged.iter())
+                    .filter_map(|o| o.until)
+                    .filter(|u| *u > now),
+            )
             .map(|u| u.duration_since(now).unwrap_or(Duration::ZERO))
             .min()
     }

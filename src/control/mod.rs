@@ -22,6 +22,7 @@
 pub mod build;
 mod decide;
 mod effective;
+mod fleet;
 mod persist;
 mod reconcile;
 mod secondary;
@@ -68,6 +69,9 @@ pub enum OverrideError {
     /// No check of that name is configured.
     #[error("`{0}` is not a configured check")]
     UnknownCheck(String),
+    /// `fleet = true` on an instance without `[fleet]`.
+    #[error("this instance is not one of a fleet: no [fleet] in its config")]
+    NoFleet,
     /// The admin-state file could not be written; nothing changed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -97,6 +101,8 @@ pub enum Command {
         check: String,
         /// The override.
         set: Option<Override>,
+        /// Made for the whole fleet (`fleet = true`), not this instance only.
+        fleet: bool,
         /// Ok, or why not.
         reply: oneshot::Sender<Result<(), OverrideError>>,
     },
@@ -112,6 +118,17 @@ struct Probe {
     streak: u32,
     /// None until the runtime has started the task.
     abort: Option<AbortHandle>,
+    /// Starts and pauses the task (in a fleet; None: it always runs).
+    activity: Option<tokio::sync::watch::Sender<crate::health::scheduler::Activity>>,
+}
+
+impl Probe {
+    /// Whether the task probes (a fleet may have paused it).
+    fn probing(&self) -> bool {
+        self.activity
+            .as_ref()
+            .is_none_or(|a| a.borrow().seed.is_some())
+    }
 }
 
 /// The single writer of served state.
@@ -158,6 +175,8 @@ pub struct Controller {
     secondaries: secondary::Secondaries,
     /// Where those tasks send fetched zones (set by `run`).
     secondary_updates: Option<mpsc::UnboundedSender<crate::xfr::secondary::Update>>,
+    /// This instance's part in a fleet (`[fleet]`; never for `veer explain`).
+    fleet: Option<fleet::Fleet>,
 }
 
 impl Controller {
@@ -256,7 +275,17 @@ impl Controller {
             expired,
             secondaries: secondary::Secondaries::default(),
             secondary_updates: None,
+            fleet: None,
         };
+        if persist {
+            let dir = c.base.config.server.state_dir.clone();
+            c.fleet = c
+                .base
+                .config
+                .fleet
+                .clone()
+                .map(|f| fleet::Fleet::new(f, dir.as_deref()));
+        }
         // A start is a reconcile from nothing.
         c.reconcile(None, now);
         c.refresh_xfr();
@@ -316,6 +345,11 @@ impl Controller {
             tasks.spawn(persist::write_checkpoints(dir, rx));
         }
         self.start_tasks(&clients, &report_tx, &mut tasks);
+        let (fleet_tx, mut fleet_events) = mpsc::unbounded_channel();
+        if let Some(f) = &mut self.fleet {
+            f.start_followers(&fleet_tx, &mut tasks);
+        }
+        let mut fleet_tick = self.fleet_tick().map(tokio::time::interval);
         // NOTIFY for every zone with targets: a start is a change.
         self.notifier = Some(crate::xfr::notify::Notifier::new(
             self.notify_status.clone(),
@@ -355,6 +389,18 @@ impl Controller {
                 }
                 Some(u) = updates.recv() => {
                     self.secondary_update(u);
+                }
+                Some(ev) = fleet_events.recv() => {
+                    // Coalesce like probe reports: peers answer together.
+                    let mut changed = self.fleet_event(ev);
+                    while let Ok(ev) = fleet_events.try_recv() {
+                        changed |= self.fleet_event(ev);
+                    }
+                    self.rebuild(SystemTime::now(), changed);
+                }
+                _ = tick(&mut fleet_tick) => {
+                    // A peer going silent is noticed by time alone.
+                    self.rebuild(SystemTime::now(), false);
                 }
                 _ = sleep_for(expiry) => {
                     let now = SystemTime::now();
@@ -434,8 +480,17 @@ impl Controller {
                     self.rebuild(SystemTime::now(), true);
                 }
             }
-            Command::SetOverride { check, set, reply } => {
-                let r = self.set_override(&check, set);
+            Command::SetOverride {
+                check,
+                set,
+                fleet,
+                reply,
+            } => {
+                let r = if fleet {
+                    self.set_fleet_override(&check, set)
+                } else {
+                    self.set_override(&check, set)
+                };
                 self.publish(store);
                 let _ = reply.send(r);
             }
@@ -482,6 +537,7 @@ impl Controller {
             }
             Ok(base) => {
                 let old = std::mem::replace(&mut self.base, Arc::new(base));
+                self.reconcile_fleet(Some(tasks));
                 if old.config.health.source != self.base.config.health.source {
                     tracing::warn!(
                         "[health] source changed: probes keep leaving from {} until a restart",
@@ -535,6 +591,16 @@ impl Controller {
                 false
             }
         }
+    }
+}
+
+/// The next tick of `interval`, or never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -32,7 +32,7 @@ use crate::config::{CheckConfig, CheckKind, Initial};
 use crate::health::checkpoint::{self, Checkpoint};
 use crate::health::guard::Guard;
 use crate::health::probe::Clients;
-use crate::health::scheduler::{self, Plan, Report, Start};
+use crate::health::scheduler::{self, Activity, Plan, Report, Start};
 use crate::health::{CheckHealth, State};
 use crate::metrics::ProbeStats;
 use crate::route::Decision;
@@ -143,6 +143,15 @@ impl Controller {
                 None => {
                     let stats = Arc::new(ProbeStats::default());
                     self.next_probe += 1;
+                    // In a fleet a new probe starts running (every check
+                    // is this instance's until peers are heard); the
+                    // fleet's assignment then pauses what is not.
+                    let activity = self.fleet.as_ref().map(|_| {
+                        tokio::sync::watch::Sender::new(Activity {
+                            seed: Some(health[i].observed),
+                            starts: 0,
+                        })
+                    });
                     self.unspawned.push((
                         self.next_probe,
                         Plan {
@@ -151,6 +160,7 @@ impl Controller {
                             start: starts[i],
                             established: health[i].established,
                             stats: stats.clone(),
+                            active: activity.as_ref().map(|a| a.subscribe()),
                         },
                     ));
                     Probe {
@@ -163,6 +173,7 @@ impl Controller {
                             Start::Provisional => 0,
                         },
                         abort: None,
+                        activity,
                     }
                 }
             };

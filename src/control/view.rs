@@ -19,10 +19,7 @@ impl Controller {
             .zip(&self.health)
             .enumerate()
             .map(|(i, (c, h))| {
-                let o = self
-                    .overrides
-                    .iter()
-                    .find(|o| o.check == c.name && o.active(now));
+                let o = self.forced(&c.name, now);
                 let probe = self.probes.iter().find(|p| p.checks.contains(&i));
                 CheckStatus {
                     name: c.name.clone(),
@@ -71,6 +68,12 @@ impl Controller {
                     healthy: d.is_some_and(|d| d.healthy),
                     ttl: d.map_or(r.ttl, |d| d.ttl),
                     path: d.map(|d| d.path.clone()).unwrap_or_default(),
+                    checks: r
+                        .members
+                        .iter()
+                        .filter_map(|m| m.check)
+                        .map(|c| config.checks[c].name.clone())
+                        .collect(),
                 }
             })
             .collect();
@@ -99,6 +102,7 @@ impl Controller {
             reloads_ok: self.reloads.0,
             reloads_failed: self.reloads.1,
             guard_frozen: self.guard.frozen().is_some(),
+            fleet: self.fleet_status(now),
         }
     }
 }

@@ -101,6 +101,11 @@ pub struct CheckHealth {
     /// target edit. Only established states count toward, or are held
     /// by, the prober guard.
     pub established: bool,
+    /// This instance's own probe verdict. Without a fleet it is
+    /// `observed`; in a fleet it is this instance's vote.
+    pub own: State,
+    /// Why `own` is what it is.
+    pub own_reason: String,
 }
 
 impl CheckHealth {
@@ -115,6 +120,8 @@ impl CheckHealth {
             latency: None,
             forced: false,
             established: false,
+            own: state,
+            own_reason: "no probe has completed yet".into(),
         }
     }
 }

@@ -51,6 +51,21 @@ pub struct Plan {
     pub established: bool,
     /// Counters the task updates after every cycle.
     pub stats: Arc<ProbeStats>,
+    /// Whether the task probes; None: always (an instance without a
+    /// fleet).
+    pub active: Option<tokio::sync::watch::Receiver<Activity>>,
+}
+
+/// Whether a probe task probes. A fleet assigns each check to some of its
+/// instances only; when this one takes a check (back) on, its tracker
+/// restarts from `seed`, the fleet's verdict, and probes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Probe (Some), starting from this state, or wait (None).
+    pub seed: Option<State>,
+    /// Raised by every start, so a task that slept through a pause and
+    /// a start still starts over from the seed.
+    pub starts: u64,
 }
 
 /// How a probe's tracker takes its initial state.
@@ -88,6 +103,9 @@ const START_SPREAD: Duration = Duration::from_secs(2);
 
 async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
     let check = plan.check;
+    let mut active = plan.active;
+    let mut starts = active.as_ref().map_or(0, |a| a.borrow().starts);
+    let mut waiting = active.as_ref().is_some_and(|a| a.borrow().seed.is_none());
     let mut tracker = match plan.start {
         Start::Resume(streak) => Tracker::resume(plan.initial, streak, check.fall, check.rise)
             .established(plan.established),
@@ -102,8 +120,24 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
     let mut last_local: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            Some(()) = changed.recv() => {
+            _ = tokio::time::sleep_until(next), if !waiting => {}
+            r = activity_changed(&mut active) => {
+                let Ok(a) = r else { return }; // the controller is gone
+                waiting = a.seed.is_none();
+                if a.starts == starts {
+                    continue;
+                }
+                // Taken (back) on: start over from the fleet's verdict.
+                starts = a.starts;
+                let seed = a.seed.unwrap_or(State::Unknown);
+                tracker = Tracker::resume(seed, 0, check.fall, check.rise)
+                    .established(seed != State::Unknown);
+                if waiting {
+                    continue;
+                }
+                next = Instant::now();
+            }
+            Some(()) = changed.recv(), if !waiting => {
                 // One write is several events (truncate, write; or a
                 // rename's two): let them settle and probe once, so a
                 // change counts as one result towards fall/rise, and the
@@ -166,6 +200,19 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
             // A slow probe: skip missed slots instead of bursting.
             next = now + jittered(check.interval, check.jitter);
         }
+    }
+}
+
+/// The next change of a probe's activity (never, without a fleet).
+async fn activity_changed(
+    active: &mut Option<tokio::sync::watch::Receiver<Activity>>,
+) -> Result<Activity, tokio::sync::watch::error::RecvError> {
+    match active {
+        Some(a) => {
+            a.changed().await?;
+            Ok(*a.borrow_and_update())
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -301,6 +348,7 @@ mod tests {
             start: Start::Resume(0),
             established: false,
             stats: Arc::default(),
+            active: None,
         };
         spawn_one(0, plan, Clients::new(None).unwrap(), tx, &mut tasks);
         let start = Instant::now();
