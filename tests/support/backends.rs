@@ -7,6 +7,14 @@
 //!   and sees a kill at once).
 //! - [`TcpBackend`]: a listener that accepts and closes connections.
 //!
+//! An [`HttpBackend`] also knows where each request came from: it counts
+//! requests per source address ([`HttpBackend::hits_from`]) and can fail
+//! the requests of chosen sources only ([`HttpBackend::set_failing_sources`]:
+//! 503 to them, the configured status to everyone else), as a broken path
+//! from one prober would. It listens on 127.0.0.1, which on Linux accepts
+//! connections from any local 127.x source (a prober bound to 127.0.0.3
+//! reaches it and is seen as 127.0.0.3).
+//!
 //! Both can be killed ([`HttpBackend::kill`]: the listener is closed and
 //! in-flight connections are shut down, so new connects are refused) and
 //! restarted on the same port. Everything runs on plain std threads; a
@@ -24,9 +32,9 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -172,6 +180,19 @@ struct HttpState {
     hang: AtomicBool,
     hits: AtomicU64,
     last_request: Mutex<String>,
+    /// Requests received per source (TCP peer) address.
+    hits_from: Mutex<HashMap<IpAddr, u64>>,
+    /// Sources whose requests get 503 whatever `status` says.
+    failing: Mutex<HashSet<IpAddr>>,
+}
+
+/// The status a request from `from` gets while the configured status is
+/// `status`: 503 for a failing source.
+fn status_for(st: &HttpState, from: Option<IpAddr>) -> u16 {
+    match from {
+        Some(ip) if st.failing.lock().unwrap().contains(&ip) => 503,
+        _ => st.status.load(Ordering::SeqCst),
+    }
 }
 
 /// An HTTP (or HTTPS) backend. Every request path gets the same response:
@@ -201,16 +222,19 @@ impl HttpBackend {
             hang: AtomicBool::new(false),
             hits: AtomicU64::new(0),
             last_request: Mutex::default(),
+            hits_from: Mutex::default(),
+            failing: Mutex::default(),
         });
         let is_tls = tls.is_some();
         let st = state.clone();
         let serve: Serve = Arc::new(move |stream: TcpStream, stop: &AtomicBool| {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+            let from = stream.peer_addr().ok().map(|a| a.ip());
             match &tls {
                 None => {
                     let mut s = stream;
-                    serve_http(&mut s, &st, stop);
+                    serve_http(&mut s, &st, from, stop);
                     let _ = s.shutdown(Shutdown::Both);
                 }
                 Some(cfg) => {
@@ -218,7 +242,7 @@ impl HttpBackend {
                         return;
                     };
                     let mut s = rustls::StreamOwned::new(conn, stream);
-                    if serve_http(&mut s, &st, stop) {
+                    if serve_http(&mut s, &st, from, stop) {
                         s.conn.send_close_notify();
                         let _ = s.flush();
                     }
@@ -265,6 +289,30 @@ impl HttpBackend {
         self.state.hits.load(Ordering::SeqCst)
     }
 
+    /// Requests received so far from source address `ip` (across
+    /// restarts).
+    pub fn hits_from(&self, ip: IpAddr) -> u64 {
+        self.state
+            .hits_from
+            .lock()
+            .unwrap()
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every source address seen so far with its request count.
+    pub fn hits_by_source(&self) -> HashMap<IpAddr, u64> {
+        self.state.hits_from.lock().unwrap().clone()
+    }
+
+    /// From now on requests whose TCP peer address is one of `sources`
+    /// get `503` (whatever [`HttpBackend::set_status`] says); others get
+    /// the configured status. An empty slice fails nobody.
+    pub fn set_failing_sources(&self, sources: &[IpAddr]) {
+        *self.state.failing.lock().unwrap() = sources.iter().copied().collect();
+    }
+
     /// The head (request line and headers) of the last request received.
     pub fn last_request(&self) -> String {
         self.state.last_request.lock().unwrap().clone()
@@ -286,8 +334,14 @@ impl HttpBackend {
     }
 }
 
-/// Reads one request head and answers it; false if nothing was answered.
-fn serve_http(s: &mut (impl Read + Write), st: &HttpState, stop: &AtomicBool) -> bool {
+/// Reads one request head (from `from`) and answers it; false if nothing
+/// was answered.
+fn serve_http(
+    s: &mut (impl Read + Write),
+    st: &HttpState,
+    from: Option<IpAddr>,
+    stop: &AtomicBool,
+) -> bool {
     let mut head = Vec::new();
     let mut buf = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -307,13 +361,16 @@ fn serve_http(s: &mut (impl Read + Write), st: &HttpState, stop: &AtomicBool) ->
         .to_string();
     *st.last_request.lock().unwrap() = text;
     st.hits.fetch_add(1, Ordering::SeqCst);
+    if let Some(ip) = from {
+        *st.hits_from.lock().unwrap().entry(ip).or_insert(0) += 1;
+    }
     while st.hang.load(Ordering::SeqCst) {
         if stop.load(Ordering::SeqCst) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = st.status.load(Ordering::SeqCst);
+    let status = status_for(st, from);
     let body = st.body.lock().unwrap().clone();
     let reason = match status {
         200 => "OK",
