@@ -216,7 +216,7 @@ fn votes_are(c: &Value, verdict: &str, states: &[(&str, &str)]) -> bool {
 /// The row of the `fleet` table for `web` on a status page.
 #[track_caller]
 fn fleet_row(page: &str) -> String {
-    let table = section(page, "id=\"fleet\"", "</table>");
+    let table = section(page, "id=\"fleet-votes\"", "</table>");
     rows(table)
         .into_iter()
         .find(|r| {
