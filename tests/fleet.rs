@@ -1132,3 +1132,117 @@ fn a_peer_answering_garbage_changes_nothing() {
     let t = wait_all(&f, &[0], Some(SECONDARY), PRIMARY, WAIT);
     eprintln!("garbage peer, backend restored: ns1 came back after {t:?}");
 }
+
+/// Over TLS (each listener with its certificate, each peer trusting it by
+/// `tls_ca`), the fleet forms and fails over on two vantage points; the
+/// listener refuses plain HTTP.
+#[test]
+fn a_fleet_over_tls_agrees_and_fails_over() {
+    let web = HttpBackend::start();
+    let mut opts = Options::new(3, &body(&web.url("/health")));
+    opts.tls = true;
+    let f = Fleet::start(&opts);
+    f.wait_live(WAIT);
+    wait_all(&f, &[0, 1, 2], None, PRIMARY, WAIT);
+    assert!(
+        f.m(0).votes("0", Some(&bearer())).is_err()
+            || f.m(0).votes("0", Some(&bearer())).unwrap().status != 200,
+        "plain HTTP to a TLS fleet listener must not be answered"
+    );
+    web.set_failing_sources(&[source_of(1), source_of(2)]);
+    let t = wait_all(&f, &[0, 1, 2], Some(PRIMARY), SECONDARY, WAIT);
+    eprintln!("over TLS: every instance answered the secondary after {t:?}");
+}
+
+/// A fleet override made on one instance applies on all three, outlives
+/// that instance's restart (and the others keep it while it is gone), and
+/// a clear made on another instance ends it everywhere.
+#[test]
+fn a_fleet_override_reaches_every_instance_and_survives_a_restart() {
+    let web = HttpBackend::start();
+    let mut f = three(&web);
+    f.wait_live(WAIT);
+    wait_all(&f, &[0, 1, 2], None, PRIMARY, WAIT);
+    let r = f.m(0).api.authed(
+        "PUT",
+        "/v1/overrides/web",
+        Some(r#"{"state": "down", "reason": "maintenance", "fleet": true}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = wait_all(&f, &[0, 1, 2], Some(PRIMARY), SECONDARY, WAIT);
+    eprintln!("fleet override applied everywhere after {t:?}");
+    let c = f.m(2).api.check("web");
+    assert_eq!(c["forced"], true, "{c}");
+    assert!(
+        c["override_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("by ns1") && r.contains("maintenance")),
+        "{c}"
+    );
+    // A local override stays local.
+    let r = f.m(1).api.authed(
+        "PUT",
+        "/v1/overrides/web",
+        Some(r#"{"state": "up", "reason": "only here"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_all(&f, &[1], None, PRIMARY, WAIT);
+    assert_stays(&f, &[0, 2], SECONDARY, 4 * INTERVAL);
+    let r = f.m(1).api.authed("DELETE", "/v1/overrides/web", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_all(&f, &[1], None, SECONDARY, WAIT);
+
+    // ns1 gone: the others keep its override; back, it still holds it.
+    f.kill(0);
+    assert_stays(&f, &[1, 2], SECONDARY, PEER_TIMEOUT + 4 * INTERVAL);
+    f.restart(0);
+    f.wait_live(WAIT);
+    assert_stays(&f, &[0, 1, 2], SECONDARY, 4 * INTERVAL);
+
+    // Cleared on ns3: later than ns1's, so it wins everywhere.
+    let r = f
+        .m(2)
+        .api
+        .authed("DELETE", "/v1/overrides/web?fleet=true", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_all(&f, &[0, 1, 2], Some(SECONDARY), PRIMARY, WAIT);
+}
+
+/// A reload in the middle: the fleet goes from every instance probing to
+/// `probers = 1` while one vantage point (not the one that keeps the
+/// check) fails. No instance answers anything but the primary before,
+/// during or after, and afterwards the backend hears one source only.
+#[test]
+fn a_reload_to_one_prober_changes_no_answer() {
+    let web = HttpBackend::start();
+    let f = three(&web);
+    f.wait_live(WAIT);
+    wait_all(&f, &[0, 1, 2], None, PRIMARY, WAIT);
+    let order = ranked(CHECK, &f.names());
+    let keeper = f.index(&order[0]);
+    let dissenter = f.index(&order[1]);
+    web.set_failing_sources(&[source_of(dissenter)]);
+    assert_stays(&f, &[0, 1, 2], PRIMARY, 3 * INTERVAL);
+    for m in &f.members {
+        let text = std::fs::read_to_string(&m.config).unwrap();
+        let edited = text.replace("[fleet]\n", "[fleet]\nprobers = 1\n");
+        assert_ne!(text, edited);
+        m.veer.reload_with(&edited);
+    }
+    // Answers stay while the reloads land, and after.
+    assert_stays(&f, &[0, 1, 2], PRIMARY, PEER_TIMEOUT + 4 * INTERVAL);
+    for m in &f.members {
+        let fl = m.fleet();
+        assert_eq!(fl["probers"], 1, "{}: {fl}", m.name);
+    }
+    let before = web.hits_by_source();
+    std::thread::sleep(5 * INTERVAL);
+    let d = delta(&before, &web.hits_by_source());
+    assert_eq!(
+        d.keys().copied().collect::<Vec<_>>(),
+        vec![source_of(keeper)],
+        "only {} probes after the reload: {d:?}",
+        order[0]
+    );
+    assert_stays(&f, &[0, 1, 2], PRIMARY, 2 * INTERVAL);
+}

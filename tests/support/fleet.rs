@@ -136,6 +136,9 @@ pub struct Options {
     pub peer_timeout: Duration,
     /// The checks and routes (TOML), appended to every config.
     pub body: String,
+    /// The fleet listeners speak TLS with one self-signed certificate for
+    /// 127.0.0.1, which every instance trusts (`tls_ca`).
+    pub tls: bool,
 }
 
 impl Options {
@@ -149,6 +152,7 @@ impl Options {
             probers: None,
             peer_timeout: Duration::from_secs(1),
             body: body.to_string(),
+            tls: false,
         }
     }
 }
@@ -174,12 +178,18 @@ pub fn config_text(opts: &Options, i: usize, fleet_ports: &[u16]) -> String {
     if let Some(k) = opts.probers {
         s.push_str(&format!("probers = {k}\n"));
     }
+    if opts.tls {
+        s.push_str(
+            "tls_cert = \"../tls/cert.pem\"\ntls_key = \"../tls/key.pem\"\ntls_ca = \"../tls/cert.pem\"\n",
+        );
+    }
+    let scheme = if opts.tls { "https" } else { "http" };
     s.push('\n');
     let peers = fleet_ports
         .iter()
         .enumerate()
         .filter(|(j, _)| *j != i)
-        .map(|(j, port)| (name_of(j), format!("http://127.0.0.1:{port}")))
+        .map(|(j, port)| (name_of(j), format!("{scheme}://127.0.0.1:{port}")))
         .chain(opts.extra_peers.iter().cloned());
     for (name, url) in peers {
         s.push_str(&format!("[[peer]]\nname = \"{name}\"\nurl = \"{url}\"\n\n"));
@@ -400,6 +410,12 @@ impl Fleet {
                 fleet_ports.push(p);
             }
         }
+        if opts.tls {
+            let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+                .expect("generate a self-signed certificate");
+            write_file(dir.path(), "tls/cert.pem", &ck.cert.pem());
+            write_file(dir.path(), "tls/key.pem", &ck.key_pair.serialize_pem());
+        }
         let mut members = Vec::new();
         for i in 0..opts.instances {
             let name = name_of(i);
@@ -510,6 +526,20 @@ impl Fleet {
         );
         self.members[i].veer.signal("CONT");
         self.members[i].run = Run::Running;
+    }
+
+    /// Starts member `i` again (killed before) with its config and state
+    /// directory, and waits for its fleet listener.
+    pub fn restart(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        assert_eq!(m.run, Run::Killed, "{}", m.name);
+        m.veer = Veer::start(&m.config);
+        m.veer.expect_log(
+            &format!("{FLEET_LISTENING}{}", m.fleet_addr),
+            Duration::from_secs(10),
+        );
+        m.api = Admin::from_logs(&m.veer.logs(), admin::TOKEN);
+        m.run = Run::Running;
     }
 
     /// SIGKILL member `i` and wait for it to exit (its logs stay readable).
