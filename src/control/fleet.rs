@@ -599,6 +599,10 @@ impl Controller {
                 changed = true;
             } else if !wanted && a.seed.is_some() {
                 activity.send_replace(Activity { seed: None, ..a });
+                // Its counters stop: nothing of this instance's is moving.
+                for &c in &p.checks {
+                    self.health[c].pending = false;
+                }
                 changed = true;
             }
         }
