@@ -208,7 +208,11 @@ pub struct ReloadRecord {
 
 /// RFC 3339 with milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    // humantime panics past the year 9999 when formatting: a time from a
+    // peer or a file never gets that far (checked where read), and this
+    // keeps a mistake from taking the controller down.
+    let max = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+    humantime::format_rfc3339_millis(t.min(max)).to_string()
 }
 
 fn local_faults<S: serde::Serializer>(

@@ -73,22 +73,35 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let app = router(api).layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
-    serve_app(listener, app, MAX_CONNECTIONS, None, "admin API", shutdown).await
+    serve_app(
+        listener,
+        app,
+        MAX_CONNECTIONS,
+        MAX_CONNECTIONS,
+        None,
+        "admin API",
+        shutdown,
+    )
+    .await
 }
 
 /// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`
-/// completes: at most `max` connections, headers within
-/// [`HEADER_TIMEOUT`]. Each request carries the client's address as
-/// `ConnectInfo<SocketAddr>`. `what` names the server in logs.
+/// completes: at most `max` connections, `per_source` of them from one
+/// address, headers within [`HEADER_TIMEOUT`]. Each request carries the
+/// client's address as `ConnectInfo<SocketAddr>`. `what` names the
+/// server in logs.
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
     max: usize,
+    per_source: usize,
     tls: Option<tokio_rustls::TlsAcceptor>,
     what: &'static str,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let sources: Arc<std::sync::Mutex<rustc_hash::FxHashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     tokio::pin!(shutdown);
     let mut last_log: Option<std::time::Instant> = None;
     loop {
@@ -110,10 +123,13 @@ pub async fn serve_app(
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             continue; // over the cap: closed at once
         };
+        let Some(source) = SourceSlot::take(&sources, peer.ip(), per_source) else {
+            continue; // this address holds its share: closed at once
+        };
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, source);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
@@ -147,6 +163,43 @@ pub async fn serve_app(
                 tracing::debug!("{what} connection: {e}");
             }
         });
+    }
+}
+
+/// One connection counted against its source address while it lives.
+struct SourceSlot {
+    sources: Arc<std::sync::Mutex<rustc_hash::FxHashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl SourceSlot {
+    fn take(
+        sources: &Arc<std::sync::Mutex<rustc_hash::FxHashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        max: usize,
+    ) -> Option<SourceSlot> {
+        let mut map = sources.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            sources: sources.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut map = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 

@@ -41,6 +41,13 @@ pub struct Base {
 }
 
 impl Base {
+    /// What a fleet vote on check `i` is about: a fingerprint of what the
+    /// check probes and expects (not its timing, which only changes how
+    /// fast a verdict comes), so instances vote on the same question.
+    pub fn vote_hash(&self, i: usize) -> &str {
+        &self.fingerprints[i].1
+    }
+
     /// Loads every zone of `config` and binds the SOA and route slots.
     /// Reports every problem (zone files, routes colliding with zone data).
     pub fn load(config: Config) -> Result<Base, Diagnostics> {

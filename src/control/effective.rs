@@ -18,6 +18,13 @@ impl Controller {
         let Some(probe) = self.probes.iter_mut().find(|p| p.id == r.probe) else {
             return false; // a probe stopped by a reload
         };
+        if probe
+            .activity
+            .as_ref()
+            .is_some_and(|a| a.borrow().starts != r.starts)
+        {
+            return false; // observed before the fleet paused or restarted it
+        }
         probe.streak = r.streak;
         let checks = probe.checks.clone();
         let mut changed = false;
@@ -28,6 +35,7 @@ impl Controller {
             // Whether the state left behind was seen by a probe.
             let from_established = h.established;
             h.established = r.established;
+            h.own_probed = true;
             let Some(t) = &r.transition else { continue };
             h.own = t.to;
             h.own_reason = t.reason.clone();
@@ -36,7 +44,7 @@ impl Controller {
                 changed = true;
                 continue;
             }
-            self.observe(c, t.from, t.to, &t.reason, t.at, from_established);
+            self.observe(c, t.from, t.to, &t.reason, t.at, from_established, true);
             changed = true;
         }
         changed
@@ -44,7 +52,9 @@ impl Controller {
 
     /// Check `c`'s observed state goes from `from` to `to`: logged,
     /// recorded, and shown to the prober guard. `from_established`: the
-    /// state left behind was seen by a probe.
+    /// state left behind was seen by a probe. `guarded`: this instance's
+    /// own probes decided it, so the prober guard counts it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn observe(
         &mut self,
         c: usize,
@@ -53,6 +63,7 @@ impl Controller {
         reason: &str,
         at: SystemTime,
         from_established: bool,
+        guarded: bool,
     ) {
         let name = self.base.config.checks[c].name.clone();
         match self.forced(&name, at) {
@@ -68,6 +79,9 @@ impl Controller {
         h.since = at;
         h.reason = reason.to_string();
         self.record_transition(&name, from, to, reason, at);
+        if !guarded {
+            return;
+        }
         let observed: Vec<Option<State>> = self
             .base
             .config

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -48,6 +48,8 @@ pub(super) struct Fleet {
     followers: Vec<AbortHandle>,
     events: Option<mpsc::UnboundedSender<Event>>,
     client: Option<reqwest::Client>,
+    /// When this instance started (it is alone until it hears its peers).
+    started: std::time::Instant,
 }
 
 struct Peer {
@@ -57,7 +59,10 @@ struct Peer {
     heard: Option<SystemTime>,
     /// Why the last request failed (None after an answer).
     error: Option<String>,
-    feed: Feed,
+    /// Its votes on checks this instance has, by check name.
+    votes: FxHashMap<String, wire::Vote>,
+    /// Its fleet overrides of checks this instance has.
+    overrides: Vec<FleetOverride>,
     /// Checks whose definition differs there (logged once each).
     mismatched: FxHashSet<String>,
     ignored: usize,
@@ -98,6 +103,7 @@ impl Fleet {
             followers: Vec::new(),
             events: None,
             client: None,
+            started: std::time::Instant::now(),
             cfg,
         };
         f.set_peers();
@@ -139,7 +145,8 @@ impl Fleet {
                             url: p.url.clone(),
                             heard: None,
                             error: None,
-                            feed: Feed::default(),
+                            votes: FxHashMap::default(),
+                            overrides: Vec::new(),
                             mismatched: FxHashSet::default(),
                             ignored: 0,
                         },
@@ -148,7 +155,8 @@ impl Fleet {
                             url: o.url.clone(),
                             heard: o.heard,
                             error: o.error.clone(),
-                            feed: o.feed.clone(),
+                            votes: o.votes.clone(),
+                            overrides: o.overrides.clone(),
                             mismatched: o.mismatched.clone(),
                             ignored: o.ignored,
                         },
@@ -206,6 +214,15 @@ impl Fleet {
             .is_some_and(|h| fresh(h, now, self.cfg.peer_timeout))
     }
 
+    /// Recomputes the fleet overrides in force, logging new ones.
+    fn remerge(&mut self) {
+        let merged = self.overrides();
+        for o in merged.iter().filter(|o| !self.merged.contains(o)) {
+            tracing::info!("check {}: forced {} ({})", o.check, o.state, o.reason);
+        }
+        self.merged = merged;
+    }
+
     /// This instance and every peer heard within `peer_timeout`.
     fn live_set(&self, now: SystemTime) -> Vec<&str> {
         std::iter::once(self.cfg.name.as_str())
@@ -219,9 +236,10 @@ impl Fleet {
     }
 
     /// The most recent fleet override per check (any instance's, this
-    /// one's included), as overrides, if in force.
+    /// one's included), as overrides, if it sets a state. Ties go to the
+    /// smaller instance name, so every instance picks the same one.
     pub(super) fn overrides(&self) -> Vec<Override> {
-        let mut latest: Vec<(&FleetOverride, &str)> = Vec::new();
+        let mut latest: FxHashMap<&str, (&FleetOverride, &str)> = FxHashMap::default();
         let all = self
             .own_overrides
             .iter()
@@ -229,23 +247,16 @@ impl Fleet {
             .chain(
                 self.peers
                     .iter()
-                    .flat_map(|p| p.feed.overrides.iter().map(|o| (o, p.name.as_str()))),
+                    .flat_map(|p| p.overrides.iter().map(|o| (o, p.name.as_str()))),
             );
         for (o, by) in all {
-            match latest.iter_mut().find(|(l, _)| l.check == o.check) {
-                // Ties go to the smaller instance name, so every instance
-                // picks the same one.
-                Some(l)
-                    if (o.set_ms, std::cmp::Reverse(by)) > (l.0.set_ms, std::cmp::Reverse(l.1)) =>
-                {
-                    *l = (o, by)
-                }
-                Some(_) => {}
-                None => latest.push((o, by)),
+            let l = latest.entry(o.check.as_str()).or_insert((o, by));
+            if (o.set_ms, std::cmp::Reverse(by)) > (l.0.set_ms, std::cmp::Reverse(l.1)) {
+                *l = (o, by);
             }
         }
-        latest
-            .into_iter()
+        let mut out: Vec<Override> = latest
+            .into_values()
             .filter_map(|(o, by)| {
                 Some(Override {
                     check: o.check.clone(),
@@ -254,7 +265,9 @@ impl Fleet {
                     reason: format!("fleet override by {by}: {}", o.reason),
                 })
             })
-            .collect()
+            .collect();
+        out.sort_by(|a, b| a.check.cmp(&b.check));
+        out
     }
 }
 
@@ -264,14 +277,6 @@ fn fresh(at: SystemTime, now: SystemTime, timeout: Duration) -> bool {
 }
 
 impl Controller {
-    /// Whether check `i`'s probe runs here.
-    fn check_probing(&self, i: usize) -> bool {
-        self.probes
-            .iter()
-            .find(|p| p.checks.contains(&i))
-            .is_some_and(|p| p.probing())
-    }
-
     /// The fleet listener's side, if this instance is one of a fleet.
     pub fn fleet_listener(&self) -> Option<Listener> {
         self.fleet.as_ref().map(|f| f.listener())
@@ -319,6 +324,8 @@ impl Controller {
         f.token.send_replace(f.cfg.token.clone());
         f.heartbeat.send_replace(f.cfg.peer_timeout / 3);
         f.set_peers();
+        // A peer removed takes its overrides with it.
+        f.remerge();
         if restart_followers && let (Some(events), Some(tasks)) = (f.events.clone(), tasks) {
             f.start_followers(&events, tasks);
         }
@@ -343,7 +350,7 @@ impl Controller {
         let latest = f
             .own_overrides
             .iter()
-            .chain(f.peers.iter().flat_map(|p| &p.feed.overrides))
+            .chain(f.peers.iter().flat_map(|p| &p.overrides))
             .filter(|o| o.check == check)
             .map(|o| o.set_ms)
             .max()
@@ -353,15 +360,22 @@ impl Controller {
             state: set.as_ref().map(|o| o.state),
             until_ms: set.as_ref().and_then(|o| o.until).map(wire::ms),
             reason: set.map(|o| o.reason).unwrap_or_default(),
-            set_ms: wire::ms(now).max(latest + 1),
+            set_ms: wire::ms(now).max(latest.saturating_add(1)),
         };
         let mut own: Vec<FleetOverride> = f
             .own_overrides
             .iter()
             .filter(|o| o.check != check)
-            // Expired ones are no longer needed to win against anything.
-            .filter(|o| o.until_ms.is_none_or(|u| u > wire::ms(now)))
             .cloned()
+            .map(|mut o| {
+                // An expired one becomes a clear at the same time: still
+                // later than what it superseded, so nothing older returns.
+                if o.until_ms.is_some_and(|u| u <= wire::ms(now)) {
+                    o.state = None;
+                    o.until_ms = None;
+                }
+                o
+            })
             .collect();
         own.push(entry);
         if let Some(dir) = &self.base.config.server.state_dir {
@@ -374,7 +388,7 @@ impl Controller {
             })?;
         }
         f.own_overrides = own;
-        f.merged = f.overrides();
+        f.remerge();
         tracing::info!("check {check}: fleet override set by the API; the fleet follows");
         if self.guard.frozen().is_some() {
             tracing::warn!("prober guard lifted by the operator's override");
@@ -409,41 +423,45 @@ impl Controller {
                     );
                 }
                 p.ignored = ignored;
-                for v in &feed.votes {
-                    let ours = checks
-                        .iter()
-                        .position(|c| c.name == v.check)
-                        .map(|i| &self.base.fingerprints[i].0);
-                    if ours.is_some_and(|h| *h != v.hash) && p.mismatched.insert(v.check.clone()) {
-                        tracing::warn!(
-                            "fleet: check {}: peer {peer} has a different definition; its votes on it are not counted",
-                            v.check
-                        );
+                // Only what concerns checks this instance has is kept.
+                let index: FxHashMap<&str, usize> = checks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.name.as_str(), i))
+                    .collect();
+                let limit = wire::ms(SystemTime::now()).saturating_add(86_400_000);
+                let mut votes = FxHashMap::default();
+                let mut mismatched = FxHashSet::default();
+                for v in feed.votes {
+                    let Some(&i) = index.get(v.check.as_str()) else {
+                        continue;
+                    };
+                    if v.hash != self.base.vote_hash(i) {
+                        if !p.mismatched.contains(&v.check) {
+                            tracing::warn!(
+                                "fleet: check {}: peer {peer} probes a different target; its votes on it are not counted",
+                                v.check
+                            );
+                        }
+                        mismatched.insert(v.check.clone());
                     }
+                    votes.insert(v.check.clone(), v);
                 }
-                p.mismatched.retain(|c| {
-                    feed.votes.iter().any(|v| {
-                        v.check == *c
-                            && checks
-                                .iter()
-                                .position(|k| k.name == v.check)
-                                .is_some_and(|i| self.base.fingerprints[i].0 != v.hash)
-                    })
-                });
-                let overrides = p.feed.overrides != feed.overrides;
-                let changed = p.error.is_some()
-                    || p.heard.is_none()
-                    || p.feed.votes != feed.votes
-                    || overrides;
+                p.mismatched = mismatched;
+                let overrides: Vec<FleetOverride> = feed
+                    .overrides
+                    .into_iter()
+                    .filter(|o| index.contains_key(o.check.as_str()) && o.valid(limit))
+                    .collect();
+                let new_overrides = p.overrides != overrides;
+                let changed =
+                    p.error.is_some() || p.heard.is_none() || p.votes != votes || new_overrides;
                 p.heard = Some(at);
                 p.error = None;
-                p.feed = feed;
-                if overrides {
-                    let merged = f.overrides();
-                    for o in merged.iter().filter(|o| !f.merged.contains(o)) {
-                        tracing::info!("check {}: forced {} ({})", o.check, o.state, o.reason);
-                    }
-                    f.merged = merged;
+                p.votes = votes;
+                p.overrides = overrides;
+                if new_overrides {
+                    f.remerge();
                 }
                 changed
             }
@@ -465,9 +483,7 @@ impl Controller {
     /// instance's probes to follow the assignment, and updates the feed.
     /// True if anything the status shows changed.
     pub(super) fn fleet_refresh(&mut self, now: SystemTime) -> bool {
-        let probing: Vec<bool> = (0..self.health.len())
-            .map(|i| self.check_probing(i))
-            .collect();
+        let probe_of = self.probe_of();
         let Some(f) = &mut self.fleet else {
             return false;
         };
@@ -477,27 +493,28 @@ impl Controller {
         let q = f.cfg.needed();
         let checks = &self.base.config.checks;
         let mut want = vec![false; checks.len()];
-        let mut verdicts: Vec<(usize, State, String)> = Vec::new();
+        // (check, verdict, reason, decided alone)
+        let mut verdicts: Vec<(usize, State, String, bool)> = Vec::new();
         let (mut entered, mut left) = (Vec::new(), Vec::new());
         for (i, c) in checks.iter().enumerate() {
             if matches!(c.kind, CheckKind::Calculated { .. }) {
                 continue;
             }
             let assigned = quorum::assigned(&c.name, &live, f.cfg.probers);
-            let probing = probing[i];
+            let probing = probe_of[i].is_some_and(|p| self.probes[p].probing());
             let h = &self.health[i];
-            let hash = &self.base.fingerprints[i].0;
+            let hash = self.base.vote_hash(i);
             let mine = assigned.contains(&me.as_str());
             let vote = |inst: &str| -> Option<Vote> {
                 if inst == me {
-                    // A check just assigned to this instance is taken on
-                    // from the current verdict (below): that is its vote
-                    // until its own probes say otherwise.
                     return match (probing, mine) {
+                        // No vote until a probe has run since it started.
                         (true, _) => Some(Vote {
-                            state: h.own,
+                            state: if h.own_probed { h.own } else { State::Unknown },
                             at: now,
                         }),
+                        // Just assigned: taken on from the current verdict
+                        // (below), which is its vote until its probe runs.
                         (false, true) => Some(Vote {
                             state: h.observed,
                             at: now,
@@ -506,11 +523,7 @@ impl Controller {
                     };
                 }
                 let p = f.peers.iter().find(|p| p.name == inst)?;
-                let v = p
-                    .feed
-                    .votes
-                    .iter()
-                    .find(|v| v.check == c.name && v.hash == *hash)?;
+                let v = p.votes.get(&c.name).filter(|v| v.hash == hash)?;
                 Some(Vote {
                     state: v.state,
                     at: p.heard?,
@@ -527,7 +540,7 @@ impl Controller {
             let to = match decided {
                 Decided::Verdict(s) => s,
                 Decided::Split => h.observed,
-                Decided::Degraded if probing => h.own,
+                Decided::Degraded if probing && h.own_probed => h.own,
                 Decided::Degraded => h.observed,
             };
             if to != h.observed && to != State::Unknown {
@@ -553,10 +566,20 @@ impl Controller {
                         )
                     }
                 };
-                verdicts.push((i, to, reason));
+                verdicts.push((i, to, reason, degraded));
             }
         }
-        if !entered.is_empty() {
+        // Every instance is alone until it hears its peers: that is said
+        // once, not as a fault.
+        let starting = f.started.elapsed() < f.cfg.peer_timeout;
+        if !entered.is_empty() && starting {
+            tracing::info!(
+                "fleet: waiting for peers; until then {} check{} {} decided from this instance's own probes",
+                entered.len(),
+                if entered.len() == 1 { "" } else { "s" },
+                if entered.len() == 1 { "is" } else { "are" }
+            );
+        } else if !entered.is_empty() {
             tracing::warn!(
                 "fleet: degraded: fewer than {q} fresh votes for check{} {}; deciding from this instance's own probes",
                 if entered.len() == 1 { "" } else { "s" },
@@ -571,11 +594,13 @@ impl Controller {
             );
         }
         let mut changed = !entered.is_empty() || !left.is_empty();
-        for (i, to, reason) in verdicts {
+        for (i, to, reason, alone) in verdicts {
             let from = self.health[i].observed;
             let from_established = self.health[i].established;
             self.health[i].established = true;
-            self.observe(i, from, to, &reason, now, from_established);
+            // The prober guard is about this instance's own network: a
+            // verdict of other vantage points is no evidence of that.
+            self.observe(i, from, to, &reason, now, from_established, alone);
             changed = true;
         }
         // Probes follow the assignment: a probe shared by several checks
@@ -587,14 +612,23 @@ impl Controller {
             let wanted = p.checks.iter().any(|&c| want[c]);
             let a = *activity.borrow();
             if wanted && a.seed.is_none() {
-                let seed = self.health[p.checks[0]].observed;
+                // Each check is taken on from its own verdict; the shared
+                // tracker starts from theirs if they agree, else afresh.
+                let first = self.health[p.checks[0]].observed;
+                let seed = if p.checks.iter().all(|&c| self.health[c].observed == first) {
+                    first
+                } else {
+                    State::Unknown
+                };
                 activity.send_replace(Activity {
                     seed: Some(seed),
                     starts: a.starts + 1,
                 });
                 for &c in &p.checks {
-                    self.health[c].own = seed;
-                    self.health[c].own_reason = "taken on from the fleet's verdict".into();
+                    let h = &mut self.health[c];
+                    h.own = h.observed;
+                    h.own_probed = h.observed != State::Unknown;
+                    h.own_reason = "taken on from the fleet's verdict".into();
                 }
                 changed = true;
             } else if !wanted && a.seed.is_some() {
@@ -609,6 +643,17 @@ impl Controller {
         changed | self.fleet_publish(now)
     }
 
+    /// Each check's probe (by index into `probes`).
+    pub(super) fn probe_of(&self) -> Vec<Option<usize>> {
+        let mut out = vec![None; self.health.len()];
+        for (n, p) in self.probes.iter().enumerate() {
+            for &c in &p.checks {
+                out[c] = Some(n);
+            }
+        }
+        out
+    }
+
     /// Updates the feed if this instance's votes or fleet overrides
     /// changed; true if they did.
     fn fleet_publish(&mut self, now: SystemTime) -> bool {
@@ -621,8 +666,8 @@ impl Controller {
                 let h = &self.health[c];
                 votes.push(wire::Vote {
                     check: self.base.config.checks[c].name.clone(),
-                    hash: self.base.fingerprints[c].0.clone(),
-                    state: h.own,
+                    hash: self.base.vote_hash(c).to_string(),
+                    state: if h.own_probed { h.own } else { State::Unknown },
                     since_ms: wire::ms(h.since),
                     streak: p.streak,
                 });
@@ -651,6 +696,7 @@ impl Controller {
 
     /// The status page's and `/v1/status`'s view of the fleet.
     pub(super) fn fleet_status(&self, now: SystemTime) -> Option<FleetStatus> {
+        let probe_of = self.probe_of();
         let f = self.fleet.as_ref()?;
         let me = f.cfg.name.as_str();
         let live = f.live_set(now);
@@ -664,29 +710,35 @@ impl Controller {
             .map(|(i, c)| {
                 let assigned = quorum::assigned(&c.name, &live, f.cfg.probers);
                 let h = &self.health[i];
-                let probing = self.check_probing(i);
-                let hash = &self.base.fingerprints[i].0;
+                let probing = probe_of[i].is_some_and(|p| self.probes[p].probing());
+                let hash = self.base.vote_hash(i);
                 let mut votes = Vec::new();
                 if probing {
+                    let state = if h.own_probed { h.own } else { State::Unknown };
+                    let note = if state == State::Unknown {
+                        "no probe result yet"
+                    } else if assigned.contains(&me) {
+                        ""
+                    } else {
+                        "not assigned: probing for want of votes"
+                    };
                     votes.push(FleetVote {
                         instance: me.to_string(),
-                        state: h.own,
+                        state,
                         since: rfc3339(h.since),
-                        counted: assigned.contains(&me),
-                        note: if assigned.contains(&me) {
-                            String::new()
-                        } else {
-                            "not assigned: probing for want of votes".into()
-                        },
+                        counted: note.is_empty(),
+                        note: note.into(),
                     });
                 }
                 for p in &f.peers {
-                    let Some(v) = p.feed.votes.iter().find(|v| v.check == c.name) else {
+                    let Some(v) = p.votes.get(&c.name) else {
                         continue;
                     };
                     let live = f.live(p, now);
-                    let note = if v.hash != *hash {
-                        "different definition".to_string()
+                    let note = if v.hash != hash {
+                        "probes a different target".to_string()
+                    } else if v.state == State::Unknown {
+                        "no probe result yet".to_string()
                     } else if !live {
                         "stale: peer not heard within peer_timeout".to_string()
                     } else if !assigned.contains(&p.name.as_str()) {

@@ -349,7 +349,8 @@ impl Controller {
         if let Some(f) = &mut self.fleet {
             f.start_followers(&fleet_tx, &mut tasks);
         }
-        let mut fleet_tick = self.fleet_tick().map(tokio::time::interval);
+        let mut tick_period = self.fleet_tick();
+        let mut fleet_tick = tick_period.map(ticker);
         // NOTIFY for every zone with targets: a start is a change.
         self.notifier = Some(crate::xfr::notify::Notifier::new(
             self.notify_status.clone(),
@@ -384,6 +385,11 @@ impl Controller {
                         self.drain(&mut reports, None);
                     }
                     self.command(c, &store, &mut commands, &clients, &report_tx, &mut tasks).await;
+                    // A reload may change peer_timeout, and so the tick.
+                    if self.fleet_tick() != tick_period {
+                        tick_period = self.fleet_tick();
+                        fleet_tick = tick_period.map(ticker);
+                    }
                     // Reap probe tasks a reload aborted.
                     while tasks.try_join_next().is_some() {}
                 }
@@ -592,6 +598,13 @@ impl Controller {
             }
         }
     }
+}
+
+/// An interval that, when late, waits a whole period again (no bursts).
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    i
 }
 
 /// The next tick of `interval`, or never without one.

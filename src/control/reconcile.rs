@@ -97,7 +97,9 @@ impl Controller {
         }
 
         // Probes: one per definition. A check joining a running probe (of
-        // this config or the last) takes that probe's current state.
+        // this config or the last) takes that probe's current state (in a
+        // fleet only the probe's side of it: each check keeps its verdict).
+        let fleet = self.fleet.is_some();
         let mut old_probes: Vec<(Probe, Option<CheckHealth>)> = std::mem::take(&mut self.probes)
             .into_iter()
             .map(|p| {
@@ -122,11 +124,15 @@ impl Controller {
                         plan.start = starts[i];
                         plan.established = health[i].established;
                         for &k in &p.checks {
-                            health[k] = health[i].clone();
+                            let from = health[i].clone();
+                            share_probe(&mut health[k], &from, fleet);
                         }
                     }
                     // A running probe (or a worse seed): take its state.
-                    _ => health[i] = health[seed].clone(),
+                    _ => {
+                        let from = health[seed].clone();
+                        share_probe(&mut health[i], &from, fleet);
+                    }
                 }
                 p.checks.push(i);
                 continue;
@@ -135,7 +141,7 @@ impl Controller {
                 Some(k) => {
                     let (mut p, state) = old_probes.swap_remove(k);
                     if let Some(state) = state {
-                        health[i] = state;
+                        share_probe(&mut health[i], &state, fleet);
                     }
                     p.checks = vec![i];
                     p
@@ -152,6 +158,11 @@ impl Controller {
                             starts: 0,
                         })
                     });
+                    if fleet {
+                        // A new tracker: no vote until it has probed.
+                        health[i].own = health[i].observed;
+                        health[i].own_probed = false;
+                    }
                     self.unspawned.push((
                         self.next_probe,
                         Plan {
@@ -305,6 +316,21 @@ impl Controller {
             .find(|p| p.definition == def)
             .map_or(0, |p| p.streak)
     }
+}
+
+/// Check health `to` takes on a probe whose state `from` holds: all of it,
+/// or in a fleet, where checks sharing a probe have verdicts of their own
+/// (different probers), only the probe's side.
+fn share_probe(to: &mut CheckHealth, from: &CheckHealth, fleet: bool) {
+    if !fleet {
+        *to = from.clone();
+        return;
+    }
+    to.own = from.own;
+    to.own_reason = from.own_reason.clone();
+    to.own_probed = from.own_probed;
+    to.pending = from.pending;
+    to.latency = from.latency;
 }
 
 /// Whether `a` is better evidence than `b` to start a shared probe from.

@@ -75,6 +75,7 @@ fn report(c: &mut Controller, name: &str, from: State, to: State, ok: bool) {
             local: false,
             reason: "scratch".into(),
         },
+        starts: 0,
     };
     let t = c.apply(r);
     c.rebuild(SystemTime::now(), t);
@@ -417,6 +418,7 @@ fn f9_queued_transition_of_a_restarted_probe_is_applied_first() {
             local: false,
             reason: "refused".into(),
         },
+        starts: 0,
     })
     .unwrap();
     // The reload path: drain, then reconcile.

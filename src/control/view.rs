@@ -13,6 +13,7 @@ impl Controller {
     pub(super) fn status(&self) -> Status {
         let config = &self.base.config;
         let now = SystemTime::now();
+        let probe_of = self.probe_of();
         let checks = config
             .checks
             .iter()
@@ -20,7 +21,7 @@ impl Controller {
             .enumerate()
             .map(|(i, (c, h))| {
                 let o = self.forced(&c.name, now);
-                let probe = self.probes.iter().find(|p| p.checks.contains(&i));
+                let probe = probe_of[i].map(|p| &self.probes[p]);
                 CheckStatus {
                     name: c.name.clone(),
                     kind: kind_name(&c.kind).to_string(),

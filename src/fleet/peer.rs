@@ -63,15 +63,27 @@ pub async fn follow(
     loop {
         let mut url = peer.url.clone();
         url.set_path("/v1/fleet/votes");
-        url.set_query(after.map(|a| format!("after={a}")).as_deref());
+        // Our wait is a third of our timeout: the peer holds no longer
+        // than half of that, whatever its own peer_timeout.
+        let wait_ms = (timeout / 3).as_millis();
+        url.set_query(Some(&match after {
+            Some(a) => format!("after={a}&wait_ms={wait_ms}"),
+            None => format!("wait_ms={wait_ms}"),
+        }));
+        let asked = std::time::Instant::now();
         let result = tokio::time::timeout(timeout, fetch(&client, url, &token)).await;
         let event = match result {
-            Ok(Ok(bytes)) => match wire::parse(&bytes) {
+            Ok(Ok(bytes)) => match wire::parse(&bytes, SystemTime::now()) {
                 Ok((feed, _)) if feed.instance != peer.name => Event::Lost {
                     peer: peer.name.clone(),
                     why: format!("answers as `{}`, not `{}`", feed.instance, peer.name),
                 },
                 Ok((feed, ignored)) => {
+                    if after == Some(feed.seq) && asked.elapsed() < Duration::from_millis(20) {
+                        // Nothing new, answered at once: a peer that does
+                        // not hold the poll must not make us spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     after = Some(feed.seq);
                     Event::Heard {
                         peer: peer.name.clone(),
@@ -93,6 +105,21 @@ pub async fn follow(
                 peer: peer.name.clone(),
                 why: format!("no answer within {}", humantime::format_duration(timeout)),
             },
+        };
+        let event = match event {
+            // A peer's text goes into our log: bounded.
+            Event::Lost { peer, mut why } => {
+                if why.len() > 300 {
+                    let mut end = 300;
+                    while !why.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    why.truncate(end);
+                    why.push('…');
+                }
+                Event::Lost { peer, why }
+            }
+            e => e,
         };
         let heard = matches!(event, Event::Heard { .. });
         if tx.send(event).is_err() {

@@ -27,6 +27,9 @@ pub struct Published {
 /// Open fleet connections at most (a peer holds one long-poll).
 pub const MAX_CONNECTIONS: usize = 64;
 
+/// Open fleet connections from one address at most.
+const PER_SOURCE: usize = 8;
+
 #[derive(Clone)]
 struct Shared {
     token: Arc<watch::Receiver<String>>,
@@ -94,6 +97,7 @@ pub async fn serve(
         listener,
         app,
         MAX_CONNECTIONS,
+        PER_SOURCE,
         tls,
         "fleet listener",
         shutdown,
@@ -101,16 +105,19 @@ pub async fn serve(
     .await
 }
 
+/// The query, read leniently (the token is checked first).
 #[derive(Deserialize)]
 struct After {
-    after: Option<u64>,
+    after: Option<String>,
+    /// How long the asking peer waits at most (ms): its own heartbeat.
+    wait_ms: Option<String>,
 }
 
 async fn votes(
     AxState(s): AxState<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Query(q): Query<After>,
+    q: Result<Query<After>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let given = headers
         .get(header::AUTHORIZATION)
@@ -128,15 +135,39 @@ async fn votes(
             );
             *last = Some(Instant::now());
         }
-        return (StatusCode::UNAUTHORIZED, "fleet token required\n").into_response();
+        // Closed after the answer: a refused client holds no slot.
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONNECTION, "close")],
+            "fleet token required\n",
+        )
+            .into_response();
     }
+    let (after, wait_ms) = q.map_or((None, None), |Query(q)| {
+        (
+            q.after.and_then(|a| a.parse::<u64>().ok()),
+            q.wait_ms.and_then(|w| w.parse::<u64>().ok()),
+        )
+    });
     let mut feed = s.feed.clone();
+    if feed.has_changed().is_err() {
+        // The controller is gone: votes from here are no longer current.
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
     let current = feed.borrow_and_update().clone();
-    let published = if q.after == Some(current.seq) {
-        let wait = *s.heartbeat.borrow();
+    let published = if after == Some(current.seq) {
+        // Held at most this instance's heartbeat, and less than the asking
+        // peer waits (its peer_timeout may be shorter than ours).
+        let mut wait = *s.heartbeat.borrow();
+        if let Some(w) = wait_ms {
+            wait = wait.min(Duration::from_millis(w / 2));
+        }
         match tokio::time::timeout(wait, feed.changed()).await {
             Ok(Ok(())) => feed.borrow().clone(),
-            _ => current,
+            Ok(Err(_)) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+            }
+            Err(_) => current,
         }
     } else {
         current
@@ -146,4 +177,108 @@ async fn votes(
         published.body.clone(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, token: &str) -> std::io::Result<String> {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(format!("GET /v1/fleet/votes HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n").as_bytes()).await?;
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(3), s.read_to_string(&mut out))
+            .await
+            .map_err(|_| std::io::Error::other("timeout"))??;
+        Ok(out)
+    }
+
+    /// 64 connections without the token, each sending a bad request now
+    /// and then, keep every real peer out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review_unauthenticated_connections_lock_out_peers() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_t, token) = watch::channel("fleet-token-0123456789".to_string());
+        let (_h, hb) = watch::channel(Duration::from_millis(500));
+        let (_f, feed) = watch::channel(Arc::new(Published {
+            seq: 1,
+            body: "{}".into(),
+        }));
+        tokio::spawn(serve(
+            listener,
+            None,
+            token,
+            hb,
+            feed,
+            std::future::pending(),
+        ));
+        assert!(
+            get(addr, "fleet-token-0123456789")
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /v1/fleet/votes HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await.unwrap();
+            held.push(s);
+        }
+        // Keep them alive past the header timeout with a request every 3 s.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            for s in &mut held {
+                let _ = s
+                    .write_all(b"GET /v1/fleet/votes HTTP/1.1\r\nhost: x\r\n\r\n")
+                    .await;
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+            }
+        }
+        let r = get(addr, "fleet-token-0123456789").await;
+        assert!(
+            r.as_ref().is_ok_and(|r| r.starts_with("HTTP/1.1 200")),
+            "a peer with the token is refused: {r:?}"
+        );
+    }
+
+    /// When the controller is gone (its feed sender dropped), a long-poll
+    /// for the current seq answers at once, with the old votes: followers
+    /// spin and keep counting the frozen votes as fresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review_dead_controller_long_poll_answers_at_once() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_t, token) = watch::channel("fleet-token-0123456789".to_string());
+        let (_h, hb) = watch::channel(Duration::from_secs(2));
+        let (f, feed) = watch::channel(Arc::new(Published {
+            seq: 7,
+            body: "{}".into(),
+        }));
+        tokio::spawn(serve(
+            listener,
+            None,
+            token,
+            hb,
+            feed,
+            std::future::pending(),
+        ));
+        drop(f);
+        let t = std::time::Instant::now();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /v1/fleet/votes?after=7 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer fleet-token-0123456789\r\nconnection: close\r\n\r\n").await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(
+            !out.starts_with("HTTP/1.1 200") || t.elapsed() >= Duration::from_secs(1),
+            "answered 200 in {:?} with the frozen feed",
+            t.elapsed()
+        );
+    }
 }

@@ -19,6 +19,14 @@ use crate::health::State;
 /// Most bytes of one peer answer read (a few hundred bytes per check).
 pub const MAX_FEED_BYTES: usize = 8 << 20;
 
+/// Longest check name, hash or override reason taken from a peer.
+pub const MAX_TEXT: usize = 256;
+
+/// How far ahead of this instance's clock a peer's time may be (an
+/// override "set" further in the future would win against every later
+/// one): a day.
+const MAX_AHEAD_MS: u64 = 86_400_000;
+
 /// One instance's verdicts and fleet overrides.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Feed {
@@ -50,6 +58,27 @@ pub struct Vote {
     pub streak: u32,
 }
 
+impl Vote {
+    /// Short texts, and no time past `limit` (ms).
+    fn valid(&self, limit: u64) -> bool {
+        self.check.len() <= MAX_TEXT && self.hash.len() <= MAX_TEXT && self.since_ms <= limit
+    }
+}
+
+impl FleetOverride {
+    /// Short texts, and set no later than `limit` (ms); an expiry may be
+    /// far off, but not past the year 9999.
+    pub fn valid(&self, limit: u64) -> bool {
+        self.check.len() <= MAX_TEXT
+            && self.reason.len() <= MAX_TEXT
+            && self.set_ms <= limit
+            && self.until_ms.is_none_or(|u| u <= MAX_MS)
+    }
+}
+
+/// The last millisecond of the year 9999 (RFC 3339's last year).
+pub const MAX_MS: u64 = 253_402_300_799_999;
+
 /// An override made with `fleet = true`: set (`state`) or cleared (None).
 /// For each check the most recent one of the fleet applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,20 +108,26 @@ struct Raw {
     overrides: Vec<serde_json::Value>,
 }
 
-/// A peer's answer: the feed, and how many entries were ignored.
-pub fn parse(bytes: &[u8]) -> Result<(Feed, usize), String> {
+/// A peer's answer: the feed, and how many entries were ignored (that
+/// did not parse, or carry texts over [`MAX_TEXT`] or times more than a
+/// day ahead of `now`).
+pub fn parse(bytes: &[u8], now: SystemTime) -> Result<(Feed, usize), String> {
     let raw: Raw = serde_json::from_slice(bytes).map_err(|e| format!("not a fleet answer: {e}"))?;
-    let mut ignored = 0;
+    let (n_votes, n_overrides) = (raw.votes.len(), raw.overrides.len());
+    let limit = ms(now).saturating_add(MAX_AHEAD_MS);
     let votes: Vec<Vote> = raw
         .votes
         .into_iter()
-        .filter_map(|v| serde_json::from_value(v).map_err(|_| ignored += 1).ok())
+        .filter_map(|v| serde_json::from_value::<Vote>(v).ok())
+        .filter(|v| v.valid(limit))
         .collect();
-    let overrides = raw
+    let overrides: Vec<FleetOverride> = raw
         .overrides
         .into_iter()
-        .filter_map(|v| serde_json::from_value(v).map_err(|_| ignored += 1).ok())
+        .filter_map(|v| serde_json::from_value::<FleetOverride>(v).ok())
+        .filter(|o| o.valid(limit))
         .collect();
+    let ignored = n_votes + n_overrides - votes.len() - overrides.len();
     Ok((
         Feed {
             instance: raw.instance,
@@ -142,16 +177,24 @@ mod tests {
             }],
         };
         let bytes = serde_json::to_vec(&f).unwrap();
-        assert_eq!(parse(&bytes).unwrap(), (f, 0));
+        assert_eq!(parse(&bytes, SystemTime::now()).unwrap(), (f, 0));
         let (f, ignored) = parse(
             br#"{"instance":"ns2","seq":1,"time_ms":1,"votes":[{"check":"a","hash":"h","state":"sideways","since_ms":1,"streak":0},7,{"check":"b","hash":"h","state":"up","since_ms":1,"streak":0}]}"#,
+            SystemTime::now(),
         )
         .unwrap();
         assert_eq!(
             (f.votes.len(), f.votes[0].check.as_str(), ignored),
             (1, "b", 2)
         );
-        assert!(parse(br#"{"instance":"ns2","seq":"x"}"#).is_err());
-        assert!(parse(b"\xff garbage").is_err());
+        assert!(parse(br#"{"instance":"ns2","seq":"x"}"#, SystemTime::now()).is_err());
+        assert!(parse(b"\xff garbage", SystemTime::now()).is_err());
+        // A time far ahead, or an over-long text, is ignored.
+        let (f, ignored) = parse(
+            br#"{"instance":"ns2","seq":1,"time_ms":1,"votes":[{"check":"a","hash":"h","state":"up","since_ms":300000000000000,"streak":0}],"overrides":[{"check":"a","state":"down","until_ms":null,"reason":"","set_ms":18446744073709551615}]}"#,
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!((f.votes.len(), f.overrides.len(), ignored), (0, 0, 2));
     }
 }

@@ -106,6 +106,10 @@ pub struct CheckHealth {
     pub own: State,
     /// Why `own` is what it is.
     pub own_reason: String,
+    /// `own` comes from a probe run since this instance (re)started the
+    /// probe, or from taking the check on (a fleet's verdict): before
+    /// that it is no vote.
+    pub own_probed: bool,
 }
 
 impl CheckHealth {
@@ -122,6 +126,7 @@ impl CheckHealth {
             established: false,
             own: state,
             own_reason: "no probe has completed yet".into(),
+            own_probed: false,
         }
     }
 }

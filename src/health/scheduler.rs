@@ -36,6 +36,9 @@ pub struct Report {
     pub established: bool,
     /// The last outcome.
     pub outcome: Outcome,
+    /// The probe's [`Activity::starts`] when the outcome was observed: a
+    /// report from before the latest start is stale.
+    pub starts: u64,
 }
 
 /// One probe to run.
@@ -106,6 +109,9 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
     let mut active = plan.active;
     let mut starts = active.as_ref().map_or(0, |a| a.borrow().starts);
     let mut waiting = active.as_ref().is_some_and(|a| a.borrow().seed.is_none());
+    // In a fleet the first result after every start is reported even if
+    // it changes nothing: until then this instance's vote is unprobed.
+    let mut announce = active.is_some();
     let mut tracker = match plan.start {
         Start::Resume(streak) => Tracker::resume(plan.initial, streak, check.fall, check.rise)
             .established(plan.established),
@@ -132,12 +138,18 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 let seed = a.seed.unwrap_or(State::Unknown);
                 tracker = Tracker::resume(seed, 0, check.fall, check.rise)
                     .established(seed != State::Unknown);
+                announce = true;
                 if waiting {
                     continue;
                 }
                 next = Instant::now();
             }
-            Some(()) = changed.recv(), if !waiting => {
+            Some(()) = changed.recv() => {
+                if waiting {
+                    // Paused: the file's events are not for us; drop them.
+                    while changed.try_recv().is_ok() {}
+                    continue;
+                }
                 // One write is several events (truncate, write; or a
                 // rename's two): let them settle and probe once, so a
                 // change counts as one result towards fall/rise, and the
@@ -149,6 +161,14 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
             }
         }
         let outcome = cycle(&check, &clients).await;
+        if active
+            .as_ref()
+            .is_some_and(|a| a.has_changed().unwrap_or(true))
+        {
+            // Paused or started over while this probe ran: its result
+            // belongs to the tracker that was, so it is dropped.
+            continue;
+        }
         let stats = &plan.stats;
         if outcome.local {
             // The prober's own fault (no descriptor, buffer or address):
@@ -180,7 +200,8 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 tracker.streak(),
                 tracker.is_established(),
             );
-            if transition.is_some() || now != was {
+            if transition.is_some() || now != was || announce {
+                announce = false;
                 let report = Report {
                     probe,
                     transition,
@@ -188,6 +209,7 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                     streak: tracker.streak(),
                     established: tracker.is_established(),
                     outcome,
+                    starts,
                 };
                 if tx.send(report).is_err() {
                     return; // the controller is gone: shutting down
@@ -384,5 +406,64 @@ mod tests {
         c.retries = 0;
         let o = cycle(&c, &Clients::new(None).unwrap()).await;
         assert!(o.ok && o.reason.starts_with("inverted: "));
+    }
+
+    /// A cycle in flight when the fleet pauses and restarts the probe (new
+    /// seed) still reports the old tracker's transition afterwards: the
+    /// controller takes it as this instance's vote, though the restarted
+    /// tracker, seeded Down and seeing failures, never reports again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn review_stale_transition_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("ok");
+        std::fs::write(&flag, "").unwrap();
+        let mut check = file_check(&flag, 100);
+        check.kind = CheckKind::Exec {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("test -e {} && sleep 0.6", flag.display()),
+            ],
+        };
+        check.timeout = Duration::from_secs(3);
+        check.interval = Duration::from_millis(100);
+        check.fall = 1;
+        check.rise = 1;
+        let (act_tx, act_rx) = tokio::sync::watch::channel(Activity {
+            seed: Some(State::Down),
+            starts: 0,
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let plan = Plan {
+            check,
+            initial: State::Down,
+            start: Start::Resume(0),
+            established: true,
+            stats: Arc::default(),
+            active: Some(act_rx),
+        };
+        spawn_one(0, plan, Clients::new(None).unwrap(), tx, &mut tasks);
+        // Let the first cycle start (spread <= interval), then pause and
+        // restart from Down while it is still in flight; the backend fails
+        // from now on.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        act_tx.send_replace(Activity {
+            seed: None,
+            starts: 0,
+        });
+        act_tx.send_replace(Activity {
+            seed: Some(State::Down),
+            starts: 1,
+        });
+        std::fs::remove_file(&flag).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await;
+        if let Ok(Some(r)) = r {
+            assert!(
+                r.transition.as_ref().is_none_or(|t| t.to != State::Up),
+                "after the restart from Down (backend failing) a stale Up arrived: {:?}",
+                r.transition
+            );
+        }
     }
 }
