@@ -27,6 +27,7 @@
 //! - [`metrics`]: lock-free counters and histograms.
 //! - [`cookie`]: DNS cookies (RFC 7873, RFC 9018 server cookies).
 //! - [`tsig`]: TSIG keys, request checks and signed responses (RFC 8945).
+//! - [`dnssec`]: zone keys in BIND key files, RRSIG and NSEC records.
 //! - [`zone`]: master files (with line numbers) into an immutable, query-ready tree.
 //! - [`config`]: `veer.toml` into a validated [`config::Config`]; every error as `file:line: message`.
 //! - [`geo`]: client locations from a `.mmdb` database and/or a CIDR map file.
@@ -53,6 +54,7 @@ pub mod control;
 pub mod cookie;
 pub mod diag;
 pub mod dns;
+pub mod dnssec;
 pub mod durable;
 pub mod explain;
 pub mod fleet;
