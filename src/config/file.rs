@@ -31,6 +31,19 @@ pub struct Spec {
     pub fleet: Option<Spanned<FleetSpec>>,
     #[serde(default)]
     pub peer: Vec<Spanned<PeerSpec>>,
+    pub dnssec: Option<Spanned<DnssecSpec>>,
+}
+
+/// `[dnssec]`: where zone keys are and how long signatures last.
+#[derive(Debug, Deserialize)]
+pub struct DnssecSpec {
+    pub key_dir: Option<Spanned<String>>,
+    pub algorithm: Option<Spanned<toml::Value>>,
+    pub validity: Option<Spanned<String>>,
+    pub refresh: Option<Spanned<String>>,
+    pub inception: Option<Spanned<String>>,
+    pub publish_cds: Option<bool>,
+    pub nsec_ttl: Option<Spanned<u32>>,
 }
 
 /// `[fleet]`: this instance in a fleet of veer instances that decide
@@ -154,6 +167,7 @@ pub struct ZoneSpec {
     pub allow_transfer: Vec<Spanned<AllowSpec>>,
     #[serde(default)]
     pub notify: Vec<Spanned<TargetSpec>>,
+    pub dnssec: Option<Spanned<bool>>,
 }
 
 /// `[health]`: the prober guard.

@@ -5,6 +5,7 @@
 //! finds as `file:line: message`.
 
 mod checks;
+mod dnssec;
 mod duration;
 mod file;
 mod fleet;
@@ -20,6 +21,7 @@ use hickory_proto::rr::Name;
 use toml::Spanned;
 
 pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, transfer_warnings, warnings};
+pub use dnssec::{DEFAULT_VALIDITY, DnssecConfig};
 pub use duration::parse_duration;
 pub use fleet::{FleetConfig, PeerConfig, fleet_warnings};
 pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
@@ -65,6 +67,8 @@ pub struct Config {
     pub transfer: TransferConfig,
     /// `[fleet]` and `[[peer]]`, if this instance is one of a fleet.
     pub fleet: Option<FleetConfig>,
+    /// `[dnssec]` (defaults when absent).
+    pub dnssec: DnssecConfig,
 }
 
 /// `[geo]`: where client locations come from. Either, both or neither.
@@ -146,6 +150,8 @@ pub struct ZoneConfig {
     pub allow_transfer: Vec<Allow>,
     /// Where NOTIFY goes when the serial changes.
     pub notify: Vec<NotifyTarget>,
+    /// Signed with the keys in `[dnssec] key_dir` (`dnssec = true`).
+    pub dnssec: bool,
 }
 
 /// Reads and validates the config file at `path`.
@@ -313,7 +319,13 @@ impl Validator<'_> {
         let server = self.server(spec.server);
         let keys = self.keys(spec.key);
         let transfer = self.transfer(spec.transfer);
-        let zones = self.zones(spec.zone, &keys, server.state_dir.as_deref());
+        let dnssec = self.dnssec(spec.dnssec, server.state_dir.as_deref());
+        let zones = self.zones(
+            spec.zone,
+            &keys,
+            server.state_dir.as_deref(),
+            dnssec.key_dir.is_some(),
+        );
         let health = self.health(spec.health);
         let checks = self.checks(spec.check);
         let (routes, route_order) = self.routes(spec.route, &zones, &checks);
@@ -365,6 +377,7 @@ impl Validator<'_> {
             keys,
             transfer,
             fleet,
+            dnssec,
         }
     }
 
@@ -674,6 +687,7 @@ impl Validator<'_> {
         specs: Vec<file::ZoneSpec>,
         keys: &[crate::tsig::Key],
         state_dir: Option<&Path>,
+        has_key_dir: bool,
     ) -> Vec<ZoneConfig> {
         let mut zones: Vec<ZoneConfig> = Vec::new();
         for z in specs {
@@ -698,6 +712,14 @@ impl Validator<'_> {
                 );
                 self.error(&z.origin, msg);
                 continue;
+            }
+            let dnssec = z.dnssec.as_ref().is_some_and(|d| *d.get_ref());
+            if dnssec && !has_key_dir {
+                let at = z.dnssec.as_ref().expect("set");
+                self.error(
+                    at,
+                    format!("zone {origin}: dnssec = true needs [dnssec] key_dir or [server] state_dir (the zone's keys are there)"),
+                );
             }
             let allow_transfer = self.allow_transfer(keys, z.allow_transfer, &origin);
             let notify = self.notify(keys, z.notify, &origin);
@@ -741,6 +763,7 @@ impl Validator<'_> {
                 primaries,
                 allow_transfer,
                 notify,
+                dnssec,
             });
         }
         zones

@@ -8,6 +8,7 @@ use hickory_proto::rr::{Name, Record, RecordSet};
 
 use crate::config::{AllDown, Area, Config, Place, Policy};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::dnssec::Signer;
 use crate::geo::Geo;
 use crate::route::prefix::PrefixMap;
 use crate::route::table::{Kind, Table, seed};
@@ -38,6 +39,9 @@ pub struct Base {
     /// The records served for each secondary zone that has any (what a
     /// reload builds the zone from again: the copy on disk may lag).
     pub transferred: rustc_hash::FxHashMap<Name, Arc<Vec<Record>>>,
+    /// The signer of each zone (in config order) with `dnssec = true`,
+    /// holding its keys as loaded with this config; None: not signed.
+    pub signers: Vec<Option<Arc<Signer>>>,
 }
 
 impl Base {
@@ -142,6 +146,7 @@ impl Base {
                 }
             }
         }
+        let signers = signers(&config, &mut errors);
         let geo = if config.geo.database.is_some() || config.geo.networks.is_some() {
             match Geo::load(&config.geo, &config.path) {
                 Ok(g) => Some(Arc::new(g)),
@@ -205,6 +210,7 @@ impl Base {
             fingerprints,
             routes_of_check,
             transferred,
+            signers,
         })
     }
 
@@ -242,6 +248,7 @@ impl Base {
                 t.insert(z.origin.clone(), records);
                 t
             },
+            signers: self.signers.clone(),
         })
     }
 
@@ -249,6 +256,52 @@ impl Base {
     pub fn records(&self) -> usize {
         self.zones.iter().map(|z| z.records).sum()
     }
+}
+
+/// The signer of every zone with `dnssec = true` (None for the others),
+/// with its keys from `[dnssec] key_dir`. A zone whose keys do not load,
+/// or of which no key is active now, is an error: it would be served
+/// unsigned or bogus.
+fn signers(config: &Config, errors: &mut Vec<Diagnostic>) -> Vec<Option<Arc<Signer>>> {
+    let now = std::time::SystemTime::now();
+    let d = &config.dnssec;
+    config
+        .zones
+        .iter()
+        .map(|z| {
+            // Without a key directory the config already has an error.
+            let dir = d.key_dir.as_ref().filter(|_| z.dnssec)?;
+            let keys = match crate::dnssec::load_zone_keys(&z.origin, dir) {
+                Ok(k) => k,
+                Err(e) => {
+                    errors.extend(e);
+                    return None;
+                }
+            };
+            let count = keys.len();
+            let signer = Signer::new(&z.origin, keys, d.validity, d.inception);
+            if !signer.usable(now) {
+                let none_active = if count > 0 {
+                    format!(" ({count} key(s) there, none active now)")
+                } else {
+                    String::new()
+                };
+                errors.push(Diagnostic::new(
+                    &config.path,
+                    z.line,
+                    format!(
+                        "zone {}: dnssec = true but no usable key in {}{none_active} (run veer dnssec keygen --config {} {})",
+                        z.origin,
+                        dir.display(),
+                        config.path.display(),
+                        z.origin
+                    ),
+                ));
+                return None;
+            }
+            Some(Arc::new(signer))
+        })
+        .collect()
 }
 
 /// A secondary zone from transferred `records` (None: not fetched yet: a

@@ -331,3 +331,73 @@ members = [
     let got = ask(&snap, "app2.t.", "198.51.100.1");
     assert_eq!(got.values(), vec!["192.0.2.21", "192.0.2.22"]);
 }
+
+#[test]
+fn a_signed_zone_gets_a_signer_of_its_keys_or_an_error() {
+    use crate::control::build::Base;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.zone"), crate::testutil::ZONE).unwrap();
+    std::fs::write(
+        dir.path().join("u.zone"),
+        crate::testutil::ZONE.replace(" t.", " u."),
+    )
+    .unwrap();
+    let path = dir.path().join("veer.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\
+         [[zone]]\norigin = \"t.\"\nfile = \"t.zone\"\ndnssec = true\n\
+         [[zone]]\norigin = \"u.\"\nfile = \"u.zone\"\n",
+    )
+    .unwrap();
+    // No key yet: an error at the zone, saying what to run.
+    let e = Base::load_path(&path, None).unwrap_err().to_string();
+    let keys = dir.path().join("state/keys");
+    assert_eq!(
+        e,
+        format!(
+            "{}:5: zone t.: dnssec = true but no usable key in {} (run veer dnssec keygen --config {} t.)",
+            path.display(),
+            keys.display(),
+            path.display()
+        )
+    );
+    let name = hickory_proto::rr::Name::from_ascii("t.").unwrap();
+    let now = std::time::SystemTime::now();
+    let k = crate::dnssec::generate(
+        &name,
+        hickory_proto::dnssec::Algorithm::ED25519,
+        true,
+        &keys,
+        now,
+    )
+    .unwrap();
+    let base = Base::load_path(&path, None).unwrap();
+    assert_eq!(base.signers.len(), 2);
+    let signer = base.signers[0].as_ref().expect("t. is signed");
+    assert_eq!(signer.keys()[0].tag, k.tag);
+    assert!(base.signers[1].is_none());
+    // A key that is not active yet is no usable key.
+    crate::dnssec::key::set_timing(
+        &k,
+        &crate::dnssec::Timing {
+            activate: Some(now + std::time::Duration::from_secs(3600)),
+            ..k.timing
+        },
+    )
+    .unwrap();
+    let e = Base::load_path(&path, None).unwrap_err().to_string();
+    assert!(e.contains("no usable key in"), "{e}");
+    assert!(e.contains("(1 key(s) there, none active now)"), "{e}");
+    // A corrupt key is reported at its file and line.
+    std::fs::write(
+        &k.path,
+        "Private-key-format: v1.3\nAlgorithm: 15 (ED25519)\nPrivateKey: !!\n",
+    )
+    .unwrap();
+    let e = Base::load_path(&path, None).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("{}:3: PrivateKey is not base64", k.path.display())
+    );
+}
