@@ -1,4 +1,5 @@
-//! Command line: `veer serve`, `veer check` and `veer explain`.
+//! Command line: `veer serve`, `veer check`, `veer explain`, `veer status`
+//! and `veer dnssec`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,54 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8053")]
         api: String,
     },
+    /// DNSSEC keys of the zones: make them, print their DS records.
+    Dnssec {
+        #[command(subcommand)]
+        command: DnssecCommand,
+    },
+}
+
+/// `veer dnssec` subcommands. Both read the config only (not the zones),
+/// so they work before a zone has a key.
+#[derive(Debug, Subcommand)]
+pub enum DnssecCommand {
+    /// Make a new key for a zone in `[dnssec] key_dir` (created, owner
+    /// only), published and active now; print its files and DS record.
+    Keygen {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The zone (a configured `[[zone]]`).
+        zone: String,
+        /// 13 (ECDSAP256SHA256) or 15 (ED25519); default: `[dnssec] algorithm`.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// csk: signs the whole zone; ksk: signs the DNSKEY set while a ZSK
+        /// of its algorithm signs the rest; zsk: signs the zone's data.
+        #[arg(long, value_enum, default_value_t = Role::Csk)]
+        role: Role,
+    },
+    /// Print the DS records (SHA-256) of a zone's published KSKs and CSKs,
+    /// in zone file form, for the parent zone.
+    Ds {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The zone.
+        zone: String,
+    },
+}
+
+/// What a new key does. A KSK and a CSK are the same key (flags 257): a
+/// KSK signs the zone's data too while no ZSK of its algorithm is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Combined signing key (flags 257).
+    Csk,
+    /// Key-signing key (flags 257).
+    Ksk,
+    /// Zone-signing key (flags 256).
+    Zsk,
 }
 
 /// Initialises logging. hickory's per-request INFO lines are silenced.
@@ -141,7 +190,177 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Status { api } => status(&api),
+        Command::Dnssec {
+            command:
+                DnssecCommand::Keygen {
+                    config,
+                    zone,
+                    algorithm,
+                    role,
+                },
+        } => dnssec_keygen(&config, &zone, algorithm.as_deref(), role),
+        Command::Dnssec {
+            command: DnssecCommand::Ds { config, zone },
+        } => dnssec_ds(&config, &zone),
     }
+}
+
+/// The config at `path`, the configured zone named `zone` and the key
+/// directory, for `veer dnssec`; or the errors, printed.
+fn dnssec_setup(
+    what: &str,
+    path: &std::path::Path,
+    zone: &str,
+) -> Result<(crate::config::Config, hickory_proto::rr::Name, PathBuf), ExitCode> {
+    let config = crate::config::load(path).map_err(|d| {
+        for e in &d.0 {
+            eprintln!("{e}");
+        }
+        ExitCode::FAILURE
+    })?;
+    let fail = |m: String| {
+        eprintln!("veer dnssec {what}: {m}");
+        ExitCode::FAILURE
+    };
+    let name = hickory_proto::rr::Name::from_utf8(zone)
+        .map(|mut n| {
+            n.set_fqdn(true);
+            n.to_lowercase()
+        })
+        .map_err(|e| fail(format!("zone `{zone}`: {e}")))?;
+    if !config.zones.iter().any(|z| z.origin == name) {
+        return Err(fail(format!(
+            "zone {name} is not a [[zone]] of {}",
+            path.display()
+        )));
+    }
+    let Some(dir) = config.dnssec.key_dir.clone() else {
+        return Err(fail(format!(
+            "{} sets no key directory: set [dnssec] key_dir or [server] state_dir",
+            path.display()
+        )));
+    };
+    Ok((config, name, dir))
+}
+
+/// `veer dnssec keygen`: a new key, its file names and (for a KSK or CSK)
+/// its DS record on stdout.
+fn dnssec_keygen(
+    path: &std::path::Path,
+    zone: &str,
+    algorithm: Option<&str>,
+    role: Role,
+) -> ExitCode {
+    use crate::dnssec::key;
+    let (config, name, dir) = match dnssec_setup("keygen", path, zone) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let algorithm = match algorithm {
+        None => config.dnssec.algorithm,
+        Some(a) => match key::parse_algorithm(a) {
+            Some(a) => a,
+            None => {
+                eprintln!(
+                    "veer dnssec keygen: algorithm `{a}`: use 13 (ecdsap256sha256) or 15 (ed25519)"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let created_dir = !dir.exists();
+    let k = match key::generate(
+        &name,
+        algorithm,
+        role != Role::Zsk,
+        &dir,
+        std::time::SystemTime::now(),
+    ) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("veer dnssec keygen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Made as root for a server that runs as `[server] user`: the files
+    // are that user's, who reads them on every reload.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if let Some(user) = &config.server.user
+        && root
+    {
+        let owned = crate::privilege::resolve(user, config.server.group.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                let mut paths = vec![k.path.clone(), k.key_path()];
+                if created_dir {
+                    paths.push(dir.clone());
+                }
+                paths.iter().try_for_each(|p| {
+                    std::os::unix::fs::lchown(p, Some(t.uid), Some(t.gid))
+                        .map_err(|e| format!("{}: {e}", p.display()))
+                })
+            });
+        if let Err(e) = owned {
+            eprintln!(
+                "veer dnssec keygen: the key is made, but cannot be given to user {user}: {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("{}", k.key_path().display());
+    println!("{}", k.path.display());
+    if k.is_ksk() {
+        match k.ds(hickory_proto::dnssec::DigestType::SHA256) {
+            Ok(ds) => println!("{} 3600 IN DS {ds}", name.to_ascii()),
+            Err(e) => eprintln!("veer dnssec keygen: {e}"),
+        }
+    }
+    if !config.zones.iter().any(|z| z.origin == name && z.dnssec) {
+        eprintln!("note: zone {name} does not have dnssec = true (yet)");
+    }
+    ExitCode::SUCCESS
+}
+
+/// `veer dnssec ds`: the DS records (SHA-256) of the zone's published
+/// KSKs and CSKs, one per line.
+fn dnssec_ds(path: &std::path::Path, zone: &str) -> ExitCode {
+    let (_config, name, dir) = match dnssec_setup("ds", path, zone) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let keys = match crate::dnssec::load_zone_keys(&name, &dir) {
+        Ok(k) => k,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let mut printed = 0;
+    for k in keys
+        .iter()
+        .filter(|k| k.is_ksk() && k.timing.published_at(now))
+    {
+        match k.ds(hickory_proto::dnssec::DigestType::SHA256) {
+            Ok(ds) => {
+                println!("{} 3600 IN DS {ds}", name.to_ascii());
+                printed += 1;
+            }
+            Err(e) => eprintln!("veer dnssec ds: {e}"),
+        }
+    }
+    if printed == 0 {
+        eprintln!(
+            "veer dnssec ds: zone {name} has no published KSK or CSK in {} (run veer dnssec keygen --config {} {name})",
+            dir.display(),
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// GETs `url` and parses JSON (a one-shot runtime: the CLI is not async).
