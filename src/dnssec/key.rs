@@ -175,9 +175,6 @@ pub enum KeyError {
     /// The cryptography failed (no randomness, a rejected key).
     #[error("{0}")]
     Crypto(String),
-    /// A key file veer cannot read back (set_timing reads the file first).
-    #[error("{0}")]
-    File(Diagnostic),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> KeyError + '_ {
@@ -259,11 +256,6 @@ impl ZoneKey {
     /// The `.key` file.
     pub fn key_path(&self) -> PathBuf {
         self.path.with_extension("key")
-    }
-
-    /// The role in words, for the command line.
-    pub fn role(&self) -> &'static str {
-        if self.is_ksk() { "KSK/CSK" } else { "ZSK" }
     }
 }
 
