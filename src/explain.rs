@@ -182,7 +182,7 @@ pub fn explain(base: Base, q: &Query) -> Result<String, ExplainError> {
     }
 
     let mut steps: Vec<String> = Vec::new();
-    let answer = resolve(&snap, &name, rtype, &client, &mut steps);
+    let answer = resolve(&snap, &name, rtype, &client, &mut steps, false);
     if !steps.is_empty() {
         let _ = writeln!(w, "pick:");
         for s in &steps {

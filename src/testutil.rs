@@ -58,7 +58,7 @@ pub fn ask(snap: &Snapshot, name: &str, client: &str) -> Asked {
         }
     };
     let c = crate::route::Client { addr, prefix };
-    let a = resolve(snap, &qname, RecordType::A, &c, &mut ());
+    let a = resolve(snap, &qname, RecordType::A, &c, &mut (), false);
     let mut values: Vec<(String, u32)> = a
         .answer
         .iter()

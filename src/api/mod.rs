@@ -330,7 +330,7 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
     };
     let snap = api.store.load();
     let mut steps: Vec<String> = Vec::new();
-    let a = crate::dns::answer::resolve(&snap, &name, rtype, &client, &mut steps);
+    let a = crate::dns::answer::resolve(&snap, &name, rtype, &client, &mut steps, false);
     let answer: Vec<String> = a
         .answer
         .iter()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, Record, RecordSet};
+use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType};
 
 use crate::config::{AllDown, Area, Config, Place, Policy};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -147,6 +147,36 @@ impl Base {
             }
         }
         let signers = signers(&config, &mut errors);
+        // What a signed zone cannot serve yet, said at the line.
+        for z in config
+            .zones
+            .iter()
+            .filter(|z| z.dnssec && !z.primaries.is_empty())
+        {
+            errors.push(Diagnostic::new(
+                &config.path,
+                z.line,
+                format!(
+                    "zone {}: dnssec = true on a secondary zone is not supported (sign it on its primary)",
+                    z.origin
+                ),
+            ));
+        }
+        for r in &config.routes {
+            if let Policy::Weighted { pick, .. } = &r.policy
+                && *pick > 1
+                && config.zones[r.zone].dnssec
+            {
+                errors.push(Diagnostic::new(
+                    &config.path,
+                    r.line,
+                    format!(
+                        "route {} {}: pick = {pick} in a signed zone is not supported yet (each combination would need its own signature); use pick = 1 or multivalue",
+                        r.name, r.rtype
+                    ),
+                ));
+            }
+        }
         let geo = if config.geo.database.is_some() || config.geo.networks.is_some() {
             match Geo::load(&config.geo, &config.path) {
                 Ok(g) => Some(Arc::new(g)),
@@ -184,6 +214,14 @@ impl Base {
         let mut zones: Vec<Zone> = zones.into_iter().flatten().collect();
         for (i, z) in zones.iter_mut().enumerate() {
             z.bind_soa(2 * i);
+        }
+        // Signed zones: every static RRset, DNSKEY and the NSEC chain now;
+        // the SOA and routes where their slots are built.
+        let now = std::time::SystemTime::now();
+        for (z, s) in zones.iter_mut().zip(&signers) {
+            if let Some(s) = s {
+                z.sign(s, now, &config.dnssec);
+            }
         }
         let fingerprints = config
             .checks
@@ -380,14 +418,106 @@ pub fn route_slot(
     d: &Decision,
     slots: &[Arc<Dyn>],
 ) -> Dyn {
+    let slot = unsigned_slot(base, geo, ri, d, slots);
+    // In a signed zone every answer the route can give now is signed
+    // here, with the slot: the query path only sends signatures.
+    match base
+        .signers
+        .get(base.config.routes[ri].zone)
+        .and_then(|s| s.as_deref())
+    {
+        Some(signer) => sign_dyn(&slot, signer, std::time::SystemTime::now()),
+        None => slot,
+    }
+}
+
+fn unsigned_slot(
+    base: &Base,
+    geo: Option<&Arc<Geo>>,
+    ri: usize,
+    d: &Decision,
+    slots: &[Arc<Dyn>],
+) -> Dyn {
     let first = decided_slot(base, geo, ri, d, slots);
     match &d.then {
         // Clients the named route has no answer for get the next tier.
         Some(then) => Dyn::Else(
             Arc::new(first),
-            Arc::new(route_slot(base, geo, ri, then, slots)),
+            Arc::new(unsigned_slot(base, geo, ri, then, slots)),
         ),
         None => first,
+    }
+}
+
+/// `d` with every RRset signed by `signer`. RRsets with the same records
+/// (a multivalue route's shuffles) share one signing.
+pub fn sign_dyn(d: &Dyn, signer: &crate::dnssec::sign::Signer, now: std::time::SystemTime) -> Dyn {
+    let mut done = Vec::new();
+    sign_dyn_with(d, signer, now, &mut done)
+}
+
+/// An RRset's identity for signing: owner, type, TTL, sorted records.
+type Signed = ((Name, RecordType, u32, Vec<RData>), Vec<Record>);
+
+fn sign_dyn_with(
+    d: &Dyn,
+    signer: &crate::dnssec::sign::Signer,
+    now: std::time::SystemTime,
+    done: &mut Vec<Signed>,
+) -> Dyn {
+    let mut sign = |rr: &Rrset| -> Rrset {
+        let mut data: Vec<RData> = rr
+            .set
+            .records_without_rrsigs()
+            .map(|r| r.data.clone())
+            .collect();
+        data.sort();
+        let id = (
+            rr.set.name().clone(),
+            rr.set.record_type(),
+            rr.set.ttl(),
+            data,
+        );
+        let sigs = match done.iter().find(|(k, _)| *k == id) {
+            Some((_, sigs)) => sigs.clone(),
+            None => {
+                let sigs = signer.sign(&rr.set, now);
+                done.push((id, sigs.clone()));
+                sigs
+            }
+        };
+        let mut set = (*rr.set).clone();
+        set.clear_rrsigs();
+        for sig in sigs {
+            set.insert_rrsig(sig);
+        }
+        let mut out = Rrset::new(Arc::new(set));
+        out.additionals = rr.additionals.clone();
+        out.additionals_len = rr.additionals_len;
+        out
+    };
+    match d {
+        Dyn::Set(rr) => Dyn::Set(sign(rr)),
+        Dyn::Choice(sets) => Dyn::Choice(sets.iter().map(&mut sign).collect()),
+        Dyn::NoData(t) => Dyn::NoData(*t),
+        Dyn::ServFail => Dyn::ServFail,
+        Dyn::Via(inner) => Dyn::Via(Arc::new(sign_dyn_with(inner, signer, now, done))),
+        Dyn::Else(first, then) => Dyn::Else(
+            Arc::new(sign_dyn_with(first, signer, now, done)),
+            Arc::new(sign_dyn_with(then, signer, now, done)),
+        ),
+        Dyn::Routed(t) => Dyn::Routed(Box::new(Table {
+            route: t.route.clone(),
+            targets: t
+                .targets
+                .iter()
+                .map(|x| Arc::new(sign_dyn_with(x, signer, now, done)))
+                .collect(),
+            labels: t.labels.clone(),
+            kind: t.kind.clone(),
+            pick: t.pick,
+            no_data: sign_dyn_with(&t.no_data, signer, now, done),
+        })),
     }
 }
 

@@ -18,7 +18,15 @@ impl Controller {
         if self.expired.contains(&zone.origin) {
             expired_slots()
         } else {
-            soa_slots(zone, self.serials[z])
+            let slots = soa_slots(zone, self.serials[z]);
+            // A new serial is a new SOA: signed as it is made.
+            match self.base.signers.get(z).and_then(|s| s.as_deref()) {
+                Some(signer) => {
+                    let now = SystemTime::now();
+                    slots.map(|d| super::build::sign_dyn(&d, signer, now))
+                }
+                None => slots,
+            }
         }
     }
 

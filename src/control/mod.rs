@@ -177,6 +177,8 @@ pub struct Controller {
     secondary_updates: Option<mpsc::UnboundedSender<crate::xfr::secondary::Update>>,
     /// This instance's part in a fleet (`[fleet]`; never for `veer explain`).
     fleet: Option<fleet::Fleet>,
+    /// After a failed re-signing: not again before this.
+    resign_retry: Option<SystemTime>,
 }
 
 impl Controller {
@@ -276,6 +278,7 @@ impl Controller {
             secondaries: secondary::Secondaries::default(),
             secondary_updates: None,
             fleet: None,
+            resign_retry: None,
         };
         if persist {
             let dir = c.base.config.server.state_dir.clone();
@@ -366,6 +369,7 @@ impl Controller {
         loop {
             let now = SystemTime::now();
             let expiry = self.next_expiry(now);
+            let resign = self.next_resign(now);
             tokio::select! {
                 Some(r) = reports.recv() => {
                     // Coalesce: reports arriving within a few milliseconds of
@@ -403,6 +407,26 @@ impl Controller {
                         changed |= self.fleet_event(ev);
                     }
                     self.rebuild(SystemTime::now(), changed);
+                }
+                _ = sleep_for(resign) => {
+                    // Signatures are made again before they run out: the
+                    // same path as a reload signs every zone and slot now.
+                    tracing::info!("dnssec: signatures due for refresh; signing again");
+                    self.drain(&mut reports, None);
+                    let failed = self.reloads.1;
+                    let c = Command::Reload { reply: None };
+                    self.command(c, &store, &mut commands, &clients, &report_tx, &mut tasks).await;
+                    while tasks.try_join_next().is_some() {}
+                    if self.reloads.1 > failed {
+                        // The files no longer load (a key gone, a zone
+                        // broken): the last good signatures keep serving
+                        // until they expire; try again in a while.
+                        let wait = (self.base.config.dnssec.refresh / 8).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                        tracing::error!("dnssec: signing again failed; next try in {}", humantime::format_duration(wait));
+                        self.resign_retry = Some(SystemTime::now() + wait);
+                    } else {
+                        self.resign_retry = None;
+                    }
                 }
                 _ = tick(&mut fleet_tick) => {
                     // A peer going silent is noticed by time alone.
@@ -614,6 +638,30 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
             i.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+impl Controller {
+    /// When the signatures of a signed zone are next due (`[dnssec]
+    /// refresh` before the earliest expiration made at load), if any.
+    fn next_resign(&self, now: SystemTime) -> Option<Duration> {
+        let refresh = self.base.config.dnssec.refresh;
+        let due = self
+            .base
+            .zones
+            .iter()
+            .filter_map(|z| z.signed.as_ref()?.expires)
+            .map(|e| {
+                e.checked_sub(refresh)
+                    .and_then(|t| t.duration_since(now).ok())
+                    .unwrap_or(Duration::ZERO)
+            })
+            .min()?;
+        let retry = self
+            .resign_retry
+            .and_then(|r| r.duration_since(now).ok())
+            .unwrap_or(Duration::ZERO);
+        Some(due.max(retry))
     }
 }
 

@@ -50,6 +50,10 @@ pub struct Answer<'a> {
     pub answer: SmallVec<[Part<'a>; ANSWER_PARTS]>,
     /// Authority section.
     pub authority: Option<&'a RecordSet>,
+    /// More of it in a signed zone with DO: NSEC proofs, a DS set.
+    pub proofs: SmallVec<[&'a RecordSet; 3]>,
+    /// RRSIGs go with every RRset (DO set, the zone signed).
+    pub dnssec: bool,
     /// Additional section.
     pub additional: &'a [std::sync::Arc<RecordSet>],
     /// Upper bound of the encoded size of the answer and authority records.
@@ -76,6 +80,8 @@ impl<'a> Answer<'a> {
             referral: false,
             answer: SmallVec::new(),
             authority: None,
+            proofs: SmallVec::new(),
+            dnssec: false,
             additional: &[],
             size: 0,
             additional_size: 0,
@@ -87,16 +93,33 @@ impl<'a> Answer<'a> {
     }
 
     fn push(&mut self, rr: &'a Rrset, synth_owner: Option<&'a Name>) {
+        let sigs = if self.dnssec { rr.sig_len } else { 0 };
         match synth_owner {
             Some(owner) => {
                 self.answer.push(Part::Synth(&rr.set, owner));
-                self.size += rr.wire_len + rr.set.records_count() * owner.len();
+                let n = rr.set.records_count()
+                    + if self.dnssec {
+                        rr.set.rrsigs().len()
+                    } else {
+                        0
+                    };
+                self.size += rr.wire_len + sigs + n * owner.len();
             }
             None => {
                 self.answer.push(Part::Set(&rr.set));
-                self.size += rr.wire_len;
+                self.size += rr.wire_len + sigs;
             }
         }
+    }
+
+    /// An NSEC proof (or DS set) for the authority section, once.
+    fn prove(&mut self, rr: Option<&'a Rrset>) {
+        let Some(rr) = rr else { return };
+        if self.proofs.iter().any(|p| std::ptr::eq(*p, &*rr.set)) {
+            return;
+        }
+        self.proofs.push(&rr.set);
+        self.size += rr.wire_len + rr.sig_len;
     }
 
     fn additional(&mut self, sets: &'a [std::sync::Arc<RecordSet>], size: usize) {
@@ -123,13 +146,16 @@ fn served<'a>(
 /// `client` is who asks (for routed answers); the answer's `scope` is the
 /// ECS scope prefix the routed choices used (0 if none depended on the
 /// client). `trace` collects the routing steps for `veer explain`; the
-/// server passes `()`.
+/// server passes `()`. With `dnssec` (the query's DO bit), a signed
+/// zone's answers carry their RRSIGs and the NSEC records that prove a
+/// denial or a wildcard expansion.
 pub fn resolve<'a>(
     snap: &'a Snapshot,
     qname: &'a Name,
     qtype: RecordType,
     client: &Client,
     trace: &mut impl Trace,
+    dnssec: bool,
 ) -> Answer<'a> {
     let mut a = Answer::new();
     let mut owner = qname;
@@ -143,7 +169,11 @@ pub fn resolve<'a>(
             a.rcode = ResponseCode::NoError;
             a.authoritative = true;
             a.zone = Some(zone);
+            a.dnssec = dnssec && zone.signed.is_some();
         }
+        // Proofs come from the zone the name is in (a CNAME chain may
+        // cross into an unsigned one: no proofs there).
+        let prove = a.dnssec && zone.signed.is_some();
         // A secondary zone that expired (or never arrived) answers
         // SERVFAIL; its SOA slot says so.
         if matches!(snap.slot(zone.soa_slot), Dyn::ServFail) {
@@ -157,11 +187,18 @@ pub fn resolve<'a>(
             let neg = snap.soa(zone).1;
             a.rcode = rcode;
             a.authority = Some(&neg.set);
-            a.size += neg.wire_len;
+            a.size += neg.wire_len + if a.dnssec { neg.sig_len } else { 0 };
         };
         match zone.find(&key, qtype) {
             Found::NxDomain => {
                 negative(&mut a, ResponseCode::NXDomain);
+                if prove {
+                    // No such name, and no wildcard at the closest
+                    // encloser could have made one (RFC 4035 3.1.3.2).
+                    a.prove(zone.covering(key.as_bytes()));
+                    let mut buf = [0; 258];
+                    a.prove(zone.covering(zone.source_of_synthesis(&key, &mut buf)));
+                }
                 return a;
             }
             Found::Referral(node) => {
@@ -174,6 +211,14 @@ pub fn resolve<'a>(
                     a.authority = Some(&ns.set);
                     a.size += ns.wire_len;
                     a.additional(&node.glue, node.glue_len);
+                    if prove {
+                        // A secure delegation's DS set, or the NSEC that
+                        // proves there is none (an insecure one).
+                        match node.get_static(RecordType::DS) {
+                            Some(ds) => a.prove(Some(ds)),
+                            None => a.prove(node.nsec.as_ref().map(|n| &n.full)),
+                        }
+                    }
                 }
                 return a;
             }
@@ -188,6 +233,19 @@ pub fn resolve<'a>(
                     (None, Some(c)) => (c, true),
                     (None, None) => {
                         negative(&mut a, ResponseCode::NoError);
+                        if prove {
+                            // The name's NSEC lists its types (the routed
+                            // ones too: they are not the type asked);
+                            // an empty non-terminal has none, and the
+                            // NSEC covering it proves it empty.
+                            match &node.nsec {
+                                Some(n) => a.prove(Some(&n.full)),
+                                None => a.prove(zone.covering(key.as_bytes())),
+                            }
+                            if wildcard {
+                                a.prove(zone.covering(key.as_bytes()));
+                            }
+                        }
                         return a;
                     }
                 };
@@ -204,12 +262,27 @@ pub fn resolve<'a>(
                         for rr in parts {
                             a.push(rr, synth);
                         }
+                        if prove && wildcard {
+                            a.prove(zone.covering(key.as_bytes()));
+                        }
                         return a;
                     }
                     Served::NoData(ttl) => {
                         negative(&mut a, ResponseCode::NoError);
                         if a.authority.is_some_and(|soa| soa.ttl() > ttl) {
                             a.authority_ttl = Some(ttl);
+                        }
+                        if prove {
+                            // The route answers nothing now: the NSEC
+                            // variant without its type.
+                            a.prove(
+                                node.nsec
+                                    .as_ref()
+                                    .map(|n| n.without_routes.as_ref().unwrap_or(&n.full)),
+                            );
+                            if wildcard {
+                                a.prove(zone.covering(key.as_bytes()));
+                            }
                         }
                         return a;
                     }
@@ -225,6 +298,10 @@ pub fn resolve<'a>(
                     return a;
                 }
                 a.push(rr, synth);
+                if prove && wildcard {
+                    // The exact name does not exist (RFC 4035 3.1.3.3).
+                    a.prove(zone.covering(key.as_bytes()));
+                }
                 if !is_cname {
                     a.additional(&rr.additionals, rr.additionals_len);
                     return a;

@@ -48,9 +48,14 @@ struct Sections<'a> {
     answer: SmallVec<[Sec<'a>; ANSWER_PARTS]>,
     owned: Vec<Record>,
     authority: Option<&'a RecordSet>,
-    /// The authority SOA with a lowered TTL (a route's NODATA).
-    authority_owned: Option<Record>,
+    /// The authority SOA with a lowered TTL (a route's NODATA), and with
+    /// DO its RRSIGs and the NSEC proofs, their TTLs lowered alike.
+    authority_owned: Option<Vec<Record>>,
+    /// NSEC proofs (and a delegation's DS set) after the SOA or NS.
+    proofs: SmallVec<[&'a RecordSet; 3]>,
     additional: &'a [Arc<RecordSet>],
+    /// Send RRSIGs with every RRset.
+    dnssec: bool,
 }
 
 enum Sec<'a> {
@@ -68,7 +73,7 @@ impl<'a> Sections<'a> {
                 Part::Set(s) => Sec::Set(s),
                 Part::Synth(s, owner) => {
                     let start = owned.len();
-                    owned.extend(s.records_without_rrsigs().map(|r| {
+                    owned.extend(s.records(a.dnssec).map(|r| {
                         let mut r = r.clone();
                         r.name = owner.clone();
                         r
@@ -77,42 +82,52 @@ impl<'a> Sections<'a> {
                 }
             })
             .collect();
-        let authority_owned = a.authority_ttl.zip(a.authority).and_then(|(ttl, set)| {
-            let mut r = set.records_without_rrsigs().next()?.clone();
-            r.ttl = ttl;
-            Some(r)
+        let authority_owned = a.authority_ttl.zip(a.authority).map(|(ttl, set)| {
+            std::iter::once(set)
+                .chain(a.proofs.iter().copied())
+                .flat_map(|s| s.records(a.dnssec))
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.ttl = r.ttl.min(ttl);
+                    r
+                })
+                .collect()
         });
         Sections {
             answer,
             owned,
             authority: a.authority,
             authority_owned,
+            proofs: a.proofs.clone(),
             additional: a.additional,
+            dnssec: a.dnssec,
         }
     }
 
     fn answers(&self) -> impl Iterator<Item = &Record> + Send {
-        self.answer.iter().flat_map(|s| match s {
-            Sec::Set(set) => SecIter::A(set.records_without_rrsigs()),
+        let dnssec = self.dnssec;
+        self.answer.iter().flat_map(move |s| match s {
+            Sec::Set(set) => SecIter::A(set.records(dnssec)),
             Sec::Owned(r) => SecIter::B(self.owned[r.clone()].iter()),
         })
     }
 
     fn authorities(&self) -> impl Iterator<Item = &Record> + Send {
+        let dnssec = self.dnssec;
         match &self.authority_owned {
-            Some(r) => SecIter::A(std::iter::once(r)),
+            Some(r) => SecIter::A(r.iter()),
             None => SecIter::B(
                 self.authority
                     .into_iter()
-                    .flat_map(|s| s.records_without_rrsigs()),
+                    .chain(self.proofs.iter().copied())
+                    .flat_map(move |s| s.records(dnssec)),
             ),
         }
     }
 
     fn additionals(&self) -> impl Iterator<Item = &Record> + Send {
-        self.additional
-            .iter()
-            .flat_map(|s| s.records_without_rrsigs())
+        let dnssec = self.dnssec;
+        self.additional.iter().flat_map(move |s| s.records(dnssec))
     }
 
     /// Encodes exactly as the response will be (rare path) to see whether
@@ -412,7 +427,8 @@ impl Handler {
         }
 
         let q = &request.queries.queries()[0];
-        let answer = resolve(snap, q.name(), q.query_type(), &client, &mut ());
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let answer = resolve(snap, q.name(), q.query_type(), &client, &mut (), dnssec_ok);
         // The prefix the routed choice really depended on (RFC 7871 7.2.1);
         // 0 when the resolver withheld the client (source prefix 0).
         echo_ecs(

@@ -8,6 +8,7 @@
 
 mod key;
 pub mod parse;
+pub mod sign;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Rrset {
     pub additionals: Box<[Arc<RecordSet>]>,
     /// Wire size of `additionals`.
     pub additionals_len: usize,
+    /// Uncompressed wire size of its RRSIG records (sent with DO).
+    pub sig_len: usize,
 }
 
 impl Rrset {
@@ -40,6 +43,7 @@ impl Rrset {
     pub fn new(set: Arc<RecordSet>) -> Self {
         Rrset {
             wire_len: wire_len(&set),
+            sig_len: records_len(set.rrsigs().iter()),
             set,
             additionals: Box::new([]),
             additionals_len: 0,
@@ -77,6 +81,8 @@ pub struct Node {
     pub glue: Box<[Arc<RecordSet>]>,
     /// Wire size of `glue`.
     pub glue_len: usize,
+    /// Its NSEC records, in a signed zone (names with data only).
+    pub nsec: Option<Box<sign::Nsec>>,
 }
 
 impl Node {
@@ -159,6 +165,8 @@ pub struct Zone {
     pub stats: Arc<crate::metrics::ZoneStats>,
     /// Fetched from a primary (routes replace its RRsets of their type).
     pub transferred: bool,
+    /// Signed: the NSEC chain's order (None: an unsigned zone).
+    pub signed: Option<sign::Signed>,
 }
 
 impl Zone {
@@ -301,6 +309,7 @@ impl Zone {
             content_hash: 0,
             stats: Arc::default(),
             transferred: false,
+            signed: None,
         };
         zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
         Ok(zone)
@@ -575,8 +584,13 @@ fn negative_soa(soa: &RecordSet) -> RecordSet {
 
 /// Uncompressed wire size of all records of `set`.
 pub fn wire_len(set: &RecordSet) -> usize {
+    records_len(set.records_without_rrsigs())
+}
+
+/// Uncompressed wire size of `records`.
+fn records_len<'a>(records: impl Iterator<Item = &'a Record>) -> usize {
     let mut buf = Vec::with_capacity(64);
-    set.records_without_rrsigs()
+    records
         .map(|r| {
             buf.clear();
             let mut enc = BinEncoder::new(&mut buf);
