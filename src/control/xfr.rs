@@ -98,6 +98,82 @@ pub(super) fn routed_records(base: &Base, decisions: &[Option<Decision>], z: usi
     out
 }
 
+/// Zone `z`'s routed records for a transfer, signed: each route's RRset
+/// with its RRSIGs, every routed name's NSEC (its static types, the
+/// routed types that transfer records now, NSEC and RRSIG) signed, and
+/// the SOA's RRSIGs (`soa_sigs`).
+fn signed_routes(
+    base: &Base,
+    z: usize,
+    plain: &[Record],
+    soa_sigs: &[Record],
+    signer: &crate::dnssec::sign::Signer,
+) -> Vec<Record> {
+    use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+    use hickory_proto::rr::{RecordSet, RecordType};
+    let now = std::time::SystemTime::now();
+    let zone = &base.zones[z];
+    let mut out: Vec<Record> = plain.to_vec();
+    // Each RRset of the routes (`plain` is sorted by name and type).
+    let mut i = 0;
+    while i < plain.len() {
+        let (name, rtype) = (&plain[i].name, plain[i].record_type());
+        let mut set = RecordSet::with_ttl(name.clone(), rtype, plain[i].ttl);
+        while i < plain.len() && plain[i].name == *name && plain[i].record_type() == rtype {
+            set.add_rdata(plain[i].data.clone());
+            i += 1;
+        }
+        out.extend(signer.sign(&set, now));
+    }
+    // Each routed name's NSEC, with the types it transfers now.
+    let mut owners: Vec<&hickory_proto::rr::Name> = base
+        .config
+        .routes
+        .iter()
+        .filter(|r| r.zone == z)
+        .map(|r| &r.name)
+        .collect();
+    owners.sort();
+    owners.dedup();
+    for owner in owners {
+        let key = crate::zone::Key::new(owner);
+        let Some(full) = zone.nsec_at(key.as_bytes(), true) else {
+            continue;
+        };
+        let Some(RData::DNSSEC(DNSSECRData::NSEC(nsec))) =
+            full.set.records_without_rrsigs().next().map(|r| &r.data)
+        else {
+            continue;
+        };
+        let routed: Vec<RecordType> = base
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.zone == z && r.name == *owner)
+            .map(|r| r.rtype)
+            .collect();
+        let types: Vec<RecordType> = nsec
+            .type_bit_maps()
+            .filter(|t| {
+                !routed.contains(t)
+                    || plain
+                        .iter()
+                        .any(|r| r.name == *owner && r.record_type() == *t)
+            })
+            .collect();
+        let ttl = full.set.ttl();
+        let mut set = RecordSet::with_ttl(full.set.name().clone(), RecordType::NSEC, ttl);
+        set.add_rdata(RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(
+            nsec.next_domain_name().clone(),
+            types,
+        ))));
+        out.extend(set.records_without_rrsigs().cloned());
+        out.extend(signer.sign(&set, now));
+    }
+    out.extend(soa_sigs.iter().cloned());
+    out
+}
+
 impl Controller {
     /// Brings the transfer state up to the current serials: a zone whose
     /// serial moved gets a journal entry for the difference. Called before
@@ -121,12 +197,30 @@ impl Controller {
                 .cloned()
                 .expect("a zone has its SOA");
             let old = self.xfr.get(&zone.origin);
-            let routed: Arc<[Record]> = {
+            let routed_plain: Arc<[Record]> = {
                 let now = routed_records(&base, &self.decisions, i);
                 match old {
-                    Some(o) if *o.routed == now[..] => o.routed.clone(),
+                    Some(o) if *o.routed_plain == now[..] => o.routed_plain.clone(),
                     _ => now.into(),
                 }
+            };
+            // Signatures are made only when the routes' records or the
+            // serial moved: the same content keeps the same signatures.
+            let routed: Arc<[Record]> = match (old, base.signers.get(i).and_then(|s| s.as_deref()))
+            {
+                (Some(o), _)
+                    if Arc::ptr_eq(&o.routed_plain, &routed_plain) && o.serial == serial =>
+                {
+                    o.routed.clone()
+                }
+                (_, Some(signer)) => {
+                    let soa_sigs: Vec<Record> = match &*self.slots[zone.soa_slot] {
+                        crate::store::Dyn::Set(rr) => rr.set.rrsigs().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    signed_routes(&base, i, &routed_plain, &soa_sigs, signer).into()
+                }
+                (_, None) => routed_plain.clone(),
             };
             let journal = match old {
                 // Unchanged.
@@ -135,7 +229,7 @@ impl Controller {
                     // the same zone.
                     let same_zone = Arc::ptr_eq(&o.zone, zone)
                         || (o.zone.content_hash == zone.content_hash && o.zone.files == zone.files);
-                    if !same_zone || !Arc::ptr_eq(&o.routed, &routed) {
+                    if !same_zone || !Arc::ptr_eq(&o.routed_plain, &routed_plain) {
                         // Content moved without the serial (should not
                         // happen): the old differences no longer lead here.
                         tracing::warn!(
@@ -172,6 +266,7 @@ impl Controller {
                 serial,
                 soa,
                 routed,
+                routed_plain,
                 journal,
                 allow: config.allow_transfer.clone().into(),
                 notify: config.notify.clone().into(),

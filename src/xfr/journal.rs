@@ -97,9 +97,10 @@ fn set_diff(old: &[Record], new: &[Record], removed: &mut Vec<Record>, added: &m
     added.extend(new.iter().filter(|r| !old.contains(r)).cloned());
 }
 
-/// The records of one RRset, for comparing.
+/// The records of one RRset (with its RRSIGs, in a signed zone), for
+/// comparing.
 fn records(set: &RecordSet) -> Vec<Record> {
-    set.records_without_rrsigs().cloned().collect()
+    set.records_with_rrsigs().cloned().collect()
 }
 
 /// The static data of two loads of a zone, RRset by RRset.

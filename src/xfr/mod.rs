@@ -40,8 +40,12 @@ pub struct ZoneXfr {
     pub serial: u32,
     /// The served SOA record (with `serial`).
     pub soa: Record,
-    /// The routes' records as a transfer shows them, sorted.
+    /// The routes' records as a transfer shows them, sorted; in a signed
+    /// zone followed by their RRSIGs, the routed names' NSEC records (with
+    /// the types their routes transfer now) and the SOA's RRSIGs.
     pub routed: Arc<[Record]>,
+    /// `routed` without what signing added, to see what changed.
+    pub routed_plain: Arc<[Record]>,
     /// Differences from earlier serials to `serial`.
     pub journal: Arc<Journal>,
     /// Who may transfer it.

@@ -250,7 +250,7 @@ fn records(
     let body = z
         .zone
         .static_sets()
-        .flat_map(|(_, s)| s.records_without_rrsigs())
+        .flat_map(|(_, s)| s.records_with_rrsigs())
         .chain(z.routed.iter());
     (
         Box::new(soa.clone().chain(body).chain(std::iter::once(&z.soa))),

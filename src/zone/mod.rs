@@ -477,13 +477,24 @@ impl Zone {
 
     /// Every RRset loaded from the files except the SOA (which is served
     /// from a slot), with its name's key, in no particular order: what a
-    /// zone transfer sends besides the SOA and the routes.
+    /// zone transfer sends besides the SOA and the routes. In a signed
+    /// zone, with their RRSIGs, the DNSKEY set, and the NSEC records of
+    /// names without routes (a routed name's NSEC depends on what its
+    /// route transfers, and goes with the routes).
     pub fn static_sets(&self) -> impl Iterator<Item = (&[u8], &RecordSet)> + Send + '_ {
         self.nodes.iter().flat_map(|(k, n)| {
-            n.rrsets.iter().filter_map(move |e| match &e.data {
-                Data::Static(r) => Some((&k[..], &*r.set)),
-                Data::Slot(_) => None,
-            })
+            let nsec = n
+                .nsec
+                .as_ref()
+                .filter(|x| x.without_routes.is_none())
+                .map(|x| (&k[..], &*x.full.set));
+            n.rrsets
+                .iter()
+                .filter_map(move |e| match &e.data {
+                    Data::Static(r) => Some((&k[..], &*r.set)),
+                    Data::Slot(_) => None,
+                })
+                .chain(nsec)
         })
     }
 

@@ -43,6 +43,7 @@ fn xfr_of(hosts: usize) -> Xfr {
         serial: 100,
         soa,
         routed: Arc::from(Vec::new()),
+        routed_plain: Arc::from(Vec::new()),
         journal: Arc::new(Journal::default()),
         allow: Arc::from(vec![Allow {
             network: Some("0.0.0.0/0".parse().unwrap()),
