@@ -178,6 +178,42 @@ pub struct ZoneStatus {
     /// Query counters (not serialised).
     #[serde(skip)]
     pub stats: Option<Arc<ZoneStats>>,
+    /// DNSSEC, for a signed zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnssec: Option<ZoneDnssec>,
+}
+
+/// A signed zone's keys and signatures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneDnssec {
+    /// Its keys.
+    pub keys: Vec<KeyStatus>,
+    /// The earliest expiration of the signatures it serves (RFC 3339).
+    pub earliest_expiry: Option<String>,
+    /// When they are made again (RFC 3339).
+    pub next_signing: Option<String>,
+    /// Signatures are made as the snapshot is built: nothing waits.
+    pub backlog: usize,
+}
+
+/// One key of a signed zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    /// Key tag.
+    pub tag: u16,
+    /// Algorithm number.
+    pub algorithm: u8,
+    /// A KSK or CSK (flags 257): it signs the DNSKEY set; its DS goes to
+    /// the parent.
+    pub ksk: bool,
+    /// In the DNSKEY set now.
+    pub published: bool,
+    /// Signing now.
+    pub active: bool,
+    /// Its `.private` file.
+    pub file: String,
+    /// The DS record to publish at the parent (KSK/CSK only).
+    pub ds: Option<String>,
 }
 
 /// A transition, for the page and webhooks.

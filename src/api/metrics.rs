@@ -138,6 +138,17 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
         "Health state transitions since start.",
     );
     let _ = writeln!(o, "veer_transitions_total {}", s.transitions_total);
+    head(
+        o,
+        "veer_dnssec_signatures_total",
+        "counter",
+        "DNSSEC signatures made since start (zones at load, routes and SOAs as their answers change).",
+    );
+    let _ = writeln!(
+        o,
+        "veer_dnssec_signatures_total {}",
+        crate::dnssec::sign::SIGNATURES.load(std::sync::atomic::Ordering::Relaxed)
+    );
     head(o, "veer_reloads_total", "counter", "Reloads by result.");
     let _ = writeln!(o, "veer_reloads_total{{result=\"ok\"}} {}", s.reloads_ok);
     let _ = writeln!(

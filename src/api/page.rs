@@ -133,12 +133,44 @@ th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:
     }
     h.push_str("</table>");
     h.push_str(
-        r#"<h2>Zones</h2><table id="zones"><tr><th>zone</th><th>serial</th><th>records</th></tr>"#,
+        r#"<h2>Zones</h2><table id="zones"><tr><th>zone</th><th>serial</th><th>records</th><th>DNSSEC</th></tr>"#,
     );
     for z in &s.zones {
+        let dnssec = match &z.dnssec {
+            None => "unsigned".to_string(),
+            Some(d) => {
+                let keys: Vec<String> = d
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "key {} (alg {}, {}{}{})",
+                            k.tag,
+                            k.algorithm,
+                            if k.ksk { "KSK/CSK" } else { "ZSK" },
+                            if k.active { ", active" } else { "" },
+                            if k.published { ", published" } else { "" }
+                        )
+                    })
+                    .collect();
+                let ds: Vec<String> = d
+                    .keys
+                    .iter()
+                    .filter_map(|k| k.ds.as_deref())
+                    .map(|ds| format!("<code>{}</code>", esc(ds)))
+                    .collect();
+                format!(
+                    "signed: {}; signatures expire {}, made again {}<br>DS to publish: {}",
+                    esc(&keys.join(", ")),
+                    esc(d.earliest_expiry.as_deref().unwrap_or("-")),
+                    esc(d.next_signing.as_deref().unwrap_or("-")),
+                    ds.join("<br>")
+                )
+            }
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{dnssec}</td></tr>",
             esc(&z.origin),
             z.serial,
             z.records

@@ -83,11 +83,28 @@ impl Controller {
             .zones
             .iter()
             .zip(&self.serials)
-            .map(|(z, &serial)| ZoneStatus {
+            .enumerate()
+            .map(|(i, (z, &serial))| ZoneStatus {
                 origin: z.origin.to_string(),
                 serial,
                 records: z.records,
                 stats: Some(z.stats.clone()),
+                dnssec: self
+                    .base
+                    .signers
+                    .get(i)
+                    .and_then(|s| s.as_deref())
+                    .map(|s| crate::status::ZoneDnssec {
+                        keys: s.status(now),
+                        earliest_expiry: z.signed.as_ref().and_then(|x| x.expires).map(rfc3339),
+                        next_signing: z
+                            .signed
+                            .as_ref()
+                            .and_then(|x| x.expires)
+                            .and_then(|e| e.checked_sub(config.dnssec.refresh))
+                            .map(rfc3339),
+                        backlog: 0,
+                    }),
             })
             .collect();
         Status {

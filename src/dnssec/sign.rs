@@ -32,6 +32,9 @@ use super::key::ZoneKey;
 /// others (ZSKs) sign everything else; an algorithm with active keys of
 /// one kind only signs everything with them (a CSK, or a KSK alone). Keys
 /// are judged at the time of each signing, so a key's Activate or
+/// Signatures made since start (`/metrics`).
+pub static SIGNATURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Inactive time takes effect at the next signing after it.
 #[derive(Debug)]
 pub struct Signer {
@@ -167,6 +170,7 @@ impl Signer {
                 .and_then(|tbs| key.sign(&tbs).map_err(|e| e.to_string()));
             match signed {
                 Ok(sig) => {
+                    SIGNATURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let mut r = Record::from_rdata(
                         set.name().clone(),
                         set.ttl(),
@@ -186,6 +190,35 @@ impl Signer {
             }
         }
         out
+    }
+
+    /// What `/v1/status` shows of the keys: tag, algorithm, role, whether
+    /// published and active at `now`, and the DS of each KSK/CSK.
+    pub fn status(&self, now: SystemTime) -> Vec<crate::status::KeyStatus> {
+        self.keys
+            .iter()
+            .map(|k| crate::status::KeyStatus {
+                tag: k.tag,
+                algorithm: u8::from(k.algorithm),
+                ksk: k.is_ksk(),
+                published: k.timing.published_at(now),
+                active: k.timing.active_at(now),
+                file: k.path.display().to_string(),
+                ds: k
+                    .is_ksk()
+                    .then(|| k.ds(hickory_proto::dnssec::DigestType::SHA256).ok())
+                    .flatten()
+                    .map(|ds| {
+                        format!(
+                            "{} 3600 IN DS {} {} 2 {}",
+                            self.zone,
+                            k.tag,
+                            u8::from(k.algorithm),
+                            data_encoding::HEXUPPER.encode(ds.digest())
+                        )
+                    }),
+            })
+            .collect()
     }
 
     /// The apex DNSKEY set: every key published at `now`.
