@@ -118,6 +118,30 @@ pub enum DnssecCommand {
         /// The zone.
         zone: String,
     },
+    /// List a zone's keys: tag, algorithm, role, timing, state now.
+    Keys {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The zone.
+        zone: String,
+    },
+    /// Retire a key (the last step of a rollover, once the parent's DS
+    /// names the new key): it stops signing and leaves the DNSKEY set at
+    /// the given time (default: now). A running server follows at its next
+    /// reload. The last active key of a role is never retired.
+    Retire {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The zone.
+        zone: String,
+        /// The key's tag.
+        tag: u16,
+        /// When (RFC 3339, e.g. 2026-12-01T12:00:00Z); default: now.
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 /// What a new key does. A KSK and a CSK are the same key (flags 257): a
@@ -202,6 +226,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dnssec {
             command: DnssecCommand::Ds { config, zone },
         } => dnssec_ds(&config, &zone),
+        Command::Dnssec {
+            command: DnssecCommand::Keys { config, zone },
+        } => dnssec_keys(&config, &zone),
+        Command::Dnssec {
+            command:
+                DnssecCommand::Retire {
+                    config,
+                    zone,
+                    tag,
+                    at,
+                },
+        } => dnssec_retire(&config, &zone, tag, at.as_deref()),
     }
 }
 
@@ -360,6 +396,100 @@ fn dnssec_ds(path: &std::path::Path, zone: &str) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
+}
+
+/// The keys of `zone`, or the errors printed.
+fn zone_keys(
+    what: &str,
+    path: &std::path::Path,
+    zone: &str,
+) -> Result<(hickory_proto::rr::Name, Vec<crate::dnssec::key::ZoneKey>), ExitCode> {
+    let (_config, name, dir) = dnssec_setup(what, path, zone)?;
+    let keys = crate::dnssec::load_zone_keys(&name, &dir).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        ExitCode::FAILURE
+    })?;
+    Ok((name, keys))
+}
+
+/// `veer dnssec keys`: one line per key.
+fn dnssec_keys(path: &std::path::Path, zone: &str) -> ExitCode {
+    use crate::dnssec::key::format_time;
+    let (_name, keys) = match zone_keys("keys", path, zone) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let now = std::time::SystemTime::now();
+    let t = |x: Option<std::time::SystemTime>| x.map_or("-".to_string(), format_time);
+    println!("tag   alg role    state        publish        activate       inactive       delete");
+    for k in &keys {
+        let state = match (k.timing.published_at(now), k.timing.active_at(now)) {
+            (_, true) => "active",
+            (true, false) => "published",
+            (false, false) => "retired",
+        };
+        println!(
+            "{:<5} {:<3} {:<7} {:<12} {:<14} {:<14} {:<14} {}",
+            k.tag,
+            u8::from(k.algorithm),
+            if k.is_ksk() { "KSK/CSK" } else { "ZSK" },
+            state,
+            t(k.timing.publish),
+            t(k.timing.activate),
+            t(k.timing.inactive),
+            t(k.timing.delete)
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `veer dnssec retire`: Inactive and Delete set on one key.
+fn dnssec_retire(path: &std::path::Path, zone: &str, tag: u16, at: Option<&str>) -> ExitCode {
+    let (name, keys) = match zone_keys("retire", path, zone) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
+    let at = match at.map(humantime::parse_rfc3339_weak) {
+        None => std::time::SystemTime::now(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("veer dnssec retire: --at: {e}; use RFC 3339");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(key) = keys.iter().find(|k| k.tag == tag) else {
+        eprintln!("veer dnssec retire: zone {name} has no key with tag {tag}");
+        return ExitCode::FAILURE;
+    };
+    // Another key of the same role (and algorithm) must go on signing:
+    // else the zone would go bogus at `at`.
+    let others = keys.iter().any(|k| {
+        k.tag != tag
+            && k.is_ksk() == key.is_ksk()
+            && k.algorithm == key.algorithm
+            && k.timing.active_at(at)
+    });
+    if !others {
+        eprintln!(
+            "veer dnssec retire: key {tag} is the last {} of zone {name} active at that time; make its successor first (veer dnssec keygen)",
+            if key.is_ksk() { "KSK/CSK" } else { "ZSK" }
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut timing = key.timing;
+    timing.inactive = Some(at);
+    timing.delete = Some(at);
+    if let Err(e) = crate::dnssec::key::set_timing(key, &timing) {
+        eprintln!("veer dnssec retire: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "key {tag} of {name}: inactive and deleted from {}; reload a running server (SIGHUP or POST /v1/reload)",
+        crate::dnssec::key::format_time(at)
+    );
     ExitCode::SUCCESS
 }
 

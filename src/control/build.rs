@@ -162,10 +162,25 @@ impl Base {
                 ),
             ));
         }
-        for r in &config.routes {
+        for r in config.routes.iter().filter(|r| config.zones[r.zone].dnssec) {
+            // A NODATA for some clients only would be generalised to all
+            // of them by resolvers' aggressive use of NSEC (RFC 8198).
+            if matches!(r.policy, Policy::Geo | Policy::Cidr)
+                && !r.members.iter().any(|m| m.default)
+            {
+                errors.push(Diagnostic::new(
+                    &config.path,
+                    r.line,
+                    format!(
+                        "route {} {}: a {} route in a signed zone needs a `default` member (a NODATA for some clients would be cached as proof for all)",
+                        r.name,
+                        r.rtype,
+                        r.policy.name()
+                    ),
+                ));
+            }
             if let Policy::Weighted { pick, .. } = &r.policy
                 && *pick > 1
-                && config.zones[r.zone].dnssec
             {
                 errors.push(Diagnostic::new(
                     &config.path,

@@ -401,3 +401,43 @@ fn a_signed_zone_gets_a_signer_of_its_keys_or_an_error() {
         format!("{}:3: PrivateKey is not base64", k.path.display())
     );
 }
+
+/// What a signed zone cannot serve is an error at the route's line: a geo
+/// or cidr route without `default`, weighted `pick > 1`.
+#[test]
+fn a_signed_zone_refuses_routes_it_cannot_prove() {
+    use crate::control::build::Base;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.zone"), crate::testutil::ZONE).unwrap();
+    std::fs::write(dir.path().join("nets"), "10.0.0.0/8 EU DE\n").unwrap();
+    let name = hickory_proto::rr::Name::from_ascii("t.").unwrap();
+    crate::dnssec::generate(
+        &name,
+        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+        true,
+        &dir.path().join("state/keys"),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let path = dir.path().join("veer.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\
+         [geo]\nnetworks = \"nets\"\n\
+         [[zone]]\norigin = \"t.\"\nfile = \"t.zone\"\ndnssec = true\n\
+         [[route]]\nname = \"geo.t.\"\ntype = \"A\"\npolicy = \"geo\"\n\
+         members = [ { country = \"DE\", value = \"192.0.2.1\" } ]\n\
+         [[route]]\nname = \"w.t.\"\ntype = \"A\"\npolicy = \"weighted\"\npick = 2\n\
+         members = [ { value = \"192.0.2.1\", weight = 1 }, { value = \"192.0.2.2\", weight = 1 } ]\n",
+    )
+    .unwrap();
+    let e = Base::load_path(&path, None).unwrap_err().to_string();
+    assert!(
+        e.contains(":10: route geo.t. A: a geo route in a signed zone needs a `default` member"),
+        "{e}"
+    );
+    assert!(
+        e.contains(":15: route w.t. A: pick = 2 in a signed zone is not supported yet"),
+        "{e}"
+    );
+}

@@ -678,6 +678,16 @@ impl Controller {
                     .unwrap_or(Duration::ZERO)
             })
             .min()?;
+        // A key's timing (publish, activate, retire) changes what is signed.
+        let keys = self
+            .base
+            .signers
+            .iter()
+            .flatten()
+            .filter_map(|s| s.next_key_event(now))
+            .min()
+            .map(|t| t.duration_since(now).unwrap_or(Duration::ZERO));
+        let due = keys.map_or(due, |k| due.min(k));
         let retry = self
             .resign_retry
             .and_then(|r| r.duration_since(now).ok())
