@@ -164,6 +164,10 @@ pub struct RouteStatus {
     pub path: Vec<String>,
     /// The checks its members use.
     pub checks: Vec<String>,
+    /// Answers (RRsets) its slot holds now, each multivalue shuffle
+    /// counted; in a signed zone those with the same records share one
+    /// signing.
+    pub variants: usize,
 }
 
 /// One zone.

@@ -42,7 +42,8 @@ impl Controller {
             .routes
             .iter()
             .zip(&self.decisions)
-            .map(|(r, d)| {
+            .enumerate()
+            .map(|(ri, (r, d))| {
                 let d = d.as_ref();
                 let (answer, outcome) = match d.map(|d| &d.chosen) {
                     Some(Chosen::Members(m)) => (
@@ -69,6 +70,10 @@ impl Controller {
                     healthy: d.is_some_and(|d| d.healthy),
                     ttl: d.map_or(r.ttl, |d| d.ttl),
                     path: d.map(|d| d.path.clone()).unwrap_or_default(),
+                    variants: self
+                        .slots
+                        .get(self.base.route_slots[ri])
+                        .map_or(0, |s| variants(s)),
                     checks: r
                         .members
                         .iter()
@@ -123,6 +128,36 @@ impl Controller {
             fleet: self.fleet_status(now),
         }
     }
+}
+
+/// Distinct RRsets in a slot (shared ones once).
+fn variants(d: &crate::store::Dyn) -> usize {
+    use crate::store::Dyn;
+    fn walk<'a>(d: &'a Dyn, seen: &mut Vec<*const hickory_proto::rr::RecordSet>) {
+        let mut add = |rr: &'a crate::zone::Rrset| {
+            let p = std::sync::Arc::as_ptr(&rr.set);
+            if !seen.contains(&p) {
+                seen.push(p);
+            }
+        };
+        match d {
+            Dyn::Set(rr) => add(rr),
+            Dyn::Choice(sets) => sets.iter().for_each(add),
+            Dyn::NoData(_) | Dyn::ServFail => {}
+            Dyn::Via(x) => walk(x, seen),
+            Dyn::Else(a, b) => {
+                walk(a, seen);
+                walk(b, seen);
+            }
+            Dyn::Routed(t) => {
+                t.targets.iter().for_each(|x| walk(x, seen));
+                walk(&t.no_data, seen);
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    walk(d, &mut seen);
+    seen.len()
 }
 
 /// The probe kind's name.
