@@ -199,7 +199,7 @@ pub fn explain(base: Base, q: &Query) -> Result<String, ExplainError> {
         for r in part.set().records_without_rrsigs() {
             let owner = match part {
                 Part::Synth(_, owner) => *owner,
-                Part::Set(_) => &r.name,
+                Part::Set(_) | Part::Sigs(_) => &r.name,
             };
             ttl = Some(ttl.map_or(r.ttl, |t: u32| t.min(r.ttl)));
             let _ = writeln!(w, "  {owner} {} IN {} {}", r.ttl, r.record_type(), r.data);

@@ -161,6 +161,15 @@ impl Snapshot {
             .find_map(|&n| self.zones.get(key.suffix(key.labels() - n)).map(|z| &**z))
     }
 
+    /// The zone above `key`'s own (the parent side of a zone cut, which
+    /// answers DS queries for a child apex, RFC 4035 3.1.4.1).
+    pub fn zone_above(&self, key: &Key) -> Option<&Zone> {
+        self.origin_labels
+            .iter()
+            .filter(|&&n| n < key.labels())
+            .find_map(|&n| self.zones.get(key.suffix(key.labels() - n)).map(|z| &**z))
+    }
+
     /// A slot's content.
     pub fn slot(&self, i: usize) -> &Dyn {
         &self.slots[i]

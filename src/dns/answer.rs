@@ -26,13 +26,15 @@ pub enum Part<'a> {
     Set(&'a RecordSet),
     /// Synthesised from a wildcard: served with `owner` as the owner name.
     Synth(&'a RecordSet, &'a Name),
+    /// Only the RRSIGs of this set (a query for type RRSIG).
+    Sigs(&'a RecordSet),
 }
 
 impl Part<'_> {
     /// The stored RRset.
     pub fn set(&self) -> &RecordSet {
         match self {
-            Part::Set(s) | Part::Synth(s, _) => s,
+            Part::Set(s) | Part::Synth(s, _) | Part::Sigs(s) => s,
         }
     }
 }
@@ -112,6 +114,15 @@ impl<'a> Answer<'a> {
         }
     }
 
+    /// The RRSIGs of `rr` as answer records (a query for type RRSIG).
+    fn push_sigs(&mut self, rr: &'a Rrset) {
+        if rr.set.rrsigs().is_empty() {
+            return;
+        }
+        self.answer.push(Part::Sigs(&rr.set));
+        self.size += rr.sig_len;
+    }
+
     /// An NSEC proof (or DS set) for the authority section, once.
     fn prove(&mut self, rr: Option<&'a Rrset>) {
         let Some(rr) = rr else { return };
@@ -161,10 +172,18 @@ pub fn resolve<'a>(
     let mut owner = qname;
     let mut key = Key::new(qname);
     for hop in 0..MAX_CNAME_CHAIN {
-        let Some(zone) = snap.zone_for(&key) else {
+        let Some(mut zone) = snap.zone_for(&key) else {
             // hop 0: not ours (REFUSED); later: the chain leaves our zones.
             return a;
         };
+        // A DS set lives on the parent side of a cut: a child apex we also
+        // serve answers DS from its parent zone, if we serve that too.
+        if qtype == RecordType::DS
+            && key.labels() == zone.origin.num_labels() as usize
+            && let Some(parent) = snap.zone_above(&key)
+        {
+            zone = parent;
+        }
         if hop == 0 {
             a.rcode = ResponseCode::NoError;
             a.authoritative = true;
@@ -224,6 +243,32 @@ pub fn resolve<'a>(
             }
             Found::Name { node, wildcard } => {
                 let synth = wildcard.then_some(owner);
+                // The DNSSEC types themselves: NSEC is stored beside the
+                // data, RRSIGs with each RRset.
+                if zone.signed.is_some() && !wildcard {
+                    match qtype {
+                        RecordType::NSEC => {
+                            if let Some(n) = &node.nsec {
+                                a.push(&n.full, None);
+                                return a;
+                            }
+                        }
+                        RecordType::RRSIG => {
+                            for e in &node.rrsets {
+                                if let (Served::Set(rr), _) = served(snap, e, client, &mut ()) {
+                                    a.push_sigs(rr);
+                                }
+                            }
+                            if let Some(n) = &node.nsec {
+                                a.push_sigs(&n.full);
+                            }
+                            if !a.answer.is_empty() {
+                                return a;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 let entry = match qtype {
                     RecordType::ANY => node.rrsets.first(),
                     t => node.get(t),

@@ -60,6 +60,8 @@ struct Sections<'a> {
 
 enum Sec<'a> {
     Set(&'a RecordSet),
+    /// Only the RRSIGs of the set.
+    Sigs(&'a RecordSet),
     Owned(Range<usize>),
 }
 
@@ -71,6 +73,7 @@ impl<'a> Sections<'a> {
             .iter()
             .map(|p| match *p {
                 Part::Set(s) => Sec::Set(s),
+                Part::Sigs(s) => Sec::Sigs(s),
                 Part::Synth(s, owner) => {
                     let start = owned.len();
                     owned.extend(s.records(a.dnssec).map(|r| {
@@ -108,6 +111,7 @@ impl<'a> Sections<'a> {
         let dnssec = self.dnssec;
         self.answer.iter().flat_map(move |s| match s {
             Sec::Set(set) => SecIter::A(set.records(dnssec)),
+            Sec::Sigs(set) => SecIter::B(set.rrsigs().iter()),
             Sec::Owned(r) => SecIter::B(self.owned[r.clone()].iter()),
         })
     }
@@ -701,7 +705,7 @@ fn rrl_class<'a>(a: &Answer<'a>, qname: &'a Name) -> (Class, Option<&'a Name>) {
         ResponseCode::NoError => {
             let wildcard = a.answer.iter().find_map(|p| match *p {
                 Part::Synth(set, _) => Some(set),
-                Part::Set(_) => None,
+                Part::Set(_) | Part::Sigs(_) => None,
             });
             match wildcard {
                 // Imputed to the wildcard itself (`*.x.zone.`).
