@@ -65,3 +65,16 @@ pub fn line_of(text: &str, pos: usize) -> usize {
         .count()
         + 1
 }
+
+/// The line of the first `key = ` at the start of a line of the file at
+/// `path` (for an error found after the file was read), if any.
+pub fn line_of_key(path: &std::path::Path, key: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}

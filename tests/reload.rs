@@ -704,3 +704,36 @@ fn reload_latency_file_saved_to_new_answer_over_20_edits() {
         took[19]
     );
 }
+
+/// A reload that moves `state_dir` is refused at its line (the lock, the
+/// checkpoint writer and the watchers cannot follow), and the running
+/// state keeps serving; `[server]` settings a restart needs are named.
+#[test]
+fn moving_state_dir_is_refused_and_restart_only_settings_are_named() {
+    let f = setup(&www(&["192.0.2.1"]), "");
+    // The scenario's config has `state_dir = "state"` on line 3.
+    let with_state = std::fs::read_to_string(&f.config).unwrap();
+    assert_eq!(with_state.lines().nth(2), Some("state_dir = \"state\""));
+    let veer = Veer::start(&f.config);
+    assert_eq!(a(&veer, "www.example.test"), ["192.0.2.1"]);
+    let moved = with_state.replace(
+        "state_dir = \"state\"",
+        "state_dir = \"elsewhere\"\nworkers = 3",
+    );
+    std::fs::write(&f.config, &moved).unwrap();
+    veer.signal("HUP");
+    wait_log(
+        &veer,
+        "veer.toml:3: [server] state_dir cannot change while running",
+    );
+    assert_eq!(a(&veer, "www.example.test"), ["192.0.2.1"]);
+    assert!(!f.dir.path().join("elsewhere").exists());
+    // Back to the same directory: applied, and `workers` named as
+    // restart-only.
+    let workers = with_state.replace("[server]\n", "[server]\nworkers = 3\n");
+    veer.reload_with(&workers);
+    wait_log(
+        &veer,
+        "[server] workers changed: takes effect after a restart",
+    );
+}

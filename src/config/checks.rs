@@ -253,6 +253,11 @@ impl Validator<'_> {
             if interval.is_zero() {
                 err(self, "interval must be above 0".into());
             }
+            for (what, v) in [("fall", s.fall), ("rise", s.rise)] {
+                if v == Some(0) {
+                    err(self, format!("{what} must be at least 1"));
+                }
+            }
             if timeout >= interval || timeout.is_zero() {
                 err(
                     self,

@@ -30,7 +30,7 @@ pub struct DnssecConfig {
     /// Publish CDS and CDNSKEY records at the apex (RFC 7344), so a parent
     /// that reads them follows key changes by itself.
     pub publish_cds: bool,
-    /// The TTL of NSEC records; None: the SOA's minimum (RFC 4034 section
+    /// The TTL of NSEC records; None: min(SOA TTL, SOA MINIMUM) (RFC 4034 section
     /// 4, RFC 9077 takes the smaller of it and the SOA's TTL).
     pub nsec_ttl: Option<u32>,
 }

@@ -111,7 +111,7 @@ pub struct ServerConfig {
     pub max_udp_payload: u16,
     /// Tokio worker threads; `None` = one per core.
     pub workers: Option<usize>,
-    /// SO_REUSEPORT UDP sockets per listen address; `None` = one per worker.
+    /// SO_REUSEPORT UDP sockets per listen address; `None` = two per worker.
     pub udp_sockets: Option<usize>,
     /// Idle time allowed between messages on a TCP connection.
     pub tcp_idle_timeout: Duration,
@@ -461,9 +461,6 @@ impl Validator<'_> {
             }
             Some(c) => c.into_inner(),
         };
-        if c.enabled == Some(false) {
-            return None;
-        }
         let mut hex = |s: &Option<Spanned<String>>, what: &str| -> Option<[u8; 16]> {
             let s = s.as_ref()?;
             let text = s.get_ref();
@@ -485,8 +482,12 @@ impl Validator<'_> {
                 }
             }
         };
+        // Checked even when off: turning them on must not find a mistake.
         let secret = hex(&c.secret, "secret");
         let previous = hex(&c.previous_secret, "previous_secret");
+        if c.enabled == Some(false) {
+            return None;
+        }
         Some(crate::cookie::Keys {
             secret: secret.unwrap_or_else(crate::cookie::generated_secret),
             previous,

@@ -548,6 +548,19 @@ impl Controller {
                 )))
             });
         let now = SystemTime::now();
+        // The state directory holds the lock, the checkpoint writer and
+        // the watchers of this process: it cannot move under them.
+        let loaded = loaded.and_then(|b| {
+            if b.config.server.state_dir == self.base.config.server.state_dir {
+                return Ok(b);
+            }
+            let line = crate::diag::line_of_key(&b.config.path, "state_dir").unwrap_or(1);
+            Err(Diagnostics::one(crate::diag::Diagnostic::new(
+                &b.config.path,
+                line,
+                "[server] state_dir cannot change while running: restart to move it",
+            )))
+        });
         match loaded {
             Err(d) => {
                 for e in &d.0 {

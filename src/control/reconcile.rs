@@ -365,6 +365,28 @@ fn warn_restart_only(old: &Base, new: &Base) {
     if new.config.server.listen != old.config.server.listen {
         tracing::warn!("[server] listen changed: the new addresses take effect after a restart");
     }
+    let (o, n) = (&old.config.server, &new.config.server);
+    for (key, changed) in [
+        ("workers", o.workers != n.workers),
+        ("udp_sockets", o.udp_sockets != n.udp_sockets),
+        ("udp_path", o.udp_batched != n.udp_batched),
+        ("tcp_idle_timeout", o.tcp_idle_timeout != n.tcp_idle_timeout),
+        ("tcp_read_timeout", o.tcp_read_timeout != n.tcp_read_timeout),
+        (
+            "tcp_max_connections",
+            o.tcp_max_connections != n.tcp_max_connections,
+        ),
+        (
+            "tcp_max_per_network",
+            o.tcp_max_per_network != n.tcp_max_per_network,
+        ),
+        ("user", o.user != n.user),
+        ("group", o.group != n.group),
+    ] {
+        if changed {
+            tracing::warn!("[server] {key} changed: takes effect after a restart");
+        }
+    }
     if new.config.api.as_ref().map(|a| a.listen) != old.config.api.as_ref().map(|a| a.listen) {
         tracing::warn!(
             "[api] listen changed: takes effect after a restart (the token applies now)"
