@@ -235,7 +235,8 @@ impl Base {
         let now = std::time::SystemTime::now();
         for (z, s) in zones.iter_mut().zip(&signers) {
             if let Some(s) = s {
-                z.sign(s, now, &config.dnssec);
+                let prev = previous.and_then(|p| p.zones.iter().find(|o| o.origin == z.origin));
+                z.sign(s, now, &config.dnssec, prev.map(|z| &**z));
             }
         }
         let fingerprints = config

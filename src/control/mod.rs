@@ -425,8 +425,8 @@ impl Controller {
                         tracing::error!("dnssec: signing again failed; next try in {}", humantime::format_duration(wait));
                         self.resign_retry = Some(SystemTime::now() + wait);
                     } else {
+                        // The new signatures raised the serials (reconcile).
                         self.resign_retry = None;
-                        self.raise_signed_serials();
                     }
                 }
                 _ = tick(&mut fleet_tick) => {
@@ -656,26 +656,6 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 }
 
 impl Controller {
-    /// After signing again: every signed zone gets a new serial, so its
-    /// secondaries fetch the new signatures before the old ones run out.
-    fn raise_signed_serials(&mut self) {
-        let mut any = false;
-        for z in 0..self.base.zones.len() {
-            if self.base.signers.get(z).is_some_and(|s| s.is_some()) {
-                self.serials[z] = next_serial(self.serials[z]);
-                let slot = self.base.zones[z].soa_slot;
-                let [soa, neg] = self.soa_pair(z);
-                self.slots[slot] = Arc::new(soa);
-                self.slots[slot + 1] = Arc::new(neg);
-                any = true;
-            }
-        }
-        if any {
-            self.generation += 1;
-            self.save_checkpoint();
-        }
-    }
-
     /// When the signatures of a signed zone are next due (`[dnssec]
     /// refresh` before the earliest expiration made at load), if any.
     fn next_resign(&self, now: SystemTime) -> Option<Duration> {
@@ -743,3 +723,7 @@ mod tests {
         assert_eq!(next_serial(u32::MAX), 1);
     }
 }
+
+#[cfg(test)]
+#[path = "dnssec_review_tests.rs"]
+mod dnssec_review_tests;

@@ -404,8 +404,11 @@ fn serial_for(
     saved: &Checkpoint,
 ) -> u32 {
     let file = z.file_serial();
+    // New signatures are new content: secondaries must fetch them.
+    let resigned = z.signed.as_ref().is_some_and(|s| s.fresh);
     let Some(old) = old else {
         return match saved.serials.get(&z.origin.to_string()) {
+            Some(&s) if resigned && !serial_gt(file, s) => next_serial(s),
             Some(&s) if serial_gt(s, file) => s,
             _ => file,
         };
@@ -425,7 +428,8 @@ fn serial_for(
                 .collect::<Vec<_>>()
         )
     };
-    let changed = old.zones[i].content_hash != z.content_hash || routes(old) != routes(new);
+    let changed =
+        old.zones[i].content_hash != z.content_hash || routes(old) != routes(new) || resigned;
     if !changed {
         served
     } else if serial_gt(file, served) {

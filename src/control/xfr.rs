@@ -137,7 +137,7 @@ fn signed_routes(
     owners.dedup();
     for owner in owners {
         let key = crate::zone::Key::new(owner);
-        let Some(full) = zone.nsec_at(key.as_bytes(), true) else {
+        let Some(full) = zone.nsec_at(key.as_bytes(), None) else {
             continue;
         };
         let Some(RData::DNSSEC(DNSSECRData::NSEC(nsec))) =

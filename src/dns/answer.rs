@@ -285,6 +285,14 @@ pub fn resolve<'a>(
                             // NSEC covering it proves it empty.
                             match &node.nsec {
                                 Some(n) => a.prove(Some(&n.full)),
+                                // A wildcard that is itself an empty
+                                // non-terminal: the NSEC covering it.
+                                None if wildcard => {
+                                    let mut buf = [0; 258];
+                                    a.prove(
+                                        zone.covering(zone.source_of_synthesis(&key, &mut buf)),
+                                    );
+                                }
                                 None => a.prove(zone.covering(key.as_bytes())),
                             }
                             if wildcard {
@@ -320,11 +328,7 @@ pub fn resolve<'a>(
                         if prove {
                             // The route answers nothing now: the NSEC
                             // variant without its type.
-                            a.prove(
-                                node.nsec
-                                    .as_ref()
-                                    .map(|n| n.without_routes.as_ref().unwrap_or(&n.full)),
-                            );
+                            a.prove(node.nsec.as_ref().map(|n| n.for_nodata(Some(entry.rtype))));
                             if wildcard {
                                 a.prove(zone.covering(key.as_bytes()));
                             }

@@ -578,6 +578,15 @@ fn replace(dir: &Path, name: &str, mode: u32, text: &str) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     create_new(&tmp, mode, text)?;
+    // The file keeps its owner (keygen gives key files to `[server]
+    // user`; a rewrite as root must not take them back).
+    if let Ok(meta) = std::fs::metadata(dir.join(name)) {
+        use std::os::unix::fs::MetadataExt;
+        if let Err(e) = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid())) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
     if let Err(e) = std::fs::rename(&tmp, dir.join(name)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -610,7 +619,8 @@ fn parse_private(path: &Path, text: &str) -> Result<PrivateFile, Vec<Diagnostic>
             continue;
         }
         let Some((field, value)) = line.split_once(':') else {
-            err(n, format!("`{line}` is not `Field: value`"));
+            // Never quoted: the line may hold the private key.
+            err(n, "is not `Field: value`".to_string());
             continue;
         };
         let (field, value) = (field.trim(), value.trim());

@@ -332,10 +332,25 @@ impl Zone {
             .map(|(k, _)| k.clone())
             .collect();
         for k in cuts {
+            self.nodes.get_mut(&k).unwrap().cut = true;
+        }
+        self.link_additionals();
+    }
+
+    /// Gives MX, SRV and NS sets (and delegations their glue) the address
+    /// sets of their in-zone targets, as they are now (after signing:
+    /// with their RRSIGs).
+    fn link_additionals(&mut self) {
+        let cuts: Vec<Box<[u8]>> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.cut)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in cuts {
             let (glue, glue_len) =
                 self.addresses_of(self.nodes[&k].get_static(RecordType::NS).unwrap());
             let node = self.nodes.get_mut(&k).unwrap();
-            node.cut = true;
             node.glue = glue;
             node.glue_len = glue_len;
         }
@@ -486,7 +501,7 @@ impl Zone {
             let nsec = n
                 .nsec
                 .as_ref()
-                .filter(|x| x.without_routes.is_none())
+                .filter(|x| x.without.is_empty())
                 .map(|x| (&k[..], &*x.full.set));
             n.rrsets
                 .iter()
@@ -539,7 +554,11 @@ impl Zone {
                 }
             }
         }
-        let len = out.iter().map(|s| wire_len(s)).sum();
+        // With their RRSIGs, if signed: an upper bound either way.
+        let len = out
+            .iter()
+            .map(|s| wire_len(s) + records_len(s.rrsigs().iter()))
+            .sum();
         (out.into(), len)
     }
 

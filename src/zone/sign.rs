@@ -25,8 +25,9 @@ pub const DNSKEY_TTL: u32 = 3600;
 pub struct Nsec {
     /// Every type at the name.
     pub full: Rrset,
-    /// Without the routed types (None: the name has no route).
-    pub without_routes: Option<Rrset>,
+    /// For each routed type at the name, every type but that one: what a
+    /// route of that type answering NODATA proves (empty: no route).
+    pub without: Vec<(RecordType, Rrset)>,
 }
 
 /// A signed zone's chain: owner keys in canonical order (RFC 4034 6.1).
@@ -34,8 +35,11 @@ pub struct Nsec {
 pub struct Signed {
     /// Keys of the names that have an NSEC record, in canonical order.
     pub order: Box<[Box<[u8]>]>,
-    /// The earliest expiration of the signatures made at load.
+    /// The earliest expiration of the signatures it serves.
     pub expires: Option<SystemTime>,
+    /// Some signature was made by this load (not all taken over from the
+    /// previous load): the zone's content changed, so its serial must.
+    pub fresh: bool,
 }
 
 /// Canonical order of two name keys: labels compared right to left as
@@ -72,15 +76,67 @@ pub fn key_name(key: &[u8]) -> Name {
 /// An RRset with `signer`'s signatures added (sizes recomputed), keeping
 /// its additional data.
 pub fn signed(rr: &Rrset, signer: &Signer, now: SystemTime) -> Rrset {
+    with_sigs(rr, signer.sign(&rr.set, now))
+}
+
+/// `rr` with these RRSIGs (sizes recomputed, additional data kept).
+fn with_sigs(rr: &Rrset, sigs: Vec<Record>) -> Rrset {
     let mut set = (*rr.set).clone();
     set.clear_rrsigs();
-    for sig in signer.sign(&set, now) {
+    for sig in sigs {
         set.insert_rrsig(sig);
     }
     let mut out = Rrset::new(Arc::new(set));
     out.additionals = rr.additionals.clone();
     out.additionals_len = rr.additionals_len;
     out
+}
+
+/// The signatures the previous load made over the same records, if they
+/// are still good for a while (more than `refresh` left) and made by
+/// exactly the keys that sign now: taken over, so an unchanged zone keeps
+/// its signatures (and its serial) across a reload.
+fn reusable(
+    prev: Option<&RecordSet>,
+    set: &RecordSet,
+    signer: &Signer,
+    now: SystemTime,
+    refresh: std::time::Duration,
+) -> Option<Vec<Record>> {
+    let prev = prev?;
+    let sigs = prev.rrsigs();
+    if sigs.is_empty()
+        || prev.ttl() != set.ttl()
+        || !prev
+            .records_without_rrsigs()
+            .eq(set.records_without_rrsigs())
+    {
+        return None;
+    }
+    let key_sets = matches!(
+        set.record_type(),
+        RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+    ) && set.name() == signer.zone();
+    let mut want: Vec<u16> = signer
+        .signing_keys(key_sets, now)
+        .iter()
+        .map(|k| k.tag)
+        .collect();
+    let mut have: Vec<u16> = Vec::new();
+    for s in sigs {
+        let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &s.data else {
+            return None;
+        };
+        let expires = SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::from(sig.input().sig_expiration.get()));
+        if expires <= now + refresh {
+            return None;
+        }
+        have.push(sig.input().key_tag);
+    }
+    want.sort();
+    have.sort();
+    (want == have).then(|| sigs.to_vec())
 }
 
 impl Zone {
@@ -101,8 +157,19 @@ impl Zone {
     /// Signs the zone with `signer` at `now`: DNSKEY at the apex, a
     /// signature on every authoritative static RRset (at a delegation only
     /// the DS set), and the NSEC chain. Routed RRsets and the SOA are
-    /// signed where their slots are built.
-    pub fn sign(&mut self, signer: &Signer, now: SystemTime, config: &DnssecConfig) {
+    /// signed where their slots are built. Signatures of `previous` (the
+    /// same zone's last load) over the same records are taken over while
+    /// they are good (see [`Signed::fresh`]).
+    pub fn sign(
+        &mut self,
+        signer: &Signer,
+        now: SystemTime,
+        config: &DnssecConfig,
+        previous: Option<&Zone>,
+    ) {
+        let refresh = config.refresh;
+        let mut fresh = false;
+        let prev_static = |k: &[u8], t: RecordType| previous.and_then(|p| p.static_set(k, t));
         let apex = owned_key(&self.origin);
         let mut apex_sets = vec![signer.dnskey_set(DNSKEY_TTL, now)];
         if config.publish_cds {
@@ -135,7 +202,13 @@ impl Zone {
                 if let Data::Static(rr) = &mut e.data
                     && (!cut || e.rtype == RecordType::DS)
                 {
-                    *rr = signed(rr, signer, now);
+                    *rr = match reusable(prev_static(k, e.rtype), &rr.set, signer, now, refresh) {
+                        Some(sigs) => with_sigs(rr, sigs),
+                        None => {
+                            fresh = true;
+                            signed(rr, signer, now)
+                        }
+                    };
                     expires = min_time(
                         expires,
                         crate::dnssec::sign::earliest_expiry(rr.set.rrsigs()),
@@ -146,6 +219,8 @@ impl Zone {
                 owners.push(k.clone());
             }
         }
+        // Additional data points at the signed address sets now.
+        self.link_additionals();
         owners.sort_by(|a, b| canonical_cmp(a, b));
         let ttl = config.nsec_ttl.unwrap_or_else(|| self.nsec_ttl());
         for (i, k) in owners.iter().enumerate() {
@@ -160,7 +235,7 @@ impl Zone {
                 .collect();
             types.extend([RecordType::NSEC, RecordType::RRSIG]);
             let owner = key_name(k);
-            let make = |types: &[RecordType]| {
+            let mut make = |types: &[RecordType]| {
                 let mut t = types.to_vec();
                 t.sort();
                 t.dedup();
@@ -173,29 +248,47 @@ impl Zone {
                     ),
                     0,
                 );
-                signed(&Rrset::new(Arc::new(set)), signer, now)
+                let rr = Rrset::new(Arc::new(set));
+                let prev = previous
+                    .and_then(|p| p.nodes.get(&k[..])?.nsec.as_ref())
+                    .and_then(|n| {
+                        std::iter::once(&n.full)
+                            .chain(n.without.iter().map(|(_, r)| r))
+                            .find(|p| {
+                                p.set
+                                    .records_without_rrsigs()
+                                    .eq(rr.set.records_without_rrsigs())
+                            })
+                    });
+                match reusable(prev.map(|p| &*p.set), &rr.set, signer, now, refresh) {
+                    Some(sigs) => with_sigs(&rr, sigs),
+                    None => {
+                        fresh = true;
+                        signed(&rr, signer, now)
+                    }
+                }
             };
             let full = make(&types);
-            let without_routes = (!routed.is_empty()).then(|| {
-                let fewer: Vec<RecordType> = types
-                    .iter()
-                    .copied()
-                    .filter(|t| !routed.contains(t))
-                    .collect();
-                make(&fewer)
-            });
+            // One per routed type: a route answering NODATA must not
+            // deny another route's type at the same name.
+            let without: Vec<(RecordType, Rrset)> = routed
+                .iter()
+                .map(|&r| {
+                    let fewer: Vec<RecordType> =
+                        types.iter().copied().filter(|t| *t != r).collect();
+                    (r, make(&fewer))
+                })
+                .collect();
             expires = min_time(
                 expires,
                 crate::dnssec::sign::earliest_expiry(full.set.rrsigs()),
             );
-            self.nodes.get_mut(k).expect("an owner").nsec = Some(Box::new(Nsec {
-                full,
-                without_routes,
-            }));
+            self.nodes.get_mut(k).expect("an owner").nsec = Some(Box::new(Nsec { full, without }));
         }
         self.signed = Some(Signed {
             order: owners.into_boxed_slice(),
             expires,
+            fresh,
         });
     }
 
@@ -243,14 +336,24 @@ impl Zone {
     }
 
     /// The NSEC of the name at `key` (None if it has none: an empty
-    /// non-terminal, whose proof is the covering NSEC), with or without
-    /// its routed types.
-    pub fn nsec_at(&self, key: &[u8], routes_answer: bool) -> Option<&Rrset> {
-        let n = self.nodes.get(key)?.nsec.as_ref()?;
-        Some(match (&n.without_routes, routes_answer) {
-            (Some(w), false) => w,
-            _ => &n.full,
-        })
+    /// non-terminal, whose proof is the covering NSEC): with every type,
+    /// or, for a route of type `nodata` answering NODATA, without it.
+    pub fn nsec_at(&self, key: &[u8], nodata: Option<RecordType>) -> Option<&Rrset> {
+        self.nodes
+            .get(key)?
+            .nsec
+            .as_ref()
+            .map(|n| n.for_nodata(nodata))
+    }
+}
+
+impl Nsec {
+    /// The NSEC to send: without `nodata`'s type if a route of that type
+    /// answers NODATA, else the full one.
+    pub fn for_nodata(&self, nodata: Option<RecordType>) -> &Rrset {
+        nodata
+            .and_then(|t| self.without.iter().find(|(r, _)| *r == t))
+            .map_or(&self.full, |(_, rr)| rr)
     }
 }
 
