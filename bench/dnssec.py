@@ -502,6 +502,11 @@ def cmd_report(d):
                 if (u, to) in medians and (s, to) in medians:
                     notes.append(f"{s} − {u} ({to}): {medians[(s, to)] - medians[(u, to)]:+.1f} ms")
         print("Median differences (goal: within 5 ms): " + "; ".join(notes) + ".")
+        print("A file check probes 30 ms after its file's change event (CHANGE_SETTLE,"
+              " src/health/scheduler.rs) and the controller waits 5 ms for more reports (COALESCE,"
+              " src/control/mod.rs), so about 38 ms is detection whatever the interval; a trial near"
+              " 7 ms is one where a scheduled 10 ms probe ran between the rename and its change event."
+              " The log line is `check p: up -> down` (or back), read from veer's stderr.")
         if os.path.exists(sp):
             print("Start → route answered (signing at load included): " + "; ".join(
                 f"{r['server']} {float(r['ready_s']):.2f} s, VmRSS {kib(r['rss_kib'])}" for r in read_tsv(sp)) + ".")
