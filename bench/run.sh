@@ -13,7 +13,8 @@
 #   WARMUP    seconds of unmeasured load before each run         default 2
 #   SERVERS   rows, in this order [-s]      default "veer gdnsd nsd knot echo"
 #             also: veer-routed veer-weighted veer-geo veer-hickory-udp
-#             veer-edns veer-rrl veer-protect
+#             veer-edns veer-rrl veer-protect veer-dnssec veer-dnssec-nodo
+#             veer-routed-edns veer-routed-dnssec
 #   SETS      query sets [-m]: mix nx wild dyn                   default mix
 #   CLIENTS, OUTSTANDING   dnsperf -c and -q                     default 4, 64
 #   QUIET_WAIT  seconds to wait at most, before each run, for the
@@ -42,6 +43,16 @@
 #   veer-protect       veer with rate limiting on (a rate far above the load)
 #                      and cookies on, dnsperf sending a client cookie; the
 #                      veer row has both off
+#   veer-dnssec        the zone signed (dnssec = true, one ECDSAP256SHA256
+#                      CSK made by `veer dnssec keygen` in the run's dir),
+#                      dnsperf setting DO on every query (-D): answers
+#                      carry RRSIGs (and NSEC proofs); against veer-edns
+#   veer-dnssec-nodo   the zone signed, dnsperf sending EDNS without DO
+#                      (-e): a signed zone's cost without the signatures
+#   veer-routed-edns   veer-routed with dnsperf sending EDNS (-e): the
+#                      baseline of the next one
+#   veer-routed-dnssec veer-routed in a signed zone (the route's slots are
+#                      signed as they are built), dnsperf sending DO (-D)
 # The routed rows answer dyn only, so they run the dyn set and nothing else.
 #
 # Each run (one row, one query set, one round): start the server pinned to
@@ -82,8 +93,9 @@ done
 # Which query sets each row can answer.
 sets_of() {
   case "$1" in
-    veer-routed | veer-weighted | veer-geo) echo dyn ;;
-    veer | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
+    veer-routed | veer-routed-edns | veer-routed-dnssec | veer-weighted | veer-geo) echo dyn ;;
+    veer | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | veer-dnssec | veer-dnssec-nodo | \
+      gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
     *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
   esac
 }
@@ -157,12 +169,36 @@ start_veer-rrl() {
   veer_conf "" 1000000 false && cp "$ZONE" zone
   RUST_LOG=warn pin "$VEER" serve --config veer.toml
 }
+# Signs the zone of the veer.toml veer_conf just wrote: dnssec = true on
+# its [[zone]] (the last table there), keys in ./keys, one CSK made now.
+veer_sign() {
+  printf 'dnssec = true\n\n[dnssec]\nkey_dir = "keys"\n' >> veer.toml
+  "$VEER" dnssec keygen --config veer.toml bench.test.
+}
+start_veer-dnssec() {
+  veer_conf "" && veer_sign && cp "$ZONE" zone
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-dnssec-nodo() {
+  start_veer-dnssec
+}
 start_veer-hickory-udp() {
   veer_conf 'udp_path = "hickory"' && cp "$ZONE" zone
   RUST_LOG=warn pin "$VEER" serve --config veer.toml
 }
 start_veer-routed() {
-  veer_conf "" && grep -v '^dyn ' "$ZONE" > zone
+  veer_conf "" && routed_conf
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-routed-edns() {
+  start_veer-routed
+}
+start_veer-routed-dnssec() {
+  veer_conf "" && veer_sign && routed_conf
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+routed_conf() {  # dyn.bench.test A as a failover route checked over HTTP
+  grep -v '^dyn ' "$ZONE" > zone
   cat >> veer.toml <<EOF
 
 [check.web]
@@ -180,7 +216,6 @@ members = [
   { tier = 2, value = "192.0.2.53" },
 ]
 EOF
-  RUST_LOG=warn pin "$VEER" serve --config veer.toml
 }
 start_veer-weighted() {
   "$BENCH_ROOT/bench/veer-row.sh" weighted "$VEER" "$PORT" "$ZONE" --config-only
@@ -313,7 +348,11 @@ check_answers() {
   fi
   a=$(ask +short dyn.bench.test A)
   grep -qx 127.0.0.1 <<< "$a" || fails+=" dyn"
-  case "$name" in veer-routed | veer-weighted | veer-geo)
+  # A signed zone's answers to DO carry an RRSIG.
+  case "$name" in *-dnssec*)
+    ask +dnssec dyn.bench.test A | grep -q 'RRSIG.*A 13 ' || fails+=" RRSIG" ;;
+  esac
+  case "$name" in veer-routed*| veer-weighted | veer-geo)
     [ -z "$fails" ] && echo ok || echo "FAIL:$fails"
     return ;;
   esac
@@ -331,8 +370,8 @@ check_answers() {
   [ -z "$fails" ] && echo "ok$note" || echo "FAIL:$fails"
 }
 
-# The health endpoint veer-routed checks (only when that row runs).
-if needs veer-routed; then
+# The health endpoint the veer-routed rows check (only when one runs).
+if needs veer-routed || needs veer-routed-edns || needs veer-routed-dnssec; then
   HEALTH_PORT=$(free_port)
   mkdir -p "$OUT/health" && echo ok > "$OUT/health/index.html"
   taskset -c "$CLIENT_CPU" python3 -m http.server "$HEALTH_PORT" --bind 127.0.0.1 \
@@ -352,7 +391,7 @@ run_one() {
     case "$name" in
       echo) ask +nocookie bench.test SOA | grep -q 'flags: qr' && break ;;
       # the route answers 127.0.0.1 once its first check is up
-      veer-routed) ask +short dyn.bench.test A | grep -qx 127.0.0.1 && break ;;
+      veer-routed*) ask +short dyn.bench.test A | grep -qx 127.0.0.1 && break ;;
       *) ask +short bench.test SOA | grep -q hostmaster && break ;;
     esac
     kill -0 "$pid" 2>/dev/null || break
@@ -370,11 +409,13 @@ run_one() {
   fi
   wait_quiet
   # veer-protect's queries carry a client cookie (EDNS option 10);
-  # veer-edns's and veer-rrl's an OPT record without options.
+  # veer-edns's, veer-rrl's, veer-dnssec-nodo's and veer-routed-edns's an
+  # OPT record without options; the -dnssec rows' an OPT record with DO.
   extra=()
   case "$name" in
     veer-protect) extra=(-E 10:0102030405060708) ;;
-    veer-edns | veer-rrl) extra=(-e) ;;
+    veer-edns | veer-rrl | veer-dnssec-nodo | veer-routed-edns) extra=(-e) ;;
+    veer-dnssec | veer-routed-dnssec) extra=(-D) ;;
   esac
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
     -c "$CLIENTS" -q "$OUTSTANDING" -l "$WARMUP" "${extra[@]}" > "$dir/warmup.txt" 2>&1 || true

@@ -5,7 +5,8 @@
 #   bench/setup.sh
 #
 # Debian packages: gdnsd, nsd, knot (the servers), dnsperf (the load),
-# bind9-dnsutils (dig, the answer checks), util-linux (taskset), python3.
+# bind9-dnsutils (dig, the answer checks; delv, bench/dnssec.sh's validation),
+# util-linux (taskset), python3, time (/usr/bin/time -v, bench/dnssec.sh).
 # apt-get runs only when one is missing, as root or through sudo.
 #
 # The benchmark never uses the packaged services: bench/run.sh starts each
@@ -19,7 +20,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-pkgs=(gdnsd nsd knot dnsperf bind9-dnsutils util-linux procps python3)
+pkgs=(gdnsd nsd knot dnsperf bind9-dnsutils util-linux procps python3 time)
 services=(gdnsd nsd knot)
 
 missing=()
