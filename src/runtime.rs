@@ -137,6 +137,8 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         // A reload reads these as the new user: say now if it cannot.
         let mut files = vec![config.path.clone()];
         files.extend(controller.watched_files().borrow().reload.iter().cloned());
+        // Signing again reads the keys as that user too.
+        files.extend(controller.key_files());
         for f in files {
             if let Err(e) = std::fs::File::open(&f) {
                 tracing::warn!(

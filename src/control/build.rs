@@ -353,6 +353,27 @@ fn signers(config: &Config, errors: &mut Vec<Diagnostic>) -> Vec<Option<Arc<Sign
                 ));
                 return None;
             }
+            // The keys' timing must never leave the zone without a
+            // signing key (a gap would serve routes unsigned: bogus).
+            let mut events: Vec<std::time::SystemTime> = Vec::new();
+            let mut t = now;
+            while let Some(next) = signer.next_key_event(t) {
+                events.push(next);
+                t = next;
+            }
+            if let Some(gap) = events.into_iter().find(|&t| !signer.usable(t)) {
+                errors.push(Diagnostic::new(
+                    &config.path,
+                    z.line,
+                    format!(
+                        "zone {}: from {} no key in {} is active (the key files' timing leaves a gap): make a successor first",
+                        z.origin,
+                        crate::status::rfc3339(gap),
+                        dir.display()
+                    ),
+                ));
+                return None;
+            }
             Some(Arc::new(signer))
         })
         .collect()
@@ -545,6 +566,7 @@ fn decided_slot(
     slots: &[Arc<Dyn>],
 ) -> Dyn {
     let route = &base.config.routes[ri];
+    let signed = base.signers.get(route.zone).is_some_and(|s| s.is_some());
     let set = |records: &mut dyn Iterator<Item = &Record>| {
         let mut set = RecordSet::with_ttl(route.name.clone(), route.rtype, d.ttl);
         for r in records {
@@ -685,6 +707,13 @@ fn decided_slot(
                     map.insert(*n, e as u32);
                 }
             }
+            // In a signed zone a client must never get a NODATA another
+            // client does not (resolvers apply NSEC to everyone, RFC
+            // 8198): while the default is down, the first eligible member
+            // stands in for it, as the transfer view does.
+            if default.is_none() && signed && !members.is_empty() {
+                default = Some(0);
+            }
             let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
             if map.is_empty()
                 && let Some(d) = default
@@ -714,6 +743,10 @@ fn decided_slot(
                 Area::Continent(_) => 2,
                 Area::Default => 3,
             });
+            // As for cidr: a signed zone answers every client.
+            if signed && !members.is_empty() && !areas.iter().any(|(a, _)| *a == Area::Default) {
+                areas.push((Area::Default, 0));
+            }
             let targets: Box<[Arc<Dyn>]> = members.iter().map(|&i| target(i)).collect();
             if let [(Area::Default, e)] = areas.as_slice() {
                 return Dyn::Via(targets[*e as usize].clone());

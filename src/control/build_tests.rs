@@ -441,3 +441,35 @@ fn a_signed_zone_refuses_routes_it_cannot_prove() {
         "{e}"
     );
 }
+
+/// Key timing that leaves a zone without an active key later is refused
+/// now (a gap would serve routed answers unsigned).
+#[test]
+fn a_gap_in_key_timing_is_an_error() {
+    use crate::control::build::Base;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.zone"), crate::testutil::ZONE).unwrap();
+    let path = dir.path().join("veer.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\
+         [[zone]]\norigin = \"t.\"\nfile = \"t.zone\"\ndnssec = true\n",
+    )
+    .unwrap();
+    let name = hickory_proto::rr::Name::from_ascii("t.").unwrap();
+    let now = std::time::SystemTime::now();
+    let k = crate::dnssec::generate(
+        &name,
+        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+        true,
+        &dir.path().join("state/keys"),
+        now,
+    )
+    .unwrap();
+    Base::load_path(&path, None).unwrap();
+    let mut timing = k.timing;
+    timing.inactive = Some(now + std::time::Duration::from_secs(3600));
+    crate::dnssec::key::set_timing(&k, &timing).unwrap();
+    let e = Base::load_path(&path, None).unwrap_err().to_string();
+    assert!(e.contains("leaves a gap"), "{e}");
+}

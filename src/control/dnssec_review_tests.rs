@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::rr::{Name, RData, RecordSet, RecordType};
 
 use crate::control::Controller;
@@ -120,7 +120,7 @@ fn name(s: &str) -> Name {
 /// 8198, Unbound's aggressive-nsec) answers NODATA for the A route that
 /// is up.
 #[test]
-fn nodata_of_one_route_denies_the_other_routes_type() {
+fn a_closed_routes_nodata_keeps_the_other_routes_type_in_its_nsec() {
     let s = setup(
         &[("t.", T_ZONE)],
         "[check.app]\nfile = \"app\"\n[check.six]\nfile = \"six\"\n\
@@ -154,7 +154,7 @@ fn nodata_of_one_route_denies_the_other_routes_type() {
 /// `x.went.t.` needs the NSEC that proves `*.went.t.` empty, and only
 /// carries the one covering `x.went.t.` (delv: "broken trust chain").
 #[test]
-fn nodata_from_an_empty_non_terminal_wildcard_lacks_its_proof() {
+fn nodata_from_an_empty_non_terminal_wildcard_carries_its_proof() {
     let s = setup(&[("t.", T_ZONE)], "");
     let c = controller(&s, &[]);
     let snap = c.snapshot();
@@ -174,7 +174,7 @@ fn nodata_from_an_empty_non_terminal_wildcard_lacks_its_proof() {
 /// with that very NSEC, whose bitmap says NSEC exists (delv: "no valid
 /// RRSIG"); a validator takes it as bogus.
 #[test]
-fn a_query_for_nsec_is_answered_with_a_self_contradicting_nodata() {
+fn a_query_for_nsec_is_answered_with_the_nsec() {
     let s = setup(&[("t.", T_ZONE)], "");
     let c = controller(&s, &[]);
     let snap = c.snapshot();
@@ -196,7 +196,7 @@ fn a_query_for_nsec_is_answered_with_a_self_contradicting_nodata() {
 /// (NODATA, the child's apex NSEC with SOA) instead of the parent's DS
 /// set (RFC 4035 3.1.4.1), so the child cannot be validated at all.
 #[test]
-fn ds_of_a_cohosted_child_comes_from_the_child_side() {
+fn ds_of_a_cohosted_child_comes_from_the_parent_side() {
     let child = "$ORIGIN c.t.\n$TTL 300\n@ IN SOA ns.t. host.t. 1 3600 600 86400 60\n\
                  @ IN NS ns.t.\nwww IN A 192.0.2.90\n";
     let parent = format!("{T_ZONE}c IN NS ns.t.\nc IN DS {{DS c.t.}}\n");
@@ -220,7 +220,7 @@ fn ds_of_a_cohosted_child_comes_from_the_child_side() {
 /// (Unbound: SERVFAIL, "no DNSSEC records ... for DS while building chain
 /// of trust").
 #[test]
-fn ds_of_a_cohosted_unsigned_child_has_no_insecurity_proof() {
+fn ds_of_a_cohosted_unsigned_child_carries_the_insecurity_proof() {
     let child = "$ORIGIN c.t.\n$TTL 300\n@ IN SOA ns.t. host.t. 1 3600 600 86400 60\n\
                  @ IN NS ns.t.\nwww IN A 192.0.2.90\n";
     let parent = format!("{T_ZONE}c IN NS ns.t.\n");
@@ -245,7 +245,7 @@ fn ds_of_a_cohosted_unsigned_child_has_no_insecurity_proof() {
 /// re-signing is due (it is computed from the new ones); a later IXFR
 /// deletes signatures they never had.
 #[test]
-fn a_reload_resigns_without_moving_the_serial() {
+fn a_reload_keeps_signatures_or_moves_the_serial() {
     let s = setup(&[("t.", T_ZONE)], "");
     let mut c = controller(&s, &[]);
     c.refresh_xfr();
@@ -279,7 +279,7 @@ fn a_reload_resigns_without_moving_the_serial() {
 /// outside the listed networks get a signed NODATA while listed ones get
 /// the record.
 #[test]
-fn a_cidr_route_whose_default_is_down_gives_per_client_signed_nodata() {
+fn a_cidr_route_whose_default_is_down_answers_every_client() {
     let s = setup(
         &[("t.", T_ZONE)],
         "[check.d]\nfile = \"d\"\n[check.n]\nfile = \"n\"\n\
@@ -307,7 +307,7 @@ fn a_cidr_route_whose_default_is_down_gives_per_client_signed_nodata() {
 /// `dnssec-verify`, and a secondary serves those names bogus; existing
 /// secondaries never see the new key (same serial).
 #[test]
-fn after_a_rollover_the_transfer_holds_signatures_of_the_deleted_key() {
+fn after_a_rollover_the_transfer_is_signed_by_the_new_key_only() {
     let s = setup(
         &[("t.", T_ZONE)],
         "[[route]]\nname = \"app.t.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\n\

@@ -328,6 +328,16 @@ impl Controller {
         }
     }
 
+    /// Every DNSSEC key file of the signed zones.
+    pub fn key_files(&self) -> Vec<std::path::PathBuf> {
+        self.base
+            .signers
+            .iter()
+            .flatten()
+            .flat_map(|s| s.keys().iter().flat_map(|k| [k.path.clone(), k.key_path()]))
+            .collect()
+    }
+
     /// The files a watcher should watch (config, zones, includes).
     pub fn watched_files(&self) -> tokio::sync::watch::Receiver<watch::WatchSet> {
         self.files.subscribe()

@@ -106,13 +106,37 @@ fn signed_routes(
     base: &Base,
     z: usize,
     plain: &[Record],
+    before: &[Record],
     soa_sigs: &[Record],
     signer: &crate::dnssec::sign::Signer,
 ) -> Vec<Record> {
     use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
     use hickory_proto::rr::{RecordSet, RecordType};
     let now = std::time::SystemTime::now();
+    let refresh = base.config.dnssec.refresh;
     let zone = &base.zones[z];
+    // The last transfer view's sets with their signatures: an unchanged
+    // set keeps them (a transition re-signs only what it changed).
+    let mut old: FxHashMap<(hickory_proto::rr::Name, RecordType), RecordSet> = FxHashMap::default();
+    for r in before {
+        let (t, sig) = match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s)) => (s.input().type_covered, true),
+            _ => (r.record_type(), false),
+        };
+        let set = old
+            .entry((r.name.clone(), t))
+            .or_insert_with(|| RecordSet::with_ttl(r.name.clone(), t, r.ttl));
+        if sig {
+            set.insert_rrsig(r.clone());
+        } else {
+            set.insert(r.clone(), 0);
+        }
+    }
+    let sign = |set: &RecordSet| {
+        let prev = old.get(&(set.name().clone(), set.record_type()));
+        crate::zone::sign::reusable(prev, set, signer, now, refresh)
+            .unwrap_or_else(|| signer.sign(set, now))
+    };
     let mut out: Vec<Record> = plain.to_vec();
     // Each RRset of the routes (`plain` is sorted by name and type).
     let mut i = 0;
@@ -123,7 +147,7 @@ fn signed_routes(
             set.add_rdata(plain[i].data.clone());
             i += 1;
         }
-        out.extend(signer.sign(&set, now));
+        out.extend(sign(&set));
     }
     // Each routed name's NSEC, with the types it transfers now.
     let mut owners: Vec<&hickory_proto::rr::Name> = base
@@ -168,7 +192,7 @@ fn signed_routes(
             types,
         ))));
         out.extend(set.records_without_rrsigs().cloned());
-        out.extend(signer.sign(&set, now));
+        out.extend(sign(&set));
     }
     out.extend(soa_sigs.iter().cloned());
     out
@@ -197,8 +221,15 @@ impl Controller {
                 .cloned()
                 .expect("a zone has its SOA");
             let old = self.xfr.get(&zone.origin);
+            // A zone nobody may transfer and nobody is told about needs
+            // no transfer view (nor signatures for one).
+            let transfers = !config.allow_transfer.is_empty() || !config.notify.is_empty();
             let routed_plain: Arc<[Record]> = {
-                let now = routed_records(&base, &self.decisions, i);
+                let now = if transfers {
+                    routed_records(&base, &self.decisions, i)
+                } else {
+                    Vec::new()
+                };
                 match old {
                     Some(o) if *o.routed_plain == now[..] => o.routed_plain.clone(),
                     _ => now.into(),
@@ -213,14 +244,15 @@ impl Controller {
                 {
                     o.routed.clone()
                 }
-                (_, Some(signer)) => {
+                (_, Some(signer)) if transfers => {
                     let soa_sigs: Vec<Record> = match &*self.slots[zone.soa_slot] {
                         crate::store::Dyn::Set(rr) => rr.set.rrsigs().to_vec(),
                         _ => Vec::new(),
                     };
-                    signed_routes(&base, i, &routed_plain, &soa_sigs, signer).into()
+                    let before = old.map(|o| &o.routed[..]).unwrap_or_default();
+                    signed_routes(&base, i, &routed_plain, before, &soa_sigs, signer).into()
                 }
-                (_, None) => routed_plain.clone(),
+                _ => routed_plain.clone(),
             };
             let journal = match old {
                 // Unchanged.

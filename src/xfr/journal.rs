@@ -93,8 +93,37 @@ fn wire_size(r: &Record) -> u64 {
 /// Records of `old` not in `new` go to `removed`, of `new` not in `old`
 /// to `added` (as sets: order and duplicates do not matter).
 fn set_diff(old: &[Record], new: &[Record], removed: &mut Vec<Record>, added: &mut Vec<Record>) {
-    removed.extend(old.iter().filter(|r| !new.contains(r)).cloned());
-    added.extend(new.iter().filter(|r| !old.contains(r)).cloned());
+    // Sorted and merged: a signed zone's routes bring many records.
+    let mut o: Vec<&Record> = old.iter().collect();
+    let mut n: Vec<&Record> = new.iter().collect();
+    o.sort();
+    n.sort();
+    let (mut i, mut j) = (0, 0);
+    while i < o.len() || j < n.len() {
+        match (o.get(i), n.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                removed.push((*a).clone());
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                added.push((*b).clone());
+                j += 1;
+            }
+            (Some(a), None) => {
+                removed.push((*a).clone());
+                i += 1;
+            }
+            (None, Some(b)) => {
+                added.push((*b).clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
 }
 
 /// The records of one RRset (with its RRSIGs, in a signed zone), for

@@ -96,7 +96,7 @@ fn with_sigs(rr: &Rrset, sigs: Vec<Record>) -> Rrset {
 /// are still good for a while (more than `refresh` left) and made by
 /// exactly the keys that sign now: taken over, so an unchanged zone keeps
 /// its signatures (and its serial) across a reload.
-fn reusable(
+pub fn reusable(
     prev: Option<&RecordSet>,
     set: &RecordSet,
     signer: &Signer,
