@@ -82,6 +82,14 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8053")]
         api: String,
     },
+    /// Print the man page (roff) on stdout: `veer manpage > veer.1`.
+    Manpage,
+    /// Print shell completions on stdout, e.g. `veer completions bash >
+    /// /usr/share/bash-completion/completions/veer`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// DNSSEC keys of the zones: make them, print their DS records.
     Dnssec {
         #[command(subcommand)]
@@ -214,6 +222,18 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Status { api } => status(&api),
+        Command::Manpage => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            let rendered = clap_mangen::Man::new(Cli::command()).render(&mut out);
+            print_bytes("manpage", rendered.map(|()| out))
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "veer", &mut out);
+            print_bytes("completions", Ok(out))
+        }
         Command::Dnssec {
             command:
                 DnssecCommand::Keygen {
@@ -491,6 +511,20 @@ fn dnssec_retire(path: &std::path::Path, zone: &str, tag: u16, at: Option<&str>)
         crate::dnssec::key::format_time(at)
     );
     ExitCode::SUCCESS
+}
+
+/// Writes generated text to stdout (a closed pipe is no error worth a
+/// panic: `veer manpage | head`).
+fn print_bytes(what: &str, out: std::io::Result<Vec<u8>>) -> ExitCode {
+    use std::io::Write;
+    match out.and_then(|b| std::io::stdout().write_all(&b)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("veer {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// GETs `url` and parses JSON (a one-shot runtime: the CLI is not async).

@@ -516,3 +516,42 @@ origin = "c.test."
     c.assert_error(&cfg, 10, &["b.test.", "file and primary"]);
     c.assert_error(&cfg, 14, &["c.test.", "needs file or primary"]);
 }
+
+/// `veer manpage` is roff naming every subcommand; `veer completions
+/// bash` is a script bash accepts; the other shells get theirs.
+#[test]
+fn manpage_and_completions_come_from_the_cli_definition() {
+    let out = run_veer(&["manpage"], Duration::from_secs(10));
+    assert!(out.status.success(), "{out:?}");
+    let man = String::from_utf8(out.stdout).unwrap();
+    assert!(man.contains(".TH veer 1"), "{man}");
+    for sub in [
+        "serve",
+        "check",
+        "explain",
+        "status",
+        "dnssec",
+        "completions",
+    ] {
+        assert!(man.contains(sub), "the man page lacks `{sub}`");
+    }
+    let out = run_veer(&["completions", "bash"], Duration::from_secs(10));
+    assert!(out.status.success(), "{out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("veer.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "bash -n: {check:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dnssec"));
+    for shell in ["zsh", "fish"] {
+        let out = run_veer(&["completions", shell], Duration::from_secs(10));
+        assert!(
+            out.status.success() && out.stdout.len() > 100,
+            "{shell}: {out:?}"
+        );
+    }
+}
