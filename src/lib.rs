@@ -55,6 +55,7 @@ pub mod cookie;
 pub mod diag;
 pub mod dns;
 pub mod dnssec;
+pub mod dnstap;
 pub mod durable;
 pub mod explain;
 pub mod fleet;
