@@ -42,14 +42,7 @@ pub mod control {
     pub const FIELD_CONTENT_TYPE: u32 = 1;
 }
 
-/// Messages written and dropped, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Messages handed to the socket or file.
-    pub written: AtomicU64,
-    /// Messages dropped: the queue was full, or the write failed.
-    pub dropped: AtomicU64,
-}
+pub use crate::metrics::DnstapCounters as Counters;
 
 /// The transport a query came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

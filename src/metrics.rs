@@ -175,7 +175,16 @@ pub struct ServerStats {
     /// Response rate limiting's buckets and counters.
     pub rrl: crate::rrl::Table,
     /// Query log messages written and dropped (`[dnstap]`).
-    pub dnstap: Arc<crate::dnstap::Counters>,
+    pub dnstap: Arc<DnstapCounters>,
+}
+
+/// dnstap messages written and dropped, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DnstapCounters {
+    /// Messages handed to the socket or file.
+    pub written: AtomicU64,
+    /// Messages dropped: the queue was full, or the write failed.
+    pub dropped: AtomicU64,
 }
 
 impl ServerStats {
