@@ -14,6 +14,7 @@
 //! watcher, SIGHUP ────────Command──┘       └──> status::Status (inside the snapshot)   │ snapshot
 //!                                                                                      v
 //! UDP/TCP query ──> dns::Handler ──> Store::load ──> dns::answer::resolve ──> route::table::Table::pick ──> response
+//!                        └──(query, response bytes; [dnstap] on)──> bounded queue ──> dnstap writer thread
 //! ```
 //!
 //! # Layout
@@ -38,6 +39,8 @@
 //! - [`rrl`]: response rate limiting (token buckets per network, class and name).
 //! - [`status`]: the read-only view the API shows, published with each snapshot.
 //! - [`store`]: the one published [`store::Snapshot`] behind an atomic pointer.
+//! - [`dnstap`]: query logging (dnstap in Frame Streams) through a bounded
+//!   queue and one writer thread.
 //! - [`dns`]: sockets, the request handler and resolution.
 //! - [`control`]: the single writer: reconcile, health reports, overrides,
 //!   decisions, snapshots, checkpoint and webhooks.
@@ -55,6 +58,7 @@ pub mod cookie;
 pub mod diag;
 pub mod dns;
 pub mod dnssec;
+pub mod dnstap;
 pub mod durable;
 pub mod explain;
 pub mod fleet;

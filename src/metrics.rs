@@ -2,6 +2,7 @@
 //! counters that live inside the snapshot's objects (per zone, per slot),
 //! so no lookup or lock is added per query; `/metrics` reads them.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -173,6 +174,17 @@ pub struct ServerStats {
     pub response_time: Histogram,
     /// Response rate limiting's buckets and counters.
     pub rrl: crate::rrl::Table,
+    /// Query log messages written and dropped (`[dnstap]`).
+    pub dnstap: Arc<DnstapCounters>,
+}
+
+/// dnstap messages written and dropped, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DnstapCounters {
+    /// Messages handed to the socket or file.
+    pub written: AtomicU64,
+    /// Messages dropped: the queue was full, or the write failed.
+    pub dropped: AtomicU64,
 }
 
 impl ServerStats {

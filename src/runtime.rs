@@ -202,7 +202,29 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         ));
     }
 
-    let handler = Handler::new(store.clone(), stats);
+    // The query log, started as `[server] user` (the file is created,
+    // the socket connected, as that user).
+    let (tap, dnstap_writer) = match &config.dnstap {
+        Some(d) => {
+            let (tap, writer) = crate::dnstap::start(d, stats.dnstap.clone())?;
+            if !config.server.udp_batched {
+                tracing::warn!(
+                    "[dnstap]: UDP queries are not logged with [server] udp_path = \"hickory\" (TCP ones are)"
+                );
+            }
+            match &d.output {
+                crate::config::DnstapOutput::File(p) => {
+                    tracing::info!("dnstap: logging to {}", p.display())
+                }
+                crate::config::DnstapOutput::Socket(p) => {
+                    tracing::info!("dnstap: logging to the socket {}", p.display())
+                }
+            }
+            (Some(tap), Some(writer))
+        }
+        None => (None, None),
+    };
+    let handler = Handler::new(store.clone(), stats).with_dnstap(tap);
     let mut server = Server::new(handler.clone());
     let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut udp_threads = Vec::new();
@@ -273,6 +295,12 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())))
         .await
         .map_err(std::io::Error::other)?;
+    // The query log ends its stream (STOP) once no query is answered.
+    if let Some(w) = dnstap_writer {
+        tokio::task::spawn_blocking(move || w.shutdown(std::time::Duration::from_secs(5)))
+            .await
+            .map_err(std::io::Error::other)?;
+    }
     Ok(())
 }
 

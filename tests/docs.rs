@@ -164,6 +164,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("FleetSpec", &["[fleet]"]),
     ("PeerSpec", &["[[peer]]"]),
     ("DnssecSpec", &["[dnssec]"]),
+    ("DnstapSpec", &["[dnstap]"]),
 ];
 
 /// Every `pub struct XxxSpec { ... }` of `text`: its name, its config keys

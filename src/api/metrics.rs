@@ -103,6 +103,22 @@ pub fn render(snap: &Snapshot, stats: &ServerStats) -> String {
     );
     head(
         o,
+        "veer_dnstap_messages_total",
+        "counter",
+        "dnstap query log messages ([dnstap]): written to the socket or file, or dropped (queue full, reader slow or absent, write failed).",
+    );
+    let _ = writeln!(
+        o,
+        "veer_dnstap_messages_total{{result=\"written\"}} {}",
+        stats.dnstap.written.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "veer_dnstap_messages_total{{result=\"dropped\"}} {}",
+        stats.dnstap.dropped.load(Ordering::Relaxed)
+    );
+    head(
+        o,
         "veer_probe_latency_seconds",
         "histogram",
         "Probe cycle latency by check.",

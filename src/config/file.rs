@@ -32,6 +32,19 @@ pub struct Spec {
     #[serde(default)]
     pub peer: Vec<Spanned<PeerSpec>>,
     pub dnssec: Option<Spanned<DnssecSpec>>,
+    pub dnstap: Option<Spanned<DnstapSpec>>,
+}
+
+/// `[dnstap]`: query logging in dnstap format.
+#[derive(Debug, Deserialize)]
+pub struct DnstapSpec {
+    pub socket: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub identity: Option<Spanned<String>>,
+    pub queries: Option<bool>,
+    pub responses: Option<bool>,
+    pub sample: Option<Spanned<i64>>,
+    pub queue: Option<Spanned<i64>>,
 }
 
 /// `[dnssec]`: where zone keys are and how long signatures last.

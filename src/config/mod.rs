@@ -6,6 +6,7 @@
 
 mod checks;
 mod dnssec;
+mod dnstap;
 mod duration;
 mod file;
 mod fleet;
@@ -22,6 +23,7 @@ use toml::Spanned;
 
 pub use checks::{CheckConfig, CheckKind, HttpCheck, Initial, transfer_warnings, warnings};
 pub use dnssec::{DEFAULT_VALIDITY, DnssecConfig};
+pub use dnstap::{DnstapConfig, DnstapOutput};
 pub use duration::parse_duration;
 pub use fleet::{FleetConfig, PeerConfig, fleet_warnings};
 pub use routes::{AllDown, Area, MAX_PICK, Member, MinHealthy, Place, Policy, RouteConfig};
@@ -69,6 +71,8 @@ pub struct Config {
     pub fleet: Option<FleetConfig>,
     /// `[dnssec]` (defaults when absent).
     pub dnssec: DnssecConfig,
+    /// `[dnstap]`: query logging (None: off).
+    pub dnstap: Option<DnstapConfig>,
 }
 
 /// `[geo]`: where client locations come from. Either, both or neither.
@@ -349,6 +353,7 @@ impl Validator<'_> {
         let fleet = self.fleet(spec.fleet, spec.peer);
         let cookies = self.cookies(spec.cookies);
         let rrl = self.rrl(spec.rrl);
+        let dnstap = self.dnstap(spec.dnstap);
         let mut webhooks = Vec::new();
         for w in spec.webhook {
             match reqwest::Url::parse(w.url.get_ref()) {
@@ -378,6 +383,7 @@ impl Validator<'_> {
             transfer,
             fleet,
             dnssec,
+            dnstap,
         }
     }
 

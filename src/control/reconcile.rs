@@ -387,6 +387,9 @@ fn warn_restart_only(old: &Base, new: &Base) {
             tracing::warn!("[server] {key} changed: takes effect after a restart");
         }
     }
+    if new.config.dnstap != old.config.dnstap {
+        tracing::warn!("[dnstap] changed: takes effect after a restart");
+    }
     if new.config.api.as_ref().map(|a| a.listen) != old.config.api.as_ref().map(|a| a.listen) {
         tracing::warn!(
             "[api] listen changed: takes effect after a restart (the token applies now)"

@@ -34,12 +34,29 @@ const HEADER_LEN: usize = 12;
 pub struct Handler {
     store: Arc<Store>,
     stats: Arc<ServerStats>,
+    /// Query logging (`[dnstap]`), None when off.
+    dnstap: Option<Arc<crate::dnstap::Tap>>,
 }
 
 impl Handler {
     /// A handler answering from `store`, counting into `stats`.
     pub fn new(store: Arc<Store>, stats: Arc<ServerStats>) -> Self {
-        Handler { store, stats }
+        Handler {
+            store,
+            stats,
+            dnstap: None,
+        }
+    }
+
+    /// Logs queries and responses of [`Handler::answer_packet_at`] to `tap`.
+    pub fn with_dnstap(mut self, tap: Option<Arc<crate::dnstap::Tap>>) -> Self {
+        self.dnstap = tap;
+        self
+    }
+
+    /// Whether queries are logged (dnstap is on).
+    pub fn logs_queries(&self) -> bool {
+        self.dnstap.is_some()
     }
 }
 
@@ -537,6 +554,56 @@ impl Handler {
     /// its length prefix) from `snap` into `out`; false when nothing
     /// should be sent (a response, or shorter than a header).
     pub fn answer_packet(
+        &self,
+        snap: &Snapshot,
+        packet: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        self.answer_packet_at(snap, packet, src, None, protocol, out)
+    }
+
+    /// [`Handler::answer_packet`] for a query that arrived at `local` (the
+    /// socket's address, for the query log). Every answer of the UDP fast
+    /// path and of TCP passes here: with `[dnstap]` on, a sampled query
+    /// and its response are queued for the log (never waiting for it).
+    pub fn answer_packet_at(
+        &self,
+        snap: &Snapshot,
+        packet: &[u8],
+        src: SocketAddr,
+        local: Option<SocketAddr>,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(tap) = &self.dnstap else {
+            return self.answer(snap, packet, src, protocol, out);
+        };
+        if !tap.sampled() {
+            return self.answer(snap, packet, src, protocol, out);
+        }
+        let received = std::time::SystemTime::now();
+        let answered = self.answer(snap, packet, src, protocol, out);
+        // What is not a query (a response, a runt) is not logged.
+        if packet.len() >= HEADER_LEN && packet[2] & 0x80 == 0 {
+            tap.log(
+                packet,
+                answered.then_some(&out[..]),
+                src,
+                local,
+                match protocol {
+                    Protocol::Udp => crate::dnstap::Transport::Udp,
+                    _ => crate::dnstap::Transport::Tcp,
+                },
+                received,
+                std::time::SystemTime::now(),
+            );
+        }
+        answered
+    }
+
+    fn answer(
         &self,
         snap: &Snapshot,
         packet: &[u8],

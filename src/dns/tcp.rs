@@ -165,6 +165,12 @@ async fn connection(
     limits: &Limits,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    // The query log's response address (only read when it is on).
+    let local = if handler.logs_queries() {
+        stream.local_addr().ok()
+    } else {
+        None
+    };
     let mut msg = Vec::with_capacity(512);
     let mut body = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(514);
@@ -207,7 +213,7 @@ async fn connection(
         }
         let start = Instant::now();
         body.clear();
-        if !handler.answer_packet(&snap, &msg, peer, Protocol::Tcp, &mut body) {
+        if !handler.answer_packet_at(&snap, &msg, peer, local, Protocol::Tcp, &mut body) {
             // Not a query (a response, or shorter than a header): nothing
             // to answer, and nothing a real client sends; close.
             return Ok(());

@@ -58,6 +58,12 @@ struct Batch {
 
 fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
     let fd = sock.as_raw_fd();
+    // The query log's response address (only read when it is on).
+    let local = if handler.logs_queries() {
+        sock.local_addr().ok()
+    } else {
+        None
+    };
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut b = Box::new(Batch {
         rx: vec![[0; RECV_SIZE]; BATCH],
@@ -87,7 +93,7 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
             // A bug must cost one query, not this socket's thread.
             let packet = &b.rx[i][..len];
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.answer_packet(&snap, packet, src, Protocol::Udp, &mut reply)
+                handler.answer_packet_at(&snap, packet, src, local, Protocol::Udp, &mut reply)
             }))
             .unwrap_or_else(|_| {
                 tracing::error!("internal error answering a query from {src}; dropped it");
