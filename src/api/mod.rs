@@ -51,6 +51,7 @@ pub fn router(api: Api) -> Router {
             put(put_override).delete(delete_override),
         )
         .route("/v1/reload", post(reload))
+        .route("/v1/diff", post(diff))
         .with_state(api)
 }
 
@@ -521,6 +522,55 @@ async fn reload(AxState(api): AxState<Api>, headers: HeaderMap) -> Response {
     }
     match rx.await {
         Ok(Ok(generation)) => Json(json!({ "ok": true, "generation": generation })).into_response(),
+        Ok(Err(d)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": d.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DiffBody {
+    /// The config file to compare (None: the running config's file).
+    config: Option<std::path::PathBuf>,
+}
+
+/// What reloading the config at the body's `config` path (or the running
+/// config's file as it is now) would change, without applying it.
+async fn diff(AxState(api): AxState<Api>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return *r;
+    }
+    let body: DiffBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DiffBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if api
+        .commands
+        .send(Command::Diff {
+            path: body.config,
+            reply: tx,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(d)) => Json(json!({
+            "ok": true,
+            "summary": d.summary(),
+            "empty": d.is_empty(),
+            "diff": d,
+        }))
+        .into_response(),
         Ok(Err(d)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({ "ok": false, "errors": d.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
