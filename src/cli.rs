@@ -708,6 +708,19 @@ fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
             .map(|e| format!(" with ECS {e}"))
             .unwrap_or_default()
     );
+    let checks = body["checks"].as_array().cloned().unwrap_or_default();
+    if !checks.is_empty() {
+        println!("checks:");
+        for c in &checks {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            let forced = if c["forced"].as_bool() == Some(true) {
+                format!(" (forced; real state {})", s("real_state"))
+            } else {
+                String::new()
+            };
+            println!("  {}: {}{forced}: {}", s("name"), s("state"), s("reason"));
+        }
+    }
     if let Some(route) = body["route"].as_object() {
         let r = |k: &str| {
             route
@@ -776,6 +789,12 @@ fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
     println!("answer: {}", s("rcode"));
     for a in body["answer"].as_array().into_iter().flatten() {
         println!("  {}", a.as_str().unwrap_or(""));
+    }
+    for a in body["authority"].as_array().into_iter().flatten() {
+        println!("  (authority) {}", a.as_str().unwrap_or(""));
+    }
+    if let Some(t) = body["ttl"].as_u64() {
+        println!("ttl: {t}");
     }
     println!("ecs scope: /{}", body["ecs_scope"].as_u64().unwrap_or(0));
     ExitCode::SUCCESS

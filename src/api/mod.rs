@@ -332,13 +332,56 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
     let snap = api.store.load();
     let mut steps: Vec<String> = Vec::new();
     let a = crate::dns::answer::resolve(&snap, &name, rtype, &client, &mut steps, false);
+    // As `veer explain` prints them: owner (a synthesised one for a
+    // wildcard), TTL, class, type, data.
+    let mut ttl: Option<u32> = None;
     let answer: Vec<String> = a
         .answer
         .iter()
         .flat_map(|p| {
-            p.set()
-                .records_without_rrsigs()
-                .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            p.set().records_without_rrsigs().map(move |r| {
+                let owner = match p {
+                    crate::dns::answer::Part::Synth(_, owner) => *owner,
+                    _ => &r.name,
+                };
+                (
+                    r.ttl,
+                    format!("{owner} {} IN {} {}", r.ttl, r.record_type(), r.data),
+                )
+            })
+        })
+        .map(|(t, line)| {
+            ttl = Some(ttl.map_or(t, |m| m.min(t)));
+            line
+        })
+        .collect();
+    let authority: Vec<String> = a
+        .authority
+        .iter()
+        .flat_map(|set| set.records_without_rrsigs())
+        .map(|r| {
+            format!(
+                "{} {} IN {} {}",
+                r.name,
+                a.authority_ttl.unwrap_or(r.ttl),
+                r.record_type(),
+                r.data
+            )
+        })
+        .collect();
+    // Every check's state, as the offline form lists them.
+    let checks: Vec<serde_json::Value> = snap
+        .status
+        .checks
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "state": c.state,
+                "real_state": c.real_state,
+                "forced": c.forced,
+                "reason": c.reason,
+            })
         })
         .collect();
     let lower = name.to_lowercase();
@@ -355,6 +398,9 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
         "zone": a.zone.map(|z| z.origin.to_string()),
         "policy": crate::metrics::POLICIES[a.policy],
         "answer": answer,
+        "ttl": ttl,
+        "authority": authority,
+        "checks": checks,
         "ecs_scope": a.scope,
         "pick": steps,
         "route": route,
