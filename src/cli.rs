@@ -1,5 +1,5 @@
-//! Command line: `veer serve`, `veer check`, `veer explain`, `veer status`
-//! and `veer dnssec`.
+//! Command line: `veer serve`, `veer check`, `veer explain`, `veer diff`,
+//! `veer status` and `veer dnssec`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::control::build::Base;
+use crate::control::diff::plural;
 use crate::runtime;
 
 /// veer: a health-routed authoritative DNS server.
@@ -75,6 +76,25 @@ pub enum Command {
         /// of the checkpointed states (comma-separated; empty = all up).
         #[arg(long, value_name = "CHECK,...", value_delimiter = ',', num_args = 0..)]
         down: Option<Vec<String>>,
+    },
+    /// What reloading a config would change: zones (records), routes,
+    /// checks and other tables, compared with `--against` (offline) or
+    /// with what a running server serves (`--api`; the server loads the
+    /// file, so the path must be readable there).
+    Diff {
+        /// The new config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The config to compare with (offline).
+        #[arg(long, required_unless_present = "api", conflicts_with = "api")]
+        against: Option<PathBuf>,
+        /// A running server's admin API (e.g. http://127.0.0.1:8053); the
+        /// bearer token is read from `--token-file` or `VEER_API_TOKEN`.
+        #[arg(long)]
+        api: Option<String>,
+        /// A file holding the admin API's bearer token.
+        #[arg(long, requires = "api")]
+        token_file: Option<PathBuf>,
     },
     /// Health of every check, from a running server's admin API.
     Status {
@@ -221,6 +241,16 @@ pub fn run(cli: Cli) -> ExitCode {
                 (None, None) => unreachable!("clap requires --config or --api"),
             }
         }
+        Command::Diff {
+            config,
+            against,
+            api,
+            token_file,
+        } => match (against, api) {
+            (Some(old), _) => diff_offline(&old, &config),
+            (None, Some(api)) => diff_online(&api, &config, token_file.as_deref()),
+            (None, None) => unreachable!("clap requires --against or --api"),
+        },
         Command::Status { api } => status(&api),
         Command::Manpage => {
             use clap::CommandFactory;
@@ -712,6 +742,19 @@ fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
             .map(|e| format!(" with ECS {e}"))
             .unwrap_or_default()
     );
+    let checks = body["checks"].as_array().cloned().unwrap_or_default();
+    if !checks.is_empty() {
+        println!("checks:");
+        for c in &checks {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            let forced = if c["forced"].as_bool() == Some(true) {
+                format!(" (forced; real state {})", s("real_state"))
+            } else {
+                String::new()
+            };
+            println!("  {}: {}{forced}: {}", s("name"), s("state"), s("reason"));
+        }
+    }
     if let Some(route) = body["route"].as_object() {
         let r = |k: &str| {
             route
@@ -781,8 +824,106 @@ fn explain_online(api: &str, q: &crate::explain::Query) -> ExitCode {
     for a in body["answer"].as_array().into_iter().flatten() {
         println!("  {}", a.as_str().unwrap_or(""));
     }
+    for a in body["authority"].as_array().into_iter().flatten() {
+        println!("  (authority) {}", a.as_str().unwrap_or(""));
+    }
+    if let Some(t) = body["ttl"].as_u64() {
+        println!("ttl: {t}");
+    }
     println!("ecs scope: /{}", body["ecs_scope"].as_u64().unwrap_or(0));
     ExitCode::SUCCESS
+}
+
+/// `veer diff --against OLD`: both configs loaded as a server loads them.
+fn diff_offline(old: &std::path::Path, new: &std::path::Path) -> ExitCode {
+    let load = |p: &std::path::Path| {
+        Base::load_path(p, None).map_err(|d| {
+            for e in &d.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {}", p.display(), plural(d.0.len(), "error"));
+        })
+    };
+    let (Ok(old), Ok(new)) = (load(old), load(new)) else {
+        return ExitCode::FAILURE;
+    };
+    let d = crate::control::diff::diff(&old, &new);
+    println!("{}", d.summary());
+    print!("{}", d.details());
+    ExitCode::SUCCESS
+}
+
+/// `veer diff --api URL`: the running server loads the file and compares
+/// it with what it serves (`POST /v1/diff`), applying nothing.
+fn diff_online(
+    api: &str,
+    config: &std::path::Path,
+    token_file: Option<&std::path::Path>,
+) -> ExitCode {
+    let token = match token_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => t.trim().to_string(),
+            Err(e) => {
+                eprintln!("veer diff: {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => std::env::var("VEER_API_TOKEN").unwrap_or_default(),
+    };
+    // The server resolves a relative path against its own directory.
+    let path = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    let url = format!("{}/v1/diff", api.trim_end_matches('/'));
+    let result = (|| -> Result<(reqwest::StatusCode, serde_json::Value), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "config": path }))
+                .timeout(std::time::Duration::from_secs(60))
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = resp.status();
+            let body = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok((status, body))
+        })
+    })();
+    let (status, body) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("veer diff: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(errors) = body["errors"].as_array() {
+        for e in errors {
+            eprintln!("{}", e.as_str().unwrap_or(""));
+        }
+        eprintln!("{}: {}", path.display(), plural(errors.len(), "error"));
+        return ExitCode::FAILURE;
+    }
+    if !status.is_success() {
+        eprintln!(
+            "veer diff: {url}: {status}: {}",
+            body["error"].as_str().unwrap_or("")
+        );
+        return ExitCode::FAILURE;
+    }
+    match serde_json::from_value::<crate::control::diff::ReloadDiff>(body["diff"].clone()) {
+        Ok(d) => {
+            println!("{}", d.summary());
+            print!("{}", d.details());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("veer diff: {url}: unexpected answer: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check(path: PathBuf) -> ExitCode {

@@ -244,6 +244,8 @@ pub struct ReloadRecord {
     pub ok: bool,
     /// The errors (`file:line: message`) when it was not.
     pub errors: Vec<String>,
+    /// What it changed, when it was applied.
+    pub diff: Option<crate::control::diff::ReloadDiff>,
 }
 
 /// RFC 3339 with milliseconds.

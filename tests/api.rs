@@ -412,6 +412,11 @@ fn status_health_routes_and_explain_describe_the_current_state() {
         assert!(stdout.contains(addr), "{addr} missing:\n{stdout}");
     }
     assert!(stdout.contains("ecs scope: /0"), "{stdout}");
+    // As much as the offline form: every check's state, the class, the TTL.
+    assert!(stdout.lines().any(|l| l == "checks:"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("  a: up")), "{stdout}");
+    assert!(stdout.contains(" IN A 10.0.0.1"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("ttl: ")), "{stdout}");
 }
 
 // ---------------------------------------------------------------------------

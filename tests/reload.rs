@@ -737,3 +737,193 @@ fn moving_state_dir_is_refused_and_restart_only_settings_are_named() {
         "[server] workers changed: takes effect after a restart",
     );
 }
+
+/// A static route at `app.example.test A` answering `ip`.
+fn app_route(ip: &str) -> String {
+    format!(
+        "[[route]]\nname = \"app.example.test.\"\ntype = \"A\"\npolicy = \"failover\"\nttl = 30\nmembers = [ {{ value = \"{ip}\" }} ]\n"
+    )
+}
+
+/// The generation and summary of the `n`th (1-based) `reload applied`
+/// line of the logs.
+fn applied_line(logs: &str, n: usize) -> Option<(u64, String)> {
+    let prefix = "reload applied: generation ";
+    let line = logs.lines().filter(|l| l.contains(prefix)).nth(n - 1)?;
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    let (generation, summary) = rest.split_once(": ")?;
+    Some((generation.parse().ok()?, summary.trim().to_string()))
+}
+
+/// A reload logs one summary of what it changed, with the generation
+/// `/v1/status` shows right after; `last_reload` and the status page show
+/// it too; `veer diff` says the same before a reload, from the running
+/// server (`--api`) or offline (`--against`).
+#[test]
+fn a_reload_logs_what_it_changed_and_veer_diff_says_it_before() {
+    let f = setup(&www(&["192.0.2.1", "192.0.2.2"]), &app_route("192.0.2.10"));
+    // Config and zone live in a directory the watcher does not watch, so
+    // only the SIGHUP below reloads.
+    let zone = unwatched_zone(&f);
+    let config = write_file(
+        f.dir.path(),
+        "data/veer.toml",
+        &std::fs::read_to_string(&f.config).unwrap(),
+    );
+    std::fs::remove_file(&f.config).unwrap();
+    std::os::unix::fs::symlink(&config, &f.config).unwrap();
+    let old_config = std::fs::read_to_string(&config).unwrap();
+    let veer = Veer::start(&f.config);
+    let api = api(&veer);
+    assert_eq!(a(&veer, "app.example.test"), ["192.0.2.10"]);
+
+    // The edit: one address of www replaced, a TXT added; the route's
+    // member changed.
+    save_in_place(
+        &zone,
+        &zone_text(
+            2,
+            &format!("{}txt IN TXT \"hi\"\n", www(&["192.0.2.1", "192.0.2.3"])),
+        ),
+    );
+    save_in_place(&config, &old_config.replace("192.0.2.10", "192.0.2.11"));
+    let want = "zone example.test.: +3 -2 records ~2 rrsets; routes ~1";
+
+    // Before: the running server compares the files with what it serves,
+    // and changes nothing.
+    let token = write_file(f.dir.path(), "token", TOKEN);
+    let url = format!("http://{}", api.addr);
+    let out = run_veer(
+        &[
+            "diff",
+            "--config",
+            f.config.to_str().unwrap(),
+            "--api",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+        WAIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().next(), Some(want), "{stdout}");
+    for line in [
+        "  ~ www.example.test. A",
+        "  + txt.example.test. TXT",
+        "  ~ example.test. SOA",
+        "route redefined: app.example.test. A",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no `{line}` in:\n{stdout}"
+        );
+    }
+    // The same without a path (the running config's file) and the JSON.
+    let r = api.authed("POST", "/v1/diff", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["summary"], want);
+    assert_eq!(
+        r.json()["diff"]["routes"]["redefined"][0],
+        "app.example.test. A"
+    );
+    // Without the token: refused.
+    assert_eq!(api.request("POST", "/v1/diff", &[], None).status, 401);
+    assert_eq!(a(&veer, "app.example.test"), ["192.0.2.10"]);
+    assert!(!veer.logs().contains("reload applied"));
+    // A config that does not load: its errors, exit 1.
+    let broken = write_file(f.dir.path(), "data/broken.toml", "[server]\nlisten = 3\n");
+    let out = run_veer(
+        &[
+            "diff",
+            "--config",
+            broken.to_str().unwrap(),
+            "--api",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+        WAIT,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broken.toml:2:"),
+        "{out:?}"
+    );
+
+    // The reload: one line with the summary, its generation the one
+    // served when the line is written.
+    veer.signal("HUP");
+    wait_log(&veer, "reload applied: generation ");
+    let status = api.status();
+    let (generation, summary) = applied_line(&veer.logs(), 1).expect("the line");
+    assert_eq!(summary, want, "{}", veer.logs());
+    assert_eq!(status["generation"].as_u64(), Some(generation), "{status}");
+    assert_eq!(status["last_reload"]["ok"], true);
+    assert_eq!(
+        status["last_reload"]["diff"]["zones"][0]["records_added"], 3,
+        "{status}"
+    );
+    assert_eq!(
+        status["last_reload"]["diff"]["routes"]["redefined"][0],
+        "app.example.test. A"
+    );
+    assert_eq!(a(&veer, "app.example.test"), ["192.0.2.11"]);
+    let page = api.get("/").body;
+    assert!(page.contains(&format!("{want}</p>")), "{page}");
+
+    // Nothing changed: said so, with the new generation.
+    veer.signal("HUP");
+    wait_log_count(&veer, "reload applied: generation ", 2);
+    let (again, summary) = applied_line(&veer.logs(), 2).expect("the line");
+    assert_eq!(summary, "no changes");
+    assert_eq!(api.status()["generation"].as_u64(), Some(again));
+    assert!(again > generation);
+    assert_eq!(
+        veer.logs().matches("listen changed").count(),
+        0,
+        "{}",
+        veer.logs()
+    );
+
+    // Offline: two config files compared.
+    let other = write_file(
+        f.dir.path(),
+        "other.toml",
+        &std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("192.0.2.11", "192.0.2.12"),
+    );
+    let out = run_veer(
+        &[
+            "diff",
+            "--config",
+            other.to_str().unwrap(),
+            "--against",
+            f.config.to_str().unwrap(),
+        ],
+        WAIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "routes ~1\nroute redefined: app.example.test. A\n");
+    let out = run_veer(
+        &[
+            "diff",
+            "--config",
+            f.config.to_str().unwrap(),
+            "--against",
+            f.config.to_str().unwrap(),
+        ],
+        WAIT,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no changes\n");
+}

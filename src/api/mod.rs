@@ -51,6 +51,7 @@ pub fn router(api: Api) -> Router {
             put(put_override).delete(delete_override),
         )
         .route("/v1/reload", post(reload))
+        .route("/v1/diff", post(diff))
         .with_state(api)
 }
 
@@ -331,13 +332,56 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
     let snap = api.store.load();
     let mut steps: Vec<String> = Vec::new();
     let a = crate::dns::answer::resolve(&snap, &name, rtype, &client, &mut steps, false);
+    // As `veer explain` prints them: owner (a synthesised one for a
+    // wildcard), TTL, class, type, data.
+    let mut ttl: Option<u32> = None;
     let answer: Vec<String> = a
         .answer
         .iter()
         .flat_map(|p| {
-            p.set()
-                .records_without_rrsigs()
-                .map(|r| format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data))
+            p.set().records_without_rrsigs().map(move |r| {
+                let owner = match p {
+                    crate::dns::answer::Part::Synth(_, owner) => *owner,
+                    _ => &r.name,
+                };
+                (
+                    r.ttl,
+                    format!("{owner} {} IN {} {}", r.ttl, r.record_type(), r.data),
+                )
+            })
+        })
+        .map(|(t, line)| {
+            ttl = Some(ttl.map_or(t, |m| m.min(t)));
+            line
+        })
+        .collect();
+    let authority: Vec<String> = a
+        .authority
+        .iter()
+        .flat_map(|set| set.records_without_rrsigs())
+        .map(|r| {
+            format!(
+                "{} {} IN {} {}",
+                r.name,
+                a.authority_ttl.unwrap_or(r.ttl),
+                r.record_type(),
+                r.data
+            )
+        })
+        .collect();
+    // Every check's state, as the offline form lists them.
+    let checks: Vec<serde_json::Value> = snap
+        .status
+        .checks
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "state": c.state,
+                "real_state": c.real_state,
+                "forced": c.forced,
+                "reason": c.reason,
+            })
         })
         .collect();
     let lower = name.to_lowercase();
@@ -354,6 +398,9 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
         "zone": a.zone.map(|z| z.origin.to_string()),
         "policy": crate::metrics::POLICIES[a.policy],
         "answer": answer,
+        "ttl": ttl,
+        "authority": authority,
+        "checks": checks,
         "ecs_scope": a.scope,
         "pick": steps,
         "route": route,
@@ -521,6 +568,55 @@ async fn reload(AxState(api): AxState<Api>, headers: HeaderMap) -> Response {
     }
     match rx.await {
         Ok(Ok(generation)) => Json(json!({ "ok": true, "generation": generation })).into_response(),
+        Ok(Err(d)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": d.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DiffBody {
+    /// The config file to compare (None: the running config's file).
+    config: Option<std::path::PathBuf>,
+}
+
+/// What reloading the config at the body's `config` path (or the running
+/// config's file as it is now) would change, without applying it.
+async fn diff(AxState(api): AxState<Api>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorize(&api, &headers) {
+        return *r;
+    }
+    let body: DiffBody = if body.iter().all(u8::is_ascii_whitespace) {
+        DiffBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if api
+        .commands
+        .send(Command::Diff {
+            path: body.config,
+            reply: tx,
+        })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(d)) => Json(json!({
+            "ok": true,
+            "summary": d.summary(),
+            "empty": d.is_empty(),
+            "diff": d,
+        }))
+        .into_response(),
         Ok(Err(d)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({ "ok": false, "errors": d.0.iter().map(|e| e.to_string()).collect::<Vec<_>>() })),

@@ -48,6 +48,17 @@ th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:
         }
         h.push_str("</ul></div>");
     }
+    if let Some(r) = s.last_reload.as_ref().filter(|r| r.ok) {
+        let _ = write!(
+            h,
+            r#"<p class="muted" id="last-reload">Last reload at {}: {}</p>"#,
+            esc(&r.at),
+            esc(&r
+                .diff
+                .as_ref()
+                .map_or_else(|| "applied".into(), |d| d.summary()))
+        );
+    }
     h.push_str(r#"<h2>Checks</h2><table id="checks"><tr><th>check</th><th>kind</th><th>state</th><th>since</th><th>last latency</th><th>reason</th></tr>"#);
     for c in &s.checks {
         let forced = if c.forced {

@@ -21,6 +21,7 @@
 
 pub mod build;
 mod decide;
+pub mod diff;
 mod effective;
 mod fleet;
 mod persist;
@@ -90,6 +91,15 @@ pub enum Command {
     Reload {
         /// Where the result goes (the API waits for it).
         reply: Option<oneshot::Sender<Result<u64, Diagnostics>>>,
+    },
+    /// Load the config at `path` (None: the running config's file as it
+    /// is on disk now) and compare it with the running one, changing
+    /// nothing; reply with the changes or the load errors.
+    Diff {
+        /// The config file to compare.
+        path: Option<std::path::PathBuf>,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<diff::ReloadDiff, Diagnostics>>,
     },
     /// The admin-state file may have changed.
     AdminStateChanged,
@@ -492,11 +502,30 @@ impl Controller {
                 if let Some(tx) = &self.secondary_updates {
                     self.secondaries.update(&self.base, tx);
                 }
+                // Answers change before the log says so or the caller
+                // hears back: the generation logged is the one served.
+                self.publish(store);
+                self.log_reload(&result);
                 if let Some(reply) = reply {
-                    // Answers change before the caller hears back.
-                    self.publish(store);
-                    let _ = reply.send(result);
+                    let _ = reply.send(result.map(|_| self.generation));
                 }
+            }
+            Command::Diff { path, reply } => {
+                let path = path.unwrap_or_else(|| self.base.config.path.clone());
+                let running = self.base.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    let new = Base::load_path(&path, Some(&running))?;
+                    Ok(diff::diff(&running, &new))
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Diagnostics::one(crate::diag::Diagnostic::new(
+                        &self.base.config.path,
+                        1,
+                        format!("diff failed: {e}"),
+                    )))
+                });
+                let _ = reply.send(result);
             }
             Command::AdminStateChanged => {
                 // Editors write in bursts: let it settle, then read once.
@@ -548,21 +577,25 @@ impl Controller {
     ) -> Result<u64, Diagnostics> {
         let path = self.base.config.path.clone();
         let previous = self.base.clone();
-        let loaded = tokio::task::spawn_blocking(move || Base::load_path(&path, Some(&previous)))
-            .await
-            .unwrap_or_else(|e| {
-                Err(Diagnostics::one(crate::diag::Diagnostic::new(
-                    &self.base.config.path,
-                    1,
-                    format!("reload failed: {e}"),
-                )))
-            });
+        let loaded = tokio::task::spawn_blocking(move || {
+            let new = Base::load_path(&path, Some(&previous))?;
+            let changes = diff::diff(&previous, &new);
+            Ok((new, changes))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Diagnostics::one(crate::diag::Diagnostic::new(
+                &self.base.config.path,
+                1,
+                format!("reload failed: {e}"),
+            )))
+        });
         let now = SystemTime::now();
         // The state directory holds the lock, the checkpoint writer and
         // the watchers of this process: it cannot move under them.
-        let loaded = loaded.and_then(|b| {
+        let loaded = loaded.and_then(|(b, changes)| {
             if b.config.server.state_dir == self.base.config.server.state_dir {
-                return Ok(b);
+                return Ok((b, changes));
             }
             let line = crate::diag::line_of_key(&b.config.path, "state_dir").unwrap_or(1);
             Err(Diagnostics::one(crate::diag::Diagnostic::new(
@@ -573,23 +606,17 @@ impl Controller {
         });
         match loaded {
             Err(d) => {
-                for e in &d.0 {
-                    tracing::error!("reload rejected: {e}");
-                }
-                tracing::error!(
-                    "reload rejected: still serving generation {}",
-                    self.generation
-                );
                 self.reloads.1 += 1;
                 self.last_reload = Some(ReloadRecord {
                     at: rfc3339(now),
                     ok: false,
                     errors: d.0.iter().map(|e| e.to_string()).collect(),
+                    diff: None,
                 });
                 self.generation += 1; // the status page shows the failure
                 Err(d)
             }
-            Ok(base) => {
+            Ok((base, changes)) => {
                 let old = std::mem::replace(&mut self.base, Arc::new(base));
                 self.reconcile_fleet(Some(tasks));
                 if old.config.health.source != self.base.config.health.source {
@@ -608,9 +635,32 @@ impl Controller {
                     at: rfc3339(now),
                     ok: true,
                     errors: Vec::new(),
+                    diff: Some(changes),
                 });
-                tracing::info!("reload applied: generation {}", self.generation);
                 Ok(self.generation)
+            }
+        }
+    }
+
+    /// One summary of a reload, with the generation now published.
+    fn log_reload(&self, result: &Result<u64, Diagnostics>) {
+        match result {
+            Ok(_) => {
+                let summary = self
+                    .last_reload
+                    .as_ref()
+                    .and_then(|r| r.diff.as_ref())
+                    .map_or_else(|| "no changes".into(), |d| d.summary());
+                tracing::info!("reload applied: generation {}: {summary}", self.generation);
+            }
+            Err(d) => {
+                for e in &d.0 {
+                    tracing::error!("reload rejected: {e}");
+                }
+                tracing::error!(
+                    "reload rejected: still serving generation {} (the last good config)",
+                    self.generation
+                );
             }
         }
     }

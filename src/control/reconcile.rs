@@ -362,8 +362,22 @@ fn provisional(c: &CheckConfig, h: &CheckHealth, now: SystemTime) -> (CheckHealt
 }
 
 fn warn_restart_only(old: &Base, new: &Base) {
-    if new.config.server.listen != old.config.server.listen {
-        tracing::warn!("[server] listen changed: the new addresses take effect after a restart");
+    for w in restart_only(old, new) {
+        tracing::warn!("{w}");
+    }
+}
+
+/// What changed that takes effect only after a restart, one line each.
+pub(super) fn restart_only(old: &Base, new: &Base) -> Vec<String> {
+    let mut out = Vec::new();
+    // The same addresses in another order bind the same sockets.
+    let sorted = |b: &Base| {
+        let mut l = b.config.server.listen.clone();
+        l.sort();
+        l
+    };
+    if sorted(new) != sorted(old) {
+        out.push("[server] listen changed: the new addresses take effect after a restart".into());
     }
     let (o, n) = (&old.config.server, &new.config.server);
     for (key, changed) in [
@@ -384,17 +398,20 @@ fn warn_restart_only(old: &Base, new: &Base) {
         ("group", o.group != n.group),
     ] {
         if changed {
-            tracing::warn!("[server] {key} changed: takes effect after a restart");
+            out.push(format!(
+                "[server] {key} changed: takes effect after a restart"
+            ));
         }
     }
     if new.config.dnstap != old.config.dnstap {
         tracing::warn!("[dnstap] changed: takes effect after a restart");
     }
     if new.config.api.as_ref().map(|a| a.listen) != old.config.api.as_ref().map(|a| a.listen) {
-        tracing::warn!(
-            "[api] listen changed: takes effect after a restart (the token applies now)"
+        out.push(
+            "[api] listen changed: takes effect after a restart (the token applies now)".into(),
         );
     }
+    out
 }
 
 /// The serial to serve for `z`: the checkpointed or running one while the

@@ -434,3 +434,26 @@ fn f9_queued_transition_of_a_restarted_probe_is_applied_first() {
     let got = ask(&c.snapshot(), "app.t.", "198.51.100.1");
     assert_eq!(got.values(), vec!["192.0.2.2"]);
 }
+
+#[test]
+fn listen_warns_only_when_the_addresses_change() {
+    let text = |listen: &str| {
+        format!("[server]\nlisten = {listen}\n[[zone]]\norigin = \"t.\"\nfile = \"t.zone\"\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.zone"), ZONE).unwrap();
+    let path = dir.path().join("veer.toml");
+    let load = |listen: &str| {
+        std::fs::write(&path, text(listen)).unwrap();
+        Base::load_path(&path, None).unwrap_or_else(|d| panic!("{d}"))
+    };
+    let two = load(r#"["127.0.0.1:5353", "[::1]:5353"]"#);
+    let same = load(r#"["127.0.0.1:5353", "[::1]:5353"]"#);
+    let swapped = load(r#"["[::1]:5353", "127.0.0.1:5353"]"#);
+    let other = load(r#"["127.0.0.1:5354"]"#);
+    assert!(super::restart_only(&two, &same).is_empty());
+    assert!(super::restart_only(&two, &swapped).is_empty());
+    let w = super::restart_only(&two, &other);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("[server] listen changed"), "{w:?}");
+}

@@ -1,0 +1,455 @@
+//! What a reload changes: the old and the new [`Base`] compared, for one
+//! summary line in the log, `/v1/status`'s `last_reload` and `veer diff`.
+//!
+//! - zones by origin: each zone's static RRsets (route slots are not zone
+//!   data) by owner and type: records added and removed (by RDATA), and
+//!   RRsets whose records or TTL changed; the `[[zone]]` settings;
+//! - routes by (name, type), redefined when anything but a line number
+//!   changed (members naming checks and routes by name);
+//! - checks by name, redefined when their [`CheckConfig::definition`]
+//!   changed (a calculated check's children by name);
+//! - every other table of the config, as a whole.
+//!
+//! A pure function of the two bases: it changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hickory_proto::rr::RecordType;
+use serde::{Deserialize, Serialize};
+
+use super::build::Base;
+use crate::config::{CheckConfig, CheckKind, Config, RouteConfig};
+use crate::zone::Zone;
+
+/// Most RRsets named per zone in a diff (the counts are always whole).
+pub const MAX_SETS: usize = 50;
+
+/// What a reload changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadDiff {
+    /// Zones in the new config only (origins).
+    pub zones_added: Vec<String>,
+    /// Zones in the old config only.
+    pub zones_removed: Vec<String>,
+    /// Zones in both whose data or settings changed.
+    pub zones: Vec<ZoneDiff>,
+    /// Routes, as `NAME TYPE`.
+    pub routes: Changes,
+    /// Checks, by name.
+    pub checks: Changes,
+    /// Other tables that changed (`[server]`, `[rrl]`, ...).
+    pub tables: Vec<String>,
+}
+
+/// One zone's changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneDiff {
+    /// The origin.
+    pub zone: String,
+    /// Records in the new zone only (by owner, type and RDATA).
+    pub records_added: usize,
+    /// Records in the old zone only.
+    pub records_removed: usize,
+    /// RRsets in both whose records or TTL changed.
+    pub rrsets_changed: usize,
+    /// Its `[[zone]]` settings changed (file, transfer, NOTIFY, DNSSEC).
+    pub settings: bool,
+    /// The RRsets, `+ NAME TYPE` (new), `- NAME TYPE` (gone) or
+    /// `~ NAME TYPE` (changed), at most [`MAX_SETS`].
+    pub sets: Vec<String>,
+    /// RRsets not named in `sets`.
+    pub sets_omitted: usize,
+}
+
+/// Things added, removed and redefined, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// In the new config only.
+    pub added: Vec<String>,
+    /// In the old config only.
+    pub removed: Vec<String>,
+    /// In both, defined differently.
+    pub redefined: Vec<String>,
+}
+
+impl Changes {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.redefined.is_empty()
+    }
+
+    /// `+1 -2 ~3`, zero counts left out.
+    fn counts(&self) -> String {
+        let parts: Vec<String> = [
+            ('+', self.added.len()),
+            ('-', self.removed.len()),
+            ('~', self.redefined.len()),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| format!("{c}{n}"))
+        .collect();
+        parts.join(" ")
+    }
+
+    /// Compares two name → definition maps.
+    fn of(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Changes {
+        let mut c = Changes::default();
+        for (k, v) in new {
+            match old.get(k) {
+                None => c.added.push(k.clone()),
+                Some(o) if o != v => c.redefined.push(k.clone()),
+                Some(_) => {}
+            }
+        }
+        c.removed = old
+            .keys()
+            .filter(|k| !new.contains_key(*k))
+            .cloned()
+            .collect();
+        c
+    }
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("{n} {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+impl ZoneDiff {
+    /// `+3 -1 records ~2 rrsets`, zero counts left out (`settings` too).
+    fn counts(&self) -> String {
+        let mut parts = Vec::new();
+        let records: Vec<String> = [('+', self.records_added), ('-', self.records_removed)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| format!("{c}{n}"))
+            .collect();
+        if !records.is_empty() {
+            let n = self.records_added.max(self.records_removed);
+            let word = if n == 1 { "record" } else { "records" };
+            parts.push(format!("{} {word}", records.join(" ")));
+        }
+        if self.rrsets_changed > 0 {
+            let word = if self.rrsets_changed == 1 {
+                "rrset"
+            } else {
+                "rrsets"
+            };
+            parts.push(format!("~{} {word}", self.rrsets_changed));
+        }
+        if self.settings {
+            parts.push("settings".into());
+        }
+        parts.join(" ")
+    }
+}
+
+impl ReloadDiff {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.zones_added.is_empty()
+            && self.zones_removed.is_empty()
+            && self.zones.is_empty()
+            && self.routes.is_empty()
+            && self.checks.is_empty()
+            && self.tables.is_empty()
+    }
+
+    /// One line: `zone example.test.: +3 -1 records ~2 rrsets; routes +1
+    /// ~1; checks -1`, or `no changes`.
+    pub fn summary(&self) -> String {
+        if self.is_empty() {
+            return "no changes".into();
+        }
+        let mut parts = Vec::new();
+        for z in &self.zones {
+            parts.push(format!("zone {}: {}", z.zone, z.counts()));
+        }
+        let zones = Changes {
+            added: self.zones_added.clone(),
+            removed: self.zones_removed.clone(),
+            redefined: Vec::new(),
+        };
+        if !zones.is_empty() {
+            parts.push(format!("zones {}", zones.counts()));
+        }
+        if !self.routes.is_empty() {
+            parts.push(format!("routes {}", self.routes.counts()));
+        }
+        if !self.checks.is_empty() {
+            parts.push(format!("checks {}", self.checks.counts()));
+        }
+        if !self.tables.is_empty() {
+            parts.push(format!("changed {}", self.tables.join(" ")));
+        }
+        parts.join("; ")
+    }
+
+    /// Every change named, one per line (for `veer diff`).
+    pub fn details(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let w = &mut out;
+        for z in &self.zones_added {
+            let _ = writeln!(w, "zone added: {z}");
+        }
+        for z in &self.zones_removed {
+            let _ = writeln!(w, "zone removed: {z}");
+        }
+        for z in &self.zones {
+            let _ = writeln!(w, "zone {}: {}", z.zone, z.counts());
+            if z.settings {
+                let _ = writeln!(w, "  [[zone]] settings changed");
+            }
+            for s in &z.sets {
+                let _ = writeln!(w, "  {s}");
+            }
+            if z.sets_omitted > 0 {
+                let _ = writeln!(w, "  ... and {} more", plural(z.sets_omitted, "rrset"));
+            }
+        }
+        for (what, c) in [("route", &self.routes), ("check", &self.checks)] {
+            for (how, names) in [
+                ("added", &c.added),
+                ("removed", &c.removed),
+                ("redefined", &c.redefined),
+            ] {
+                for n in names {
+                    let _ = writeln!(w, "{what} {how}: {n}");
+                }
+            }
+        }
+        for t in &self.tables {
+            let _ = writeln!(w, "changed: {t}");
+        }
+        out
+    }
+}
+
+/// What changes from `old` to `new`.
+pub fn diff(old: &Base, new: &Base) -> ReloadDiff {
+    let mut d = ReloadDiff::default();
+    for z in &new.zones {
+        match old.zones.iter().find(|o| o.origin == z.origin) {
+            None => d.zones_added.push(z.origin.to_string()),
+            Some(o) => {
+                let mut zd = zone_diff(o, z);
+                zd.settings =
+                    zone_settings(&old.config, &o.origin) != zone_settings(&new.config, &z.origin);
+                let changed = zd.records_added + zd.records_removed + zd.rrsets_changed > 0;
+                if changed || zd.settings {
+                    d.zones.push(zd);
+                }
+            }
+        }
+    }
+    for o in &old.zones {
+        if !new.zones.iter().any(|z| z.origin == o.origin) {
+            d.zones_removed.push(o.origin.to_string());
+        }
+    }
+    d.routes = Changes::of(&routes(&old.config), &routes(&new.config));
+    d.checks = Changes::of(&checks(&old.config), &checks(&new.config));
+    let (o, n) = (tables(&old.config), tables(&new.config));
+    d.tables = n
+        .iter()
+        .zip(&o)
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((name, _), _)| name.to_string())
+        .collect();
+    d
+}
+
+/// A zone's static RRsets by (owner, type): TTL and sorted RDATA.
+fn sets(z: &Zone) -> BTreeMap<(String, String), (u32, Vec<String>)> {
+    // The SOA is served from a slot (its serial is the controller's): the
+    // one written in the file is the zone's data.
+    z.static_sets()
+        .map(|(_, s)| s)
+        .chain(std::iter::once(&z.file_soa))
+        .filter(|s| s.record_type() != RecordType::NSEC)
+        .map(|s| {
+            let mut data: Vec<String> = s
+                .records_without_rrsigs()
+                .map(|r| r.data.to_string())
+                .collect();
+            data.sort();
+            (
+                (
+                    s.name().to_lowercase().to_string(),
+                    s.record_type().to_string(),
+                ),
+                (s.ttl(), data),
+            )
+        })
+        .collect()
+}
+
+fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
+    let mut zd = ZoneDiff {
+        zone: new.origin.to_string(),
+        ..ZoneDiff::default()
+    };
+    // Same files, same text: the same data (a cheap way out for big zones).
+    if old.content_hash == new.content_hash
+        && old.files == new.files
+        && old.transferred == new.transferred
+        && !old.transferred
+        && old.signed.is_none()
+        && new.signed.is_none()
+    {
+        return zd;
+    }
+    let (o, n) = (sets(old), sets(new));
+    let mut named = Vec::new();
+    for (k, (ttl, data)) in &n {
+        match o.get(k) {
+            None => {
+                zd.records_added += data.len();
+                named.push(format!("+ {} {}", k.0, k.1));
+            }
+            Some((ottl, odata)) => {
+                if ottl == ttl && odata == data {
+                    continue;
+                }
+                let (a, r) = multiset_diff(odata, data);
+                zd.records_added += a;
+                zd.records_removed += r;
+                zd.rrsets_changed += 1;
+                named.push(format!("~ {} {}", k.0, k.1));
+            }
+        }
+    }
+    for (k, (_, data)) in &o {
+        if !n.contains_key(k) {
+            zd.records_removed += data.len();
+            named.push(format!("- {} {}", k.0, k.1));
+        }
+    }
+    zd.sets_omitted = named.len().saturating_sub(MAX_SETS);
+    named.truncate(MAX_SETS);
+    zd.sets = named;
+    zd
+}
+
+/// (in `new` only, in `old` only) of two sorted lists.
+fn multiset_diff(old: &[String], new: &[String]) -> (usize, usize) {
+    let (mut i, mut j, mut added, mut removed) = (0, 0, 0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                removed += 1;
+                i += 1;
+            }
+            (Some(_), None) => {
+                removed += 1;
+                i += 1;
+            }
+            _ => {
+                added += 1;
+                j += 1;
+            }
+        }
+    }
+    (added, removed)
+}
+
+/// A zone's `[[zone]]` settings, without line numbers.
+fn zone_settings(config: &Config, origin: &hickory_proto::rr::Name) -> Option<String> {
+    let z = config.zones.iter().find(|z| &z.origin == origin)?;
+    Some(format!(
+        "{:?} {:?} {:?} {:?} {}",
+        z.file, z.primaries, z.allow_transfer, z.notify, z.dnssec
+    ))
+}
+
+/// Each route by `NAME TYPE`: its definition, without line numbers and
+/// with the checks and routes its members name by name.
+fn routes(config: &Config) -> BTreeMap<String, String> {
+    config
+        .routes
+        .iter()
+        .map(|r| {
+            let key = format!("{} {}", r.name.to_lowercase(), r.rtype);
+            (key, route_definition(config, r))
+        })
+        .collect()
+}
+
+fn route_definition(config: &Config, r: &RouteConfig) -> String {
+    let mut r = r.clone();
+    r.line = 0;
+    r.zone = 0;
+    let mut names = Vec::new();
+    for m in &mut r.members {
+        m.line = 0;
+        names.push(m.check.map(|c| config.checks[c].name.clone()));
+        m.check = None;
+        m.route = None;
+    }
+    format!("{r:?} checks={names:?}")
+}
+
+/// Each check by name: its definition (a calculated check's children by
+/// name, not by their place in the sorted list).
+fn checks(config: &Config) -> BTreeMap<String, String> {
+    config
+        .checks
+        .iter()
+        .map(|c| (c.name.clone(), check_definition(config, c)))
+        .collect()
+}
+
+fn check_definition(config: &Config, c: &CheckConfig) -> String {
+    match &c.kind {
+        CheckKind::Calculated {
+            children,
+            min_healthy,
+        } => {
+            let names: BTreeSet<&str> = children
+                .iter()
+                .map(|&i| config.checks[i].name.as_str())
+                .collect();
+            format!("calculated children={names:?} min_healthy={min_healthy}")
+        }
+        _ => c.definition(),
+    }
+}
+
+/// The other tables, each as text (compared only: secrets never leave).
+fn tables(c: &Config) -> Vec<(&'static str, String)> {
+    let fleet = c.fleet.clone().map(|mut f| {
+        f.warnings.clear();
+        f
+    });
+    let geo = (
+        c.geo.database.as_ref().map(|d| &d.0),
+        c.geo.networks.as_ref().map(|d| &d.0),
+    );
+    vec![
+        ("[server]", format!("{:?}", c.server)),
+        ("[health]", format!("{:?}", c.health)),
+        ("[geo]", format!("{geo:?}")),
+        ("[api]", format!("{:?}", c.api)),
+        ("[[webhook]]", format!("{:?}", c.webhooks)),
+        ("[rrl]", format!("{:?}", c.rrl)),
+        ("[cookies]", format!("{:?}", c.cookies)),
+        ("[key]", format!("{:?}", c.keys)),
+        ("[transfer]", format!("{:?}", c.transfer)),
+        ("[fleet]", format!("{fleet:?}")),
+        ("[dnssec]", format!("{:?}", c.dnssec)),
+    ]
+}
+
+#[cfg(test)]
+#[path = "diff_tests.rs"]
+mod tests;
