@@ -259,9 +259,17 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         // Tests and scripts find the bound port from this line.
         tracing::info!("dns listening on {addr} (udp, tcp)");
     }
+    // Bound, zones loaded, the first snapshot published: ready.
+    crate::sdnotify::ready(&format!("serving generation {}", store.generation()));
+    if crate::sdnotify::enabled()
+        && let Some(period) = crate::sdnotify::watchdog_interval()
+    {
+        tasks.spawn(crate::sdnotify::watchdog(period, command_tx.clone()));
+    }
 
     shutdown.await;
     tracing::info!("shutting down");
+    crate::sdnotify::stopping();
     let _ = stop_tx.send(true);
     drop(command_tx);
     tasks.abort_all();

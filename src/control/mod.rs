@@ -106,6 +106,12 @@ pub enum Command {
         /// Ok, or why not.
         reply: oneshot::Sender<Result<(), OverrideError>>,
     },
+    /// Liveness: answered with the generation in force (the systemd
+    /// watchdog pings only once the controller answers).
+    Ping {
+        /// Where the generation goes.
+        reply: oneshot::Sender<u64>,
+    },
 }
 
 /// A running probe task and the checks that share it.
@@ -488,13 +494,20 @@ impl Controller {
     ) {
         match c {
             Command::Reload { reply } => {
+                crate::sdnotify::reload_clock().start();
+                crate::sdnotify::reloading();
                 let result = self.reload(clients, report_tx, tasks).await;
                 if let Some(tx) = &self.secondary_updates {
                     self.secondaries.update(&self.base, tx);
                 }
+                // Answers change before systemd or the caller hear back.
+                self.publish(store);
+                crate::sdnotify::reload_clock().end();
+                crate::sdnotify::ready(&match &result {
+                    Ok(g) => format!("serving generation {g}"),
+                    Err(_) => format!("reload rejected; serving generation {}", self.generation),
+                });
                 if let Some(reply) = reply {
-                    // Answers change before the caller hears back.
-                    self.publish(store);
                     let _ = reply.send(result);
                 }
             }
@@ -534,6 +547,9 @@ impl Controller {
                 };
                 self.publish(store);
                 let _ = reply.send(r);
+            }
+            Command::Ping { reply } => {
+                let _ = reply.send(self.generation);
             }
         }
     }
