@@ -595,6 +595,10 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
         }
     };
     let result = rt.block_on(async { runtime::serve(base, shutdown_signal()).await });
+    // Serving has stopped (and in-flight answers were written): a blocking
+    // task still running (a name lookup for a probe, a checkpoint write,
+    // which is atomic) must not hold up the exit for long.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(runtime::ServeError::Invalid(d)) => {

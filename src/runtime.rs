@@ -204,10 +204,9 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
 
     let handler = Handler::new(store.clone(), stats);
     let mut server = Server::new(handler.clone());
-    let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut udp_threads = Vec::new();
+    let mut udp_threads = None;
     if config.server.udp_batched {
-        udp_threads = dns::udp::spawn(listeners.udp, Arc::new(handler.clone()), udp_stop.clone())?;
+        udp_threads = Some(dns::udp::spawn(listeners.udp, Arc::new(handler.clone()))?);
     } else {
         for s in listeners.udp {
             s.set_nonblocking(true)?;
@@ -270,19 +269,45 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     shutdown.await;
     tracing::info!("shutting down");
     crate::sdnotify::stopping();
+    let started = std::time::Instant::now();
     let _ = stop_tx.send(true);
     drop(command_tx);
+    // The accept loops, the controller, the watcher, the API: all stop.
     tasks.abort_all();
-    udp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    server
-        .shutdown_gracefully()
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())))
-        .await
-        .map_err(std::io::Error::other)?;
+    // Open TCP connections: idle ones close now, one answering a query
+    // closes after writing it (a zone transfer gets TCP_DRAIN).
+    conns.close();
+    // UDP: the queued datagrams are answered, then each thread wakes.
+    let udp = async move {
+        if let Some(t) = udp_threads {
+            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
+        }
+    };
+    let hickory = async {
+        if config.server.udp_batched {
+            return Ok(()); // it serves nothing
+        }
+        server
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let (drained, (), served) = tokio::join!(conns.drained(TCP_DRAIN), udp, hickory);
+    if !drained {
+        tracing::warn!(
+            "{} TCP connections still busy after {}; closing them",
+            conns.open(),
+            humantime::format_duration(TCP_DRAIN)
+        );
+    }
+    served?;
+    tracing::debug!("stopped in {:?}", started.elapsed());
     Ok(())
 }
+
+/// How long shutdown waits for TCP connections to finish the answer (or
+/// zone transfer) in flight.
+const TCP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the limit in
 /// force.
