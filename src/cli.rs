@@ -1,5 +1,5 @@
 //! Command line: `veer serve`, `veer check`, `veer explain`, `veer diff`,
-//! `veer status` and `veer dnssec`.
+//! `veer status`, `veer reload` and `veer dnssec`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +109,20 @@ pub enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+    /// Reload a running server's config and zones through its admin API
+    /// (POST /v1/reload); print the new generation, or the errors.
+    Reload {
+        /// The admin API's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        api: String,
+        /// The API's bearer token (`[api] token`); default: the
+        /// environment variable VEER_API_TOKEN.
+        #[arg(long, conflicts_with = "token_file")]
+        token: Option<String>,
+        /// A file holding the token (surrounding whitespace ignored).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// DNSSEC keys of the zones: make them, print their DS records.
     Dnssec {
@@ -264,6 +278,11 @@ pub fn run(cli: Cli) -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "veer", &mut out);
             print_bytes("completions", Ok(out))
         }
+        Command::Reload {
+            api,
+            token,
+            token_file,
+        } => reload(&api, token, token_file.as_deref()),
         Command::Dnssec {
             command:
                 DnssecCommand::Keygen {
@@ -636,6 +655,75 @@ fn status(api: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `veer reload`: POST /v1/reload with the bearer token.
+fn reload(api: &str, token: Option<String>, token_file: Option<&std::path::Path>) -> ExitCode {
+    let token = match (token, token_file) {
+        (Some(t), _) => Some(t),
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => {
+                eprintln!("veer reload: {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => std::env::var("VEER_API_TOKEN").ok(),
+    };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        eprintln!("veer reload: no token: give --token, --token-file or VEER_API_TOKEN");
+        return ExitCode::FAILURE;
+    };
+    let url = format!("{}/v1/reload", api.trim_end_matches('/'));
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                // A reload signs zones again: it may take a while.
+                let resp = reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .timeout(std::time::Duration::from_secs(300))
+                    .send()
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                let status = resp.status();
+                let body: serde_json::Value = resp
+                    .json()
+                    .await
+                    .map_err(|e| format!("{url}: {status}: {e}"))?;
+                Ok((status, body))
+            })
+        });
+    match result {
+        Ok((status, body)) if status.is_success() && body["ok"] == true => {
+            println!(
+                "reload applied: generation {}",
+                body["generation"].as_u64().unwrap_or(0)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok((_, body)) if body["ok"] == false => {
+            eprintln!("reload rejected; the server keeps serving the previous config:");
+            for e in body["errors"].as_array().into_iter().flatten() {
+                eprintln!("{}", e.as_str().unwrap_or_default());
+            }
+            ExitCode::FAILURE
+        }
+        Ok((status, body)) => {
+            eprintln!(
+                "veer reload: {url}: {status}: {}",
+                body["error"].as_str().unwrap_or_default()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("veer reload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
     let base = match Base::load_path(&path, None) {
         Ok(b) => b,
@@ -659,6 +747,10 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
         }
     };
     let result = rt.block_on(async { runtime::serve(base, shutdown_signal()).await });
+    // Serving has stopped (and in-flight answers were written): a blocking
+    // task still running (a name lookup for a probe, a checkpoint write,
+    // which is atomic) must not hold up the exit for long.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(runtime::ServeError::Invalid(d)) => {

@@ -48,6 +48,7 @@
 //! - [`api`]: the admin HTTP API, `/metrics` and the status page.
 //! - [`privilege`]: binding as root, then running as `[server] user`.
 //! - [`runtime`]: wiring for `veer serve`.
+//! - [`sdnotify`]: systemd readiness, reload, stop and watchdog notifications.
 //! - [`cli`]: the command line.
 
 pub mod api;
@@ -69,6 +70,7 @@ pub mod privilege;
 pub mod route;
 pub mod rrl;
 pub mod runtime;
+pub mod sdnotify;
 pub mod status;
 pub mod store;
 #[cfg(test)]

@@ -226,10 +226,9 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     };
     let handler = Handler::new(store.clone(), stats).with_dnstap(tap);
     let mut server = Server::new(handler.clone());
-    let udp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut udp_threads = Vec::new();
+    let mut udp_threads = None;
     if config.server.udp_batched {
-        udp_threads = dns::udp::spawn(listeners.udp, Arc::new(handler.clone()), udp_stop.clone())?;
+        udp_threads = Some(dns::udp::spawn(listeners.udp, Arc::new(handler.clone()))?);
     } else {
         for s in listeners.udp {
             s.set_nonblocking(true)?;
@@ -281,20 +280,50 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         // Tests and scripts find the bound port from this line.
         tracing::info!("dns listening on {addr} (udp, tcp)");
     }
+    // Bound, zones loaded, the first snapshot published: ready.
+    crate::sdnotify::ready(&format!("serving generation {}", store.generation()));
+    if crate::sdnotify::enabled()
+        && let Some(period) = crate::sdnotify::watchdog_interval()
+    {
+        tasks.spawn(crate::sdnotify::watchdog(period, command_tx.clone()));
+    }
 
     shutdown.await;
     tracing::info!("shutting down");
+    crate::sdnotify::stopping();
+    let started = std::time::Instant::now();
     let _ = stop_tx.send(true);
     drop(command_tx);
+    // The accept loops, the controller, the watcher, the API: all stop.
     tasks.abort_all();
-    udp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    server
-        .shutdown_gracefully()
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())))
-        .await
-        .map_err(std::io::Error::other)?;
+    // Open TCP connections: idle ones close now, one answering a query
+    // closes after writing it (a zone transfer gets TCP_DRAIN).
+    conns.close();
+    // UDP: the queued datagrams are answered, then each thread wakes.
+    let udp = async move {
+        if let Some(t) = udp_threads {
+            let _ = tokio::task::spawn_blocking(move || t.stop()).await;
+        }
+    };
+    let hickory = async {
+        if config.server.udp_batched {
+            return Ok(()); // it serves nothing
+        }
+        server
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let (drained, (), served) = tokio::join!(conns.drained(TCP_DRAIN), udp, hickory);
+    if !drained {
+        tracing::warn!(
+            "{} TCP connections still busy after {}; closing them",
+            conns.open(),
+            humantime::format_duration(TCP_DRAIN)
+        );
+    }
+    served?;
+    tracing::debug!("stopped in {:?}", started.elapsed());
     // The query log ends its stream (STOP) once no query is answered.
     if let Some(w) = dnstap_writer {
         tokio::task::spawn_blocking(move || w.shutdown(std::time::Duration::from_secs(5)))
@@ -303,6 +332,10 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     }
     Ok(())
 }
+
+/// How long shutdown waits for TCP connections to finish the answer (or
+/// zone transfer) in flight.
+const TCP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the limit in
 /// force.

@@ -160,3 +160,62 @@ fn serve_fails_when_the_address_is_taken() {
         "stderr:\n{stderr}"
     );
 }
+
+#[test]
+fn sigterm_exits_promptly() {
+    let dir = scenario("auth");
+    let mut veer = Veer::start_in(dir.path());
+    let r = veer.dig(&["www.example.test", "A"]);
+    assert_eq!(r.answer_data(), ["192.0.2.80"], "{}", r.raw);
+    let r = veer.dig(&["www.example.test", "A", "+tcp"]);
+    assert_eq!(r.answer_data(), ["192.0.2.80"], "{}", r.raw);
+    let start = std::time::Instant::now();
+    veer.signal("TERM");
+    // Polled every 1 ms: the measure is the exit, not the polling.
+    wait_until_every(EXIT_TIMEOUT, Duration::from_millis(1), || {
+        !veer.is_running()
+    });
+    let took = start.elapsed();
+    println!("exited {took:?} after SIGTERM");
+    assert!(
+        veer.wait_exit(Duration::ZERO).is_some_and(|s| s.success()),
+        "logs:\n{}",
+        veer.logs()
+    );
+    // Typically 10-30 ms (a debug build); the bound is for loaded hosts.
+    assert!(
+        took < Duration::from_millis(1500),
+        "took {took:?}; logs:\n{}",
+        veer.logs()
+    );
+}
+
+#[test]
+fn sigterm_lets_a_tcp_query_in_flight_finish() {
+    use std::io::{Read, Write};
+    let dir = scenario("auth");
+    let mut veer = Veer::start_in(dir.path());
+    let query = wire::query(0x5eed, wire::RD, "www.example.test.", 1);
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    let mut s = std::net::TcpStream::connect(veer.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The first bytes: the message is in flight when SIGTERM comes.
+    s.write_all(&framed[..3]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    veer.signal("TERM");
+    assert!(veer.wait_for_log("shutting down", Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(veer.is_running(), "exited with a query in flight");
+    s.write_all(&framed[3..]).unwrap();
+    let mut len = [0; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut answer = vec![0; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut answer).unwrap();
+    let h = wire::Header::parse(&answer).unwrap();
+    assert_eq!((h.id, h.ancount, h.rcode()), (0x5eed, 1, 0), "{h:?}");
+    // Then the connection closes and the process exits.
+    assert_eq!(s.read(&mut len).unwrap_or(0), 0);
+    let status = veer.wait_exit(EXIT_TIMEOUT);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

@@ -116,6 +116,12 @@ pub enum Command {
         /// Ok, or why not.
         reply: oneshot::Sender<Result<(), OverrideError>>,
     },
+    /// Liveness: answered with the generation in force (the systemd
+    /// watchdog pings only once the controller answers).
+    Ping {
+        /// Where the generation goes.
+        reply: oneshot::Sender<u64>,
+    },
 }
 
 /// A running probe task and the checks that share it.
@@ -498,14 +504,21 @@ impl Controller {
     ) {
         match c {
             Command::Reload { reply } => {
+                crate::sdnotify::reload_clock().start();
+                crate::sdnotify::reloading();
                 let result = self.reload(clients, report_tx, tasks).await;
                 if let Some(tx) = &self.secondary_updates {
                     self.secondaries.update(&self.base, tx);
                 }
-                // Answers change before the log says so or the caller
-                // hears back: the generation logged is the one served.
+                // Answers change before the log says so, or systemd or the
+                // caller hear back: the generation logged is the one served.
                 self.publish(store);
                 self.log_reload(&result);
+                crate::sdnotify::reload_clock().end();
+                crate::sdnotify::ready(&match &result {
+                    Ok(_) => format!("serving generation {}", self.generation),
+                    Err(_) => format!("reload rejected; serving generation {}", self.generation),
+                });
                 if let Some(reply) = reply {
                     let _ = reply.send(result.map(|_| self.generation));
                 }
@@ -563,6 +576,9 @@ impl Controller {
                 };
                 self.publish(store);
                 let _ = reply.send(r);
+            }
+            Command::Ping { reply } => {
+                let _ = reply.send(self.generation);
             }
         }
     }

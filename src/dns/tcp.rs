@@ -57,6 +57,9 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct Connections {
     inner: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// Set at shutdown: idle connections close, busy ones after their
+    /// answer.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Connections {
@@ -81,6 +84,26 @@ impl Connections {
     /// Open connections in all.
     pub fn open(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Shutdown: idle connections close now, a connection answering a
+    /// query closes once the answer is written. Stop the accept loops
+    /// first, then [`Connections::drained`].
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Waits until every connection has closed, or `timeout`; true if
+    /// all did.
+    pub async fn drained(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.open() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
     }
 }
 
@@ -148,9 +171,10 @@ pub async fn serve(
             continue;
         };
         let handler = handler.clone();
+        let closing = conns.closing.subscribe();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(e) = connection(stream, peer, &handler, &limits).await {
+            if let Err(e) = connection(stream, peer, &handler, &limits, closing).await {
                 tracing::debug!("tcp {peer}: {e}");
             }
         });
@@ -163,6 +187,7 @@ async fn connection(
     peer: SocketAddr,
     handler: &Handler,
     limits: &Limits,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     // The query log's response address (only read when it is on).
@@ -175,11 +200,17 @@ async fn connection(
     let mut body = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(514);
     loop {
-        // Idle until the first byte of the next message (or EOF).
+        // Idle until the first byte of the next message (or EOF), or
+        // shutdown.
         let mut first = [0u8; 1];
-        let n = match tokio::time::timeout(limits.idle_timeout, stream.read(&mut first)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(()), // idle: close
+        let read = tokio::time::timeout(limits.idle_timeout, stream.read(&mut first));
+        let n = tokio::select! {
+            biased;
+            r = read => match r {
+                Ok(r) => r?,
+                Err(_) => return Ok(()), // idle: close
+            },
+            _ = closing.wait_for(|c| *c) => return Ok(()),
         };
         if n == 0 {
             return Ok(());
@@ -209,6 +240,9 @@ async fn connection(
             // slow secondary gets longer per message than a query does.
             let per_message = limits.read_timeout.max(Duration::from_secs(10));
             crate::xfr::out::serve_tcp(&mut stream, &snap.xfr, &msg, peer, per_message).await?;
+            if *closing.borrow() {
+                return Ok(());
+            }
             continue;
         }
         let start = Instant::now();
@@ -230,6 +264,9 @@ async fn connection(
                     "answer not taken within the read timeout",
                 ));
             }
+        }
+        if *closing.borrow() {
+            return Ok(()); // shutdown: this answer was the last
         }
         // A big message or answer must not pin its buffers while the
         // connection idles.

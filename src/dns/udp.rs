@@ -24,26 +24,55 @@ const BATCH: usize = 32;
 /// Largest datagram read (as hickory).
 const RECV_SIZE: usize = 4096;
 
-/// Runs one thread per socket until `stop` is set.
-pub fn spawn(
-    sockets: Vec<UdpSocket>,
-    handler: Arc<Handler>,
+/// The running UDP threads; [`Threads::stop`] ends them.
+pub struct Threads {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    sockets: Vec<Arc<UdpSocket>>,
     stop: Arc<AtomicBool>,
-) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+}
+
+impl Threads {
+    /// Stops every thread and waits for them. The datagrams already
+    /// queued are answered first; a thread blocked in `recvmmsg` wakes at
+    /// once: `shutdown(SHUT_RD)` on a UDP socket makes an empty receive
+    /// return 0 (Linux wakes the waiters even on an unconnected socket,
+    /// and reports ENOTCONN, which is expected here).
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for s in &self.sockets {
+            // SAFETY: shutdown on a descriptor this struct keeps open.
+            unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_RD) };
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs one thread per socket until [`Threads::stop`].
+pub fn spawn(sockets: Vec<UdpSocket>, handler: Arc<Handler>) -> io::Result<Threads> {
+    let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
+    let mut shared = Vec::new();
     for (i, sock) in sockets.into_iter().enumerate() {
         sock.set_nonblocking(false)?;
-        // Wake up now and then to notice `stop`.
-        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        // A safety net only: `stop` wakes the thread at once.
+        sock.set_read_timeout(Some(Duration::from_secs(1)))?;
+        let sock = Arc::new(sock);
+        shared.push(sock.clone());
         let handler = handler.clone();
         let stop = stop.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("veer-udp-{i}"))
-                .spawn(move || serve(sock, &handler, &stop))?,
+                .spawn(move || serve(&sock, &handler, &stop))?,
         );
     }
-    Ok(threads)
+    Ok(Threads {
+        threads,
+        sockets: shared,
+        stop,
+    })
 }
 
 struct Batch {
@@ -56,7 +85,7 @@ struct Batch {
     hdrs: [libc::mmsghdr; BATCH],
 }
 
-fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
+fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
     let fd = sock.as_raw_fd();
     // The query log's response address (only read when it is on).
     let local = if handler.logs_queries() {
@@ -74,16 +103,21 @@ fn serve(sock: UdpSocket, handler: &Handler, stop: &AtomicBool) {
         iov: unsafe { MaybeUninit::zeroed().assume_init() },
         hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
     });
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Acquire) {
         let n = recv_batch(fd, &mut b);
         if n == 0 {
-            continue;
+            continue; // a timeout, an error, or shut down (stop is set)
         }
         // One snapshot per batch: the batch is answered within microseconds.
         let snap = handler.store().load();
         let mut out = 0;
         for i in 0..n {
             let len = b.hdrs[i].msg_len as usize;
+            if len == 0 {
+                // No query; also what a receive on a shut down socket
+                // returns (with no source address).
+                continue;
+            }
             let Some(src) = to_std(&b.names[i], b.hdrs[i].msg_hdr.msg_namelen) else {
                 continue;
             };
