@@ -38,7 +38,7 @@ th{{background:#f4f4f4}}.state{{font-weight:600;padding:.1em .5em;border-radius:
 .dissent{{background:#fff8e6}}.warn{{background:#fff3cd;padding:.5em;border-radius:.3em}}.muted{{color:#777}}code{{font-size:.95em}}
 svg{{display:block}}svg.timeline rect[data-state=up]{{fill:#3aa757}}svg.timeline rect[data-state=down]{{fill:#d93025}}svg.timeline rect[data-state=unknown]{{fill:#c8c8c8}}
 svg.sparkline polyline,svg.qps polyline{{fill:none;stroke:#1a73e8;stroke-width:1.5;vector-effect:non-scaling-stroke}}svg.qps{{background:#f8f9fb}}
-.answer-changes{{margin:0;padding-left:1em;font-size:.9em}}.pic{{display:flex;gap:.8em;align-items:center}}</style></head><body><main id="page">
+.answer-changes{{margin:0;padding-left:1em;font-size:.9em}}.pic{{display:flex;gap:.8em;align-items:center}}.axis{{font-size:.8em;font-weight:normal}}</style></head><body><main id="page">
 <h1>veer <span class="muted">generation {gen}, up since {started}</span></h1>
 <p id="summary"><b>{up}</b> of {n} checks healthy, <b>{down}</b> down; {routes} routes; {zones} zones.</p>"#,
         n = s.checks.len(),
@@ -62,7 +62,7 @@ svg.sparkline polyline,svg.qps polyline{{fill:none;stroke:#1a73e8;stroke-width:1
         }
         h.push_str("</ul></div>");
     }
-    h.push_str(r#"<h2>Checks</h2><table id="checks"><tr><th>check</th><th>kind</th><th>state</th><th>since</th><th>last latency</th><th>reason</th><th>last hour</th></tr>"#);
+    h.push_str(r#"<h2>Checks</h2><table id="checks"><tr><th>check</th><th>kind</th><th>state</th><th>since</th><th>last latency</th><th>reason</th><th>last hour <span class="axis muted">(real state: −60 min … now; probe latency: last probes)</span></th></tr>"#);
     for c in &s.checks {
         let forced = if c.forced {
             format!(
@@ -78,7 +78,7 @@ svg.sparkline polyline,svg.qps polyline{{fill:none;stroke:#1a73e8;stroke-width:1
         };
         let _ = write!(
             h,
-            r#"<tr data-check="{name}"><td>{name}</td><td>{kind}</td><td><span class="state {st}">{st}</span>{forced}{pending}</td><td>{since}</td><td>{lat}</td><td>{reason}</td><td class="pic">{timeline}{spark}</td></tr>"#,
+            r#"<tr data-check="{name}"><td>{name}</td><td>{kind}</td><td><span class="state {st}">{st}</span>{forced}{pending}</td><td>{since}</td><td>{lat}</td><td>{reason}</td><td><div class="pic">{timeline}{spark}</div></td></tr>"#,
             timeline = timeline(&c.name, &c.history, c.real_state, now),
             spark = sparkline(
                 &c.name,
@@ -266,6 +266,9 @@ svg.sparkline polyline,svg.qps polyline{{fill:none;stroke:#1a73e8;stroke-width:1
 /// Width of the last-hour pictures (SVG units, one per 10 s).
 const HOUR_W: f64 = 360.0;
 
+/// Least width (SVG units) of a timeline's last stretch: the state now.
+const MIN_NOW_W: f64 = 3.0;
+
 /// Seconds from the window's start (`now` minus an hour) to `t`, as x.
 fn hour_x(t: SystemTime, now: SystemTime) -> f64 {
     let back = now.duration_since(t).unwrap_or_default().as_secs_f64();
@@ -303,12 +306,17 @@ fn timeline(name: &str, history: &[StateChange], current: State, now: SystemTime
         }
     }
     let mut h = format!(
-        r#"<svg class="timeline" data-check="{}" viewBox="0 0 {HOUR_W} 14" width="240" height="14" preserveAspectRatio="none" role="img"><title>state over the last hour</title>"#,
+        r#"<svg class="timeline" data-check="{}" viewBox="0 0 {HOUR_W} 14" width="240" height="14" preserveAspectRatio="none" role="img"><title>real state (what the probes say) over the last hour</title>"#,
         esc(name)
     );
     for (i, (from, state)) in stretches.iter().enumerate() {
+        let last = i + 1 == stretches.len();
         let to = stretches.get(i + 1).map_or(now, |n| n.0);
-        let (x0, x1) = (hour_x(*from, now), hour_x(to, now));
+        let (mut x0, x1) = (hour_x(*from, now), hour_x(to, now));
+        if last {
+            // The state now stays visible, however recent.
+            x0 = x0.min(HOUR_W - MIN_NOW_W);
+        }
         let _ = write!(
             h,
             r#"<rect data-state="{state}" x="{x0:.1}" y="0" width="{:.1}" height="14"><title>{state} from {}{}</title></rect>"#,

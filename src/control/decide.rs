@@ -123,13 +123,10 @@ impl Controller {
                 );
                 zone_changed[route.zone] = true;
             }
-            if old.is_some() {
-                let (answer, outcome) = super::view::answer_of(config, route, Some(&d));
-                let answer = if answer.is_empty() {
-                    outcome.to_uppercase()
-                } else {
-                    answer.join(", ")
-                };
+            // The records answered changed (not only the TTL): shown on
+            // the status page.
+            let answer = super::view::answer_text(config, route, Some(&d));
+            if old.is_some_and(|o| super::view::answer_text(config, route, Some(o)) != answer) {
                 let key = (route.name.to_string(), route.rtype.to_string());
                 if self.answer_changes.len() >= config.routes.len()
                     && !self.answer_changes.contains_key(&key)

@@ -150,6 +150,21 @@ pub(super) fn answer_of(
     }
 }
 
+/// A route's answer for decision `d` in a line: its records, or
+/// `NODATA`, `SERVFAIL`, `FALLBACK`.
+pub(super) fn answer_text(
+    config: &config::Config,
+    r: &config::RouteConfig,
+    d: Option<&crate::route::Decision>,
+) -> String {
+    let (answer, outcome) = answer_of(config, r, d);
+    if answer.is_empty() {
+        outcome.to_uppercase()
+    } else {
+        answer.join(", ")
+    }
+}
+
 /// Distinct RRsets in a slot (shared ones once).
 fn variants(d: &crate::store::Dyn) -> usize {
     use crate::store::Dyn;
