@@ -2,9 +2,10 @@
 //! counters that live inside the snapshot's objects (per zone, per slot),
 //! so no lookup or lock is added per query; `/metrics` reads them.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -85,6 +86,9 @@ pub fn rcode_label(i: usize) -> &'static str {
 pub struct ZoneStats {
     /// [policy][qtype][rcode].
     pub queries: [[[AtomicU64; RCODES.len() + 1]; QTYPES.len() + 1]; POLICIES.len()],
+    /// Queries per second over the last hour, one point per
+    /// [`QPS_INTERVAL`] (written by the sampler, not the query path).
+    pub qps: Mutex<QpsRing>,
 }
 
 impl Default for ZoneStats {
@@ -93,6 +97,7 @@ impl Default for ZoneStats {
             queries: std::array::from_fn(|_| {
                 std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
             }),
+            qps: Mutex::default(),
         }
     }
 }
@@ -102,6 +107,78 @@ impl ZoneStats {
     pub fn count(&self, qtype: RecordType, rcode: ResponseCode, policy: usize) {
         self.queries[policy.min(POLICIES.len() - 1)][qtype_index(qtype)][rcode_index(rcode)]
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queries answered since start.
+    pub fn total(&self) -> u64 {
+        self.queries
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Adds a point to the queries-per-second ring (the sampler's tick).
+    pub fn sample(&self, now: Instant, at: SystemTime) {
+        let total = self.total();
+        self.qps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(total, now, at);
+    }
+
+    /// The points of the last hour, oldest first, and the rate since the
+    /// last point (the point in the making).
+    pub fn qps(&self, now: Instant) -> (Vec<QpsPoint>, Option<f64>) {
+        let total = self.total();
+        let r = self.qps.lock().unwrap_or_else(|e| e.into_inner());
+        (r.points.iter().copied().collect(), r.current(total, now))
+    }
+}
+
+/// How often the sampler adds a queries-per-second point.
+pub const QPS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Points kept: an hour of [`QPS_INTERVAL`].
+pub const QPS_POINTS: usize = 360;
+
+/// One queries-per-second point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QpsPoint {
+    /// The end of its interval.
+    pub at: SystemTime,
+    /// Queries per second over the interval.
+    pub qps: f64,
+}
+
+/// The last [`QPS_POINTS`] points and the counter they were taken from.
+#[derive(Debug, Default)]
+pub struct QpsRing {
+    /// Oldest first.
+    pub points: VecDeque<QpsPoint>,
+    /// The counter and time of the last sample (None before the first).
+    last: Option<(u64, Instant)>,
+}
+
+impl QpsRing {
+    /// Adds the point for the interval since the last sample (the first
+    /// sample only sets the baseline).
+    pub fn push(&mut self, total: u64, now: Instant, at: SystemTime) {
+        if let Some(qps) = self.current(total, now) {
+            if self.points.len() == QPS_POINTS {
+                self.points.pop_front();
+            }
+            self.points.push_back(QpsPoint { at, qps });
+        }
+        self.last = Some((total, now));
+    }
+
+    /// The rate since the last sample.
+    pub fn current(&self, total: u64, now: Instant) -> Option<f64> {
+        let (before, then) = self.last?;
+        let secs = now.saturating_duration_since(then).as_secs_f64();
+        (secs > 0.0).then(|| total.saturating_sub(before) as f64 / secs)
     }
 }
 
@@ -207,4 +284,72 @@ pub struct ProbeStats {
     pub last_latency_us: AtomicU64,
     /// Probe latency.
     pub latency: Histogram,
+    /// The last [`RECENT_LATENCIES`] latencies in microseconds, oldest
+    /// first (probes are not the query path: a lock is fine).
+    pub recent: Mutex<VecDeque<u32>>,
+}
+
+/// Probe latencies kept for the status page's sparkline.
+pub const RECENT_LATENCIES: usize = 60;
+
+impl ProbeStats {
+    /// Records one probe cycle's latency.
+    pub fn observe_latency(&self, d: Duration) {
+        let us = d.as_micros().min(u128::from(u32::MAX)) as u32;
+        self.last_latency_us.store(u64::from(us), Ordering::Relaxed);
+        self.latency.observe(d);
+        let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() == RECENT_LATENCIES {
+            r.pop_front();
+        }
+        r.push_back(us);
+    }
+
+    /// The recent latencies in microseconds, oldest first.
+    pub fn recent_latencies(&self) -> Vec<u32> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_ring_keeps_the_last_ones() {
+        let p = ProbeStats::default();
+        for i in 0..(RECENT_LATENCIES as u64 + 5) {
+            p.observe_latency(Duration::from_micros(i));
+        }
+        let r = p.recent_latencies();
+        assert_eq!(r.len(), RECENT_LATENCIES);
+        assert_eq!(r[0], 5);
+        assert_eq!(*r.last().unwrap(), RECENT_LATENCIES as u32 + 4);
+        assert_eq!(
+            p.last_latency_us.load(Ordering::Relaxed),
+            RECENT_LATENCIES as u64 + 4
+        );
+    }
+
+    #[test]
+    fn qps_ring_is_deltas_over_time_and_bounded() {
+        let mut r = QpsRing::default();
+        let t0 = Instant::now();
+        let at = SystemTime::UNIX_EPOCH;
+        r.push(100, t0, at);
+        assert!(r.points.is_empty(), "the first sample is the baseline");
+        assert_eq!(r.current(150, t0 + Duration::from_secs(5)), Some(10.0));
+        r.push(200, t0 + Duration::from_secs(10), at);
+        assert_eq!(r.points[0].qps, 10.0);
+        for i in 2..(QPS_POINTS as u64 + 10) {
+            r.push(200, t0 + Duration::from_secs(10 * i), at);
+        }
+        assert_eq!(r.points.len(), QPS_POINTS);
+        assert!(r.points.iter().all(|p| p.qps == 0.0));
+    }
 }

@@ -140,6 +140,44 @@ pub struct CheckStatus {
     /// is getting stale).
     #[serde(rename = "local_faults", serialize_with = "local_faults")]
     pub stats: Option<Arc<ProbeStats>>,
+    /// Its last transitions of the real state, oldest first (at most
+    /// [`CHECK_HISTORY`], none older than [`HISTORY_WINDOW`] when recorded).
+    pub history: Vec<StateChange>,
+}
+
+/// How far back the page's pictures look.
+pub const HISTORY_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Transitions kept per check for the timeline.
+pub const CHECK_HISTORY: usize = 64;
+
+/// Answer changes kept per route.
+pub const ANSWER_CHANGES: usize = 32;
+
+/// A transition of one check, for its timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateChange {
+    /// When (RFC 3339 in JSON).
+    #[serde(serialize_with = "time")]
+    pub at: SystemTime,
+    /// Before.
+    pub from: State,
+    /// After.
+    pub to: State,
+}
+
+/// A route's answer changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnswerChange {
+    /// When (RFC 3339 in JSON).
+    #[serde(serialize_with = "time")]
+    pub at: SystemTime,
+    /// The new answer: its records, or `NODATA`, `SERVFAIL`.
+    pub answer: String,
+}
+
+fn time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
 }
 
 /// One route.
@@ -168,6 +206,8 @@ pub struct RouteStatus {
     /// counted; in a signed zone those with the same records share one
     /// signing.
     pub variants: usize,
+    /// When its answer changed, oldest first (at most [`ANSWER_CHANGES`]).
+    pub answer_changes: Vec<AnswerChange>,
 }
 
 /// One zone.

@@ -1,7 +1,10 @@
 //! The status page (`GET /`, issue 5 item 6) in headless Chromium: load
 //! it against a running server, assert on the DOM Chromium built (check
 //! rows with their states, the forced check's real state, routes with
-//! their current answers, recent transitions), and save a screenshot to
+//! their current answers, recent transitions; the pictures: a file check
+//! flipped down shows a `down` stretch on its timeline and its route an
+//! answer change, probes draw sparklines, queries a zone's chart; the
+//! page refreshes itself in place), and save a screenshot to
 //! `target/test-artifacts/status-page.png`.
 //!
 //! Needs Debian's `chromium`; `./scripts/test.sh` installs it. Without it
@@ -176,6 +179,7 @@ fn status_page_in_headless_chromium() {
         .tempdir()
         .unwrap();
     write_file(dir.path(), "example.test.zone", &zone_text(1, ""));
+    let flag = write_file(dir.path(), "delta.state", "up\n");
     let body = format!(
         "[health]\nguard_min_checks = 100\n\n{}{}{}\
          [[route]]\nname = \"www.example.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\n\
@@ -183,7 +187,10 @@ fn status_page_in_headless_chromium() {
          [[route]]\nname = \"pool.example.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"multivalue\"\n\
          members = [ {{ value = \"10.0.0.1\", check = \"alpha\" }}, {{ value = \"10.0.0.2\", check = \"beta\" }}, {{ value = \"10.0.0.3\", check = \"gamma\" }} ]\n\n\
          [[route]]\nname = \"dead.example.test.\"\ntype = \"A\"\npolicy = \"failover\"\nwhen_all_down = \"fallback\"\nfallback = [\"192.0.2.250\"]\n\
-         members = [ {{ value = \"10.0.0.2\", check = \"beta\" }} ]\n\n",
+         members = [ {{ value = \"10.0.0.2\", check = \"beta\" }} ]\n\n\
+         [[route]]\nname = \"file.example.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\n\
+         members = [ {{ tier = 1, value = \"10.0.0.4\", check = \"delta\" }}, {{ tier = 2, value = \"10.0.0.3\", check = \"gamma\" }} ]\n\n\
+         [check.delta]\nfile = \"delta.state\"\ninterval = \"200ms\"\nfall = 1\nrise = 1\n\n",
         http_check("alpha", &alpha.url("/")),
         http_check("beta", &beta.url("/")),
         http_check("gamma", &gamma.url("/")),
@@ -195,7 +202,12 @@ fn status_page_in_headless_chromium() {
     );
     let veer = Veer::start(&config);
     let api = Admin::from_logs(&veer.logs(), TOKEN);
-    for (c, want) in [("alpha", "up"), ("beta", "down"), ("gamma", "up")] {
+    for (c, want) in [
+        ("alpha", "up"),
+        ("beta", "down"),
+        ("gamma", "up"),
+        ("delta", "up"),
+    ] {
         assert!(
             wait_until(WAIT, || api.check(c)["real_state"] == want),
             "{c}: {}; logs:\n{}",
@@ -215,6 +227,23 @@ fn status_page_in_headless_chromium() {
             .is_ok_and(|r| r.a.len() == 1 && r.a[0].to_string() == "10.0.0.3")),
         "www never failed over to gamma"
     );
+    // The file check flips down: its route's answer changes.
+    assert!(
+        wait_until(WAIT, || dns::ask_a(veer.addr, "file.example.test")
+            .is_ok_and(|r| r.a.len() == 1 && r.a[0].to_string() == "10.0.0.4")),
+        "file never answered delta"
+    );
+    std::fs::write(&flag, "down\n").unwrap();
+    assert!(
+        wait_until(WAIT, || dns::ask_a(veer.addr, "file.example.test")
+            .is_ok_and(|r| r.a.len() == 1 && r.a[0].to_string() == "10.0.0.3")),
+        "file never failed over to gamma; logs:\n{}",
+        veer.logs()
+    );
+    // Queries for the zone's chart (the waits above sent some, too).
+    for _ in 0..20 {
+        dns::ask_a(veer.addr, "www.example.test").unwrap();
+    }
 
     let url = format!("http://{}/", api.addr);
     let out = chromium(&["--dump-dom"], &url);
@@ -228,12 +257,12 @@ fn status_page_in_headless_chromium() {
 
     // The title and summary count the states routes use.
     assert!(
-        dom.contains("<title>veer: 2 of 3 checks down</title>"),
+        dom.contains("<title>veer: 3 of 4 checks down</title>"),
         "{dom}"
     );
     let summary = text(section(&dom, "id=\"summary\"", "</p>"));
     assert!(
-        summary.contains("1 of 3 checks healthy, 2 down"),
+        summary.contains("1 of 4 checks healthy, 3 down"),
         "{summary}"
     );
 
@@ -268,21 +297,78 @@ fn status_page_in_headless_chromium() {
         assert!(text(r).contains("http"), "kind: {r}");
     }
 
-    // Routes with their current answers.
+    // Pictures of the last hour, per check: the timeline, ending in the
+    // real state (delta's down after up), and the probe latencies.
+    let timeline = |name: &str| {
+        section(
+            checks,
+            &format!("<svg class=\"timeline\" data-check=\"{name}\""),
+            "</svg>",
+        )
+        .to_string()
+    };
+    let states = |svg: &str| -> Vec<String> {
+        svg.split("data-state=\"")
+            .skip(1)
+            .map(|r| r[..r.find('"').unwrap()].to_string())
+            .collect()
+    };
+    let delta = states(&timeline("delta"));
+    assert!(
+        delta.ends_with(&["up".to_string(), "down".to_string()]),
+        "delta's timeline: {delta:?}: {}; {}",
+        timeline("delta"),
+        api.check("delta")
+    );
+    assert_eq!(states(&timeline("beta")).last().unwrap(), "down");
+    assert_eq!(
+        states(&timeline("gamma")).last().unwrap(),
+        "up",
+        "{}",
+        timeline("gamma")
+    );
+    for c in ["alpha", "beta", "gamma", "delta"] {
+        let spark = section(
+            checks,
+            &format!("<svg class=\"sparkline\" data-check=\"{c}\""),
+            "</svg>",
+        );
+        assert!(
+            spark.contains("<polyline points=\""),
+            "{c}'s sparkline: {spark}"
+        );
+    }
+
+    // Routes with their current answers, and when they changed.
     let routes = section(&dom, "id=\"routes\"", "</table>");
-    let route = |name: &str| {
-        text(section(
+    let row = |name: &str| {
+        section(
             routes,
             &format!("data-route=\"{name}.example.test. A\""),
             "</tr>",
-        ))
+        )
+        .to_string()
     };
+    let route = |name: &str| text(section(&row(name), "class=\"answer\"", "</td>"));
     let www = route("www");
     assert!(
         www.contains("10.0.0.3") && !www.contains("10.0.0.1"),
         "www answers gamma while alpha is forced down: {www}"
     );
-    assert!(www.contains("failover"), "{www}");
+    assert!(text(&row("www")).contains("failover"), "{www}");
+    let changes = |name: &str| {
+        text(section(
+            &row(name),
+            &format!("<ul class=\"answer-changes\" data-route=\"{name}.example.test. A\""),
+            "</ul>",
+        ))
+    };
+    let file = changes("file");
+    assert!(
+        file.ends_with("→ 10.0.0.3") || file.contains("→ 10.0.0.3 "),
+        "file's answer changed to gamma: {file}"
+    );
+    assert!(changes("www").contains("→ 10.0.0.3"), "{}", changes("www"));
     let pool = route("pool");
     assert!(
         pool.contains("10.0.0.3") && !pool.contains("10.0.0.1") && !pool.contains("10.0.0.2"),
@@ -303,13 +389,41 @@ fn status_page_in_headless_chromium() {
     ] {
         assert!(transitions.contains(t), "no `{t}` in: {transitions}");
     }
-    // Zones and no external assets.
+    // Zones, with queries per second over the last hour.
+    let zones = section(&dom, "id=\"zones\"", "</table>");
+    assert!(text(zones).contains("example.test."), "{dom}");
+    let qps = section(
+        zones,
+        "<svg class=\"qps\" data-zone=\"example.test.\"",
+        "</svg>",
+    );
+    assert!(qps.contains("<polyline points=\""), "{qps}");
+    let peak: f64 = {
+        let p = section(qps, "data-peak=\"", "\" ");
+        p["data-peak=\"".len()..].parse().unwrap()
+    };
+    assert!(peak > 0.0, "queries were sent: {qps}");
+    // Refreshed in place (a meta refresh only without scripts), and no
+    // external assets.
     assert!(
-        text(section(&dom, "id=\"zones\"", "</table>")).contains("example.test."),
+        dom.contains("<main id=\"page\">")
+            && !dom.contains("http-equiv=\"refresh\" content=\"5\"><title"),
         "{dom}"
     );
     assert!(!dom.contains("src=\"http"), "external asset: {dom}");
     assert!(!dom.contains("<link"), "external stylesheet: {dom}");
+
+    // Eleven seconds of (virtual) time: the script fetched the page twice
+    // and swapped <main> each time; the page is whole after.
+    let out = chromium(&["--dump-dom", "--virtual-time-budget=11000"], &url);
+    let again = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        again.contains("data-refreshed=\"2\"") || again.contains("data-refreshed=\"3\""),
+        "the page did not refresh itself in place:\n{again}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(again.matches("<main id=\"page\">").count(), 1, "{again}");
+    assert!(again.contains("<svg class=\"timeline\" data-check=\"delta\""));
 
     // The screenshot, kept as a test artefact.
     let png = artifacts_dir().join("status-page.png");
@@ -317,7 +431,7 @@ fn status_page_in_headless_chromium() {
     let out = chromium(
         &[
             &format!("--screenshot={}", png.display()),
-            "--window-size=1280,900",
+            "--window-size=1280,1000",
             "--hide-scrollbars",
         ],
         &url,
@@ -333,7 +447,7 @@ fn status_page_in_headless_chromium() {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
     let be32 = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     assert_eq!(&bytes[12..16], b"IHDR");
-    assert_eq!((be32(16), be32(20)), (1280, 900), "screenshot size");
+    assert_eq!((be32(16), be32(20)), (1280, 1000), "screenshot size");
     assert!(
         bytes.len() > 20_000,
         "screenshot of {} bytes is too small to show the page",

@@ -73,6 +73,7 @@ pub async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let sampler = tokio::spawn(sample_qps(api.store.clone()));
     let app = router(api).layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
     serve_app(
         listener,
@@ -83,7 +84,24 @@ pub async fn serve(
         "admin API",
         shutdown,
     )
-    .await
+    .await;
+    sampler.abort();
+}
+
+/// Every [`crate::metrics::QPS_INTERVAL`], a queries-per-second point for
+/// each zone (the status page's chart); the first tick sets the baseline.
+async fn sample_qps(store: Arc<Store>) {
+    let mut tick = tokio::time::interval(crate::metrics::QPS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (now, at) = (std::time::Instant::now(), SystemTime::now());
+        for z in &store.load().status.zones {
+            if let Some(stats) = &z.stats {
+                stats.sample(now, at);
+            }
+        }
+    }
 }
 
 /// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`

@@ -123,6 +123,30 @@ impl Controller {
                 );
                 zone_changed[route.zone] = true;
             }
+            // The records answered changed (not only the TTL): shown on
+            // the status page.
+            let answer = super::view::answer_text(config, route, Some(&d));
+            if old.is_some_and(|o| super::view::answer_text(config, route, Some(o)) != answer) {
+                let key = (route.name.to_string(), route.rtype.to_string());
+                if self.answer_changes.len() >= config.routes.len()
+                    && !self.answer_changes.contains_key(&key)
+                {
+                    // Routes a reload removed are forgotten.
+                    self.answer_changes.retain(|(n, t), _| {
+                        config
+                            .routes
+                            .iter()
+                            .any(|r| r.name.to_string() == *n && r.rtype.to_string() == *t)
+                    });
+                }
+                super::push_recent(
+                    self.answer_changes.entry(key).or_default(),
+                    crate::status::AnswerChange { at: now, answer },
+                    crate::status::ANSWER_CHANGES,
+                    |c| c.at,
+                    now,
+                );
+            }
             self.slots[self.base.route_slots[i]] = Arc::new(route_slot(
                 &self.base,
                 self.geo.as_ref(),

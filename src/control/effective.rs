@@ -150,6 +150,19 @@ impl Controller {
         self.transitions.push_front(rec);
         self.transitions_total += 1;
         self.transitions.truncate(RECENT_TRANSITIONS);
+        let checks = &self.base.config.checks;
+        if self.check_history.len() >= checks.len() && !self.check_history.contains_key(check) {
+            // Checks a reload removed are forgotten.
+            self.check_history
+                .retain(|n, _| checks.iter().any(|c| &c.name == n));
+        }
+        super::push_recent(
+            self.check_history.entry(check.to_string()).or_default(),
+            crate::status::StateChange { at, from, to },
+            crate::status::CHECK_HISTORY,
+            |c| c.at,
+            at,
+        );
     }
 
     /// effective = override, else (guard freeze or observed); calculated

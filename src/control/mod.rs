@@ -63,6 +63,25 @@ const RECENT_TRANSITIONS: usize = 100;
 /// How long the controller waits for more probe reports before rebuilding.
 const COALESCE: Duration = Duration::from_millis(5);
 
+/// Appends `item` to `ring`, dropping what is older than the page's window
+/// (relative to `now`) and the oldest past `max`.
+fn push_recent<T>(
+    ring: &mut VecDeque<T>,
+    item: T,
+    max: usize,
+    at: impl Fn(&T) -> SystemTime,
+    now: SystemTime,
+) {
+    let horizon = now.checked_sub(crate::status::HISTORY_WINDOW);
+    while ring
+        .front()
+        .is_some_and(|f| ring.len() >= max || horizon.is_some_and(|h| at(f) < h))
+    {
+        ring.pop_front();
+    }
+    ring.push_back(item);
+}
+
 /// Why an override was not applied.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -165,6 +184,10 @@ pub struct Controller {
     started: SystemTime,
     transitions: VecDeque<TransitionRecord>,
     transitions_total: u64,
+    /// Each check's recent transitions, by name (the status page's timeline).
+    check_history: rustc_hash::FxHashMap<String, VecDeque<crate::status::StateChange>>,
+    /// Each route's recent answer changes, by (name, type).
+    answer_changes: rustc_hash::FxHashMap<(String, String), VecDeque<crate::status::AnswerChange>>,
     last_reload: Option<ReloadRecord>,
     reloads: (u64, u64),
     /// One ordered delivery queue per `[[webhook]]` URL (started by `run`).
@@ -280,6 +303,8 @@ impl Controller {
             started: now,
             transitions: VecDeque::new(),
             transitions_total: 0,
+            check_history: Default::default(),
+            answer_changes: Default::default(),
             last_reload: None,
             reloads: (0, 0),
             webhooks: webhook::Webhooks::default(),

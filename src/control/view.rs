@@ -35,6 +35,11 @@ impl Controller {
                     reason: h.reason.clone(),
                     last_latency_ms: h.latency.map(|l| l.as_secs_f64() * 1000.0),
                     stats: probe.map(|p| p.stats.clone()),
+                    history: self
+                        .check_history
+                        .get(&c.name)
+                        .map(|h| h.iter().cloned().collect())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -45,22 +50,7 @@ impl Controller {
             .enumerate()
             .map(|(ri, (r, d))| {
                 let d = d.as_ref();
-                let (answer, outcome) = match d.map(|d| &d.chosen) {
-                    Some(Chosen::Members(m)) => (
-                        m.iter()
-                            .map(|&i| r.members[i].label(&config.routes))
-                            .collect(),
-                        "members",
-                    ),
-                    Some(Chosen::Fallback) => match &r.when_all_down {
-                        config::AllDown::Fallback(v) => {
-                            (v.iter().map(|r| r.data.to_string()).collect(), "fallback")
-                        }
-                        _ => (Vec::new(), "fallback"),
-                    },
-                    Some(Chosen::NoData) => (Vec::new(), "nodata"),
-                    Some(Chosen::ServFail) | None => (Vec::new(), "servfail"),
-                };
+                let (answer, outcome) = answer_of(config, r, d);
                 RouteStatus {
                     name: r.name.to_string(),
                     rtype: r.rtype.to_string(),
@@ -70,6 +60,11 @@ impl Controller {
                     healthy: d.is_some_and(|d| d.healthy),
                     ttl: d.map_or(r.ttl, |d| d.ttl),
                     path: d.map(|d| d.path.clone()).unwrap_or_default(),
+                    answer_changes: self
+                        .answer_changes
+                        .get(&(r.name.to_string(), r.rtype.to_string()))
+                        .map(|h| h.iter().cloned().collect())
+                        .unwrap_or_default(),
                     variants: self
                         .slots
                         .get(self.base.route_slots[ri])
@@ -127,6 +122,46 @@ impl Controller {
             guard_frozen: self.guard.frozen().is_some(),
             fleet: self.fleet_status(now),
         }
+    }
+}
+
+/// A route's answer for decision `d`: the records, and `members`,
+/// `fallback`, `nodata` or `servfail`.
+pub(super) fn answer_of(
+    config: &config::Config,
+    r: &config::RouteConfig,
+    d: Option<&crate::route::Decision>,
+) -> (Vec<String>, &'static str) {
+    match d.map(|d| &d.chosen) {
+        Some(Chosen::Members(m)) => (
+            m.iter()
+                .map(|&i| r.members[i].label(&config.routes))
+                .collect(),
+            "members",
+        ),
+        Some(Chosen::Fallback) => match &r.when_all_down {
+            config::AllDown::Fallback(v) => {
+                (v.iter().map(|r| r.data.to_string()).collect(), "fallback")
+            }
+            _ => (Vec::new(), "fallback"),
+        },
+        Some(Chosen::NoData) => (Vec::new(), "nodata"),
+        Some(Chosen::ServFail) | None => (Vec::new(), "servfail"),
+    }
+}
+
+/// A route's answer for decision `d` in a line: its records, or
+/// `NODATA`, `SERVFAIL`, `FALLBACK`.
+pub(super) fn answer_text(
+    config: &config::Config,
+    r: &config::RouteConfig,
+    d: Option<&crate::route::Decision>,
+) -> String {
+    let (answer, outcome) = answer_of(config, r, d);
+    if answer.is_empty() {
+        outcome.to_uppercase()
+    } else {
+        answer.join(", ")
     }
 }
 

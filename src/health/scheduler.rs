@@ -184,10 +184,7 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
             }
         } else {
             if outcome.ok { &stats.ok } else { &stats.failed }.fetch_add(1, Ordering::Relaxed);
-            stats
-                .last_latency_us
-                .store(outcome.latency.as_micros() as u64, Ordering::Relaxed);
-            stats.latency.observe(outcome.latency);
+            stats.observe_latency(outcome.latency);
             let was = (
                 tracker.pending(),
                 tracker.streak(),
