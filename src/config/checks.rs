@@ -381,6 +381,9 @@ impl Validator<'_> {
             }
             let status = match &s.expect.status {
                 None => vec![(200, 399)],
+                Some(StatusSpec::Code(c)) if !(100..=599).contains(c) => {
+                    return Err(format!("expect.status {c} is not an HTTP status (100-599)"));
+                }
                 Some(StatusSpec::Code(c)) => vec![(*c, *c)],
                 Some(StatusSpec::Ranges(r)) => parse_status(r)?,
             };
@@ -416,10 +419,15 @@ impl Validator<'_> {
             return Ok(CheckKind::Tcp { target: t.clone() });
         }
         if let Some(server) = &s.dns {
+            // IP:PORT, [IPv6]:PORT, or a bare IPv4 or IPv6 address (port 53).
             let server = server
                 .parse::<SocketAddr>()
-                .or_else(|_| format!("{server}:53").parse())
-                .map_err(|_| format!("dns = \"{server}\" must be IP or IP:PORT"))?;
+                .or_else(|_| {
+                    server
+                        .parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| format!("dns = \"{server}\" must be IP, IP:PORT or [IPv6]:PORT"))?;
             let q = s
                 .query
                 .as_deref()
@@ -529,5 +537,35 @@ mod tests {
         );
         assert!(parse_status("300-200").is_err());
         assert!(parse_status("abc").is_err());
+    }
+
+    fn errors(body: &str) -> Vec<String> {
+        let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{body}");
+        match crate::config::parse(std::path::Path::new("/x/veer.toml"), &text) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// Found while writing the reference: values that were accepted or
+    /// silently changed are errors now, and a bare IPv6 server works.
+    #[test]
+    fn reference_mistakes_are_errors() {
+        let e = errors("[check.a]\nhttp = \"http://127.0.0.1/\"\nfall = 0\n");
+        assert!(
+            e.iter().any(|m| m.contains("fall must be at least 1")),
+            "{e:?}"
+        );
+        let e = errors("[check.a]\nhttp = \"http://127.0.0.1/\"\nexpect.status = 42\n");
+        assert!(e.iter().any(|m| m.contains("not an HTTP status")), "{e:?}");
+        let e = errors("[health]\nguard_window = \"0s\"\n");
+        assert!(
+            e.iter().any(|m| m.contains("guard_window must be above 0")),
+            "{e:?}"
+        );
+        let e = errors("[check.a]\ndns = \"2001:db8::53\"\nquery = \"x.test\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        let e = errors("[check.a]\ndns = \"[2001:db8::53]:5353\"\nquery = \"x.test\"\n");
+        assert!(e.is_empty(), "{e:?}");
     }
 }

@@ -565,10 +565,17 @@ impl Validator<'_> {
             None => 0.5,
         };
         let guard_window = match &h.guard_window {
-            Some(w) => parse_duration(w.get_ref()).unwrap_or_else(|e| {
-                self.error(w, format!("guard_window: {e}"));
-                Duration::from_secs(30)
-            }),
+            Some(w) => match parse_duration(w.get_ref()) {
+                Ok(d) if d.is_zero() => {
+                    self.error(w, "guard_window must be above 0");
+                    Duration::from_secs(30)
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(w, format!("guard_window: {e}"));
+                    Duration::from_secs(30)
+                }
+            },
             None => Duration::from_secs(30),
         };
         let source = h.source.as_ref().and_then(|s| match s.get_ref().parse() {
