@@ -299,7 +299,8 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     // Open TCP connections: idle ones close now, one answering a query
     // closes after writing it (a zone transfer gets TCP_DRAIN).
     conns.close();
-    // UDP: the queued datagrams are answered, then each thread wakes.
+    // UDP: each thread answers the batch in hand and stops; datagrams
+    // still queued in the socket are not read (their clients retry).
     let udp = async move {
         if let Some(t) = udp_threads {
             let _ = tokio::task::spawn_blocking(move || t.stop()).await;

@@ -927,3 +927,46 @@ fn a_reload_logs_what_it_changed_and_veer_diff_says_it_before() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no changes\n");
 }
+
+/// Review r17: `POST /v1/diff` reads whatever path the body names, on the
+/// controller's behalf, and the controller waits for it: a FIFO (or a
+/// slow file system, or a big config) wedges the controller, so reloads,
+/// overrides, health transitions and the watchdog ping all stop.
+#[test]
+fn a_diff_of_a_fifo_does_not_wedge_the_controller() {
+    let f = setup(&www(&["192.0.2.1"]), "");
+    let veer = Veer::start(&f.config);
+    let api = api(&veer);
+    let fifo = f.dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let body = format!("{{\"config\": \"{}\"}}", fifo.display());
+    let a2 = api.clone();
+    let (dtx, drx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = dtx.send(a2.try_authed("POST", "/v1/diff", Some(&body)));
+    });
+    // Refused at once: not a regular file.
+    let diff = drx.recv_timeout(Duration::from_secs(5));
+    assert!(
+        matches!(&diff, Ok(Ok(r)) if r.status == 422 && r.body.contains("not a regular file")),
+        "{diff:?}"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a3 = api.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(a3.try_authed("POST", "/v1/reload", None).map(|r| r.status));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(5));
+    // Unblock a reader, if there is one (never blocks when there is none).
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+    assert!(
+        matches!(got, Ok(Ok(200))),
+        "a reload after a diff of a FIFO did not answer within 5 s: {got:?}"
+    );
+}

@@ -131,13 +131,13 @@ impl Controller {
                 if self.answer_changes.len() >= config.routes.len()
                     && !self.answer_changes.contains_key(&key)
                 {
-                    // Routes a reload removed are forgotten.
-                    self.answer_changes.retain(|(n, t), _| {
-                        config
-                            .routes
-                            .iter()
-                            .any(|r| r.name.to_string() == *n && r.rtype.to_string() == *t)
-                    });
+                    // Routes a reload removed are forgotten (one pass).
+                    let live: rustc_hash::FxHashSet<(String, String)> = config
+                        .routes
+                        .iter()
+                        .map(|r| (r.name.to_string(), r.rtype.to_string()))
+                        .collect();
+                    self.answer_changes.retain(|k, _| live.contains(k));
                 }
                 super::push_recent(
                     self.answer_changes.entry(key).or_default(),

@@ -549,21 +549,12 @@ impl Controller {
                 }
             }
             Command::Diff { path, reply } => {
-                let path = path.unwrap_or_else(|| self.base.config.path.clone());
+                // Loaded and compared beside the controller, never in it:
+                // a slow or hostile file must not hold up health.
                 let running = self.base.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    let new = Base::load_path(&path, Some(&running))?;
-                    Ok(diff::diff(&running, &new))
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(Diagnostics::one(crate::diag::Diagnostic::new(
-                        &self.base.config.path,
-                        1,
-                        format!("diff failed: {e}"),
-                    )))
+                tokio::spawn(async move {
+                    let _ = reply.send(diff_against(running, path).await);
                 });
-                let _ = reply.send(result);
             }
             Command::AdminStateChanged => {
                 // Editors write in bursts: let it settle, then read once.
@@ -737,6 +728,65 @@ impl Controller {
             }
         }
     }
+}
+
+/// One diff at a time: each holds a blocking thread while it loads.
+static DIFF_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Largest config file a diff reads.
+const DIFF_MAX_BYTES: u64 = 16 << 20;
+
+/// `POST /v1/diff`: the config at `path` (default: the running config's
+/// file as it is on disk now) loaded and compared with `running`. Only a
+/// regular file in the running config's directory or below, of sane
+/// size, is read.
+async fn diff_against(
+    running: Arc<Base>,
+    path: Option<std::path::PathBuf>,
+) -> Result<diff::ReloadDiff, Diagnostics> {
+    use std::sync::atomic::Ordering;
+    let own = running.config.path.clone();
+    let fail = |m: String| Err(Diagnostics::one(crate::diag::Diagnostic::new(&own, 1, m)));
+    let path = path.unwrap_or_else(|| own.clone());
+    let dir = |p: &std::path::Path| {
+        p.parent().and_then(|d| {
+            std::fs::canonicalize(if d.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                d
+            })
+            .ok()
+        })
+    };
+    match (dir(&path), dir(&own)) {
+        (Some(p), Some(o)) if p.starts_with(&o) => {}
+        _ => {
+            return fail(format!(
+                "{}: a diff reads configs in the running config's directory (or below) only",
+                path.display()
+            ));
+        }
+    }
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.len() <= DIFF_MAX_BYTES => {}
+        Ok(_) => {
+            return fail(format!(
+                "{}: not a regular file of at most {DIFF_MAX_BYTES} bytes",
+                path.display()
+            ));
+        }
+        Err(e) => return fail(format!("{}: {e}", path.display())),
+    }
+    if DIFF_RUNNING.swap(true, Ordering::AcqRel) {
+        return fail("another diff is running; try again".into());
+    }
+    let result = tokio::task::spawn_blocking(move || {
+        let new = Base::load_path(&path, Some(&running))?;
+        Ok(diff::diff(&running, &new))
+    })
+    .await;
+    DIFF_RUNNING.store(false, Ordering::Release);
+    result.unwrap_or_else(|e| fail(format!("diff failed: {e}")))
 }
 
 /// An interval that, when late, waits a whole period again (no bursts).

@@ -32,8 +32,9 @@ pub struct Threads {
 }
 
 impl Threads {
-    /// Stops every thread and waits for them. The datagrams already
-    /// queued are answered first; a thread blocked in `recvmmsg` wakes at
+    /// Stops every thread and waits for them. Each answers the batch it
+    /// holds; datagrams still queued in the socket are not read (their
+    /// clients retry elsewhere). A thread blocked in `recvmmsg` wakes at
     /// once: `shutdown(SHUT_RD)` on a UDP socket makes an empty receive
     /// return 0 (Linux wakes the waiters even on an unconnected socket,
     /// and reports ENOTCONN, which is expected here).

@@ -277,6 +277,21 @@ impl Admin {
         self.request(method, path, &headers, body)
     }
 
+    /// [`Admin::authed`] without panicking on a transport error.
+    pub fn try_authed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<Response> {
+        let auth = format!("Bearer {}", self.token);
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        try_http(self.addr, method, path, &headers, body)
+    }
+
     /// `POST /v1/reload` with the token.
     #[track_caller]
     pub fn reload(&self) -> Response {
