@@ -305,7 +305,7 @@ fn the_most_recent_fleet_override_applies_everywhere() {
 /// A vote from a peer whose `since_ms` lies past year 9999 panics the
 /// controller when it builds the status (every publish).
 #[test]
-fn review_far_future_since_ms_panics_status() {
+fn a_far_future_since_ms_cannot_panic_the_status() {
     let (_d, mut c) = controller("", WEB);
     let i = idx(&c, "web");
     let feed = Feed {
@@ -334,7 +334,7 @@ fn review_far_future_since_ms_panics_status() {
 
 /// Same with a fleet override's until_ms.
 #[test]
-fn review_far_future_until_ms_panics_status() {
+fn a_far_future_until_ms_cannot_panic_the_status() {
     let (_d, mut c) = controller("", WEB);
     heard(
         &mut c,
@@ -356,7 +356,7 @@ fn review_far_future_until_ms_panics_status() {
 /// set_ms = u64::MAX from a peer: set_fleet_override overflows (debug:
 /// panic; release: wraps to 0, the operator's override loses for ever).
 #[test]
-fn review_set_ms_max_cannot_be_overridden() {
+fn set_ms_max_from_a_peer_still_loses_to_an_operator() {
     let (_d, mut c) = controller("", WEB);
     heard(
         &mut c,
@@ -388,7 +388,7 @@ fn review_set_ms_max_cannot_be_overridden() {
 /// An expired newer override is pruned by an unrelated set, and an older
 /// override of another instance comes back to life.
 #[test]
-fn review_pruning_an_expired_override_resurrects_an_older_one() {
+fn an_expired_override_does_not_bring_an_older_one_back() {
     let (_d, mut c) = controller("", &format!("{WEB}[check.api]\ntcp = \"127.0.0.1:10\"\n"));
     own(&mut c, "web", State::Up);
     heard(
@@ -436,7 +436,7 @@ fn review_pruning_an_expired_override_resurrects_an_older_one() {
 /// Peer overrides for checks this instance does not have are kept (and
 /// logged one line each): memory and log flooding from a peer's feed.
 #[test]
-fn review_overrides_for_unknown_checks_are_kept() {
+fn overrides_for_unknown_checks_are_dropped() {
     let (_d, mut c) = controller("", WEB);
     let junk: Vec<FleetOverride> = (0..1000)
         .map(|n| FleetOverride {
@@ -457,7 +457,7 @@ fn review_overrides_for_unknown_checks_are_kept() {
 
 /// A reload removing a peer keeps that peer's fleet overrides in force.
 #[test]
-fn review_removed_peer_overrides_stay_in_force() {
+fn a_removed_peers_overrides_end() {
     let (d, mut c) = controller("", WEB);
     own(&mut c, "web", State::Up);
     heard(
@@ -512,7 +512,7 @@ fn find_check(k: usize, full: &[&str], without_ns3: &[&str], skip: &[String]) ->
 /// from `own` -- which for a check this instance had not been probing is
 /// a stale verdict from long ago. A check the fleet has Down flips Up.
 #[test]
-fn review_timing_edit_reload_decides_from_a_stale_own_vote() {
+fn a_timing_edit_keeps_the_fleets_verdict() {
     let name = find_check(2, &["ns2", "ns3"], &["ns2", "ns1"], &[]);
     let mk = |interval: &str| {
         format!("[check.{name}]\ntcp = \"127.0.0.1:9\"\ninterval = \"{interval}\"\n")
@@ -549,7 +549,7 @@ fn review_timing_edit_reload_decides_from_a_stale_own_vote() {
 /// A probe shared by two checks (same definition, different names) is
 /// taken on with the first check's verdict as the seed of both.
 #[test]
-fn review_shared_probe_takeover_seeds_every_check_with_the_first_ones_verdict() {
+fn a_shared_probe_takeover_keeps_each_checks_verdict() {
     // a: probed by ns2 whether or not ns3 is live; b: ns3's, then ns1's.
     let a = find_check(1, &["ns2"], &["ns2"], &[]);
     let b = find_check(1, &["ns3"], &["ns1"], std::slice::from_ref(&a));
@@ -578,7 +578,7 @@ fn review_shared_probe_takeover_seeds_every_check_with_the_first_ones_verdict() 
 /// Cost of one fleet_refresh (every tick and every rebuild) with many checks.
 #[test]
 #[ignore]
-fn review_fleet_refresh_cost() {
+fn fleet_refresh_cost() {
     for n in [500usize, 1000, 2000, 4000] {
         let checks: String = (0..n)
             .map(|i| {
@@ -616,7 +616,7 @@ fn review_fleet_refresh_cost() {
 /// when a quorum of other vantage points fails most checks over, this
 /// instance freezes the old Up states and keeps answering dead addresses.
 #[test]
-fn review_guard_freezes_a_fleet_verdict() {
+fn the_guard_does_not_freeze_a_fleet_verdict() {
     let checks: String = (0..4)
         .map(|i| format!("[check.g{i}]\ntcp = \"127.0.0.1:{}\"\n", 200 + i))
         .collect();
@@ -649,7 +649,7 @@ fn review_guard_freezes_a_fleet_verdict() {
 /// the restored/initial state as if a probe had seen it. With probers = 1
 /// a peer takes that vote as the verdict at once.
 #[test]
-fn review_start_publishes_unprobed_votes() {
+fn no_vote_is_published_before_a_probe_ran() {
     let (_d, c) = controller("", "[check.web]\ntcp = \"127.0.0.1:9\"\ninitial = \"up\"\n");
     let f = c.fleet.as_ref().unwrap();
     let body = f.feed.borrow().body.clone();
@@ -666,7 +666,7 @@ fn review_start_publishes_unprobed_votes() {
 /// The peer's view of such a vote: a check this instance saw Down flips Up
 /// when a returning prober (probers = 1) votes its unprobed initial state.
 #[test]
-fn review_returning_prober_unprobed_vote_flips_verdict() {
+fn a_returning_probers_unknown_vote_changes_nothing() {
     let x = (0..10_000)
         .map(|n| format!("x{n}"))
         .find(|n| {
@@ -697,7 +697,7 @@ fn review_returning_prober_unprobed_vote_flips_verdict() {
 /// its probe. In a fleet those checks have different probers and can have
 /// different verdicts: a split-held Down becomes Up for good.
 #[test]
-fn review_reload_copies_shared_probe_health_across_checks() {
+fn a_reload_keeps_each_shared_probe_checks_verdict() {
     let set = |n: &str| {
         let mut v = crate::health::quorum::assigned(n, &["ns1", "ns2", "ns3"], 2);
         v.sort();

@@ -410,7 +410,7 @@ mod tests {
     /// controller takes it as this instance's vote, though the restarted
     /// tracker, seeded Down and seeing failures, never reports again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn review_stale_transition_after_restart() {
+    async fn a_result_from_before_a_restart_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let flag = dir.path().join("ok");
         std::fs::write(&flag, "").unwrap();
