@@ -726,20 +726,32 @@ impl Drop for Receiver {
     }
 }
 
+/// Reads an HTTP request up to the end of its head (at most `limit`
+/// bytes): the bytes read and where the head ends (`\r\n\r\n`), or None
+/// when the client closes, errs or sends too much.
+pub fn read_head(s: &mut TcpStream, limit: usize) -> Option<(Vec<u8>, usize)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some((buf, p));
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > limit {
+            return None;
+        }
+    }
+}
+
 fn serve_hook(mut s: TcpStream, st: &ReceiverState) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    // Head.
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+    let Some((buf, head_end)) = read_head(&mut s, usize::MAX) else {
+        return;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
