@@ -825,7 +825,13 @@ fn with_one_prober_only_it_probes_and_a_killed_prober_is_replaced() {
         "{} must probe every interval now: {d:?}",
         order[1]
     );
-    assert_eq!(d.len(), 1, "only {} probes now: {d:?}", order[1]);
+    assert_eq!(
+        d.len(),
+        1,
+        "only {} probes now: {d:?}\n{}",
+        order[1],
+        f.all_logs()
+    );
 
     // q's vote is the fleet's: its path failing fails both survivors over.
     web.set_failing_sources(&[source_of(q)]);

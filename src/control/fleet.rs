@@ -41,6 +41,8 @@ pub(super) struct Fleet {
     published: (Vec<wire::Vote>, Vec<FleetOverride>),
     /// Checks decided from this instance's own probes for want of votes.
     degraded: FxHashSet<String>,
+    /// For each check, its probers, those new among them and since when.
+    handover: FxHashMap<String, Handover>,
     /// Overrides made here with `fleet = true` (set or cleared).
     pub(super) own_overrides: Vec<FleetOverride>,
     /// The fleet's overrides in force: for each check, the most recent.
@@ -50,6 +52,16 @@ pub(super) struct Fleet {
     client: Option<reqwest::Client>,
     /// When this instance started (it is alone until it hears its peers).
     started: std::time::Instant,
+}
+
+/// A check's assignment as last computed. Instances see a prober go at
+/// slightly different times: a newly assigned prober gets one
+/// peer_timeout to vote before the check counts as degraded, or every
+/// other instance would probe it once at each takeover.
+struct Handover {
+    assigned: Vec<String>,
+    newcomers: Vec<String>,
+    since: SystemTime,
 }
 
 struct Peer {
@@ -98,6 +110,7 @@ impl Fleet {
             peers: Vec::new(),
             published: Default::default(),
             degraded: FxHashSet::default(),
+            handover: FxHashMap::default(),
             own_overrides: Vec::new(),
             merged: Vec::new(),
             followers: Vec::new(),
@@ -496,6 +509,7 @@ impl Controller {
         // (check, verdict, reason, decided alone)
         let mut verdicts: Vec<(usize, State, String, bool)> = Vec::new();
         let (mut entered, mut left) = (Vec::new(), Vec::new());
+        let mut handover_next = FxHashMap::default();
         for (i, c) in checks.iter().enumerate() {
             if matches!(c.kind, CheckKind::Calculated { .. }) {
                 continue;
@@ -529,7 +543,42 @@ impl Controller {
                     at: p.heard?,
                 })
             };
-            let decided = quorum::decide(&assigned, vote, q, now, f.cfg.peer_timeout);
+            let mut decided = quorum::decide(&assigned, vote, q, now, f.cfg.peer_timeout);
+            let mut handover = match f.handover.remove(&c.name) {
+                Some(h)
+                    if h.assigned
+                        .iter()
+                        .map(String::as_str)
+                        .eq(assigned.iter().copied()) =>
+                {
+                    h
+                }
+                prev => Handover {
+                    newcomers: match &prev {
+                        Some(p) => assigned
+                            .iter()
+                            .filter(|a| !p.assigned.iter().any(|b| b == *a))
+                            .map(|a| a.to_string())
+                            .collect(),
+                        // First computed: no takeover to wait for.
+                        None => Vec::new(),
+                    },
+                    assigned: assigned.iter().map(|a| a.to_string()).collect(),
+                    since: now,
+                },
+            };
+            // A newcomer that voted has taken over: its grace is spent.
+            handover.newcomers.retain(|n| vote(n).is_none());
+            if decided == Decided::Degraded
+                && !mine
+                && h.observed != State::Unknown
+                && fresh(handover.since, now, f.cfg.peer_timeout)
+                && !handover.newcomers.is_empty()
+            {
+                // A prober is taking over: the verdict holds meanwhile.
+                decided = Decided::Split;
+            }
+            handover_next.insert(c.name.clone(), handover);
             let degraded = decided == Decided::Degraded;
             if degraded && f.degraded.insert(c.name.clone()) {
                 entered.push(c.name.as_str());
@@ -569,6 +618,7 @@ impl Controller {
                 verdicts.push((i, to, reason, degraded));
             }
         }
+        f.handover = handover_next;
         // Every instance is alone until it hears its peers: that is said
         // once, not as a fault.
         let starting = f.started.elapsed() < f.cfg.peer_timeout;

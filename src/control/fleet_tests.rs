@@ -74,6 +74,18 @@ fn heard(
     votes: &[(&str, State)],
     overrides: Vec<FleetOverride>,
 ) {
+    let changed = hear(c, peer, at, votes, overrides);
+    c.rebuild(SystemTime::now(), changed);
+}
+
+/// The event of `heard`, without the rebuild.
+fn hear(
+    c: &mut Controller,
+    peer: &str,
+    at: SystemTime,
+    votes: &[(&str, State)],
+    overrides: Vec<FleetOverride>,
+) -> bool {
     let feed = Feed {
         instance: peer.into(),
         seq: 1,
@@ -93,13 +105,12 @@ fn heard(
             .collect(),
         overrides,
     };
-    let changed = c.fleet_event(Event::Heard {
+    c.fleet_event(Event::Heard {
         peer: peer.into(),
         at,
         feed,
         ignored: 0,
-    });
-    c.rebuild(SystemTime::now(), changed);
+    })
 }
 
 fn observed(c: &Controller, name: &str) -> State {
@@ -505,6 +516,46 @@ fn find_check(k: usize, full: &[&str], without_ns3: &[&str], skip: &[String]) ->
                 && crate::health::quorum::assigned(n, &["ns1", "ns2"], k) == without_ns3
         })
         .unwrap()
+}
+
+/// A prober goes; this instance, not assigned, sees it go before the
+/// next prober has voted (instances notice a loss up to a heartbeat
+/// apart). It holds the verdict for one peer_timeout instead of probing
+/// (else every instance probes each check once at every takeover), and
+/// is degraded only if the newcomer stays silent past that.
+#[test]
+fn a_takeover_does_not_make_the_others_probe() {
+    let name = find_check(1, &["ns3"], &["ns2"], &[]);
+    let (_d, mut c) = controller(
+        "probers = 1\nquorum = 1",
+        &format!("[check.{name}]\ntcp = \"127.0.0.1:9\"\n"),
+    );
+    let t0 = SystemTime::now();
+    let event = |c: &mut Controller, peer: &str, at: SystemTime, votes: &[(&str, State)]| {
+        let changed = hear(c, peer, at, votes, vec![]);
+        c.rebuild(at, changed);
+    };
+    event(&mut c, "ns2", t0, &[]);
+    event(&mut c, "ns3", t0, &[(&name, State::Up)]);
+    assert_eq!(observed(&c, &name), State::Up);
+    assert!(!probing(&c, &name));
+    // ns3 silent past peer_timeout (1 s); ns2 heard, not yet voting.
+    let t1 = t0 + Duration::from_millis(1200);
+    event(&mut c, "ns2", t1, &[]);
+    assert!(!probing(&c, &name), "probed at ns3's loss");
+    assert_eq!(observed(&c, &name), State::Up);
+    let s = c.fleet_status(t1).unwrap();
+    assert!(!s.checks.iter().find(|k| k.check == name).unwrap().degraded);
+    // ns2 votes: it decides.
+    let t2 = t1 + Duration::from_millis(300);
+    event(&mut c, "ns2", t2, &[(&name, State::Down)]);
+    assert_eq!(observed(&c, &name), State::Down);
+    assert!(!probing(&c, &name));
+    // ns2 drops its vote (say, another definition there) and stays
+    // silent on it past the grace: degraded, this instance probes.
+    let t3 = t2 + Duration::from_millis(300);
+    event(&mut c, "ns2", t3, &[]);
+    assert!(probing(&c, &name), "no vote at all is degraded at once");
 }
 
 /// A reload that only edits a check's timing changes its hash: every
