@@ -93,3 +93,16 @@ impl Asked {
         self.values.iter().map(|(v, _)| v.as_str()).collect()
     }
 }
+
+/// A new ECDSA P-256 combined signing key for `origin` in `dir`, made
+/// `age` ago.
+pub fn csk(origin: &str, dir: &Path, age: std::time::Duration) -> crate::dnssec::ZoneKey {
+    crate::dnssec::generate(
+        &hickory_proto::rr::Name::from_ascii(origin).unwrap(),
+        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
+        true,
+        dir,
+        std::time::SystemTime::now() - age,
+    )
+    .unwrap()
+}

@@ -410,15 +410,11 @@ fn a_signed_zone_refuses_routes_it_cannot_prove() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.zone"), crate::testutil::ZONE).unwrap();
     std::fs::write(dir.path().join("nets"), "10.0.0.0/8 EU DE\n").unwrap();
-    let name = hickory_proto::rr::Name::from_ascii("t.").unwrap();
-    crate::dnssec::generate(
-        &name,
-        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
-        true,
+    crate::testutil::csk(
+        "t.",
         &dir.path().join("state/keys"),
-        std::time::SystemTime::now(),
-    )
-    .unwrap();
+        std::time::Duration::ZERO,
+    );
     let path = dir.path().join("veer.toml");
     std::fs::write(
         &path,
@@ -456,16 +452,12 @@ fn a_gap_in_key_timing_is_an_error() {
          [[zone]]\norigin = \"t.\"\nfile = \"t.zone\"\ndnssec = true\n",
     )
     .unwrap();
-    let name = hickory_proto::rr::Name::from_ascii("t.").unwrap();
     let now = std::time::SystemTime::now();
-    let k = crate::dnssec::generate(
-        &name,
-        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
-        true,
+    let k = crate::testutil::csk(
+        "t.",
         &dir.path().join("state/keys"),
-        now,
-    )
-    .unwrap();
+        std::time::Duration::ZERO,
+    );
     Base::load_path(&path, None).unwrap();
     let mut timing = k.timing;
     timing.inactive = Some(now + std::time::Duration::from_secs(3600));

@@ -43,14 +43,7 @@ fn setup_with(zones: &[(&str, &str)], unsigned: &[&str], body: &str) -> Setup {
     let keys = dir.path().join("keys");
     let mut ds = Vec::new();
     for (origin, _) in zones.iter().filter(|(o, _)| !unsigned.contains(o)) {
-        let k = crate::dnssec::generate(
-            &Name::from_ascii(origin).unwrap(),
-            hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
-            true,
-            &keys,
-            SystemTime::now() - Duration::from_secs(60),
-        )
-        .unwrap();
+        let k = crate::testutil::csk(origin, &keys, Duration::from_secs(60));
         let d = k.ds(hickory_proto::dnssec::DigestType::SHA256).unwrap();
         ds.push((origin.to_string(), d.to_string()));
     }
@@ -326,14 +319,7 @@ fn after_a_rollover_the_transfer_is_signed_by_the_new_key_only() {
         c.refresh_xfr();
     };
     // 1. A new key, then reload.
-    crate::dnssec::generate(
-        &t,
-        hickory_proto::dnssec::Algorithm::ECDSAP256SHA256,
-        true,
-        &dir,
-        SystemTime::now() - Duration::from_secs(60),
-    )
-    .unwrap();
+    crate::testutil::csk(&t.to_ascii(), &dir, Duration::from_secs(60));
     reload(&mut c);
     // 3. The old key retired (what `veer dnssec retire` writes), reload.
     let now = SystemTime::now() - Duration::from_secs(1);

@@ -616,6 +616,12 @@ impl Handler {
         if packet.len() < 12 || packet[2] & 0x80 != 0 || src.port() == 0 {
             return false;
         }
+        // Nearly every query: answered in place (nothing counted when not).
+        match super::fast::answer(self, snap, packet, src, protocol == Protocol::Udp, out) {
+            super::fast::Fast::Sent => return true,
+            super::fast::Fast::Dropped => return false,
+            super::fast::Fast::General => {}
+        }
         let request = match Request::from_bytes(packet.to_vec(), src, protocol) {
             Ok(r) => r,
             Err(_) => {
@@ -1295,11 +1301,12 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
         )
     }
 
-    /// What two encodings of a response must agree on: length, header,
-    /// the answer records sorted (multivalue answers come in random
-    /// order) and the OPT record with the cookie's server part blanked
-    /// (the two encodings may straddle a second).
-    fn norm(m: &[u8]) -> (usize, Vec<u8>, Vec<String>, Vec<u8>) {
+    /// What two encodings of a response must agree on: header, the
+    /// answer records sorted (multivalue answers come in random order)
+    /// and the OPT record with the cookie's server part blanked (the two
+    /// encodings may straddle a second). Not the length: the fast path
+    /// compresses owners against the question, hickory's path does not.
+    fn norm(m: &[u8]) -> (Vec<u8>, Vec<String>, Vec<u8>) {
         let mut tail = m.to_vec();
         if let Some(rdata) = opt_rdata(m) {
             let at = rdata.as_ptr() as usize - m.as_ptr() as usize;
@@ -1319,7 +1326,7 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
             let at = r.as_ptr() as usize - m.as_ptr() as usize;
             tail[at - 11..at + r.len()].to_vec()
         });
-        (m.len(), m[..HEADER_LEN.min(m.len())].to_vec(), answers, opt)
+        (m[..HEADER_LEN.min(m.len())].to_vec(), answers, opt)
     }
 
     #[test]
@@ -1391,8 +1398,15 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
                     let msg = query_with("big.t.", RecordType::TXT, payload, 0, opts);
                     let a = fast(&h, snap, &msg, Protocol::Udp).unwrap();
                     let b = via_hickory(&h, snap, &msg, Protocol::Udp).unwrap();
-                    assert_eq!(norm(&a), norm(&b), "big {payload}");
                     assert!(a.len() <= payload as usize);
+                    // The fast path's owners are pointers: it fits the
+                    // whole answer at sizes hickory truncates.
+                    if b[2] & 0x02 != 0 && a[2] & 0x02 == 0 {
+                        assert_eq!(&a[6..8], [0, 8], "big {payload}: all or nothing");
+                        assert!(a.len() + 21 - 16 > payload as usize, "big {payload}");
+                    } else {
+                        assert_eq!(norm(&a), norm(&b), "big {payload}");
+                    }
                     n += 1;
                 }
             }
@@ -1475,9 +1489,8 @@ members = [ { networks = ["10.0.0.0/8"], value = "10.1.1.1" } ]
                 } else {
                     // The fast path trims bytes hickory left behind a
                     // rolled-back record; the rest is the same.
-                    let (na, nb) = (norm(&a), norm(&b));
-                    assert!(na.0 <= nb.0, "m {m} x{extra}");
-                    assert_eq!((na.1, na.2, na.3), (nb.1, nb.2, nb.3), "m {m} x{extra}");
+                    assert!(a.len() <= b.len(), "m {m} x{extra}");
+                    assert_eq!(norm(&a), norm(&b), "m {m} x{extra}");
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The DNS front end: sockets, hickory's server loop and veer's handler.
 
 pub mod answer;
+pub mod fast;
 pub mod handler;
 mod listen;
 pub mod tcp;

@@ -569,9 +569,14 @@ mod tests {
         use hickory_proto::op::{Message, MessageType, OpCode};
         use hickory_proto::rr::rdata::{A, SOA};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // The same port for both (the TCP port may be taken: try another).
+        let (udp, tcp, addr) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                break (udp, tcp, addr);
+            }
+        };
         let soa = Record::from_rdata(
             origin.clone(),
             60,

@@ -42,6 +42,50 @@ impl Key {
         k
     }
 
+    /// The key of the uncompressed name at the start of `wire` (a query's
+    /// question), lowercased, and the name's length there (its root label
+    /// included). None for a compression pointer, an extended label type,
+    /// or a name longer than 255 bytes: the general path judges those.
+    pub fn from_wire(wire: &[u8]) -> Option<(Self, usize)> {
+        let mut k = Key {
+            buf: [0; 256],
+            len: 0,
+            offs: [0; 129],
+            labels: 0,
+        };
+        let mut i = 0;
+        loop {
+            let l = *wire.get(i)? as usize;
+            if l == 0 {
+                break;
+            }
+            // Labels are 1..=63 bytes; a name is at most 255 bytes with
+            // its root label, so its key is at most 254.
+            if l > 63 || k.len + 1 + l > 254 {
+                return None;
+            }
+            let label = wire.get(i + 1..i + 1 + l)?;
+            k.offs[k.labels] = k.len as u8;
+            k.labels += 1;
+            k.buf[k.len] = l as u8;
+            for (d, b) in k.buf[k.len + 1..k.len + 1 + l].iter_mut().zip(label) {
+                *d = b.to_ascii_lowercase();
+            }
+            k.len += 1 + l;
+            i += 1 + l;
+        }
+        k.offs[k.labels] = k.len as u8;
+        Some((k, i + 1))
+    }
+
+    /// The labels, lowercased, leftmost first.
+    pub fn labels_iter(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.labels).map(|i| {
+            let s = self.offs[i] as usize + 1;
+            &self.buf[s..self.offs[i + 1] as usize]
+        })
+    }
+
     /// Number of labels.
     pub fn labels(&self) -> usize {
         self.labels
@@ -91,5 +135,18 @@ mod tests {
             &*owned_key(&Name::from_ascii("example.TEST").unwrap()),
             k.suffix(1)
         );
+        let (w, len) = Key::from_wire(b"\x03WWW\x07Example\x04test\x00\x00\x01").unwrap();
+        assert_eq!((w.as_bytes(), len, w.labels()), (k.as_bytes(), 18, 3));
+        assert_eq!(w.suffix(2), b"\x04test");
+        let labels: Vec<&[u8]> = w.labels_iter().collect();
+        assert_eq!(labels, [&b"www"[..], b"example", b"test"]);
+        assert_eq!(Key::from_wire(b"\x00").unwrap().0.labels(), 0);
+        assert!(Key::from_wire(b"\x03www\xc0\x0c").is_none(), "a pointer");
+        assert!(Key::from_wire(b"\x03ww").is_none(), "cut short");
+        let long: Vec<u8> = (0..5)
+            .flat_map(|_| [63u8].into_iter().chain([b'a'; 63]))
+            .chain([0])
+            .collect();
+        assert!(Key::from_wire(&long).is_none(), "over 255 bytes");
     }
 }

@@ -9,6 +9,7 @@
 mod key;
 pub mod parse;
 pub mod sign;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +37,11 @@ pub struct Rrset {
     pub additionals_len: usize,
     /// Uncompressed wire size of its RRSIG records (sent with DO).
     pub sig_len: usize,
+    /// Its bytes for the query fast path, made at the first query that
+    /// needs them (after the snapshot is published, so after the
+    /// additionals and RRSIGs are in place; a zone of a million records
+    /// pays for the names that are asked for).
+    wire: std::sync::OnceLock<Option<Box<wire::Wire>>>,
 }
 
 impl Rrset {
@@ -47,7 +53,15 @@ impl Rrset {
             set,
             additionals: Box::new([]),
             additionals_len: 0,
+            wire: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The prepared bytes (None if a record cannot be encoded).
+    pub fn wire(&self) -> Option<&wire::Wire> {
+        self.wire
+            .get_or_init(|| wire::Wire::new(&self.set, &self.additionals).map(Box::new))
+            .as_deref()
     }
 }
 

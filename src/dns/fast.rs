@@ -1,0 +1,442 @@
+//! The query fast path: the shapes that make up nearly all traffic (one
+//! question of class IN, at most an OPT record with or without ECS and a
+//! cookie) answered without building a message. The query is read in
+//! place, the name looked up by its key on the stack, and the response
+//! written from bytes each RRset prepared once ([`crate::zone::wire`]):
+//! the header, the question copied as sent, the records with their owner
+//! as a pointer to the question, and an OPT record written here.
+//!
+//! It answers exact names (static or routed data, and the RRSIGs with DO),
+//! NODATA and NXDOMAIN (without DO in a signed zone), with rate limiting
+//! and cookies as the general path applies them. Anything else returns
+//! [`Fast::General`] before a counter moves, and the general path
+//! (hickory's parser, [`super::answer::resolve`]) answers: other opcodes
+//! and classes, several questions, transfers, TSIG, wildcards, CNAME
+//! chains, referrals, denial proofs, errors, whatever does not fit.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::cookie::Seen;
+use crate::route::Client;
+use crate::rrl::{Class, Verdict};
+use crate::store::{Dyn, Served, Snapshot};
+use crate::zone::wire::Sections;
+use crate::zone::{Data, Found, Key};
+
+use super::Handler;
+
+/// What the fast path did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fast {
+    /// `out` holds the response.
+    Sent,
+    /// Rate limiting dropped it: send nothing.
+    Dropped,
+    /// Not for this path: nothing was counted; the general path answers.
+    General,
+}
+
+/// The query's OPT record, read in place.
+struct Opt<'p> {
+    payload: u16,
+    dnssec_ok: bool,
+    /// The ECS option's data as sent (validated), and the client it names.
+    ecs: Option<(&'p [u8], Client)>,
+    /// The client cookie seen and the cookie to answer with.
+    cookie: Option<(Seen, [u8; 24])>,
+}
+
+/// Answers `packet` from `snap` into `out`, or says the general path must.
+pub fn answer(
+    h: &Handler,
+    snap: &Snapshot,
+    packet: &[u8],
+    src: SocketAddr,
+    udp: bool,
+    out: &mut Vec<u8>,
+) -> Fast {
+    let Some(q) = parse(snap, packet, src) else {
+        return Fast::General;
+    };
+    let cookie_valid = matches!(
+        q.opt.as_ref().and_then(|o| o.cookie.as_ref()),
+        Some((Seen::Valid(_), _))
+    );
+    // Without a valid server cookie, require_cookie is the general path's.
+    if udp && snap.cookies.as_ref().is_some_and(|k| k.require) && !cookie_valid {
+        return Fast::General;
+    }
+    let Some(zone) = snap.zone_for(&q.key) else {
+        return Fast::General;
+    };
+    if matches!(snap.slot(zone.soa_slot), Dyn::ServFail) {
+        return Fast::General;
+    }
+    let dnssec = q.opt.as_ref().is_some_and(|o| o.dnssec_ok) && zone.signed.is_some();
+    let client = match q.opt.as_ref().and_then(|o| o.ecs.as_ref()) {
+        Some((_, c)) if c.prefix > 0 => *c,
+        _ => Client::addr(src.ip().to_canonical()),
+    };
+    let found = match zone.find(&q.key, q.qtype) {
+        Found::Name {
+            node,
+            wildcard: false,
+        } => match node.get(q.qtype) {
+            Some(e) => {
+                let (rr, scope) = match &e.data {
+                    Data::Static(rr) => (rr, 0),
+                    Data::Slot(i) => match snap.slot(*i).serve(&client, &mut ()) {
+                        (Served::Set(rr), scope) => (rr, scope),
+                        _ => return Fast::General,
+                    },
+                };
+                let policy = match e.data {
+                    Data::Slot(i) => snap.slot_policy.get(i).map_or(0, |&p| p as usize),
+                    Data::Static(_) => 0,
+                };
+                let Some(wire) = rr.wire() else {
+                    return Fast::General;
+                };
+                Body::Positive {
+                    sections: if dnssec { &wire.signed } else { &wire.plain },
+                    scope,
+                    policy,
+                }
+            }
+            // A CNAME answers other types (a chain): the general path's.
+            None if node.get(RecordType::CNAME).is_some() => return Fast::General,
+            None if dnssec => return Fast::General,
+            None => Body::Negative(ResponseCode::NoError),
+        },
+        Found::NxDomain if !dnssec => Body::Negative(ResponseCode::NXDomain),
+        _ => return Fast::General,
+    };
+    let neg_soa = snap.soa(zone).1;
+    let neg = match &found {
+        Body::Negative(_) => match neg_soa.wire() {
+            Some(w) => Some(&w.plain),
+            None => return Fast::General,
+        },
+        Body::Positive { .. } => None,
+    };
+
+    // What fits: everything, or all but the additional records (as the
+    // general path decides); a truncated answer is the general path's.
+    let limit = match (&q.opt, udp) {
+        (_, false) => u16::MAX as usize,
+        (Some(o), true) => o.payload as usize,
+        (None, true) => 512,
+    };
+    // The question is longer than the apex by this much: the SOA's
+    // pointers move by as much.
+    let shift = q.key.as_bytes().len()
+        - q.key
+            .suffix(q.key.labels() - zone.origin.num_labels() as usize)
+            .len();
+    let opt_len = q.opt.as_ref().map_or(0, |o| {
+        11 + o.ecs.map_or(0, |(data, _)| 4 + data.len()) + o.cookie.map_or(0, |_| 28)
+    });
+    let base = 12 + q.question.len() + opt_len;
+    let (an_len, ns_len, ad_len) = match (&found, neg) {
+        (Body::Positive { sections, .. }, _) => {
+            (sections.answer().len(), 0, sections.additional().len())
+        }
+        (_, Some(s)) => (0, s.answer().len(), 0),
+        _ => unreachable!("a negative answer has its SOA"),
+    };
+    let with_additional = if base + an_len + ns_len + ad_len <= limit {
+        true
+    } else if base + an_len + ns_len <= limit {
+        false
+    } else {
+        return Fast::General;
+    };
+
+    // From here the query is ours: rate limited, counted, answered.
+    let (rcode, scope, policy) = match found {
+        Body::Positive { scope, policy, .. } => (ResponseCode::NoError, scope, policy),
+        Body::Negative(rcode) => (rcode, 0, 0),
+    };
+    let ecs_scope = match q.opt.as_ref().and_then(|o| o.ecs.as_ref()) {
+        Some((_, c)) if c.prefix > 0 => scope,
+        _ => 0,
+    };
+    if udp && !cookie_valid {
+        let verdict = match rcode {
+            ResponseCode::NoError if neg.is_none() => {
+                h.stats()
+                    .rrl
+                    .check_key(&snap.rrl, src.ip(), Class::Answer, &q.key)
+            }
+            ResponseCode::NoError => {
+                h.stats()
+                    .rrl
+                    .check(&snap.rrl, src.ip(), Class::NoData, Some(&zone.origin))
+            }
+            _ => h
+                .stats()
+                .rrl
+                .check(&snap.rrl, src.ip(), Class::NxDomain, Some(&zone.origin)),
+        };
+        match verdict {
+            Verdict::Send => {}
+            Verdict::Drop => return Fast::Dropped,
+            Verdict::Slip => {
+                // As the general path: a cookie client gets BADCOOKIE
+                // with a fresh cookie, any other a truncated reply.
+                let client_cookie = matches!(
+                    q.opt.as_ref().and_then(|o| o.cookie.as_ref()),
+                    Some((Seen::Client(_), _))
+                );
+                let (code, aa, tc) = if client_cookie {
+                    (ResponseCode::BADCOOKIE, false, false)
+                } else {
+                    (rcode, true, true)
+                };
+                header(out, packet, aa, tc, code, [0, 0, 0]);
+                out.extend_from_slice(q.question);
+                finish(out, &q, code, ecs_scope);
+                return Fast::Sent;
+            }
+        }
+    }
+    zone.stats.count(q.qtype, rcode, policy);
+
+    match (&found, neg) {
+        (Body::Positive { sections, .. }, _) => {
+            let ar = if with_additional {
+                sections.additional_count
+            } else {
+                0
+            };
+            header(
+                out,
+                packet,
+                true,
+                false,
+                rcode,
+                [sections.answer_count, 0, ar],
+            );
+            out.extend_from_slice(q.question);
+            out.extend_from_slice(sections.answer());
+            if with_additional {
+                out.extend_from_slice(sections.additional());
+            }
+        }
+        (_, Some(soa)) => {
+            header(out, packet, true, false, rcode, [0, soa.answer_count, 0]);
+            out.extend_from_slice(q.question);
+            let at = out.len();
+            out.extend_from_slice(soa.answer());
+            for &p in &soa.pointers {
+                let p = at + p as usize;
+                let to = u16::from_be_bytes([out[p], out[p + 1]]) + shift as u16;
+                out[p..p + 2].copy_from_slice(&to.to_be_bytes());
+            }
+        }
+        _ => unreachable!("a negative answer has its SOA"),
+    }
+    finish(out, &q, rcode, ecs_scope);
+    Fast::Sent
+}
+
+enum Body<'a> {
+    Positive {
+        sections: &'a Sections,
+        scope: u8,
+        policy: usize,
+    },
+    Negative(ResponseCode),
+}
+
+/// The parsed query.
+struct Query<'p> {
+    key: Key,
+    /// The question as sent (name, type, class).
+    question: &'p [u8],
+    qtype: RecordType,
+    opt: Option<Opt<'p>>,
+}
+
+fn be16(p: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
+}
+
+/// Reads a query of the fast path's shape, or None.
+fn parse<'p>(snap: &Snapshot, p: &'p [u8], src: SocketAddr) -> Option<Query<'p>> {
+    // A query (QR clear), opcode QUERY, no AA or TC; RD as it likes.
+    // Byte 3: AD and CD may be set (dig sets AD); RA, Z and RCODE not.
+    if p.len() < 17 || p[2] & 0xfe != 0 || p[3] & 0xcf != 0 {
+        return None;
+    }
+    let (qd, an, ns, ar) = (be16(p, 4)?, be16(p, 6)?, be16(p, 8)?, be16(p, 10)?);
+    if qd != 1 || an != 0 || ns != 0 || ar > 1 {
+        return None;
+    }
+    let (key, name_len) = Key::from_wire(&p[12..])?;
+    let end = 12 + name_len + 4;
+    let qtype = RecordType::from(be16(p, 12 + name_len)?);
+    if be16(p, 12 + name_len + 2)? != 1 {
+        return None; // class IN only
+    }
+    match u16::from(qtype) {
+        // Meta types, transfers, TSIG, OPT, and the DNSSEC types whose
+        // answers are assembled (RRSIG, NSEC, DS from the parent).
+        0 | 41 | 43 | 46 | 47 | 249..=255 => return None,
+        _ => {}
+    }
+    let question = p.get(12..end)?;
+    let opt = if ar == 1 {
+        let opt = read_opt(snap, p.get(end..)?, src)?;
+        Some(opt)
+    } else if end == p.len() {
+        None
+    } else {
+        return None;
+    };
+    Some(Query {
+        key,
+        question,
+        qtype,
+        opt,
+    })
+}
+
+/// Reads the OPT record that ends the message `r`.
+fn read_opt<'p>(snap: &Snapshot, r: &'p [u8], src: SocketAddr) -> Option<Opt<'p>> {
+    // Owner the root, type OPT; extended RCODE 0 and version 0 (else
+    // BADVERS, the general path's); the RDATA ends the message.
+    // Owner, type, class (the payload size), TTL (extended RCODE,
+    // version, flags), RDLENGTH.
+    if r.len() < 11 || r[0] != 0 || be16(r, 1)? != 41 || r[5] != 0 || r[6] != 0 {
+        return None;
+    }
+    let payload = be16(r, 3)?;
+    let dnssec_ok = r[7] & 0x80 != 0;
+    let rdlen = be16(r, 9)? as usize;
+    if 11 + rdlen != r.len() {
+        return None;
+    }
+    let mut opt = Opt {
+        // As the general path: at least 512, at most the server's limit.
+        payload: payload.max(512).min(snap.max_udp_payload),
+        dnssec_ok,
+        ecs: None,
+        cookie: None,
+    };
+    let mut rest = &r[11..];
+    let (mut seen_ecs, mut seen_cookie) = (false, false);
+    while !rest.is_empty() {
+        let code = be16(rest, 0)?;
+        let len = be16(rest, 2)? as usize;
+        let data = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        match code {
+            8 => {
+                if std::mem::replace(&mut seen_ecs, true) {
+                    return None;
+                }
+                opt.ecs = Some((data, ecs_client(data)?));
+            }
+            crate::cookie::CODE => {
+                if std::mem::replace(&mut seen_cookie, true) {
+                    return None;
+                }
+                if let Some(keys) = &snap.cookies {
+                    opt.cookie = Some(keys.respond(data, src.ip(), crate::cookie::now()).ok()?);
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(opt)
+}
+
+/// The client an ECS option names, if it is well formed (RFC 7871 6:
+/// exactly the address octets the source prefix needs, the bits beyond
+/// it zero, scope 0 in a query); else None, for the general path to say
+/// FORMERR.
+fn ecs_client(d: &[u8]) -> Option<Client> {
+    let family = be16(d, 0)?;
+    let (source, scope) = (*d.get(2)?, *d.get(3)?);
+    let addr = &d[4.min(d.len())..];
+    let width = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if scope != 0 || source > width || addr.len() != (source as usize).div_ceil(8) {
+        return None;
+    }
+    if source % 8 != 0 && addr.last()? & (0xff >> (source % 8)) != 0 {
+        return None;
+    }
+    let ip = if family == 1 {
+        let mut b = [0; 4];
+        b[..addr.len()].copy_from_slice(addr);
+        IpAddr::V4(Ipv4Addr::from(b))
+    } else {
+        let mut b = [0; 16];
+        b[..addr.len()].copy_from_slice(addr);
+        IpAddr::V6(Ipv6Addr::from(b))
+    };
+    Some(Client {
+        addr: ip,
+        prefix: source,
+    })
+}
+
+/// Writes the header: the query's ID, RD and CD; QR; AA and TC as told.
+fn header(
+    out: &mut Vec<u8>,
+    q: &[u8],
+    aa: bool,
+    tc: bool,
+    rcode: ResponseCode,
+    [an, ns, ar]: [u16; 3],
+) {
+    out.clear();
+    out.extend_from_slice(&q[..2]);
+    out.push(0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 });
+    out.push((q[3] & 0x10) | (u16::from(rcode) & 0x0f) as u8);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&an.to_be_bytes());
+    out.extend_from_slice(&ns.to_be_bytes());
+    out.extend_from_slice(&ar.to_be_bytes());
+}
+
+/// Appends the OPT record (if the query had one; ARCOUNT counts it).
+fn finish(out: &mut Vec<u8>, q: &Query, rcode: ResponseCode, scope: u8) {
+    let Some(o) = &q.opt else { return };
+    let ar = u16::from_be_bytes([out[10], out[11]]) + 1;
+    out[10..12].copy_from_slice(&ar.to_be_bytes());
+    let ecs_len = o.ecs.map_or(0, |(d, _)| 4 + d.len());
+    let cookie_len = o.cookie.map_or(0, |_| 28);
+    out.push(0);
+    out.extend_from_slice(&41u16.to_be_bytes());
+    out.extend_from_slice(&o.payload.to_be_bytes());
+    out.push((u16::from(rcode) >> 4) as u8);
+    out.push(0);
+    out.push(if o.dnssec_ok { 0x80 } else { 0 });
+    out.push(0);
+    out.extend_from_slice(&((ecs_len + cookie_len) as u16).to_be_bytes());
+    if let Some((d, _)) = o.ecs {
+        out.extend_from_slice(&8u16.to_be_bytes());
+        out.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        out.extend_from_slice(&d[..3]);
+        out.push(scope);
+        out.extend_from_slice(&d[4..]);
+    }
+    if let Some((_, c)) = &o.cookie {
+        out.extend_from_slice(&crate::cookie::CODE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(c);
+    }
+}
+
+#[cfg(test)]
+#[path = "fast_tests.rs"]
+mod tests;
