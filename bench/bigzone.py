@@ -385,10 +385,12 @@ def alive_fn(proc):
     return lambda: proc.poll() is None
 
 
-def run_veer_big(binary, work, zone_path, head1, head2, body, flips):
+def run_veer_big(binary, work, zone_path, head1, head2, body, flips, rnd):
     r = {}
     port = vb.free_port()
-    cfg = veer_config(work, port, os.path.basename(zone_path), "state-big")
+    # A fresh state_dir per round: the checkpoint keeps the serials the
+    # flips raised, so a restart on it would not serve serial 1.
+    cfg = veer_config(work, port, os.path.basename(zone_path), f"state-big-{rnd}")
     write_atomic(zone_path, head1, body)
 
     # veer check
@@ -403,12 +405,19 @@ def run_veer_big(binary, work, zone_path, head1, head2, body, flips):
     poller = Poller(port)
     try:
         alive = alive_fn(veer.proc)
-        t1 = poller.until(ORIGIN, 6, lambda m: soa_serial(m) == 1, 0.005, LOAD_TIMEOUT, alive)
+        served = []
+
+        def first_serial(msg):
+            served.append(soa_serial(msg))
+            return served[-1] == 1
+
+        t1 = poller.until(ORIGIN, 6, first_serial, 0.005, LOAD_TIMEOUT, alive)
         if t1 is None:
             veer.dump_log()
             rc = veer.proc.poll()
             raise SystemExit(f"veer: no SOA serial 1 within {LOAD_TIMEOUT:.0f} s"
-                             + (f" (veer exited with status {rc})" if rc is not None else ""))
+                             + (f" (veer exited with status {rc})" if rc is not None else "")
+                             + (f"; last answer's serial {served[-1]}" if served else "; no answer"))
         r["load_s"] = t1 - t0
         with veer.cond:
             listen = [t for t, line in veer.lines if vb.LISTEN_RE.search(line)]
@@ -472,12 +481,12 @@ def run_veer_big(binary, work, zone_path, head1, head2, body, flips):
     return r
 
 
-def run_veer_small(binary, work, flips):
+def run_veer_small(binary, work, flips, rnd):
     r = {}
     port = vb.free_port()
     zone = os.path.join(work, "small.zone")
     write_atomic(zone, zone_head(1, WWW[0]))
-    cfg = veer_config(work, port, "small.zone", "state-small")
+    cfg = veer_config(work, port, "small.zone", f"state-small-{rnd}")
     veer = vb.Veer(binary, cfg, cpus=CPU_SERVER)
     poller = Poller(port)
     try:
@@ -617,7 +626,7 @@ def main():
         rounds = []
         for rnd in range(1, args.rounds + 1):
             print(f"round {rnd}/{args.rounds}")
-            big = run_veer_big(binary, work, zone_path, head1, head2, body, args.flips)
+            big = run_veer_big(binary, work, zone_path, head1, head2, body, args.flips, rnd)
             print(f"  veer: check {big['check_s']:.2f} s / {mib(big['check_maxrss_kib']):.0f} MiB peak; "
                   f"load {big['load_s']:.2f} s (listening after "
                   f"{fmt(big['listen_s'], 's')}); RSS {mib(big['rss_kib']):.0f} MiB, "
@@ -633,7 +642,7 @@ def main():
                   + " ".join(f"{v * 1000:.1f}" for v in big["fo_answer_s"]))
             print("                           flip -> log line (ms): "
                   + " ".join(f"{v * 1000:.1f}" for v in big["fo_log_s"]))
-            small = run_veer_small(binary, work, args.flips)
+            small = run_veer_small(binary, work, args.flips, rnd)
             print("  veer: failover, small zone, flip -> answer (ms): "
                   + " ".join(f"{v * 1000:.1f}" for v in small["fo_answer_s"]))
             print("                             flip -> log line (ms): "
