@@ -419,8 +419,8 @@ def run_veer_big(binary, work, zone_path, head1, head2, body, flips, rnd):
                              + (f" (veer exited with status {rc})" if rc is not None else "")
                              + (f"; last answer's serial {served[-1]}" if served else "; no answer"))
         r["load_s"] = t1 - t0
-        with veer.cond:
-            listen = [t for t, line in veer.lines if vb.LISTEN_RE.search(line)]
+        # The log is read by a thread: give it a moment to catch up.
+        listen = veer.wait_for(lambda: [t for t, line in veer.lines if vb.LISTEN_RE.search(line)], 2)
         r["listen_s"] = listen[0] - t0 if listen else None
         time.sleep(1.0)
         r["rss_kib"] = proc_status(veer.pid, "VmRSS")
