@@ -655,6 +655,7 @@ def main():
             rounds.append((big, small, nsd))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(binary), ignore_errors=True)  # build_veer's private copy
 
     def m(i, key, f=None):
         vals = [rr[i][key] for rr in rounds]
