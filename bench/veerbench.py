@@ -33,7 +33,8 @@ def build_veer(skip=False):
             cwd=ROOT,
             check=True,
         )
-    path = os.path.join(ROOT, "target", "release", "veer")
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    path = os.path.join(target, "release", "veer")
     if not os.access(path, os.X_OK):
         raise SystemExit(f"{path} missing: run cargo build --release")
     # Run a private copy: other people rebuilding target/ mid-run must not
@@ -46,7 +47,7 @@ def build_veer(skip=False):
     except OSError:
         head = "?"
     built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.stat(path).st_mtime))
-    print(f"veer binary: target/release/veer built {built} (HEAD {head}, plus any uncommitted changes)")
+    print(f"veer binary: {path} built {built} (HEAD {head}, plus any uncommitted changes)")
     return copy
 
 
@@ -144,6 +145,24 @@ class Veer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def free_port():
+    """A port free on 127.0.0.1 for both UDP and TCP (as bench/lib.sh's)."""
+    for _ in range(200):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise SystemExit("no free port on 127.0.0.1")
 
 
 # --- DNS ---------------------------------------------------------------
