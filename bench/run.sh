@@ -12,7 +12,8 @@
 #   DURATION  measured seconds per run [-l]                      default 10
 #   WARMUP    seconds of unmeasured load before each run         default 2
 #   SERVERS   rows, in this order [-s]      default "veer gdnsd nsd knot echo"
-#             also: veer-routed veer-weighted veer-geo veer-hickory-udp
+#             also: veer-routed veer-weighted veer-weighted1 veer-geo
+#             veer-geo-ecs veer-hickory-udp
 #             veer-edns veer-rrl veer-protect veer-dnssec veer-dnssec-nodo
 #             veer-routed-edns veer-routed-dnssec
 #   SETS      query sets [-m]: mix nx wild dyn                   default mix
@@ -34,6 +35,11 @@
 #   veer-routed        dyn.bench.test is a failover route whose primary is
 #                      checked over HTTP (a python http.server on CLIENT_CPU)
 #   veer-weighted, veer-geo   dyn.bench.test as a weighted or a geo route
+#                      (bench/veer-row.sh)
+#   veer-weighted1     dyn.bench.test as a weighted route answering one
+#                      member (pick = 1, the common shape)
+#   veer-geo-ecs       veer-geo with dnsperf sending ECS 127.0.0.0/24 (as
+#                      resolvers do): the client is located by its subnet
 #                      (bench/veer-row.sh)
 #   veer-hickory-udp   veer on hickory-server's UDP loop (udp_path = "hickory")
 #   veer-edns          veer, both off, dnsperf sending EDNS (as resolvers
@@ -93,7 +99,8 @@ done
 # Which query sets each row can answer.
 sets_of() {
   case "$1" in
-    veer-routed | veer-routed-edns | veer-routed-dnssec | veer-weighted | veer-geo) echo dyn ;;
+    veer-routed | veer-routed-edns | veer-routed-dnssec | veer-weighted | veer-weighted1 | \
+      veer-geo | veer-geo-ecs) echo dyn ;;
     veer | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | veer-dnssec | veer-dnssec-nodo | \
       gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
     *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
@@ -225,6 +232,11 @@ start_veer-geo() {
   "$BENCH_ROOT/bench/veer-row.sh" geo "$VEER" "$PORT" "$ZONE" --config-only
   RUST_LOG=warn pin "$VEER" serve --config veer.toml
 }
+start_veer-weighted1() {
+  "$BENCH_ROOT/bench/veer-row.sh" weighted1 "$VEER" "$PORT" "$ZONE" --config-only
+  RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-geo-ecs() { start_veer-geo; }
 
 start_gdnsd() {
   mkdir -p zones run state && cp "$ZONE" zones/bench.test
@@ -347,12 +359,15 @@ check_answers() {
     return
   fi
   a=$(ask +short dyn.bench.test A)
-  grep -qx 127.0.0.1 <<< "$a" || fails+=" dyn"
+  case "$name" in
+    veer-weighted1) grep -qxE '127\.0\.0\.[12]' <<< "$a" || fails+=" dyn" ;;
+    *) grep -qx 127.0.0.1 <<< "$a" || fails+=" dyn" ;;
+  esac
   # A signed zone's answers to DO carry an RRSIG.
   case "$name" in *-dnssec*)
     ask +dnssec dyn.bench.test A | grep -q 'RRSIG.*A 13 ' || fails+=" RRSIG" ;;
   esac
-  case "$name" in veer-routed*| veer-weighted | veer-geo)
+  case "$name" in veer-routed*| veer-weighted* | veer-geo*)
     [ -z "$fails" ] && echo ok || echo "FAIL:$fails"
     return ;;
   esac
@@ -414,6 +429,7 @@ run_one() {
   extra=()
   case "$name" in
     veer-protect) extra=(-E 10:0102030405060708) ;;
+    veer-geo-ecs) extra=(-E 8:000118007f0000) ;;
     veer-edns | veer-rrl | veer-dnssec-nodo | veer-routed-edns) extra=(-e) ;;
     veer-dnssec | veer-routed-dnssec) extra=(-D) ;;
   esac

@@ -6,6 +6,8 @@
 #
 # KIND  weighted: dyn.bench.test is a weighted route (3:1, pick = 2, so
 #                 every answer holds 127.0.0.1, which bench/run.sh checks);
+#       weighted1: a weighted route answering one member (pick = 1,
+#                 3:1 between 127.0.0.1 and 127.0.0.2)
 #       geo:      dyn.bench.test is a geo route (country DE -> 127.0.0.1,
 #                 default -> 192.0.2.53), client located by a networks map
 #                 (127.0.0.0/8 is DE), so every query takes the location
@@ -29,15 +31,16 @@ origin = "bench.test."
 file = "zone"
 TOML
 case "$kind" in
-weighted)
-  cat >> veer.toml <<'TOML'
+weighted | weighted1)
+  # pick = 2 answers both members (in an order weighted 3:1), pick = 1 one.
+  cat >> veer.toml <<TOML
 
 [[route]]
 name = "dyn.bench.test."
 type = "A"
 ttl = 30
 policy = "weighted"
-pick = 2
+pick = $([ "$kind" = weighted ] && echo 2 || echo 1)
 members = [
   { value = "127.0.0.1", weight = 3 },
   { value = "127.0.0.2", weight = 1 },

@@ -65,6 +65,7 @@ pub mod explain;
 pub mod fleet;
 pub mod geo;
 pub mod health;
+pub mod memory;
 pub mod metrics;
 pub mod privilege;
 pub mod route;

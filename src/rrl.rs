@@ -261,6 +261,15 @@ mod tests {
         assert_eq!(sent(other_net, Class::Answer, &n("www.t.")), 10);
         assert_eq!(sent(a, Class::Answer, &n("mail.t.")), 10);
         assert_eq!(sent(a, Class::NxDomain, &n("www.t.")), 10);
+        // The query fast path's key lands in the same bucket as the name.
+        let (key, _) = crate::zone::Key::from_wire(b"\x04MAIL\x01t\x00").unwrap();
+        assert_eq!(
+            (0..30)
+                .filter(|_| t.check_key(&cfg, a, Class::Answer, &key) == Verdict::Send)
+                .count(),
+            0,
+            "mail.t.'s bucket is empty"
+        );
         // Every 2nd limited response slips.
         assert!(t.slipped.load(Ordering::Relaxed) > 0);
         let (s, d) = (

@@ -282,6 +282,8 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
     }
     // Bound, zones loaded, the first snapshot published: ready.
     crate::sdnotify::ready(&format!("serving generation {}", store.generation()));
+    // The load's intermediate copies are free: give their pages back.
+    crate::memory::trim_soon();
     if crate::sdnotify::enabled()
         && let Some(period) = crate::sdnotify::watchdog_interval()
     {

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{RecordSet, RecordType};
 use serde::{Deserialize, Serialize};
 
 use super::build::Base;
@@ -265,29 +265,34 @@ pub fn diff(old: &Base, new: &Base) -> ReloadDiff {
     d
 }
 
-/// A zone's static RRsets by (owner, type): TTL and sorted RDATA.
-fn sets(z: &Zone) -> BTreeMap<(String, String), (u32, Vec<String>)> {
-    // The SOA is served from a slot (its serial is the controller's): the
-    // one written in the file is the zone's data.
+/// A zone's static RRsets (no NSEC: those follow the data).
+fn sets(z: &Zone) -> impl Iterator<Item = (&[u8], &RecordSet)> {
     z.static_sets()
-        .map(|(_, s)| s)
-        .chain(std::iter::once(&z.file_soa))
-        .filter(|s| s.record_type() != RecordType::NSEC)
-        .map(|s| {
-            let mut data: Vec<String> = s
-                .records_without_rrsigs()
-                .map(|r| r.data.to_string())
-                .collect();
-            data.sort();
-            (
-                (
-                    s.name().to_lowercase().to_string(),
-                    s.record_type().to_string(),
-                ),
-                (s.ttl(), data),
-            )
-        })
-        .collect()
+        .filter(|(_, s)| s.record_type() != RecordType::NSEC)
+}
+
+/// How `old` and `new` (the same owner and type) differ: (records added,
+/// records removed, changed). Sets loaded from the same text hold their
+/// records in the same order, so most compare without a copy; a changed
+/// one is compared as sorted RDATA text.
+fn set_diff(old: &RecordSet, new: &RecordSet) -> (usize, usize, bool) {
+    fn data(s: &RecordSet) -> impl Iterator<Item = &hickory_proto::rr::RData> {
+        s.records_without_rrsigs().map(|r| &r.data)
+    }
+    if old.ttl() == new.ttl() && data(old).eq(data(new)) {
+        return (0, 0, false);
+    }
+    let text = |s: &RecordSet| {
+        let mut v: Vec<String> = data(s).map(|d| d.to_string()).collect();
+        v.sort();
+        v
+    };
+    let (o, n) = (text(old), text(new));
+    if old.ttl() == new.ttl() && o == n {
+        return (0, 0, false);
+    }
+    let (a, r) = multiset_diff(&o, &n);
+    (a, r, true)
 }
 
 fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
@@ -305,34 +310,50 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
     {
         return zd;
     }
-    let (o, n) = (sets(old), sets(new));
+    // Walks both zones' own tables (a million-record zone must not be
+    // copied into strings to be compared).
     let mut named = Vec::new();
-    for (k, (ttl, data)) in &n {
-        match o.get(k) {
+    let mut name = |sign: char, s: &RecordSet, omitted: &mut usize| {
+        if named.len() < MAX_SETS {
+            named.push(format!(
+                "{sign} {} {}",
+                s.name().to_lowercase(),
+                s.record_type()
+            ));
+        } else {
+            *omitted += 1;
+        }
+    };
+    let mut omitted = 0;
+    let soa = std::iter::once((&[][..], &new.file_soa));
+    for (key, set) in sets(new).chain(soa) {
+        let before = match set.record_type() {
+            RecordType::SOA => Some(&old.file_soa),
+            t => old.static_set(key, t),
+        };
+        match before {
             None => {
-                zd.records_added += data.len();
-                named.push(format!("+ {} {}", k.0, k.1));
+                zd.records_added += set.records_without_rrsigs().count();
+                name('+', set, &mut omitted);
             }
-            Some((ottl, odata)) => {
-                if ottl == ttl && odata == data {
-                    continue;
+            Some(before) => {
+                let (a, r, changed) = set_diff(before, set);
+                if changed {
+                    zd.records_added += a;
+                    zd.records_removed += r;
+                    zd.rrsets_changed += 1;
+                    name('~', set, &mut omitted);
                 }
-                let (a, r) = multiset_diff(odata, data);
-                zd.records_added += a;
-                zd.records_removed += r;
-                zd.rrsets_changed += 1;
-                named.push(format!("~ {} {}", k.0, k.1));
             }
         }
     }
-    for (k, (_, data)) in &o {
-        if !n.contains_key(k) {
-            zd.records_removed += data.len();
-            named.push(format!("- {} {}", k.0, k.1));
+    for (key, set) in sets(old) {
+        if new.static_set(key, set.record_type()).is_none() {
+            zd.records_removed += set.records_without_rrsigs().count();
+            name('-', set, &mut omitted);
         }
     }
-    zd.sets_omitted = named.len().saturating_sub(MAX_SETS);
-    named.truncate(MAX_SETS);
+    zd.sets_omitted = omitted;
     zd.sets = named;
     zd
 }

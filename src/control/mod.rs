@@ -662,6 +662,9 @@ impl Controller {
                 }
                 self.reconcile(Some(old), now);
                 self.start_tasks(clients, report_tx, tasks);
+                // The previous zones go once queries in flight let go of
+                // the old snapshot.
+                crate::memory::trim_soon();
                 self.reloads.0 += 1;
                 self.last_reload = Some(ReloadRecord {
                     at: rfc3339(now),

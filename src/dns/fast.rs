@@ -97,11 +97,13 @@ pub fn answer(
                     Data::Slot(i) => snap.slot_policy.get(i).map_or(0, |&p| p as usize),
                     Data::Static(_) => 0,
                 };
-                let Some(wire) = rr.wire() else {
+                // The bytes point into a question as long as the owner
+                // (always so: a route's records carry its own name).
+                let Some(wire) = rr.wire().filter(|w| w.owner_len() == q.question.len() - 4) else {
                     return Fast::General;
                 };
                 Body::Positive {
-                    sections: if dnssec { &wire.signed } else { &wire.plain },
+                    sections: if dnssec { wire.signed() } else { wire.plain() },
                     scope,
                     policy,
                 }
@@ -117,7 +119,7 @@ pub fn answer(
     let neg_soa = snap.soa(zone).1;
     let neg = match &found {
         Body::Negative(_) => match neg_soa.wire() {
-            Some(w) => Some(&w.plain),
+            Some(w) => Some(w.plain()),
             None => return Fast::General,
         },
         Body::Positive { .. } => None,
@@ -131,20 +133,21 @@ pub fn answer(
         (None, true) => 512,
     };
     // The question is longer than the apex by this much: the SOA's
-    // pointers move by as much.
-    let shift = q.key.as_bytes().len()
-        - q.key
-            .suffix(q.key.labels() - zone.origin.num_labels() as usize)
-            .len();
+    // pointers move by as much. (Counted in bytes: hickory does not count
+    // a leading `*` label, and an origin may start with one.)
+    let shift = match (&found, neg_soa.wire()) {
+        (Body::Negative(_), Some(w)) => (q.question.len() - 4).saturating_sub(w.owner_len()),
+        _ => 0,
+    };
     let opt_len = q.opt.as_ref().map_or(0, |o| {
         11 + o.ecs.map_or(0, |(data, _)| 4 + data.len()) + o.cookie.map_or(0, |_| 28)
     });
     let base = 12 + q.question.len() + opt_len;
     let (an_len, ns_len, ad_len) = match (&found, neg) {
         (Body::Positive { sections, .. }, _) => {
-            (sections.answer().len(), 0, sections.additional().len())
+            (sections.answer.len(), 0, sections.additional.len())
         }
-        (_, Some(s)) => (0, s.answer().len(), 0),
+        (_, Some(s)) => (0, s.answer.len(), 0),
         _ => unreachable!("a negative answer has its SOA"),
     };
     let with_additional = if base + an_len + ns_len + ad_len <= limit {
@@ -221,17 +224,17 @@ pub fn answer(
                 [sections.answer_count, 0, ar],
             );
             out.extend_from_slice(q.question);
-            out.extend_from_slice(sections.answer());
+            out.extend_from_slice(sections.answer);
             if with_additional {
-                out.extend_from_slice(sections.additional());
+                out.extend_from_slice(sections.additional);
             }
         }
         (_, Some(soa)) => {
             header(out, packet, true, false, rcode, [0, soa.answer_count, 0]);
             out.extend_from_slice(q.question);
             let at = out.len();
-            out.extend_from_slice(soa.answer());
-            for &p in &soa.pointers {
+            out.extend_from_slice(soa.answer);
+            for &p in soa.pointers {
                 let p = at + p as usize;
                 let to = u16::from_be_bytes([out[p], out[p + 1]]) + shift as u16;
                 out[p..p + 2].copy_from_slice(&to.to_be_bytes());
@@ -245,7 +248,7 @@ pub fn answer(
 
 enum Body<'a> {
     Positive {
-        sections: &'a Sections,
+        sections: Sections<'a>,
         scope: u8,
         policy: usize,
     },
@@ -398,14 +401,22 @@ fn header(
     rcode: ResponseCode,
     [an, ns, ar]: [u16; 3],
 ) {
+    let [an, ns, ar] = [an.to_be_bytes(), ns.to_be_bytes(), ar.to_be_bytes()];
     out.clear();
-    out.extend_from_slice(&q[..2]);
-    out.push(0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 });
-    out.push((q[3] & 0x10) | (u16::from(rcode) & 0x0f) as u8);
-    out.extend_from_slice(&[0, 1]);
-    out.extend_from_slice(&an.to_be_bytes());
-    out.extend_from_slice(&ns.to_be_bytes());
-    out.extend_from_slice(&ar.to_be_bytes());
+    out.extend_from_slice(&[
+        q[0],
+        q[1],
+        0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 },
+        (q[3] & 0x10) | (u16::from(rcode) & 0x0f) as u8,
+        0,
+        1,
+        an[0],
+        an[1],
+        ns[0],
+        ns[1],
+        ar[0],
+        ar[1],
+    ]);
 }
 
 /// Appends the OPT record (if the query had one; ARCOUNT counts it).

@@ -64,16 +64,15 @@ impl Key {
             if l > 63 || k.len + 1 + l > 254 {
                 return None;
             }
-            let label = wire.get(i + 1..i + 1 + l)?;
+            wire.get(i + 1..i + 1 + l)?;
             k.offs[k.labels] = k.len as u8;
             k.labels += 1;
-            k.buf[k.len] = l as u8;
-            for (d, b) in k.buf[k.len + 1..k.len + 1 + l].iter_mut().zip(label) {
-                *d = b.to_ascii_lowercase();
-            }
             k.len += 1 + l;
             i += 1 + l;
         }
+        // The labels as sent (lengths included), then lowercased at once.
+        k.buf[..k.len].copy_from_slice(&wire[..k.len]);
+        k.buf[..k.len].make_ascii_lowercase();
         k.offs[k.labels] = k.len as u8;
         Some((k, i + 1))
     }
@@ -118,6 +117,68 @@ pub fn owned_key(name: &Name) -> Box<[u8]> {
     Key::new(name).as_bytes().into()
 }
 
+/// A name's key as a hash map key, held inline when short (most names):
+/// a lookup then finds the key bytes beside the value instead of behind
+/// another pointer. Hashes and compares as the `[u8]` it holds.
+#[derive(Clone)]
+pub enum NodeKey {
+    /// Up to [`INLINE_KEY`] bytes.
+    Inline(u8, [u8; INLINE_KEY]),
+    /// Longer.
+    Heap(Box<[u8]>),
+}
+
+/// The longest key held inline.
+pub const INLINE_KEY: usize = 38;
+
+impl std::ops::Deref for NodeKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            NodeKey::Inline(len, b) => &b[..*len as usize],
+            NodeKey::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for NodeKey {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl From<&[u8]> for NodeKey {
+    fn from(k: &[u8]) -> Self {
+        if k.len() <= INLINE_KEY {
+            let mut b = [0; INLINE_KEY];
+            b[..k.len()].copy_from_slice(k);
+            NodeKey::Inline(k.len() as u8, b)
+        } else {
+            NodeKey::Heap(k.into())
+        }
+    }
+}
+
+impl std::hash::Hash for NodeKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl PartialEq for NodeKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for NodeKey {}
+
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +209,14 @@ mod tests {
             .chain([0])
             .collect();
         assert!(Key::from_wire(&long).is_none(), "over 255 bytes");
+        // A node key hashes and compares as its bytes, inline or not.
+        let mut m = rustc_hash::FxHashMap::default();
+        m.insert(NodeKey::from(w.as_bytes()), 1);
+        m.insert(NodeKey::from(&long[..250]), 2);
+        assert!(matches!(NodeKey::from(&long[..250]), NodeKey::Heap(_)));
+        assert_eq!(
+            (m.get(k.as_bytes()), m.get(&long[..250])),
+            (Some(&1), Some(&2))
+        );
     }
 }

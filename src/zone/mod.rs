@@ -18,7 +18,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use rustc_hash::FxHashMap;
 
-pub use key::{Key, owned_key};
+pub use key::{Key, NodeKey, owned_key};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use parse::Loc;
@@ -87,8 +87,9 @@ pub struct Entry {
 /// A name that exists in the zone.
 #[derive(Debug, Default)]
 pub struct Node {
-    /// RRsets at this name (empty for an empty non-terminal).
-    pub rrsets: Vec<Entry>,
+    /// RRsets at this name (empty for an empty non-terminal); one is
+    /// held inline, as most names have one.
+    pub rrsets: smallvec::SmallVec<[Entry; 1]>,
     /// A delegation point: NS records below the apex.
     pub cut: bool,
     /// For a cut: address records of the NS targets inside this zone.
@@ -168,7 +169,7 @@ pub struct Zone {
     /// negative answers (TTL = min(SOA TTL, MINIMUM)).
     pub soa_slot: usize,
     /// Every existing name.
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    nodes: FxHashMap<NodeKey, Node>,
     /// Number of records loaded from the files.
     pub records: usize,
     /// The zone file and its includes.
@@ -339,7 +340,7 @@ impl Zone {
             self.node_mut(&key).rrsets.push(Entry { rtype, data });
         }
         let origin_key = owned_key(&self.origin);
-        let cuts: Vec<Box<[u8]>> = self
+        let cuts: Vec<NodeKey> = self
             .nodes
             .iter()
             .filter(|(k, n)| k[..] != origin_key[..] && n.get(RecordType::NS).is_some())
@@ -355,7 +356,7 @@ impl Zone {
     /// sets of their in-zone targets, as they are now (after signing:
     /// with their RRSIGs).
     fn link_additionals(&mut self) {
-        let cuts: Vec<Box<[u8]>> = self
+        let cuts: Vec<NodeKey> = self
             .nodes
             .iter()
             .filter(|(_, n)| n.cut)
@@ -368,7 +369,7 @@ impl Zone {
             node.glue = glue;
             node.glue_len = glue_len;
         }
-        let keys: Vec<Box<[u8]>> = self.nodes.keys().cloned().collect();
+        let keys: Vec<NodeKey> = self.nodes.keys().cloned().collect();
         for k in keys {
             let node = &self.nodes[&k];
             let extra: Vec<(usize, Addresses)> = node

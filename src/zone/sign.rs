@@ -189,15 +189,15 @@ impl Zone {
                 });
             }
         }
-        let keys: Vec<Box<[u8]>> = self.nodes.keys().cloned().collect();
+        let keys: Vec<Box<[u8]>> = self.nodes.keys().map(|k| Box::from(&k[..])).collect();
         let mut owners: Vec<Box<[u8]>> = Vec::new();
         let mut expires: Option<SystemTime> = None;
         for k in &keys {
             if self.occluded(k) {
                 continue;
             }
-            let cut = self.nodes[k].cut;
-            let node = self.nodes.get_mut(k).expect("listed above");
+            let cut = self.nodes[&k[..]].cut;
+            let node = self.nodes.get_mut(&k[..]).expect("listed above");
             for e in &mut node.rrsets {
                 if let Data::Static(rr) = &mut e.data
                     && (!cut || e.rtype == RecordType::DS)
@@ -225,7 +225,7 @@ impl Zone {
         let ttl = config.nsec_ttl.unwrap_or_else(|| self.nsec_ttl());
         for (i, k) in owners.iter().enumerate() {
             let next = key_name(&owners[(i + 1) % owners.len()]);
-            let node = &self.nodes[k];
+            let node = &self.nodes[&k[..]];
             let mut types: Vec<RecordType> = node.rrsets.iter().map(|e| e.rtype).collect();
             let routed: Vec<RecordType> = node
                 .rrsets
@@ -283,7 +283,8 @@ impl Zone {
                 expires,
                 crate::dnssec::sign::earliest_expiry(full.set.rrsigs()),
             );
-            self.nodes.get_mut(k).expect("an owner").nsec = Some(Box::new(Nsec { full, without }));
+            self.nodes.get_mut(&k[..]).expect("an owner").nsec =
+                Some(Box::new(Nsec { full, without }));
         }
         self.signed = Some(Signed {
             order: owners.into_boxed_slice(),
@@ -331,7 +332,7 @@ impl Zone {
             Err(0) => signed.order.len() - 1,
             Err(i) => i - 1,
         };
-        let node = self.nodes.get(&signed.order[i])?;
+        let node = self.nodes.get(&signed.order[i][..])?;
         node.nsec.as_ref().map(|n| &n.full)
     }
 

@@ -14,47 +14,79 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{RData, RecordSet, RecordType};
 use smallvec::SmallVec;
 
-/// Prepared bytes of one RRset, with and without its RRSIGs.
+/// Prepared bytes of one RRset, with and without its RRSIGs, in one
+/// allocation (the query path follows one pointer to them).
 #[derive(Debug)]
 pub struct Wire {
-    /// Without RRSIGs (DO clear, or an unsigned zone).
-    pub plain: Sections,
-    /// With RRSIGs (DO set in a signed zone).
-    pub signed: Sections,
+    bytes: Box<[u8]>,
+    /// The owner's length in wire form: the question these bytes point
+    /// into is that long.
+    owner_len: u8,
+    /// Without RRSIGs, and with them (the same bytes when there are none).
+    meta: [Meta; 2],
+}
+
+/// Where one variant is in [`Wire::bytes`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Meta {
+    start: u32,
+    answer_end: u32,
+    end: u32,
+    answer_count: u16,
+    additional_count: u16,
+    pointers: [u16; 3],
+    pointer_count: u8,
 }
 
 /// One variant's bytes.
-#[derive(Debug, Default)]
-pub struct Sections {
-    /// The answer records, then the additional records.
-    pub bytes: Box<[u8]>,
-    /// Where the additional records start.
-    pub answer_end: usize,
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'w> {
+    /// The answer records.
+    pub answer: &'w [u8],
+    /// The additional records.
+    pub additional: &'w [u8],
     /// How many answer records.
     pub answer_count: u16,
     /// How many additional records.
     pub additional_count: u16,
-    /// For a SOA: where its compression pointers are (owner, MNAME and
-    /// RNAME), to move when the question is longer than the apex.
-    pub pointers: SmallVec<[u16; 3]>,
-}
-
-impl Sections {
-    /// The answer records.
-    pub fn answer(&self) -> &[u8] {
-        &self.bytes[..self.answer_end]
-    }
-
-    /// The additional records.
-    pub fn additional(&self) -> &[u8] {
-        &self.bytes[self.answer_end..]
-    }
+    /// For a SOA: where its compression pointers are in `answer` (owner,
+    /// MNAME and RNAME), to move when the question is longer than the
+    /// apex.
+    pub pointers: &'w [u16],
 }
 
 impl Wire {
+    /// The length of the question name the bytes were prepared for.
+    pub fn owner_len(&self) -> usize {
+        self.owner_len as usize
+    }
+
+    /// The records without RRSIGs (DO clear, or an unsigned zone).
+    pub fn plain(&self) -> Sections<'_> {
+        self.sections(0)
+    }
+
+    /// The records with their RRSIGs (DO set in a signed zone).
+    pub fn signed(&self) -> Sections<'_> {
+        self.sections(1)
+    }
+
+    fn sections(&self, i: usize) -> Sections<'_> {
+        let m = &self.meta[i];
+        Sections {
+            answer: &self.bytes[m.start as usize..m.answer_end as usize],
+            additional: &self.bytes[m.answer_end as usize..m.end as usize],
+            answer_count: m.answer_count,
+            additional_count: m.additional_count,
+            pointers: &m.pointers[..m.pointer_count as usize],
+        }
+    }
+
     /// Prepares `set` (answer records) and `additionals`.
     pub fn new(set: &RecordSet, additionals: &[std::sync::Arc<RecordSet>]) -> Option<Wire> {
-        let variant = |dnssec: bool| -> Option<Sections> {
+        let mut bytes = Vec::new();
+        // The variant's place in `bytes`, and the owner's length.
+        let variant = |dnssec: bool, bytes: &mut Vec<u8>| -> Option<(Meta, u8)> {
             let mut m = Message::query();
             m.add_query(Query::query(set.name().clone(), set.record_type()));
             m.add_answers(set.records(dnssec).cloned());
@@ -65,25 +97,39 @@ impl Wire {
             let all = m.to_vec().ok()?;
             // The question: the owner in full (nothing precedes it), type
             // and class.
-            let start = 12 + name_len(&all[12..])? + 4;
-            let mut s = Sections {
-                bytes: all.get(start..)?.into(),
-                answer_end: answer_only.len().checked_sub(start)?,
+            let q = 12 + name_len(&all[12..])? + 4;
+            let records = all.get(q..)?;
+            let start = u32::try_from(bytes.len()).ok()?;
+            let mut meta = Meta {
+                start,
+                answer_end: start + u32::try_from(answer_only.len().checked_sub(q)?).ok()?,
+                end: start + u32::try_from(records.len()).ok()?,
                 answer_count,
                 additional_count,
-                pointers: SmallVec::new(),
+                ..Meta::default()
             };
             if set.record_type() == RecordType::SOA
                 && let Some(RData::SOA(_)) = set.records_without_rrsigs().next().map(|r| &r.data)
                 && answer_count == 1
             {
-                s.pointers = soa_pointers(&s.bytes, start)?;
+                let p = soa_pointers(records, q)?;
+                meta.pointers[..p.len()].copy_from_slice(&p);
+                meta.pointer_count = p.len() as u8;
             }
-            Some(s)
+            bytes.extend_from_slice(records);
+            Some((meta, u8::try_from(q - 16).ok()?))
+        };
+        let plain = variant(false, &mut bytes)?;
+        let signed = if set.rrsigs().is_empty() && additionals.iter().all(|a| a.rrsigs().is_empty())
+        {
+            plain
+        } else {
+            variant(true, &mut bytes)?
         };
         Some(Wire {
-            plain: variant(false)?,
-            signed: variant(true)?,
+            bytes: bytes.into(),
+            owner_len: plain.1,
+            meta: [plain.0, signed.0],
         })
     }
 }
@@ -153,22 +199,24 @@ mod tests {
             0,
         );
         let w = Wire::new(&set, &[std::sync::Arc::new(glue)]).unwrap();
-        let s = &w.plain;
+        let s = w.plain();
         assert_eq!((s.answer_count, s.additional_count), (1, 1));
+        assert_eq!(w.owner_len(), 19, "mail.example.test. in wire form");
         // Owner: a pointer to the question; MX, IN, TTL 300, RDLENGTH 7:
         // preference 10, `mx` and a pointer to `example.test` (offset 17).
         assert_eq!(
-            s.answer(),
+            s.answer,
             [
                 0xc0, 12, 0, 15, 0, 1, 0, 0, 1, 44, 0, 7, 0, 10, 2, b'm', b'x', 0xc0, 17
             ]
         );
         // The glue's owner points at the MX's exchange (the question ends
         // at 35, the exchange's `mx` label is at 35 + 2 + 10 + 2).
-        assert_eq!(&s.additional()[..2], [0xc0, 49]);
+        assert_eq!(&s.additional[..2], [0xc0, 49]);
         assert!(s.pointers.is_empty());
-        // Unsigned: the signed variant is the same records.
-        assert_eq!(w.signed.bytes, s.bytes);
+        // Unsigned: the signed variant is the same records, stored once.
+        assert_eq!(w.signed().answer.as_ptr(), s.answer.as_ptr());
+        assert_eq!(w.bytes.len(), s.answer.len() + s.additional.len());
 
         let cname = RecordSet::from(Record::from_rdata(
             owner.clone(),
@@ -176,7 +224,7 @@ mod tests {
             RData::CNAME(CNAME(mx)),
         ));
         let w = Wire::new(&cname, &[]).unwrap();
-        assert!(w.plain.answer().ends_with(&[2, b'm', b'x', 0xc0, 17]));
+        assert!(w.plain().answer.ends_with(&[2, b'm', b'x', 0xc0, 17]));
     }
 
     #[test]
@@ -192,12 +240,13 @@ mod tests {
             5,
         );
         let set = RecordSet::from(Record::from_rdata(apex, 5, RData::SOA(soa)));
-        let s = Wire::new(&set, &[]).unwrap().plain;
+        let w = Wire::new(&set, &[]).unwrap();
+        let s = w.plain();
         // Owner at 0; MNAME `ns1` + pointer at 12 + 4; RNAME
         // `hostmaster` + pointer at 18 + 11.
-        assert_eq!(s.pointers.as_slice(), [0, 16, 29]);
-        for &p in &s.pointers {
-            assert_eq!(s.bytes[p as usize] & 0xc0, 0xc0);
+        assert_eq!(s.pointers, [0, 16, 29]);
+        for &p in s.pointers {
+            assert_eq!(s.answer[p as usize] & 0xc0, 0xc0);
         }
     }
 }
