@@ -538,6 +538,11 @@ impl Controller {
                 // Answers change before the log says so, or systemd or the
                 // caller hear back: the generation logged is the one served.
                 self.publish(store);
+                if result.is_ok() {
+                    // The previous zones go once queries in flight let go
+                    // of the old snapshot.
+                    crate::memory::trim_soon();
+                }
                 self.log_reload(&result);
                 crate::sdnotify::reload_clock().end();
                 crate::sdnotify::ready(&match &result {
@@ -662,9 +667,6 @@ impl Controller {
                 }
                 self.reconcile(Some(old), now);
                 self.start_tasks(clients, report_tx, tasks);
-                // The previous zones go once queries in flight let go of
-                // the old snapshot.
-                crate::memory::trim_soon();
                 self.reloads.0 += 1;
                 self.last_reload = Some(ReloadRecord {
                     at: rfc3339(now),
