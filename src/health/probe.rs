@@ -223,18 +223,24 @@ pub async fn attempt(
     clients: &Clients,
 ) -> Outcome {
     let start = Instant::now();
+    // Only the minimal HTTP client's future is held inline: the others
+    // are boxed, so that a probe task stays small (the largest kind sets
+    // the size of every task, and each cycle moves the future).
     let result = tokio::time::timeout(timeout, async {
         match kind {
-            CheckKind::Http(h) => http(h, prepared, clients).await,
-            CheckKind::Tcp { target } => tcp(target, clients.source).await,
+            CheckKind::Http(h) => match &prepared.plain {
+                Some(plain) => http1::probe(h, plain, clients.source).await,
+                None => Box::pin(http(h, clients)).await,
+            },
+            CheckKind::Tcp { target } => Box::pin(tcp(target, clients.source)).await,
             CheckKind::Dns {
                 server,
                 name,
                 qtype,
                 answer,
-            } => dns(*server, name, *qtype, answer.as_ref(), clients.source).await,
-            CheckKind::Exec { argv } => exec(argv).await,
-            CheckKind::File { path } => file(path).await,
+            } => Box::pin(dns(*server, name, *qtype, answer.as_ref(), clients.source)).await,
+            CheckKind::Exec { argv } => Box::pin(exec(argv)).await,
+            CheckKind::File { path } => Box::pin(file(path)).await,
             CheckKind::Calculated { .. } => Err(ProbeError::Calculated),
         }
     })
@@ -290,11 +296,9 @@ impl Prepared {
     }
 }
 
-async fn http(h: &HttpCheck, prepared: &Prepared, clients: &Clients) -> Result<String, ProbeError> {
-    // Plain http without a proxy: the minimal client.
-    if let Some(plain) = &prepared.plain {
-        return http1::probe(h, plain, clients.source).await;
-    }
+/// An HTTP probe through reqwest: https, a proxy, or a URL or header the
+/// minimal client does not take (see `http1`).
+async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
     let shared = if h.tls_verify {
         &clients.verify
     } else {

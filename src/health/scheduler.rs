@@ -355,6 +355,32 @@ mod tests {
         }
     }
 
+    /// Every probe task is as large as its largest state: kinds other than
+    /// plain http are boxed, and nothing large is held across an await.
+    #[test]
+    fn a_probe_task_stays_small() {
+        let check = file_check(Path::new("/nonexistent"), 1000);
+        let clients = Clients::new(None).unwrap();
+        let prepared = Prepared::new(&check.kind);
+        let attempt = size_of_val(&probe::attempt(
+            &check.kind,
+            &prepared,
+            check.timeout,
+            &clients,
+        ));
+        assert!(attempt <= 1024, "{attempt}");
+        let plan = Plan {
+            check: check.clone(),
+            initial: State::Unknown,
+            start: Start::Resume(0),
+            established: false,
+            stats: Arc::default(),
+            active: None,
+        };
+        let task = run(0, plan, clients.clone(), mpsc::unbounded_channel().0);
+        assert!(size_of_val(&task) <= 3072, "{}", size_of_val(&task));
+    }
+
     #[test]
     fn jitter_stays_in_bounds() {
         for _ in 0..1000 {

@@ -340,27 +340,15 @@ impl Reader {
     /// The response head, skipping informational (1xx) ones.
     async fn head(&mut self) -> Result<Head, ProbeError> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf[self.pos..]) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if !(100..=999).contains(&status) {
-                        return Err(protocol("invalid HTTP status-code parsed"));
-                    }
-                    let framing = framing(resp.headers)?;
-                    self.pos += n;
-                    if (100..200).contains(&status) && status != 101 {
-                        continue;
-                    }
-                    return Ok(Head { status, framing });
+            if let Some((n, head)) = parse_head(&self.buf[self.pos..])? {
+                self.pos += n;
+                if (100..200).contains(&head.status) && head.status != 101 {
+                    continue;
                 }
-                Ok(httparse::Status::Partial) => {
-                    if self.buf.len() - self.pos >= HEAD_LIMIT {
-                        return Err(protocol("message head is too large"));
-                    }
-                }
-                Err(e) => return Err(protocol(parse_error(e))),
+                return Ok(head);
+            }
+            if self.buf.len() - self.pos >= HEAD_LIMIT {
+                return Err(protocol("message head is too large"));
             }
             if self.fill().await.map_err(|e| io_error(&e))? == 0 {
                 return Err(protocol("connection closed before message completed"));
@@ -461,6 +449,26 @@ impl Reader {
         }
         let text = std::str::from_utf8(digits).map_err(|_| BodyError::ChunkSize)?;
         u64::from_str_radix(text, 16).map_err(|_| BodyError::ChunkSize)
+    }
+}
+
+/// A complete head at the start of `buf` and its length; None if more is
+/// needed. (Not part of the async reader: the header array would make
+/// every probe task larger by 3 KiB.)
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, ProbeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => {
+            let status = resp.code.unwrap_or(0);
+            if !(100..=999).contains(&status) {
+                return Err(protocol("invalid HTTP status-code parsed"));
+            }
+            let framing = framing(resp.headers)?;
+            Ok(Some((n, Head { status, framing })))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(protocol(parse_error(e))),
     }
 }
 
