@@ -29,6 +29,7 @@ gives it a single tokio worker).
   bench/probe-cpu.py -n 2000 --window 60
   bench/probe-cpu.py --no-pin --no-build
   bench/probe-cpu.py --also before=/tmp/veer-before --window 60
+  bench/probe-cpu.py --also before=/tmp/veer-before --window 20 --rounds 3
 """
 
 import argparse
@@ -269,18 +270,30 @@ async def run(args, cmd):
         ports.append(srv.sockets[0].getsockname()[1])
     cfg = write_config(args, ports, tempfile.mkdtemp(prefix="veer-probecpu-"))
 
-    results = []
+    rounds = {}  # label -> [usage per round]
     try:
-        if args.minprobe:
-            results.append(("minimal loop", await measure_minimal(args, counters, ports, veer_cpus)))
-        for binary, label in args.binaries:
-            results.append((label, await measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note)))
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                print(f"-- round {r + 1}/{args.rounds}")
+            if args.minprobe:
+                u = await measure_minimal(args, counters, ports, veer_cpus)
+                rounds.setdefault("minimal loop", []).append(u)
+            for binary, label in args.binaries:
+                u = await measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note)
+                rounds.setdefault(label, []).append(u)
     finally:
         for s in servers:
             s.close()
 
+    # Per label, the round with the median total CPU per probe.
+    results = [(label, median_round(us)) for label, us in rounds.items()]
     base = results[0][1] if args.minprobe else None
     print()
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds; per label the round with the median total us per probe "
+              f"(all rounds' user/system us: "
+              + "; ".join(f"{label} " + " ".join(f"{u['user_us']:.0f}/{u['system_us']:.0f}" for u in us)
+                          for label, us in rounds.items()) + ")")
     print(f"per HTTP probe ({args.checks} checks at {args.interval}, {pin_note}):")
     print(f"  {'':24} {'user us':>8} {'sys us':>8} {'total us':>9} {'CPU %':>7} {'req/s':>8}"
           + (f" {'user/min':>9} {'total/min':>9}" if base else ""))
@@ -301,6 +314,11 @@ async def run(args, cmd):
             goals.append(f"total <= 1.2x minimal loop: {'PASS' if total <= 1.2 * btotal else 'FAIL'}")
         print(f"  {label}: " + "; ".join(goals))
     print(f"command: {cmd}")
+
+
+def median_round(us):
+    ranked = sorted(us, key=lambda u: u["user_us"] + u["system_us"])
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def ratio(a, b):
@@ -339,6 +357,8 @@ def main():
     ap.add_argument("--log", help="write veer's log here (monotonic seconds since start first)")
     ap.add_argument("--no-minimal", dest="minimal", action="store_false",
                     help="skip the minimal connect/GET/close loop (bench/minprobe.rs)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure everything this many times, interleaved; report the median round")
     ap.add_argument("--also", action="append", default=[], metavar="LABEL=BINARY",
                     help="also measure this veer binary (say, an older build), after the built one")
     args = ap.parse_args()
