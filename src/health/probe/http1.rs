@@ -126,9 +126,10 @@ impl<'a> Target<'a> {
 }
 
 /// Bytes a URL's path and query keep as they are (RFC 3986 unreserved,
-/// sub-delims, `:@/?%`); anything else reqwest would percent-encode.
+/// sub-delims but `'`, which reqwest encodes in a query, and `:@/?%`);
+/// reqwest would percent-encode the others.
 fn path_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+    b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b)
 }
 
 /// A `.` or `..` segment (written or percent-encoded) in the path, which
@@ -786,6 +787,7 @@ mod tests {
             "http://example.com/a b",
             "http://example.com/ä",
             "http://example.com/{x}",
+            "http://example.com/?q='x'",
             "http://127.1/",
             "http://0x7f.0.0.1/",
             "http://example.com:99999/",
