@@ -11,6 +11,15 @@ window:
   - veer's CPU: utime+stime from /proc/PID/stat (all threads), % of one core
   - the probe requests the backends served per second, the distinct paths
     hit, and the new TCP connections per second (pool reuse)
+  - per probe: veer's user and system microseconds (utime and stime over
+    the window divided by the requests the backends served)
+Before veer, in the same run, the same measurement of a minimal loop
+(bench/minprobe.rs, built with rustc -O: blocking connect, GET, read the
+response, close; one thread, paced at the same rate against the same
+backends) gives the floor; the summary shows veer's ratios to it (issue 18:
+user <= 10 us per probe, total <= 1.2x the minimal loop). --also
+LABEL=BINARY measures another veer build (say, the one before a change)
+after this one, in the same run.
 By default this script (the backends) is pinned to the last CPU so that the
 backends cannot take more than that core from veer; veer runs on all CPUs
 with its default worker count (--veer-cpus 0 pins it to one core, which
@@ -19,12 +28,15 @@ gives it a single tokio worker).
   bench/probe-cpu.py                    # 1000 checks, 1s, 5 s warm-up, 30 s window
   bench/probe-cpu.py -n 2000 --window 60
   bench/probe-cpu.py --no-pin --no-build
+  bench/probe-cpu.py --also before=/tmp/veer-before --window 60
+  bench/probe-cpu.py --also before=/tmp/veer-before --window 20 --rounds 3
 """
 
 import argparse
 import asyncio
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,40 +80,36 @@ class Backend(asyncio.Protocol):
             self.t.write(b"".join(out))
 
 
-def snapshot(veer, c):
+def snapshot(pid, c):
     own = os.times()
-    return (time.monotonic(), veer.cpu_ticks(), c.requests, c.connections, dict(c.paths),
+    return (time.monotonic(), vb.proc_times(pid), c.requests, c.connections, dict(c.paths),
             own.user + own.system)
 
 
-async def run(args, cmd):
-    ncpu = os.cpu_count() or 1
-    cpus = sorted(os.sched_getaffinity(0))
-    veer_cpus = None
-    notes = []
-    if args.pin and len(cpus) >= 2:
-        os.sched_setaffinity(0, {cpus[-1]})
-        notes.append(f"backends pinned to CPU {cpus[-1]}")
-    else:
-        notes.append("backends not pinned")
-    if args.veer_cpus:
-        veer_cpus = args.veer_cpus
-        notes.append(f"veer pinned to CPU {veer_cpus}")
-    else:
-        # explicit, or veer would inherit this process's pinning
-        veer_cpus = ",".join(str(c) for c in cpus)
-        notes.append("veer on all CPUs")
-    pin_note = ", ".join(notes)
+def window_usage(args, t0, t1):
+    """CPU and probe counts between two snapshots."""
+    tck = os.sysconf("SC_CLK_TCK")
+    dt = t1[0] - t0[0]
+    user = (t1[1][0] - t0[1][0]) / tck
+    system = (t1[1][1] - t0[1][1]) / tck
+    served = t1[2] - t0[2]
+    per_path = [t1[4].get(p, 0) - t0[4].get(p, 0) for p in (f"/hc/{i}".encode() for i in range(args.checks))]
+    return {
+        "dt": dt,
+        "user": user,
+        "system": system,
+        "cpu": (user + system) / dt * 100,
+        "served": served,
+        "rps": served / dt,
+        "conns": (t1[3] - t0[3]) / dt,
+        "per_path": per_path,
+        "own_cpu": (t1[5] - t0[5]) / dt * 100,
+        "user_us": user / served * 1e6 if served else float("nan"),
+        "system_us": system / served * 1e6 if served else float("nan"),
+    }
 
-    counters = Counters()
-    loop = asyncio.get_running_loop()
-    servers, ports = [], []
-    for _ in range(args.ports):
-        srv = await loop.create_server(lambda: Backend(counters), "127.0.0.1", 0, backlog=1024)
-        servers.append(srv)
-        ports.append(srv.sockets[0].getsockname()[1])
 
-    tmp = tempfile.mkdtemp(prefix="veer-probecpu-")
+def write_config(args, ports, tmp):
     vb.write_zone(os.path.join(tmp, "cpu.test.zone"), "cpu.test.")
     parts = [f"""# written by bench/probe-cpu.py
 [server]
@@ -134,10 +142,38 @@ members = [ {{ tier = 1, value = "10.{i // 65536 % 256}.{i // 256 % 256}.{i % 25
     cfg = os.path.join(tmp, "veer.toml")
     with open(cfg, "w") as f:
         f.write("".join(parts))
+    return cfg
 
+
+async def measure_minimal(args, counters, ports, cpus):
+    """The minimal connect/GET/read/close loop (bench/minprobe.rs) at the
+    same rate against the same backends, its CPU read from /proc."""
+    interval_ms = int(vb_interval(args.interval) * 1000)
+    argv = [args.minprobe, str(args.checks), str(interval_ms), str(args.warmup + args.window + 2),
+            ",".join(str(p) for p in ports)]
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus] + argv
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    # taskset execs the program: the pid is minprobe's.
+    await asyncio.sleep(args.warmup)
+    t0 = snapshot(proc.pid, counters)
+    await asyncio.sleep(args.window)
+    t1 = snapshot(proc.pid, counters)
+    out, _ = await proc.communicate()
+    u = window_usage(args, t0, t1)
+    req, fail = (int(x) for x in out.split())
+    print(f"minimal loop (bench/minprobe.rs): {req} requests, {fail} failed over its whole run")
+    print(f"  CPU (utime+stime):       {u['cpu']:.2f} % of one core; {u['rps']:.1f} req/s served; "
+          f"{u['conns']:.1f} new connections/s")
+    print(f"  per probe:               user {u['user_us']:.1f} us, system {u['system_us']:.1f} us")
+    return u
+
+
+async def measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note):
+    loop = asyncio.get_running_loop()
     extra = ["--workers", str(args.workers)] if args.workers else []
     t_start = time.monotonic()
-    veer = vb.Veer(args.veer, cfg, cpus=veer_cpus, extra=extra)
+    veer = vb.Veer(binary, cfg, cpus=veer_cpus, extra=extra)
     try:
         server = await loop.run_in_executor(None, veer.udp_addr, 60)
         t_listen = time.monotonic()
@@ -157,14 +193,14 @@ members = [ {{ tier = 1, value = "10.{i // 65536 % 256}.{i // 256 % 256}.{i % 25
         await asyncio.sleep(args.warmup)
 
         probe = vb.DnsClient(server).query("r0000.cpu.test.")
-        t0 = snapshot(veer, counters)
+        t0 = snapshot(veer.pid, counters)
         slices = []
         prev = t0
         end = t0[0] + args.window
         while time.monotonic() < end and veer.proc.poll() is None:
             await asyncio.sleep(min(5.0, max(0.0, end - time.monotonic())))
-            cur = snapshot(veer, counters)
-            slices.append((cur[1] - prev[1]) / os.sysconf("SC_CLK_TCK") / (cur[0] - prev[0]) * 100)
+            cur = snapshot(veer.pid, counters)
+            slices.append((sum(cur[1]) - sum(prev[1])) / os.sysconf("SC_CLK_TCK") / (cur[0] - prev[0]) * 100)
             prev = cur
         t1 = prev
         if veer.proc.poll() is not None:
@@ -174,34 +210,27 @@ members = [ {{ tier = 1, value = "10.{i // 65536 % 256}.{i // 256 % 256}.{i % 25
         threads = veer.threads()
     finally:
         veer.stop()
-        for s in servers:
-            s.close()
         if args.log:
             with veer.cond, open(args.log, "w") as f:
                 f.writelines(f"{t - t_start:10.3f} {line}\n" for t, line in veer.lines)
 
-    dt = t1[0] - t0[0]
-    cpu = (t1[1] - t0[1]) / os.sysconf("SC_CLK_TCK") / dt * 100
-    rps = (t1[2] - t0[2]) / dt
-    conns = (t1[3] - t0[3]) / dt
-    per_path = [t1[4].get(p, 0) - t0[4].get(p, 0) for p in (f"/hc/{i}".encode() for i in range(args.checks))]
-    hit = sum(1 for n in per_path if n > 0)
-    p_lo, p_med, p_hi = vb.stats(per_path)
-    own_cpu = (t1[5] - t0[5]) / dt * 100
-    per_probe_us = (cpu / 100) / rps * 1e6 if rps else float("nan")
+    u = window_usage(args, t0, t1)
+    dt, cpu, rps = u["dt"], u["cpu"], u["rps"]
+    hit = sum(1 for n in u["per_path"] if n > 0)
+    p_lo, p_med, p_hi = vb.stats(u["per_path"])
     with veer.cond:
         downs = [t for t in veer.transitions if t[3] == "down"]
-    print(f"veer prober CPU: {args.checks} http checks at interval {args.interval}"
-          f"{f', {args.checks} failover routes' if args.routes else ''}, {args.ports} backend ports, {pin_note} ({ncpu} CPUs)")
+    print(f"veer ({label}): {args.checks} http checks at interval {args.interval}"
+          f"{f', {args.checks} failover routes' if args.routes else ''}, {args.ports} backend ports, {pin_note}")
     print(f"  all checks up {t_all_up:.1f} s after listen ({n_up} 'unknown -> up' lines); warm-up {args.warmup:g} s; window {dt:.1f} s")
     print(f"  veer CPU (utime+stime):  {cpu:.2f} % of one core   (5 s slices: {', '.join(f'{s:.1f}' for s in slices)})")
     print(f"  probes served:           {rps:.1f} req/s   (expected ~{args.checks / vb_interval(args.interval):.0f}/s; "
           f"{hit}/{args.checks} distinct paths hit in the window)")
     print(f"  requests per path:       min {p_lo} median {p_med:g} max {p_hi} over {dt:.1f} s "
           f"(expected ~{dt / vb_interval(args.interval):.0f})")
-    print(f"  new TCP connections:     {conns:.1f} /s")
-    print(f"  backends' own CPU:       {own_cpu:.1f} % of one core (this script)")
-    print(f"  CPU per probe:           {per_probe_us:.1f} us")
+    print(f"  new TCP connections:     {u['conns']:.1f} /s")
+    print(f"  backends' own CPU:       {u['own_cpu']:.1f} % of one core (this script)")
+    print(f"  per probe:               user {u['user_us']:.1f} us, system {u['system_us']:.1f} us")
     print(f"  veer RSS {rss / 1024:.1f} MiB, {threads} threads; down transitions: {len(downs)}; "
           f"r0000.cpu.test. A -> {probe[1] if probe else 'no answer'}")
     if downs:
@@ -211,9 +240,89 @@ members = [ {{ tier = 1, value = "10.{i // 65536 % 256}.{i // 256 % 256}.{i % 25
             reasons[r] = reasons.get(r, 0) + 1
         top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
         print("  down reasons: " + "; ".join(f"{n}x {r}" for r, n in top))
-    target = "PASS" if cpu < 10 else "FAIL"
-    print(f"  target < 10% of one core: {target}")
+    return u
+
+
+async def run(args, cmd):
+    ncpu = os.cpu_count() or 1
+    cpus = sorted(os.sched_getaffinity(0))
+    notes = []
+    if args.pin and len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[-1]})
+        notes.append(f"backends pinned to CPU {cpus[-1]}")
+    else:
+        notes.append("backends not pinned")
+    if args.veer_cpus:
+        veer_cpus = args.veer_cpus
+        notes.append(f"veer pinned to CPU {veer_cpus}")
+    else:
+        # explicit, or veer would inherit this process's pinning
+        veer_cpus = ",".join(str(c) for c in cpus)
+        notes.append("veer on all CPUs")
+    pin_note = ", ".join(notes) + f" ({ncpu} CPUs)"
+
+    counters = Counters()
+    loop = asyncio.get_running_loop()
+    servers, ports = [], []
+    for _ in range(args.ports):
+        srv = await loop.create_server(lambda: Backend(counters), "127.0.0.1", 0, backlog=1024)
+        servers.append(srv)
+        ports.append(srv.sockets[0].getsockname()[1])
+    cfg = write_config(args, ports, tempfile.mkdtemp(prefix="veer-probecpu-"))
+
+    rounds = {}  # label -> [usage per round]
+    try:
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                print(f"-- round {r + 1}/{args.rounds}")
+            if args.minprobe:
+                u = await measure_minimal(args, counters, ports, veer_cpus)
+                rounds.setdefault("minimal loop", []).append(u)
+            for binary, label in args.binaries:
+                u = await measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note)
+                rounds.setdefault(label, []).append(u)
+    finally:
+        for s in servers:
+            s.close()
+
+    # Per label, the round with the median total CPU per probe.
+    results = [(label, median_round(us)) for label, us in rounds.items()]
+    base = results[0][1] if args.minprobe else None
+    print()
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds; per label the round with the median total us per probe "
+              f"(all rounds' user/system us: "
+              + "; ".join(f"{label} " + " ".join(f"{u['user_us']:.0f}/{u['system_us']:.0f}" for u in us)
+                          for label, us in rounds.items()) + ")")
+    print(f"per HTTP probe ({args.checks} checks at {args.interval}, {pin_note}):")
+    print(f"  {'':24} {'user us':>8} {'sys us':>8} {'total us':>9} {'CPU %':>7} {'req/s':>8}"
+          + (f" {'user/min':>9} {'total/min':>9}" if base else ""))
+    for label, u in results:
+        total = u["user_us"] + u["system_us"]
+        line = (f"  {label:24} {u['user_us']:8.1f} {u['system_us']:8.1f} {total:9.1f} "
+                f"{u['cpu']:7.2f} {u['rps']:8.1f}")
+        if base:
+            btotal = base["user_us"] + base["system_us"]
+            line += f" {ratio(u['user_us'], base['user_us']):9.2f} {ratio(total, btotal):9.2f}"
+        print(line)
+    for label, u in results[1 if base else 0:]:
+        total = u["user_us"] + u["system_us"]
+        goals = [f"user <= 10 us: {'PASS' if u['user_us'] <= 10 else 'FAIL'}",
+                 f"CPU < 10% of one core: {'PASS' if u['cpu'] < 10 else 'FAIL'}"]
+        if base:
+            btotal = base["user_us"] + base["system_us"]
+            goals.append(f"total <= 1.2x minimal loop: {'PASS' if total <= 1.2 * btotal else 'FAIL'}")
+        print(f"  {label}: " + "; ".join(goals))
     print(f"command: {cmd}")
+
+
+def median_round(us):
+    ranked = sorted(us, key=lambda u: u["user_us"] + u["system_us"])
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def ratio(a, b):
+    return a / b if b else float("inf")
 
 
 def vb_interval(s):
@@ -223,6 +332,14 @@ def vb_interval(s):
     if s.endswith("s"):
         return float(s[:-1])
     return float(s)
+
+
+def build_minprobe():
+    src = os.path.join(vb.ROOT, "bench", "minprobe.rs")
+    out = os.path.join(vb.target_dir(), "minprobe")
+    if not os.path.exists(out) or os.stat(out).st_mtime < os.stat(src).st_mtime:
+        subprocess.run(["rustc", "--edition", "2021", "-O", "-o", out, src], check=True)
+    return out
 
 
 def main():
@@ -238,9 +355,21 @@ def main():
     ap.add_argument("--veer-cpus", default=None, help="pin veer with taskset -c LIST (e.g. 0; one CPU = one tokio worker)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--log", help="write veer's log here (monotonic seconds since start first)")
+    ap.add_argument("--no-minimal", dest="minimal", action="store_false",
+                    help="skip the minimal connect/GET/close loop (bench/minprobe.rs)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure everything this many times, interleaved; report the median round")
+    ap.add_argument("--also", action="append", default=[], metavar="LABEL=BINARY",
+                    help="also measure this veer binary (say, an older build), after the built one")
     args = ap.parse_args()
     cmd = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], vb.ROOT)] + sys.argv[1:])
-    args.veer = vb.build_veer(args.no_build)
+    args.binaries = [(vb.build_veer(args.no_build), "this build")]
+    for a in args.also:
+        label, _, binary = a.partition("=")
+        if not binary:
+            raise SystemExit("--also takes LABEL=BINARY")
+        args.binaries.append((binary, label))
+    args.minprobe = build_minprobe() if args.minimal else None
     asyncio.run(run(args, cmd))
 
 

@@ -26,6 +26,20 @@ CHECK_RE = re.compile(r"check (\S+): (\w+) -> (\w+) \((.*)\)")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def target_dir():
+    """Cargo's target directory (CARGO_TARGET_DIR, else target/)."""
+    return os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+
+
+def proc_times(pid):
+    """(utime, stime) of a process (all threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state); utime/stime are fields 14/15.
+    return int(fields[11]), int(fields[12])
+
+
 def build_veer(skip=False):
     if not skip:
         subprocess.run(
@@ -33,8 +47,7 @@ def build_veer(skip=False):
             cwd=ROOT,
             check=True,
         )
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-    path = os.path.join(target, "release", "veer")
+    path = os.path.join(target_dir(), "release", "veer")
     if not os.access(path, os.X_OK):
         raise SystemExit(f"{path} missing: run cargo build --release")
     # Run a private copy: other people rebuilding target/ mid-run must not
@@ -116,11 +129,7 @@ class Veer:
 
     def cpu_ticks(self):
         """utime + stime of the process (all threads), in clock ticks."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(")") + 2:].split()
-        # fields[0] is field 3 (state); utime/stime are fields 14/15.
-        return int(fields[11]) + int(fields[12])
+        return sum(proc_times(self.pid))
 
     def rss_kib(self):
         with open(f"/proc/{self.pid}/status") as f:

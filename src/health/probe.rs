@@ -11,8 +11,13 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use super::Outcome;
 use crate::config::{CheckKind, HttpCheck};
 
+mod http1;
+
 /// Most body bytes read for `expect.body`.
 const BODY_LIMIT: usize = 64 * 1024;
+
+/// Every HTTP probe's `User-Agent` (unless the check sets one).
+const USER_AGENT: &str = concat!("veer-health/", env!("CARGO_PKG_VERSION"));
 
 /// Shared HTTP clients, one per TLS verification mode. They keep no idle
 /// connections: every probe opens a fresh one (a pooled keep-alive
@@ -46,7 +51,7 @@ impl Clients {
             .pool_max_idle_per_host(0)
             .no_proxy()
             .local_address(source)
-            .user_agent(concat!("veer-health/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
     }
 }
 
@@ -209,21 +214,33 @@ impl ProbeError {
     }
 }
 
-/// Runs one attempt of `kind` within `timeout`.
-pub async fn attempt(kind: &CheckKind, timeout: Duration, clients: &Clients) -> Outcome {
+/// Runs one attempt of `kind` (made ready as `prepared`, see
+/// [`Prepared::new`]) within `timeout`.
+pub async fn attempt(
+    kind: &CheckKind,
+    prepared: &Prepared,
+    timeout: Duration,
+    clients: &Clients,
+) -> Outcome {
     let start = Instant::now();
+    // Only the minimal HTTP client's future is held inline: the others
+    // are boxed, so that a probe task stays small (the largest kind sets
+    // the size of every task, and each cycle moves the future).
     let result = tokio::time::timeout(timeout, async {
         match kind {
-            CheckKind::Http(h) => http(h, clients).await,
-            CheckKind::Tcp { target } => tcp(target, clients.source).await,
+            CheckKind::Http(h) => match &prepared.plain {
+                Some(plain) => http1::probe(h, plain, clients.source).await,
+                None => Box::pin(http(h, clients)).await,
+            },
+            CheckKind::Tcp { target } => Box::pin(tcp(target, clients.source)).await,
             CheckKind::Dns {
                 server,
                 name,
                 qtype,
                 answer,
-            } => dns(*server, name, *qtype, answer.as_ref(), clients.source).await,
-            CheckKind::Exec { argv } => exec(argv).await,
-            CheckKind::File { path } => file(path).await,
+            } => Box::pin(dns(*server, name, *qtype, answer.as_ref(), clients.source)).await,
+            CheckKind::Exec { argv } => Box::pin(exec(argv)).await,
+            CheckKind::File { path } => Box::pin(file(path)).await,
             CheckKind::Calculated { .. } => Err(ProbeError::Calculated),
         }
     })
@@ -260,6 +277,27 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// What a probe prepares once for all its attempts: for a plain-http
+/// check the minimal client's request (see `http1`).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    plain: Option<http1::Plain>,
+}
+
+impl Prepared {
+    /// Makes `kind` ready.
+    pub fn new(kind: &CheckKind) -> Prepared {
+        Prepared {
+            plain: match kind {
+                CheckKind::Http(h) => http1::Plain::new(h),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// An HTTP probe through reqwest: https, a proxy, or a URL or header the
+/// minimal client does not take (see `http1`).
 async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
     let shared = if h.tls_verify {
         &clients.verify
@@ -308,18 +346,26 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
                 None => break,
             }
         }
-        body.truncate(BODY_LIMIT);
-        if !body
-            .windows(want.len().max(1))
-            .any(|w| w == want.as_bytes())
-        {
-            return Err(ProbeError::Body {
-                status,
-                want: want.clone(),
-            });
-        }
+        body_contains(status, &body, want)?;
     }
     Ok(format!("status {status}"))
+}
+
+/// `expect.body`: the first [`BODY_LIMIT`] bytes of a `status` response's
+/// body contain `want`.
+fn body_contains(status: u16, body: &[u8], want: &str) -> Result<(), ProbeError> {
+    let body = &body[..body.len().min(BODY_LIMIT)];
+    if body
+        .windows(want.len().max(1))
+        .any(|w| w == want.as_bytes())
+    {
+        Ok(())
+    } else {
+        Err(ProbeError::Body {
+            status,
+            want: want.to_string(),
+        })
+    }
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -535,6 +581,20 @@ async fn file(path: &std::path::Path) -> Result<String, ProbeError> {
 mod tests {
     use super::*;
 
+    /// A GET of `url` expecting 200-399, as the config's defaults make it.
+    pub(super) fn http_check(url: &str) -> HttpCheck {
+        HttpCheck {
+            url: url.into(),
+            method: "GET".into(),
+            headers: Vec::new(),
+            host: None,
+            tls_verify: true,
+            status: vec![(200, 399)],
+            body: None,
+            proxy: None,
+        }
+    }
+
     /// `[health] source`: TCP, DNS (UDP) and HTTP probes leave from it.
     #[tokio::test]
     async fn probes_leave_from_the_configured_source() {
@@ -584,19 +644,10 @@ mod tests {
                 qtype: RecordType::A,
                 answer: None,
             },
-            CheckKind::Http(HttpCheck {
-                url: format!("http://{at}/"),
-                method: "GET".into(),
-                headers: Vec::new(),
-                host: None,
-                tls_verify: true,
-                status: vec![(200, 399)],
-                body: None,
-                proxy: None,
-            }),
+            CheckKind::Http(http_check(&format!("http://{at}/"))),
         ];
         for kind in &kinds {
-            let o = attempt(kind, t, &clients).await;
+            let o = attempt(kind, &Prepared::new(kind), t, &clients).await;
             assert!(!o.ok && o.local, "{kind:?}: {o:?}");
         }
     }

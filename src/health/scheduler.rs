@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::{self, Clients};
+use super::probe::{self, Clients, Prepared};
 use super::tracker::Tracker;
 use super::{Outcome, State, Transition};
 use crate::config::{CheckConfig, CheckKind};
@@ -118,9 +118,13 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
         Start::Provisional => Tracker::provisional(plan.initial, check.fall, check.rise),
     };
     let (_watcher, mut changed) = match &check.kind {
-        CheckKind::File { path } => watch(path),
-        _ => (None, mpsc::unbounded_channel().1),
+        CheckKind::File { path } => {
+            let (w, rx) = watch(path);
+            (w, Some(rx))
+        }
+        _ => (None, None),
     };
+    let prepared = Prepared::new(&check.kind);
     let spread = check.interval.min(START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(fastrand::f64());
     let mut last_local: Option<Instant> = None;
@@ -144,7 +148,8 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 }
                 next = Instant::now();
             }
-            Some(()) = changed.recv() => {
+            Some(()) = file_changed(&mut changed) => {
+                let Some(changed) = &mut changed else { continue };
                 if waiting {
                     // Paused: the file's events are not for us; drop them.
                     while changed.try_recv().is_ok() {}
@@ -160,7 +165,7 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 next = Instant::now();
             }
         }
-        let outcome = cycle(&check, &clients).await;
+        let outcome = cycle(&check, &prepared, &clients).await;
         if active
             .as_ref()
             .is_some_and(|a| a.has_changed().unwrap_or(true))
@@ -235,13 +240,22 @@ async fn activity_changed(
     }
 }
 
+/// The next event of a file check's watcher (never, for other checks).
+async fn file_changed(changed: &mut Option<mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match changed {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One probe cycle: the first attempt plus `retries`, backing off
-/// exponentially with jitter; `invert` applied to the result.
-pub async fn cycle(check: &CheckConfig, clients: &Clients) -> Outcome {
+/// exponentially with jitter; `invert` applied to the result. `prepared`
+/// is `check.kind` made ready ([`Prepared::new`]).
+pub async fn cycle(check: &CheckConfig, prepared: &Prepared, clients: &Clients) -> Outcome {
     let mut attempt = 0;
     let mut local_tries = 0;
     let mut outcome = loop {
-        let o = probe::attempt(&check.kind, check.timeout, clients).await;
+        let o = probe::attempt(&check.kind, prepared, check.timeout, clients).await;
         if o.local && local_tries < LOCAL_RETRIES {
             // A local fault (say, descriptors momentarily exhausted) is
             // retried a few times before the cycle gives up on it.
@@ -341,6 +355,32 @@ mod tests {
         }
     }
 
+    /// Every probe task is as large as its largest state: kinds other than
+    /// plain http are boxed, and nothing large is held across an await.
+    #[test]
+    fn a_probe_task_stays_small() {
+        let check = file_check(Path::new("/nonexistent"), 1000);
+        let clients = Clients::new(None).unwrap();
+        let prepared = Prepared::new(&check.kind);
+        let attempt = size_of_val(&probe::attempt(
+            &check.kind,
+            &prepared,
+            check.timeout,
+            &clients,
+        ));
+        assert!(attempt <= 1024, "{attempt}");
+        let plan = Plan {
+            check: check.clone(),
+            initial: State::Unknown,
+            start: Start::Resume(0),
+            established: false,
+            stats: Arc::default(),
+            active: None,
+        };
+        let task = run(0, plan, clients.clone(), mpsc::unbounded_channel().0);
+        assert!(size_of_val(&task) <= 3072, "{}", size_of_val(&task));
+    }
+
     #[test]
     fn jitter_stays_in_bounds() {
         for _ in 0..1000 {
@@ -396,12 +436,12 @@ mod tests {
         let path = dir.path().join("missing");
         let mut c = file_check(&path, 1000);
         c.retries = 2;
-        let o = cycle(&c, &Clients::new(None).unwrap()).await;
+        let o = cycle(&c, &Prepared::new(&c.kind), &Clients::new(None).unwrap()).await;
         assert!(!o.ok);
         assert!(o.reason.ends_with("(after 3 attempts)"), "{}", o.reason);
         c.invert = true;
         c.retries = 0;
-        let o = cycle(&c, &Clients::new(None).unwrap()).await;
+        let o = cycle(&c, &Prepared::new(&c.kind), &Clients::new(None).unwrap()).await;
         assert!(o.ok && o.reason.starts_with("inverted: "));
     }
 

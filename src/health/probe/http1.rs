@@ -1,0 +1,810 @@
+//! A minimal HTTP/1.1 client for plain `http://` checks without a proxy:
+//! connect (from the configured source), write one request with
+//! `Connection: close`, read the status line and headers and, when the
+//! check expects a body text, at most [`BODY_LIMIT`] bytes of the body;
+//! then close. reqwest spent most of a probe's user CPU on work a health
+//! check does not need (URL parsing with IDNA, a connection task, a
+//! dispatcher and its channels per request); this does the same request
+//! with a handful of syscalls. https, proxied checks and URLs this parser
+//! does not take as they are (userinfo, dot segments, characters reqwest
+//! would percent-encode, hosts reqwest would rewrite) stay with reqwest.
+//!
+//! Hostile backends are bounded: the head by [`HEAD_LIMIT`] bytes and
+//! [`MAX_HEADERS`] lines, the body by [`BODY_LIMIT`], a chunk-size line by
+//! [`LINE_LIMIT`], and everything by the check's timeout (the caller's).
+//! Error texts follow hyper's, so reasons read as they did with reqwest.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{BODY_LIMIT, ProbeError, USER_AGENT, body_contains, connect_from, io_is_local};
+use crate::config::HttpCheck;
+
+/// Most bytes of a response head (status line and headers).
+const HEAD_LIMIT: usize = 64 * 1024;
+
+/// Most header lines in a response head (hyper's default).
+const MAX_HEADERS: usize = 100;
+
+/// Most bytes of a chunk-size line (with extensions).
+const LINE_LIMIT: usize = 4096;
+
+/// Where a plain-http check connects and what it asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Target<'a> {
+    /// The host as written (a name, an IPv4 address, or an IPv6 address
+    /// without brackets).
+    host: &'a str,
+    /// The address, when the host is one.
+    ip: Option<IpAddr>,
+    port: u16,
+    /// `Host:` as reqwest sends it (lowercase, the port unless 80).
+    authority: String,
+    /// Path and query (never empty).
+    path: &'a str,
+}
+
+impl<'a> Target<'a> {
+    /// `http://host[:port][/path][?query][#fragment]` when it needs no
+    /// rewriting; None sends the check through reqwest instead.
+    fn parse(url: &'a str) -> Option<Target<'a>> {
+        let rest = url.strip_prefix("http://")?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let tail = tail.split('#').next().unwrap_or("");
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']')?;
+            (h, after)
+        } else {
+            match authority.rfind(':') {
+                Some(i) => authority.split_at(i),
+                None => (authority, ""),
+            }
+        };
+        let port = match port {
+            "" => 80,
+            p => {
+                let digits = p.strip_prefix(':')?;
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                digits.parse().ok()?
+            }
+        };
+        let ip = if authority.starts_with('[') {
+            Some(IpAddr::V6(host.parse::<Ipv6Addr>().ok()?))
+        } else {
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                && !host.starts_with(['.', '-']);
+            if !plain {
+                return None;
+            }
+            // The URL parser reads hosts ending in a numeric label as IPv4
+            // (`127.1`, `0x7f.1`): only the plain dotted quad is taken here.
+            let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+            if last.starts_with(|c: char| c.is_ascii_digit()) {
+                Some(IpAddr::V4(host.parse::<Ipv4Addr>().ok()?))
+            } else {
+                None
+            }
+        };
+        if !tail.bytes().all(path_byte) || dot_segment(tail) {
+            return None;
+        }
+        let shown = match ip {
+            Some(IpAddr::V6(a)) => format!("[{a}]"),
+            _ => host.to_ascii_lowercase(),
+        };
+        let authority = if port == 80 {
+            shown
+        } else {
+            format!("{shown}:{port}")
+        };
+        let path = if tail.is_empty() || tail.starts_with('?') {
+            // reqwest asks for `/` (`/?q` with a query alone); the rare
+            // query-only URL goes to it.
+            if !tail.is_empty() {
+                return None;
+            }
+            "/"
+        } else {
+            tail
+        };
+        Some(Target {
+            host,
+            ip,
+            port,
+            authority,
+            path,
+        })
+    }
+}
+
+/// Bytes a URL's path and query keep as they are (RFC 3986 unreserved,
+/// sub-delims but `'`, which reqwest encodes in a query, and `:@/?%`);
+/// reqwest would percent-encode the others.
+fn path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b)
+}
+
+/// A `.` or `..` segment (written or percent-encoded) in the path, which
+/// reqwest would resolve.
+fn dot_segment(tail: &str) -> bool {
+    let path = tail.split('?').next().unwrap_or("");
+    path.split('/').any(|s| {
+        let s = s.to_ascii_lowercase();
+        s == "." || s == ".." || s.contains("%2e")
+    })
+}
+
+/// Whether reqwest takes all of the check's headers (when it does not,
+/// the check goes to it, which has the reason text).
+fn headers_valid(h: &HttpCheck) -> bool {
+    use reqwest::header::{HeaderName, HeaderValue};
+    h.headers.iter().all(|(k, v)| {
+        HeaderName::from_bytes(k.as_bytes()).is_ok() && HeaderValue::from_str(v).is_ok()
+    }) && h
+        .host
+        .as_ref()
+        .is_none_or(|v| HeaderValue::from_str(v).is_ok())
+}
+
+/// A plain-http check made ready once: where to connect and the request's
+/// bytes, so that a probe parses and formats nothing.
+#[derive(Debug)]
+pub(super) struct Plain {
+    /// The host as written, for a name to resolve (empty for an address).
+    host: String,
+    ip: Option<IpAddr>,
+    port: u16,
+    request: Vec<u8>,
+}
+
+impl Plain {
+    /// `h` made ready, when the minimal client takes it (see [`Target`]).
+    pub(super) fn new(h: &HttpCheck) -> Option<Plain> {
+        if h.proxy.is_some() || !headers_valid(h) {
+            return None;
+        }
+        let t = Target::parse(&h.url)?;
+        Some(Plain {
+            host: if t.ip.is_some() {
+                String::new()
+            } else {
+                t.host.to_string()
+            },
+            ip: t.ip,
+            port: t.port,
+            request: request(h, &t),
+        })
+    }
+}
+
+/// One probe of `h` (made ready as `p`), leaving from `source` when set.
+pub(super) async fn probe(
+    h: &HttpCheck,
+    p: &Plain,
+    source: Option<IpAddr>,
+) -> Result<String, ProbeError> {
+    let mut s = connect(p, source).await?;
+    s.write_all(&p.request).await.map_err(|e| io_error(&e))?;
+    let mut r = Reader {
+        s,
+        buf: Vec::with_capacity(2048),
+        pos: 0,
+    };
+    let head = r.head().await?;
+    let status = head.status;
+    if !h.status.iter().any(|&(a, b)| (a..=b).contains(&status)) {
+        return Err(ProbeError::Status(status));
+    }
+    if let Some(want) = &h.body {
+        let framing = if h.method == "HEAD" || status == 204 || status == 304 {
+            Framing::Length(0)
+        } else {
+            head.framing
+        };
+        let body = r
+            .body(framing)
+            .await
+            .map_err(|e| ProbeError::BodyRead(e.to_string()))?;
+        body_contains(status, &body, want)?;
+    }
+    Ok(format!("status {status}"))
+}
+
+/// Connects to the first of the target's addresses that takes it.
+async fn connect(t: &Plain, source: Option<IpAddr>) -> Result<TcpStream, ProbeError> {
+    let failed = |e: std::io::Error| ProbeError::Http {
+        message: format!("connect failed: {e}"),
+        local: io_is_local(&e),
+    };
+    if let Some(ip) = t.ip {
+        return connect_from(SocketAddr::new(ip, t.port), source)
+            .await
+            .map_err(failed);
+    }
+    let mut last = None;
+    for to in tokio::net::lookup_host((t.host.as_str(), t.port))
+        .await
+        .map_err(failed)?
+    {
+        match connect_from(to, source).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(failed(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "dns error: no addresses")
+    })))
+}
+
+/// The request: headers as reqwest sends them (the check's own replace
+/// the defaults of the same name; `Connection: close` always).
+fn request(h: &HttpCheck, t: &Target<'_>) -> Vec<u8> {
+    let has = |name: &str| h.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut out = Vec::with_capacity(256);
+    let mut line = |k: &str, v: &str| {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    };
+    line("connection", "close");
+    for (k, v) in &h.headers {
+        line(k, v);
+    }
+    if let Some(host) = &h.host {
+        line("host", host);
+    } else if !has("host") {
+        line("host", &t.authority);
+    }
+    if !has("user-agent") {
+        line("user-agent", USER_AGENT);
+    }
+    if !has("accept") {
+        line("accept", "*/*");
+    }
+    let mut req = Vec::with_capacity(out.len() + 64);
+    req.extend_from_slice(h.method.as_bytes());
+    req.push(b' ');
+    req.extend_from_slice(t.path.as_bytes());
+    req.extend_from_slice(b" HTTP/1.1\r\n");
+    req.extend_from_slice(&out);
+    req.extend_from_slice(b"\r\n");
+    req
+}
+
+fn io_error(e: &std::io::Error) -> ProbeError {
+    ProbeError::Http {
+        message: e.to_string(),
+        local: io_is_local(e),
+    }
+}
+
+fn protocol(message: &str) -> ProbeError {
+    ProbeError::Http {
+        message: message.into(),
+        local: false,
+    }
+}
+
+/// How the body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+struct Head {
+    status: u16,
+    framing: Framing,
+}
+
+/// A connection with what was read from it and not yet used.
+struct Reader {
+    s: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// Why a body could not be read (hyper's words).
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("end of file before message length reached")]
+    Incomplete,
+    #[error("invalid chunk size line")]
+    ChunkSize,
+    #[error("invalid chunk body")]
+    ChunkBody,
+}
+
+impl Reader {
+    /// Reads more into the buffer; 0 at the end of the stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        self.buf.reserve(2048);
+        self.s.read_buf(&mut self.buf).await
+    }
+
+    /// The response head, skipping informational (1xx) ones.
+    async fn head(&mut self) -> Result<Head, ProbeError> {
+        loop {
+            if let Some((n, head)) = parse_head(&self.buf[self.pos..])? {
+                self.pos += n;
+                if (100..200).contains(&head.status) && head.status != 101 {
+                    continue;
+                }
+                return Ok(head);
+            }
+            if self.buf.len() - self.pos >= HEAD_LIMIT {
+                return Err(protocol("message head is too large"));
+            }
+            if self.fill().await.map_err(|e| io_error(&e))? == 0 {
+                return Err(protocol("connection closed before message completed"));
+            }
+        }
+    }
+
+    /// At most [`BODY_LIMIT`] bytes of the body.
+    async fn body(&mut self, framing: Framing) -> Result<Vec<u8>, BodyError> {
+        let mut body = Vec::new();
+        match framing {
+            Framing::Length(n) => {
+                let want = usize::try_from(n).unwrap_or(usize::MAX).min(BODY_LIMIT);
+                if !self.take(want, &mut body).await? {
+                    return Err(BodyError::Incomplete);
+                }
+            }
+            Framing::Close => {
+                self.take(BODY_LIMIT, &mut body).await?;
+            }
+            Framing::Chunked => {
+                while body.len() < BODY_LIMIT {
+                    let size = self.chunk_size().await?;
+                    if size == 0 {
+                        break;
+                    }
+                    let want = usize::try_from(size)
+                        .unwrap_or(usize::MAX)
+                        .min(BODY_LIMIT - body.len());
+                    let before = body.len();
+                    self.take(want, &mut body).await?;
+                    if body.len() - before < want {
+                        return Err(BodyError::Incomplete);
+                    }
+                    if want as u64 == size {
+                        // The chunk's CRLF.
+                        let end = self.line().await?;
+                        if !end.is_empty() {
+                            return Err(BodyError::ChunkBody);
+                        }
+                    }
+                }
+            }
+        }
+        body.truncate(BODY_LIMIT);
+        Ok(body)
+    }
+
+    /// Moves up to `n` bytes into `out`; false when the stream ended first.
+    async fn take(&mut self, n: usize, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        let goal = out.len() + n;
+        while out.len() < goal {
+            if self.pos == self.buf.len() && self.fill().await? == 0 {
+                return Ok(false);
+            }
+            let k = (goal - out.len()).min(self.buf.len() - self.pos);
+            out.extend_from_slice(&self.buf[self.pos..self.pos + k]);
+            self.pos += k;
+        }
+        Ok(true)
+    }
+
+    /// One CRLF- (or LF-) terminated line, without its end.
+    async fn line(&mut self) -> Result<Vec<u8>, BodyError> {
+        loop {
+            if let Some(i) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
+                let mut line = self.buf[self.pos..self.pos + i].to_vec();
+                self.pos += i + 1;
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(line);
+            }
+            if self.buf.len() - self.pos > LINE_LIMIT {
+                return Err(BodyError::ChunkSize);
+            }
+            if self.pos > 0 {
+                // Keep the partial line at the front.
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+            if self.fill().await? == 0 {
+                return Err(BodyError::Incomplete);
+            }
+        }
+    }
+
+    /// A chunk-size line's size (extensions ignored).
+    async fn chunk_size(&mut self) -> Result<u64, BodyError> {
+        let line = self.line().await?;
+        let digits = line
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii();
+        if digits.is_empty() || digits.len() > 15 {
+            return Err(BodyError::ChunkSize);
+        }
+        let text = std::str::from_utf8(digits).map_err(|_| BodyError::ChunkSize)?;
+        u64::from_str_radix(text, 16).map_err(|_| BodyError::ChunkSize)
+    }
+}
+
+/// A complete head at the start of `buf` and its length; None if more is
+/// needed. (Not part of the async reader: the header array would make
+/// every probe task larger by 3 KiB.)
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, ProbeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => {
+            let status = resp.code.unwrap_or(0);
+            if !(100..=999).contains(&status) {
+                return Err(protocol("invalid HTTP status-code parsed"));
+            }
+            let framing = framing(resp.headers)?;
+            Ok(Some((n, Head { status, framing })))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(protocol(parse_error(e))),
+    }
+}
+
+/// The body's framing from the headers (RFC 9112 6.3).
+fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, ProbeError> {
+    let mut length: Option<u64> = None;
+    // Some(chunked) once a Transfer-Encoding is seen.
+    let mut coding: Option<bool> = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding decides: chunked, or the body ends at close.
+            coding = Some(
+                h.value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+            );
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| protocol("invalid content-length parsed"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(protocol("invalid content-length parsed"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match coding {
+        Some(true) => Framing::Chunked,
+        Some(false) => Framing::Close,
+        None => length.map_or(Framing::Close, Framing::Length),
+    })
+}
+
+fn parse_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::Status => "invalid HTTP status-code parsed",
+        httparse::Error::Version => "invalid HTTP version parsed",
+        httparse::Error::TooManyHeaders => "message head is too large",
+        _ => "invalid HTTP header parsed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Clients, Prepared, attempt};
+    use super::*;
+    use crate::config::CheckKind;
+    use crate::health::Outcome;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+
+    use super::super::tests::http_check as check;
+
+    /// A loopback server for one connection: reads the request head, then
+    /// writes `parts` (pausing `gap` between them) and closes, unless
+    /// `hold`. Its task returns the request head.
+    async fn server(
+        parts: Vec<Vec<u8>>,
+        gap: Duration,
+        hold: bool,
+    ) -> (SocketAddr, tokio::task::JoinHandle<(Vec<u8>, SocketAddr)>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, from) = l.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            for p in parts {
+                if s.write_all(&p).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(gap).await;
+            }
+            if hold {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            (head, from)
+        });
+        (at, task)
+    }
+
+    async fn probe_with(h: HttpCheck, timeout: Duration, source: Option<IpAddr>) -> Outcome {
+        let kind = CheckKind::Http(h);
+        let prepared = Prepared::new(&kind);
+        assert!(prepared.plain.is_some(), "not taken by the minimal client");
+        attempt(&kind, &prepared, timeout, &Clients::new(source).unwrap()).await
+    }
+
+    /// Serves `response` once and probes it with `h` (its URL replaced).
+    async fn run(mut h: HttpCheck, response: &[u8]) -> (Outcome, String) {
+        let (at, task) = server(vec![response.to_vec()], Duration::ZERO, false).await;
+        h.url = h.url.replace("ADDR", &at.to_string());
+        let o = probe_with(h, Duration::from_secs(5), None).await;
+        let (head, _) = task.await.unwrap();
+        (o, String::from_utf8_lossy(&head).into_owned())
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nall is well\n";
+
+    #[tokio::test]
+    async fn status_and_request() {
+        let mut h = check("http://ADDR/hc/1?x=y#frag");
+        h.headers = vec![
+            ("X-Probe".into(), "1".into()),
+            ("User-Agent".into(), "me".into()),
+        ];
+        let (o, head) = run(h, OK).await;
+        assert!(o.ok && o.reason == "status 200", "{o:?}");
+        let lines: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(lines[0], "GET /hc/1?x=y HTTP/1.1");
+        assert!(lines.contains(&"connection: close"), "{head}");
+        assert!(lines.contains(&"X-Probe: 1"), "{head}");
+        assert!(lines.contains(&"User-Agent: me"), "{head}");
+        assert!(!head.contains("veer-health"), "{head}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("host: 127.0.0.1:")),
+            "{head}"
+        );
+
+        let mut h = check("http://ADDR");
+        h.host = Some("example.org".into());
+        h.method = "HEAD".into();
+        h.body = Some("x".into());
+        let (o, head) = run(h, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n").await;
+        assert!(head.starts_with("HEAD / HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("host: example.org\r\n"), "{head}");
+        assert!(head.contains("user-agent: veer-health/"), "{head}");
+        // No body after HEAD: the expectation fails at once.
+        assert_eq!(o.reason, "status 200, body does not contain `x`");
+
+        let (o, _) = run(check("http://ADDR/"), b"HTTP/1.1 503 Busy\r\n\r\n").await;
+        assert!(!o.ok && !o.local && o.reason == "status 503", "{o:?}");
+        // Informational responses are skipped.
+        let (o, _) = run(
+            check("http://ADDR/"),
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        )
+        .await;
+        assert_eq!(o.reason, "status 204");
+    }
+
+    #[tokio::test]
+    async fn body_expectations() {
+        let cases: [(&str, &[u8], &str); 5] = [
+            ("is well", OK, "status 200"),
+            ("is ill", OK, "status 200, body does not contain `is ill`"),
+            // Read to close without a length.
+            ("well", b"HTTP/1.0 200 OK\r\n\r\nall is well", "status 200"),
+            // Shorter than its length.
+            (
+                "well",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nwell",
+                "reading body: end of file before message length reached",
+            ),
+            (
+                "well",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nwell",
+                "invalid content-length parsed",
+            ),
+        ];
+        for (want, response, reason) in cases {
+            let (o, _) = run(check_with_body("http://ADDR/", want), response).await;
+            assert_eq!(o.reason, reason);
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies() {
+        let mut h = check("http://ADDR/");
+        h.body = Some("is well".into());
+        // The text spans two chunks, one with an extension.
+        let (o, _) = run(
+            h.clone(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nall i\r\n6;x=y\r\ns well\r\n0\r\n\r\n",
+        )
+        .await;
+        assert!(o.ok, "{o:?}");
+        // Delivered a few bytes at a time.
+        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\nb\r\nall is well\r\n0\r\n\r\n";
+        let parts = resp.chunks(3).map(<[u8]>::to_vec).collect();
+        let (at, _task) = server(parts, Duration::from_millis(1), false).await;
+        h.url = format!("http://{at}/");
+        let o = probe_with(h.clone(), Duration::from_secs(5), None).await;
+        assert!(o.ok, "{o:?}");
+        for bad in [
+            &b"zz\r\nall\r\n0\r\n\r\n"[..],
+            b"ffffffffffffffffff\r\n",
+            b"3\r\nallXX",
+        ] {
+            let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            resp.extend_from_slice(bad);
+            let (o, _) = run(check_with_body("http://ADDR/", "well"), &resp).await;
+            assert!(!o.ok && o.reason.starts_with("reading body: "), "{o:?}");
+        }
+    }
+
+    fn check_with_body(url: &str, body: &str) -> HttpCheck {
+        let mut h = check(url);
+        h.body = Some(body.into());
+        h
+    }
+
+    /// Endless heads, endless bodies and silence are all bounded.
+    #[tokio::test]
+    async fn hostile_servers() {
+        let big = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(HEAD_LIMIT));
+        let (o, _) = run(check("http://ADDR/"), big.as_bytes()).await;
+        assert_eq!(o.reason, "message head is too large");
+        let many = format!(
+            "HTTP/1.1 200 OK\r\n{}\r\n",
+            "X: 1\r\n".repeat(MAX_HEADERS + 1)
+        );
+        let (o, _) = run(check("http://ADDR/"), many.as_bytes()).await;
+        assert_eq!(o.reason, "message head is too large");
+        let (o, _) = run(check("http://ADDR/"), b"SSH-2.0-OpenSSH\r\n\r\n").await;
+        assert_eq!(o.reason, "invalid HTTP version parsed");
+        let (o, _) = run(check("http://ADDR/"), b"HTTP/1.1 abc OK\r\n\r\n").await;
+        assert_eq!(o.reason, "invalid HTTP status-code parsed");
+        let (o, _) = run(check("http://ADDR/"), b"HTTP/1.1 200 OK\r\nX").await;
+        assert_eq!(o.reason, "connection closed before message completed");
+        // A body that never ends: only BODY_LIMIT bytes are read.
+        let mut parts = vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec()];
+        parts.extend(std::iter::repeat_n(vec![b'a'; 16 * 1024], 64));
+        let (at, _task) = server(parts, Duration::ZERO, true).await;
+        let mut h = check_with_body(&format!("http://{at}/"), "b");
+        let o = probe_with(h.clone(), Duration::from_secs(5), None).await;
+        assert_eq!(o.reason, "status 200, body does not contain `b`");
+        // A huge chunk: likewise.
+        let mut parts =
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n".to_vec()];
+        parts.extend(std::iter::repeat_n(vec![b'a'; 16 * 1024], 64));
+        let (at, _task) = server(parts, Duration::ZERO, true).await;
+        h.url = format!("http://{at}/");
+        let o = probe_with(h.clone(), Duration::from_secs(5), None).await;
+        assert_eq!(o.reason, "status 200, body does not contain `b`");
+        // A head that trickles in, and a server that never answers: the
+        // check's timeout.
+        let parts = b"HTTP/1.1 200 OK\r\n".iter().map(|&b| vec![b]).collect();
+        for (parts, gap) in [
+            (parts, Duration::from_millis(50)),
+            (Vec::new(), Duration::ZERO),
+        ] {
+            let (at, _task) = server(parts, gap, true).await;
+            let o = probe_with(
+                check(&format!("http://{at}/")),
+                Duration::from_millis(300),
+                None,
+            )
+            .await;
+            assert!(!o.ok && o.reason == "timeout after 300ms", "{o:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_failures_and_source() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        drop(l);
+        let o = probe_with(
+            check(&format!("http://{at}/")),
+            Duration::from_secs(2),
+            None,
+        )
+        .await;
+        assert!(!o.ok && !o.local, "{o:?}");
+        assert!(
+            o.reason.starts_with("connect failed: Connection refused"),
+            "{o:?}"
+        );
+        // From the configured source.
+        let (at, task) = server(vec![OK.to_vec()], Duration::ZERO, false).await;
+        let from: IpAddr = "127.0.0.2".parse().unwrap();
+        let o = probe_with(
+            check(&format!("http://{at}/")),
+            Duration::from_secs(2),
+            Some(from),
+        )
+        .await;
+        assert!(o.ok, "{o:?}");
+        assert_eq!(task.await.unwrap().1.ip(), from);
+        // A name is resolved.
+        let (at, _task) = server(vec![OK.to_vec()], Duration::ZERO, false).await;
+        let url = format!("http://localhost:{}/", at.port());
+        let o = probe_with(check(&url), Duration::from_secs(2), None).await;
+        assert!(o.ok, "{o:?}");
+    }
+
+    #[test]
+    fn urls_taken_as_they_are() {
+        let t = Target::parse("http://Example.COM:8080/a/b?c=d#e").unwrap();
+        assert_eq!((t.host, t.port, t.path), ("Example.COM", 8080, "/a/b?c=d"));
+        assert_eq!(t.authority, "example.com:8080");
+        let t = Target::parse("http://[::1]:80").unwrap();
+        assert_eq!(
+            (t.ip, t.authority.as_str(), t.path),
+            (Some("::1".parse().unwrap()), "[::1]", "/")
+        );
+        let t = Target::parse("http://10.0.0.1/.well-known/x").unwrap();
+        assert_eq!(t.ip, Some("10.0.0.1".parse().unwrap()));
+        for url in [
+            "https://example.com/",
+            "http://user@example.com/",
+            "http://example.com/a/../b",
+            "http://example.com/a/%2E/b",
+            "http://example.com/a b",
+            "http://example.com/ä",
+            "http://example.com/{x}",
+            "http://example.com/?q='x'",
+            "http://127.1/",
+            "http://0x7f.0.0.1/",
+            "http://example.com:99999/",
+            "http://example.com:/",
+            "http://[::1/",
+            "http://ex_ample.com/",
+            "http://example.com?q",
+            "http:///x",
+        ] {
+            assert_eq!(Target::parse(url), None, "{url}");
+        }
+        // Headers reqwest refuses go to reqwest, which says why.
+        let mut h = check("http://127.0.0.1/");
+        h.headers = vec![("X".into(), "a\r\nInjected: 1".into())];
+        assert!(Plain::new(&h).is_none());
+        h.headers.clear();
+        h.proxy = Some("http://127.0.0.1:3128".into());
+        assert!(Plain::new(&h).is_none());
+    }
+}
