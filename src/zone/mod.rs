@@ -185,11 +185,12 @@ pub struct Zone {
 }
 
 impl Zone {
-    /// Reads and validates the zone `origin` from `file`.
+    /// Reads and validates the zone `origin` from `file`, building it as
+    /// the records are read.
     pub fn load(origin: &Name, file: &Path) -> Result<Zone, Diagnostics> {
-        let parsed = parse::read_file(file, origin)?;
-        let hash = parsed.content_hash;
-        let mut zone = Zone::build(origin, file, parsed.records, parsed.files)?;
+        let mut builder = Builder::new(origin);
+        let (files, hash) = parse::read_file_into(file, origin, &mut |r, loc| builder.add(r, loc))?;
+        let mut zone = builder.finish(file, files)?;
         zone.content_hash = hash;
         Ok(zone)
     }
@@ -202,58 +203,101 @@ impl Zone {
         records: Vec<(Record, Loc)>,
         files: Vec<PathBuf>,
     ) -> Result<Zone, Diagnostics> {
-        let mut errors = Vec::new();
-        let count = records.len();
-        // (name key, type) -> (set, first location); insertion order kept.
-        let mut sets: Vec<(Box<[u8]>, RecordSet, Loc)> = Vec::new();
-        let mut index: FxHashMap<(Box<[u8]>, RecordType), usize> = FxHashMap::default();
+        let mut builder = Builder::new(origin);
         for (record, loc) in records {
-            if !origin.zone_of(&record.name) {
-                errors.push(loc.error(format!("{} is outside the zone {origin}", record.name)));
-                continue;
-            }
-            let key = owned_key(&record.name);
-            let rtype = record.record_type();
-            match index.entry((key, rtype)) {
-                std::collections::hash_map::Entry::Occupied(o) => {
-                    let i = *o.get();
-                    let set = &mut sets[i].1;
-                    if rtype == RecordType::SOA {
-                        errors.push(loc.error(format!(
-                            "a second SOA record (the first is at line {})",
-                            sets[i].2.line
-                        )));
-                    } else if rtype == RecordType::CNAME
-                        && !set.records_without_rrsigs().any(|r| r.data == record.data)
-                    {
-                        errors.push(
-                            loc.error(format!("{} has more than one CNAME record", record.name)),
+            builder.add(record, loc);
+        }
+        builder.finish(file, files)
+    }
+}
+
+/// A zone being built, one record at a time.
+pub struct Builder {
+    origin: Name,
+    errors: Vec<Diagnostic>,
+    count: usize,
+    /// (name key, type) -> (set, first location); insertion order kept.
+    /// Shared from the start: the zone takes them without a copy.
+    sets: Vec<(Box<[u8]>, Arc<RecordSet>, Loc)>,
+    index: FxHashMap<(Box<[u8]>, RecordType), usize>,
+}
+
+impl Builder {
+    /// An empty zone `origin`.
+    pub fn new(origin: &Name) -> Self {
+        Builder {
+            origin: origin.clone(),
+            errors: Vec::new(),
+            count: 0,
+            sets: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+
+    /// Adds a record read at `loc`.
+    pub fn add(&mut self, record: Record, loc: Loc) {
+        self.count += 1;
+        if !self.origin.zone_of(&record.name) {
+            self.errors.push(loc.error(format!(
+                "{} is outside the zone {}",
+                record.name, self.origin
+            )));
+            return;
+        }
+        let key = owned_key(&record.name);
+        let rtype = record.record_type();
+        match self.index.entry((key, rtype)) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let i = *o.get();
+                let set = Arc::get_mut(&mut self.sets[i].1).expect("one owner while building");
+                if rtype == RecordType::SOA {
+                    self.errors.push(loc.error(format!(
+                        "a second SOA record (the first is at line {})",
+                        self.sets[i].2.line
+                    )));
+                } else if rtype == RecordType::CNAME
+                    && !set.records_without_rrsigs().any(|r| r.data == record.data)
+                {
+                    self.errors
+                        .push(loc.error(format!("{} has more than one CNAME record", record.name)));
+                } else {
+                    if set.ttl() != record.ttl {
+                        tracing::warn!(
+                            "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
+                            loc.file.display(),
+                            loc.line,
+                            record.ttl,
+                            set.ttl(),
+                            set.ttl()
                         );
-                    } else {
-                        if set.ttl() != record.ttl {
-                            tracing::warn!(
-                                "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
-                                loc.file.display(),
-                                loc.line,
-                                record.ttl,
-                                set.ttl(),
-                                set.ttl()
-                            );
-                        }
-                        set.add_rdata(record.data);
                     }
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let mut set =
-                        RecordSet::with_ttl(record.name.to_lowercase(), rtype, record.ttl);
                     set.add_rdata(record.data);
-                    let key = v.key().0.clone();
-                    v.insert(sets.len());
-                    sets.push((key, set, loc));
                 }
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // From the record itself: a Vec of one (`add_rdata`
+                // on an empty set reserves four records, and most
+                // sets hold one: 840 bytes each of a large zone).
+                let mut record = record;
+                record.name = record.name.to_lowercase();
+                let set = Arc::new(RecordSet::from(record));
+                let key = v.key().0.clone();
+                v.insert(self.sets.len());
+                self.sets.push((key, set, loc));
             }
         }
+    }
 
+    /// The zone, or every error found.
+    pub fn finish(self, file: &Path, files: Vec<PathBuf>) -> Result<Zone, Diagnostics> {
+        let Builder {
+            origin,
+            mut errors,
+            count,
+            mut sets,
+            index,
+        } = self;
+        let origin = &origin;
         // CNAME and other data (RFC 1034 3.6.2); SOA only at the apex.
         let origin_key = owned_key(origin);
         let mut by_name: FxHashMap<&[u8], Vec<usize>> = FxHashMap::default();
@@ -285,7 +329,7 @@ impl Zone {
         for (key, set, loc) in &sets {
             if set.record_type() == RecordType::SOA {
                 if **key == *origin_key {
-                    soa = Some(set.clone());
+                    soa = Some((**set).clone());
                 } else {
                     errors.push(loc.error(format!(
                         "SOA record at {} is not at the zone apex {origin}",
@@ -313,6 +357,14 @@ impl Zone {
             );
         }
 
+        drop(index);
+        // Sets that grew past one record: their spare capacity goes (a
+        // clone holds exactly its records).
+        for (_, set, _) in &mut sets {
+            if set.records_count() > 1 {
+                *set = Arc::new((**set).clone());
+            }
+        }
         let mut zone = Zone {
             origin: origin.to_lowercase(),
             origin_labels: Key::new(origin).labels(),
@@ -329,13 +381,15 @@ impl Zone {
         zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
         Ok(zone)
     }
+}
 
-    fn insert_sets(&mut self, sets: impl Iterator<Item = (Box<[u8]>, RecordSet)>) {
+impl Zone {
+    fn insert_sets(&mut self, sets: impl Iterator<Item = (Box<[u8]>, Arc<RecordSet>)>) {
         for (key, set) in sets {
             let rtype = set.record_type();
             let data = match rtype {
                 RecordType::SOA => Data::Slot(0),
-                _ => Data::Static(Rrset::new(Arc::new(set))),
+                _ => Data::Static(Rrset::new(set)),
             };
             self.node_mut(&key).rrsets.push(Entry { rtype, data });
         }

@@ -62,12 +62,28 @@ pub const FNV_START: u64 = 0xcbf29ce484222325;
 /// Reads the master file at `path` for the zone `origin`. Returns every
 /// syntax error found (parsing continues after a bad entry).
 pub fn read_file(path: &Path, origin: &Name) -> Result<ParsedFile, Diagnostics> {
+    let mut records = Vec::new();
+    let (files, content_hash) = read_file_into(path, origin, &mut |r, loc| records.push((r, loc)))?;
+    Ok(ParsedFile {
+        records,
+        files,
+        content_hash,
+    })
+}
+
+/// [`read_file`], handing each record to `sink` as it is read (a large
+/// zone is built without a second copy of all its records). Returns the
+/// files read and the hash of their text; on errors, `sink` may have been
+/// given records of a file that is then refused.
+pub fn read_file_into(
+    path: &Path,
+    origin: &Name,
+    sink: &mut dyn FnMut(Record, Loc),
+) -> Result<(Vec<PathBuf>, u64), Diagnostics> {
     let mut reader = Reader {
-        out: ParsedFile {
-            records: Vec::new(),
-            files: Vec::new(),
-            content_hash: FNV_START,
-        },
+        sink,
+        files: Vec::new(),
+        content_hash: FNV_START,
         errors: Vec::new(),
         default_ttl: None,
         last_ttl: None,
@@ -75,21 +91,23 @@ pub fn read_file(path: &Path, origin: &Name) -> Result<ParsedFile, Diagnostics> 
     };
     reader.file(path, origin.clone(), None, 0);
     if reader.errors.is_empty() {
-        Ok(reader.out)
+        Ok((reader.files, reader.content_hash))
     } else {
         Err(Diagnostics(reader.errors))
     }
 }
 
-struct Reader {
-    out: ParsedFile,
+struct Reader<'s> {
+    sink: &'s mut dyn FnMut(Record, Loc),
+    files: Vec<PathBuf>,
+    content_hash: u64,
     errors: Vec<Diagnostic>,
     default_ttl: Option<u32>,
     last_ttl: Option<u32>,
     last_owner: Option<Name>,
 }
 
-impl Reader {
+impl Reader<'_> {
     fn file(&mut self, path: &Path, mut origin: Name, included_at: Option<&Loc>, depth: usize) {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -102,10 +120,10 @@ impl Reader {
                 return;
             }
         };
-        self.out.files.push(path.to_path_buf());
-        self.out.content_hash = fnv64(self.out.content_hash, text.as_bytes());
+        self.files.push(path.to_path_buf());
+        self.content_hash = fnv64(self.content_hash, text.as_bytes());
         let file: Arc<Path> = Arc::from(path);
-        for entry in entries(&text) {
+        each_entry(&text, |entry| {
             let loc = Loc {
                 file: file.clone(),
                 line: entry.line,
@@ -113,7 +131,7 @@ impl Reader {
             if let Err(msg) = self.entry(&entry, &mut origin, &loc, depth) {
                 self.errors.push(loc.error(msg));
             }
-        }
+        });
     }
 
     fn entry(
@@ -225,7 +243,7 @@ impl Reader {
                 .map_err(|m| format!("bad {rtype} record: {m}"))?,
         };
         self.last_ttl = Some(ttl);
-        self.out.records.push((record, loc.clone()));
+        (self.sink)(record, loc.clone());
         Ok(())
     }
 }
@@ -304,9 +322,17 @@ struct Entry<'a> {
 
 /// Splits a master file into logical entries. Newlines inside parentheses
 /// or quotes continue an entry; `;` starts a comment outside quotes.
+#[cfg(test)]
 fn entries(text: &str) -> Vec<Entry<'_>> {
-    let b = text.as_bytes();
     let mut out = Vec::new();
+    each_entry(text, |e| out.push(e));
+    out
+}
+
+/// Hands each logical entry of a master file to `out` as it is found (a
+/// large file is not held as a list of entries besides its text).
+fn each_entry<'t>(text: &'t str, mut out: impl FnMut(Entry<'t>)) {
+    let b = text.as_bytes();
     let (mut start, mut line, mut start_line) = (0, 1, 1);
     let (mut depth, mut quoted, mut comment) = (0usize, false, false);
     let mut i = 0;
@@ -326,7 +352,7 @@ fn entries(text: &str) -> Vec<Entry<'_>> {
                     let tokens = tokens(t);
                     if !tokens.is_empty() {
                         let blank_owner = t.starts_with([' ', '\t']);
-                        out.push(Entry {
+                        out(Entry {
                             line: start_line,
                             text: t,
                             blank_owner,
@@ -342,7 +368,6 @@ fn entries(text: &str) -> Vec<Entry<'_>> {
         }
         i += 1;
     }
-    out
 }
 
 fn tokens(t: &str) -> Vec<(usize, usize)> {
