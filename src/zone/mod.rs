@@ -7,6 +7,7 @@
 //! SRV and NS answers, and each RRset's encoded size for the UDP limit.
 
 mod key;
+mod nodes;
 pub mod parse;
 pub mod sign;
 pub mod wire;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use rustc_hash::FxHashMap;
 
 pub use key::{Key, NodeKey, owned_key};
 
@@ -169,7 +169,7 @@ pub struct Zone {
     /// negative answers (TTL = min(SOA TTL, MINIMUM)).
     pub soa_slot: usize,
     /// Every existing name.
-    nodes: FxHashMap<NodeKey, Node>,
+    nodes: nodes::Nodes,
     /// Number of records loaded from the files.
     pub records: usize,
     /// The zone file and its includes.
@@ -219,7 +219,16 @@ pub struct Builder {
     /// (name key, type) -> (set, first location); insertion order kept.
     /// Shared from the start: the zone takes them without a copy.
     sets: Vec<(Box<[u8]>, Arc<RecordSet>, Loc)>,
-    index: FxHashMap<(Box<[u8]>, RecordType), usize>,
+    /// Indices into `sets` by (key, type): the key bytes are the set's.
+    index: hashbrown::HashTable<u32>,
+}
+
+fn set_hash(key: &[u8], rtype: RecordType) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(key);
+    h.write_u16(rtype.into());
+    h.finish()
 }
 
 impl Builder {
@@ -230,7 +239,7 @@ impl Builder {
             errors: Vec::new(),
             count: 0,
             sets: Vec::new(),
-            index: FxHashMap::default(),
+            index: hashbrown::HashTable::new(),
         }
     }
 
@@ -244,11 +253,18 @@ impl Builder {
             )));
             return;
         }
-        let key = owned_key(&record.name);
+        let key = Key::new(&record.name);
+        let key = key.as_bytes();
         let rtype = record.record_type();
-        match self.index.entry((key, rtype)) {
-            std::collections::hash_map::Entry::Occupied(o) => {
-                let i = *o.get();
+        let hash = set_hash(key, rtype);
+        let sets = &self.sets;
+        let found = self.index.find(hash, |&i| {
+            let (k, s, _) = &sets[i as usize];
+            **k == *key && s.record_type() == rtype
+        });
+        match found {
+            Some(&i) => {
+                let i = i as usize;
                 let set = Arc::get_mut(&mut self.sets[i].1).expect("one owner while building");
                 if rtype == RecordType::SOA {
                     self.errors.push(loc.error(format!(
@@ -274,16 +290,20 @@ impl Builder {
                     set.add_rdata(record.data);
                 }
             }
-            std::collections::hash_map::Entry::Vacant(v) => {
+            None => {
                 // From the record itself: a Vec of one (`add_rdata`
                 // on an empty set reserves four records, and most
                 // sets hold one: 840 bytes each of a large zone).
                 let mut record = record;
                 record.name = record.name.to_lowercase();
                 let set = Arc::new(RecordSet::from(record));
-                let key = v.key().0.clone();
-                v.insert(self.sets.len());
-                self.sets.push((key, set, loc));
+                let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
+                let sets = &self.sets;
+                self.index.insert_unique(hash, i, |&j| {
+                    let (k, s, _) = &sets[j as usize];
+                    set_hash(k, s.record_type())
+                });
+                self.sets.push((key.into(), set, loc));
             }
         }
     }
@@ -354,7 +374,13 @@ impl Builder {
             errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             return Err(Diagnostics(errors));
         }
-        if !index.contains_key(&(origin_key.clone(), RecordType::NS)) {
+        let apex_ns = index
+            .find(set_hash(&origin_key, RecordType::NS), |&i| {
+                let (k, s, _) = &sets[i as usize];
+                **k == *origin_key && s.record_type() == RecordType::NS
+            })
+            .is_some();
+        if !apex_ns {
             tracing::warn!(
                 "{}: warning: zone {origin} has no NS records at its apex",
                 file.display()
@@ -374,7 +400,7 @@ impl Builder {
             origin_labels: Key::new(origin).labels(),
             file_soa: soa,
             soa_slot: 0,
-            nodes: FxHashMap::default(),
+            nodes: nodes::Nodes::default(),
             records: count,
             files,
             content_hash: 0,
