@@ -34,11 +34,11 @@ const LINE_LIMIT: usize = 4096;
 /// Where a plain-http check connects and what it asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Target<'a> {
-    /// The host as written (a name, an IPv4 address, or an IPv6 address
-    /// without brackets).
+    /// The host as written (an IPv4 address, or an IPv6 address without
+    /// brackets).
     host: &'a str,
-    /// The address, when the host is one.
-    ip: Option<IpAddr>,
+    /// The address.
+    ip: IpAddr,
     port: u16,
     /// `Host:` as reqwest sends it (lowercase, the port unless 80).
     authority: String,
@@ -75,11 +75,11 @@ impl<'a> Target<'a> {
         };
         let ip = if authority.starts_with('[') {
             // `::ffff:a.b.c.d` displays dotted; the URL parser writes hex.
-            Some(IpAddr::V6(
+            IpAddr::V6(
                 host.parse::<Ipv6Addr>()
                     .ok()
                     .filter(|a| a.to_ipv4_mapped().is_none())?,
-            ))
+            )
         } else {
             let plain = !host.is_empty()
                 && host
@@ -92,21 +92,19 @@ impl<'a> Target<'a> {
             // The URL parser reads hosts ending in a numeric label as IPv4
             // (`127.1`, `0x7f.1`): only the plain dotted quad is taken here.
             let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
-            if last.starts_with(|c: char| c.is_ascii_digit()) {
-                Some(IpAddr::V4(host.parse::<Ipv4Addr>().ok()?))
-            } else {
-                None
+            if !last.starts_with(|c: char| c.is_ascii_digit()) {
+                // A name goes to reqwest: it races the address families
+                // (a dual-stack backend whose IPv6 path drops packets is
+                // up there; one address after another, it would time out).
+                return None;
             }
+            IpAddr::V4(host.parse::<Ipv4Addr>().ok()?)
         };
         if !tail.bytes().all(path_byte) || dot_segment(tail) {
             return None;
         }
-        // A name goes to reqwest: it races the address families (a
-        // dual-stack backend whose IPv6 path drops packets is up there;
-        // trying one address after another here, it would time out).
-        ip?;
         let shown = match ip {
-            Some(IpAddr::V6(a)) => format!("[{a}]"),
+            IpAddr::V6(a) => format!("[{a}]"),
             _ => host.to_ascii_lowercase(),
         };
         let authority = if port == 80 {
@@ -167,10 +165,7 @@ fn headers_valid(h: &HttpCheck) -> bool {
 /// bytes, so that a probe parses and formats nothing.
 #[derive(Debug)]
 pub(super) struct Plain {
-    /// The host as written, for a name to resolve (empty for an address).
-    host: String,
-    ip: Option<IpAddr>,
-    port: u16,
+    to: SocketAddr,
     request: Vec<u8>,
 }
 
@@ -182,13 +177,7 @@ impl Plain {
         }
         let t = Target::parse(&h.url)?;
         Some(Plain {
-            host: if t.ip.is_some() {
-                String::new()
-            } else {
-                t.host.to_string()
-            },
-            ip: t.ip,
-            port: t.port,
+            to: SocketAddr::new(t.ip, t.port),
             request: request(h, &t),
         })
     }
@@ -229,30 +218,14 @@ pub(super) async fn probe(
     Ok(format!("status {status}"))
 }
 
-/// Connects to the first of the target's addresses that takes it.
+/// Connects to the target's address.
 async fn connect(t: &Plain, source: Option<IpAddr>) -> Result<TcpStream, ProbeError> {
-    let failed = |e: std::io::Error| ProbeError::Http {
-        message: format!("connect failed: {e}"),
-        local: io_is_local(&e),
-    };
-    if let Some(ip) = t.ip {
-        return connect_from(SocketAddr::new(ip, t.port), source)
-            .await
-            .map_err(failed);
-    }
-    let mut last = None;
-    for to in tokio::net::lookup_host((t.host.as_str(), t.port))
+    connect_from(t.to, source)
         .await
-        .map_err(failed)?
-    {
-        match connect_from(to, source).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(failed(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "dns error: no addresses")
-    })))
+        .map_err(|e| ProbeError::Http {
+            message: format!("connect failed: {e}"),
+            local: io_is_local(&e),
+        })
 }
 
 /// The request: headers as reqwest sends them (the check's own replace
@@ -788,10 +761,10 @@ mod tests {
         let t = Target::parse("http://[::1]:80").unwrap();
         assert_eq!(
             (t.ip, t.authority.as_str(), t.path),
-            (Some("::1".parse().unwrap()), "[::1]", "/")
+            ("::1".parse().unwrap(), "[::1]", "/")
         );
         let t = Target::parse("http://10.0.0.1/.well-known/x").unwrap();
-        assert_eq!(t.ip, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(t.ip, "10.0.0.1".parse::<IpAddr>().unwrap());
         for url in [
             "https://example.com/",
             "http://user@example.com/",
