@@ -206,14 +206,22 @@ impl Default for Histogram {
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, d: Duration) {
+        self.observe_n(d, 1);
+    }
+
+    /// Records `n` observations of `d` (the queries of one batch).
+    pub fn observe_n(&self, d: Duration, n: u64) {
+        if n == 0 {
+            return;
+        }
         let s = d.as_secs_f64();
         let i = LATENCY_BUCKETS
             .iter()
             .position(|&b| s <= b)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.buckets[i].fetch_add(n, Ordering::Relaxed);
         self.sum_ns
-            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add((d.as_nanos() as u64).saturating_mul(n), Ordering::Relaxed);
     }
 
     /// Writes the histogram in Prometheus text format.

@@ -97,6 +97,12 @@ impl Dyn {
     }
 }
 
+/// A zone's origin key, its label count, and the zone.
+type Origin = (Box<[u8]>, usize, Arc<Zone>);
+
+/// Up to this many zones, [`Snapshot::zone_for`] compares origins.
+const FEW_ZONES: usize = 8;
+
 /// Everything needed to answer a query.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -106,6 +112,9 @@ pub struct Snapshot {
     zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
     /// The label counts of the origins, longest first.
     origin_labels: Arc<[usize]>,
+    /// With a few zones: each origin's key and label count, longest first
+    /// (comparing a suffix or two beats hashing one).
+    few: Box<[Origin]>,
     /// Current SOAs and route answers, indexed by `zone::Data::Slot`.
     pub slots: Vec<Arc<Dyn>>,
     /// Largest UDP response we send.
@@ -142,10 +151,20 @@ impl Snapshot {
             .collect();
         origin_labels.sort_unstable_by(|a, b| b.cmp(a));
         origin_labels.dedup();
+        let mut few: Vec<_> = if zones.len() <= FEW_ZONES {
+            zones
+                .iter()
+                .map(|(k, z)| (k.clone(), Key::new(&z.origin).labels(), z.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        few.sort_unstable_by_key(|o| std::cmp::Reverse(o.1));
         Snapshot {
             generation,
             zones,
             origin_labels: origin_labels.into(),
+            few: few.into(),
             slots,
             max_udp_payload,
             ..Default::default()
@@ -155,6 +174,14 @@ impl Snapshot {
     /// The most specific zone containing `key`: only suffixes as long as
     /// some origin are looked up (one lookup with one zone).
     pub fn zone_for(&self, key: &Key) -> Option<&Zone> {
+        if !self.few.is_empty() {
+            let n = key.labels();
+            return self
+                .few
+                .iter()
+                .find(|(origin, labels, _)| *labels <= n && key.suffix(n - labels) == &**origin)
+                .map(|(_, _, z)| &**z);
+        }
         self.origin_labels
             .iter()
             .filter(|&&n| n <= key.labels())
@@ -219,5 +246,73 @@ impl Store {
     /// Makes `snapshot` current. Only the controller calls this.
     pub fn publish(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::str::FromStr;
+
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::{Name, RData, Record};
+
+    use super::*;
+    use crate::zone::parse::Loc;
+
+    fn zone(origin: &str) -> Arc<Zone> {
+        let name = Name::from_str(origin).unwrap();
+        let soa = SOA::new(name.clone(), name.clone(), 1, 2, 3, 4, 5);
+        let loc = Loc {
+            file: Arc::from(Path::new("z")),
+            line: 1,
+        };
+        let records = vec![(Record::from_rdata(name.clone(), 5, RData::SOA(soa)), loc)];
+        Arc::new(Zone::build(&name, Path::new("z"), records, Vec::new()).unwrap())
+    }
+
+    fn origin_for(snap: &Snapshot, name: &str) -> Option<String> {
+        let key = Key::new(&Name::from_str(name).unwrap());
+        snap.zone_for(&key).map(|z| z.origin.to_string())
+    }
+
+    /// A few zones are compared, many hashed: both find the most specific
+    /// zone, and nothing outside every zone.
+    #[test]
+    fn the_most_specific_zone_is_found_with_few_and_many_zones() {
+        let nested = ["t.", "a.t.", "b.a.t.", "other.test."];
+        let few = Snapshot::new(1, nested.iter().map(|o| zone(o)), Vec::new(), 1232);
+        assert!(!few.few.is_empty());
+        let fillers: Vec<String> = (0..FEW_ZONES).map(|i| format!("f{i}.example.")).collect();
+        let many = Snapshot::new(
+            1,
+            nested
+                .iter()
+                .map(|o| zone(o))
+                .chain(fillers.iter().map(|o| zone(o))),
+            Vec::new(),
+            1232,
+        );
+        assert!(many.few.is_empty());
+        for snap in [&few, &many] {
+            for (name, want) in [
+                ("t.", Some("t.")),
+                ("www.t.", Some("t.")),
+                ("A.T.", Some("a.t.")),
+                ("x.a.t.", Some("a.t.")),
+                ("b.a.t.", Some("b.a.t.")),
+                ("deep.er.B.a.t.", Some("b.a.t.")),
+                ("www.other.test.", Some("other.test.")),
+                ("test.", None),
+                (".", None),
+                ("t.example.", None),
+            ] {
+                assert_eq!(origin_for(snap, name).as_deref(), want, "{name}");
+            }
+        }
+        assert_eq!(
+            origin_for(&many, "x.f3.example.").as_deref(),
+            Some("f3.example.")
+        );
     }
 }

@@ -7,24 +7,25 @@
 //! as a pointer to the question, and an OPT record written here.
 //!
 //! It answers exact names (static or routed data, and the RRSIGs with DO),
-//! NODATA and NXDOMAIN (without DO in a signed zone), with rate limiting
-//! and cookies as the general path applies them. Anything else returns
-//! [`Fast::General`] before a counter moves, and the general path
-//! (hickory's parser, [`super::answer::resolve`]) answers: other opcodes
-//! and classes, several questions, transfers, TSIG, wildcards, CNAME
-//! chains, referrals, denial proofs, errors, whatever does not fit.
+//! wildcards and one CNAME hop inside the zone whose records hold as
+//! prepared (without DO), NODATA and NXDOMAIN (without DO in a signed
+//! zone), with rate limiting and cookies as the general path applies them.
+//! Anything else returns [`Fast::General`] before a counter moves, and the
+//! general path (hickory's parser, [`super::answer::resolve`]) answers:
+//! other opcodes and classes, several questions, transfers, TSIG, longer
+//! CNAME chains, referrals, denial proofs, errors, whatever does not fit.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::cookie::Seen;
 use crate::route::Client;
 use crate::rrl::{Class, Verdict};
 use crate::store::{Dyn, Served, Snapshot};
-use crate::zone::wire::Sections;
-use crate::zone::{Data, Found, Key};
+use crate::zone::wire::{self, Sections};
+use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
 
 use super::Handler;
 
@@ -58,7 +59,8 @@ pub fn answer(
     udp: bool,
     out: &mut Vec<u8>,
 ) -> Fast {
-    let Some(q) = parse(snap, packet, src) else {
+    let mut key = Key::empty();
+    let Some(q) = parse(snap, packet, src, &mut key) else {
         return Fast::General;
     };
     let cookie_valid = matches!(
@@ -69,7 +71,7 @@ pub fn answer(
     if udp && snap.cookies.as_ref().is_some_and(|k| k.require) && !cookie_valid {
         return Fast::General;
     }
-    let Some(zone) = snap.zone_for(&q.key) else {
+    let Some(zone) = snap.zone_for(q.key) else {
         return Fast::General;
     };
     if matches!(snap.slot(zone.soa_slot), Dyn::ServFail) {
@@ -80,50 +82,61 @@ pub fn answer(
         Some((_, c)) if c.prefix > 0 => *c,
         _ => Client::addr(src.ip().to_canonical()),
     };
-    let found = match zone.find(&q.key, q.qtype) {
-        Found::Name {
-            node,
-            wildcard: false,
-        } => match node.get(q.qtype) {
+    let found = match zone.find(q.key, q.qtype) {
+        Found::Name { node, wildcard } => match node.get(q.qtype) {
             Some(e) => {
-                let (rr, scope) = match &e.data {
-                    Data::Static(rr) => (rr, 0),
-                    Data::Slot(i) => match snap.slot(*i).serve(&client, &mut ()) {
-                        (Served::Set(rr), scope) => (rr, scope),
-                        _ => return Fast::General,
-                    },
-                };
-                let policy = match e.data {
-                    Data::Slot(i) => snap.slot_policy.get(i).map_or(0, |&p| p as usize),
-                    Data::Static(_) => 0,
-                };
-                // The bytes point into a question as long as the owner
-                // (always so: a route's records carry its own name).
-                let Some(wire) = rr.wire().filter(|w| w.owner_len() == q.question.len() - 4) else {
+                let Some((rr, scope, policy)) = served(snap, e, &client) else {
                     return Fast::General;
                 };
+                let Some(wire) = rr.wire() else {
+                    return Fast::General;
+                };
+                let sections = if dnssec { wire.signed() } else { wire.plain() };
+                // The bytes point into a question as long as the owner
+                // (always so for the name itself: a route's records carry
+                // its own name). A wildcard's hold for any question when
+                // nothing but the owners points into it; its proof that
+                // the name does not exist (DO) is the general path's.
+                let fits = if wildcard {
+                    !dnssec && sections.movable
+                } else {
+                    wire.owner_len() == q.question.len() - 4
+                };
+                if !fits {
+                    return Fast::General;
+                }
                 Body::Positive {
-                    sections: if dnssec { wire.signed() } else { wire.plain() },
+                    sections,
                     scope,
-                    policy,
+                    policy: policy.unwrap_or(0),
+                    wildcard: wildcard.then(|| rr.set.name()),
+                    target: None,
                 }
             }
-            // A CNAME answers other types (a chain): the general path's.
-            None if node.get(RecordType::CNAME).is_some() => return Fast::General,
-            None if dnssec => return Fast::General,
-            None => Body::Negative(ResponseCode::NoError),
+            None => match node.get(RecordType::CNAME) {
+                // A CNAME answers other types: one hop inside the zone
+                // here, longer chains and proofs on the general path.
+                Some(c) if !dnssec && !wildcard => match chain(snap, zone, c, &q, &client) {
+                    Some(body) => body,
+                    None => return Fast::General,
+                },
+                Some(_) => return Fast::General,
+                None if dnssec => return Fast::General,
+                None => Body::Negative(ResponseCode::NoError),
+            },
         },
         Found::NxDomain if !dnssec => Body::Negative(ResponseCode::NXDomain),
         _ => return Fast::General,
     };
-    let neg_soa = snap.soa(zone).1;
-    let neg = match &found {
-        Body::Negative(_) => match neg_soa.wire() {
-            Some(w) => Some(w.plain()),
+    // A negative answer's authority: the zone's SOA for negative answers.
+    let neg_soa = match &found {
+        Body::Negative(_) => match snap.soa(zone).1.wire() {
+            Some(w) => Some(w),
             None => return Fast::General,
         },
         Body::Positive { .. } => None,
     };
+    let neg = neg_soa.map(|w| w.plain());
 
     // What fits: everything, or all but the additional records (as the
     // general path decides); a truncated answer is the general path's.
@@ -135,18 +148,22 @@ pub fn answer(
     // The question is longer than the apex by this much: the SOA's
     // pointers move by as much. (Counted in bytes: hickory does not count
     // a leading `*` label, and an origin may start with one.)
-    let shift = match (&found, neg_soa.wire()) {
-        (Body::Negative(_), Some(w)) => (q.question.len() - 4).saturating_sub(w.owner_len()),
-        _ => 0,
-    };
+    let shift = neg_soa.map_or(0, |w| (q.question.len() - 4).saturating_sub(w.owner_len()));
     let opt_len = q.opt.as_ref().map_or(0, |o| {
         11 + o.ecs.map_or(0, |(data, _)| 4 + data.len()) + o.cookie.map_or(0, |_| 28)
     });
     let base = 12 + q.question.len() + opt_len;
     let (an_len, ns_len, ad_len) = match (&found, neg) {
-        (Body::Positive { sections, .. }, _) => {
-            (sections.answer.len(), 0, sections.additional.len())
-        }
+        (
+            Body::Positive {
+                sections, target, ..
+            },
+            _,
+        ) => (
+            sections.answer.len() + target.map_or(0, |(t, _)| t.answer.len()),
+            0,
+            sections.additional.len(),
+        ),
         (_, Some(s)) => (0, s.answer.len(), 0),
         _ => unreachable!("a negative answer has its SOA"),
     };
@@ -159,9 +176,14 @@ pub fn answer(
     };
 
     // From here the query is ours: rate limited, counted, answered.
-    let (rcode, scope, policy) = match found {
-        Body::Positive { scope, policy, .. } => (ResponseCode::NoError, scope, policy),
-        Body::Negative(rcode) => (rcode, 0, 0),
+    let (rcode, scope, policy, wildcard) = match found {
+        Body::Positive {
+            scope,
+            policy,
+            wildcard,
+            ..
+        } => (ResponseCode::NoError, scope, policy, wildcard),
+        Body::Negative(rcode) => (rcode, 0, 0, None),
     };
     let ecs_scope = match q.opt.as_ref().and_then(|o| o.ecs.as_ref()) {
         Some((_, c)) if c.prefix > 0 => scope,
@@ -169,10 +191,16 @@ pub fn answer(
     };
     if udp && !cookie_valid {
         let verdict = match rcode {
+            // A wildcard's answers are imputed to the wildcard.
+            ResponseCode::NoError if wildcard.is_some() => {
+                h.stats()
+                    .rrl
+                    .check(&snap.rrl, src.ip(), Class::Wildcard, wildcard)
+            }
             ResponseCode::NoError if neg.is_none() => {
                 h.stats()
                     .rrl
-                    .check_key(&snap.rrl, src.ip(), Class::Answer, &q.key)
+                    .check_key(&snap.rrl, src.ip(), Class::Answer, q.key)
             }
             ResponseCode::NoError => {
                 h.stats()
@@ -209,22 +237,26 @@ pub fn answer(
     zone.stats.count(q.qtype, rcode, policy);
 
     match (&found, neg) {
-        (Body::Positive { sections, .. }, _) => {
+        (
+            Body::Positive {
+                sections, target, ..
+            },
+            _,
+        ) => {
             let ar = if with_additional {
                 sections.additional_count
             } else {
                 0
             };
-            header(
-                out,
-                packet,
-                true,
-                false,
-                rcode,
-                [sections.answer_count, 0, ar],
-            );
+            let an = sections.answer_count + target.map_or(0, |(t, _)| t.answer_count);
+            header(out, packet, true, false, rcode, [an, 0, ar]);
             out.extend_from_slice(q.question);
             out.extend_from_slice(sections.answer);
+            if let Some((t, at)) = target {
+                let start = out.len();
+                out.extend_from_slice(t.answer);
+                wire::point_owners(&mut out[start..], *at);
+            }
             if with_additional {
                 out.extend_from_slice(sections.additional);
             }
@@ -234,7 +266,7 @@ pub fn answer(
             out.extend_from_slice(q.question);
             let at = out.len();
             out.extend_from_slice(soa.answer);
-            for &p in soa.pointers {
+            for &p in soa.pointers() {
                 let p = at + p as usize;
                 let to = u16::from_be_bytes([out[p], out[p + 1]]) + shift as u16;
                 out[p..p + 2].copy_from_slice(&to.to_be_bytes());
@@ -251,13 +283,104 @@ enum Body<'a> {
         sections: Sections<'a>,
         scope: u8,
         policy: usize,
+        /// A wildcard's answer: the wildcard's name (rate limiting
+        /// imputes the answer to it).
+        wildcard: Option<&'a Name>,
+        /// After a CNAME (`sections`): its target's records, and where the
+        /// target's name is in the response (their owner).
+        target: Option<(Sections<'a>, u16)>,
     },
     Negative(ResponseCode),
 }
 
+/// The one RRset `e` answers `client` with, its ECS scope, and its
+/// metrics policy if routed; None when it is not one set (parts, NODATA,
+/// SERVFAIL: the general path's).
+fn served<'s>(
+    snap: &'s Snapshot,
+    e: &'s Entry,
+    client: &Client,
+) -> Option<(&'s Rrset, u8, Option<usize>)> {
+    match &e.data {
+        Data::Static(rr) => Some((rr, 0, None)),
+        Data::Slot(i) => match snap.slot(*i).serve(client, &mut ()) {
+            (Served::Set(rr), scope) => Some((
+                rr,
+                scope,
+                Some(snap.slot_policy.get(*i).map_or(0, |&p| p as usize)),
+            )),
+            _ => None,
+        },
+    }
+}
+
+/// A CNAME (`cname`, at the query's name) and the records of the query's
+/// type at its target, when the target is a name of the same zone with
+/// such records that can follow the CNAME as prepared (see
+/// [`Sections::movable`]); else None.
+fn chain<'s>(
+    snap: &'s Snapshot,
+    zone: &'s Zone,
+    cname: &'s Entry,
+    q: &Query,
+    client: &Client,
+) -> Option<Body<'s>> {
+    let (rr, scope, policy) = served(snap, cname, client)?;
+    let wire = rr.wire()?;
+    let first = wire.plain();
+    // One CNAME record, its owner the question, nothing else.
+    if wire.owner_len() != q.question.len() - 4
+        || first.answer_count != 1
+        || first.additional_count != 0
+        || first.answer.get(..4) != Some(&[0xc0, 12, 0, 5])
+    {
+        return None;
+    }
+    let Some(RData::CNAME(target)) = rr.set.records_without_rrsigs().next().map(|r| &r.data) else {
+        return None;
+    };
+    let key = Key::new(&target.0);
+    if !snap.zone_for(&key).is_some_and(|z| std::ptr::eq(z, zone)) {
+        return None;
+    }
+    let Found::Name {
+        node,
+        wildcard: false,
+    } = zone.find(&key, q.qtype)
+    else {
+        return None;
+    };
+    let (next, next_scope, next_policy) = served(snap, node.get(q.qtype)?, client)?;
+    let next = next.wire()?.plain();
+    if !next.movable {
+        return None;
+    }
+    // The target's name: the CNAME's RDATA (after the header, the
+    // question, the owner's pointer and 10 bytes), or where the RDATA
+    // points when it is a pointer alone (as hickory, the first place the
+    // name is written).
+    let rdata = first.answer.get(12..14)?;
+    let at = if rdata[0] & 0xc0 == 0xc0 {
+        u16::from_be_bytes([rdata[0] & 0x3f, rdata[1]])
+    } else {
+        u16::try_from(12 + q.question.len() + 12).ok()?
+    };
+    if at >= 0x4000 {
+        return None;
+    }
+    Some(Body::Positive {
+        sections: first,
+        scope: scope.max(next_scope),
+        // As the general path: the last routed hop's policy.
+        policy: next_policy.or(policy).unwrap_or(0),
+        wildcard: None,
+        target: Some((next, at)),
+    })
+}
+
 /// The parsed query.
 struct Query<'p> {
-    key: Key,
+    key: &'p Key,
     /// The question as sent (name, type, class).
     question: &'p [u8],
     qtype: RecordType,
@@ -269,7 +392,7 @@ fn be16(p: &[u8], i: usize) -> Option<u16> {
 }
 
 /// Reads a query of the fast path's shape, or None.
-fn parse<'p>(snap: &Snapshot, p: &'p [u8], src: SocketAddr) -> Option<Query<'p>> {
+fn parse<'p>(snap: &Snapshot, p: &'p [u8], src: SocketAddr, key: &'p mut Key) -> Option<Query<'p>> {
     // A query (QR clear), opcode QUERY, no AA or TC; RD as it likes.
     // Byte 3: AD and CD may be set (dig sets AD); RA, Z and RCODE not.
     if p.len() < 17 || p[2] & 0xfe != 0 || p[3] & 0xcf != 0 {
@@ -279,7 +402,7 @@ fn parse<'p>(snap: &Snapshot, p: &'p [u8], src: SocketAddr) -> Option<Query<'p>>
     if qd != 1 || an != 0 || ns != 0 || ar > 1 {
         return None;
     }
-    let (key, name_len) = Key::from_wire(&p[12..])?;
+    let name_len = key.read_wire(&p[12..])?;
     let end = 12 + name_len + 4;
     let qtype = RecordType::from(be16(p, 12 + name_len)?);
     if be16(p, 12 + name_len + 2)? != 1 {

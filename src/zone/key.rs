@@ -42,18 +42,30 @@ impl Key {
         k
     }
 
+    /// The key of no name yet, to be filled by [`Key::read_wire`].
+    pub fn empty() -> Self {
+        Key {
+            buf: [0; 256],
+            len: 0,
+            offs: [0; 129],
+            labels: 0,
+        }
+    }
+
     /// The key of the uncompressed name at the start of `wire` (a query's
     /// question), lowercased, and the name's length there (its root label
     /// included). None for a compression pointer, an extended label type,
     /// or a name longer than 255 bytes: the general path judges those.
     pub fn from_wire(wire: &[u8]) -> Option<(Self, usize)> {
-        let mut k = Key {
-            buf: [0; 256],
-            len: 0,
-            offs: [0; 129],
-            labels: 0,
-        };
-        let mut i = 0;
+        let mut k = Key::empty();
+        let len = k.read_wire(wire)?;
+        Some((k, len))
+    }
+
+    /// [`Key::from_wire`] into this key (the query path keeps one key on
+    /// its stack and does not move it); on None the key is unusable.
+    pub fn read_wire(&mut self, wire: &[u8]) -> Option<usize> {
+        let (mut i, mut len, mut labels) = (0, 0, 0);
         loop {
             let l = *wire.get(i)? as usize;
             if l == 0 {
@@ -61,20 +73,22 @@ impl Key {
             }
             // Labels are 1..=63 bytes; a name is at most 255 bytes with
             // its root label, so its key is at most 254.
-            if l > 63 || k.len + 1 + l > 254 {
+            if l > 63 || len + 1 + l > 254 {
                 return None;
             }
-            wire.get(i + 1..i + 1 + l)?;
-            k.offs[k.labels] = k.len as u8;
-            k.labels += 1;
-            k.len += 1 + l;
+            self.offs[labels] = len as u8;
+            labels += 1;
+            len += 1 + l;
             i += 1 + l;
         }
         // The labels as sent (lengths included), then lowercased at once.
-        k.buf[..k.len].copy_from_slice(&wire[..k.len]);
-        k.buf[..k.len].make_ascii_lowercase();
-        k.offs[k.labels] = k.len as u8;
-        Some((k, i + 1))
+        let buf = &mut self.buf[..len];
+        buf.copy_from_slice(wire.get(..len)?);
+        buf.make_ascii_lowercase();
+        self.offs[labels] = len as u8;
+        self.len = len;
+        self.labels = labels;
+        Some(i + 1)
     }
 
     /// The labels, lowercased, leftmost first.

@@ -41,7 +41,7 @@ pub struct Rrset {
     /// needs them (after the snapshot is published, so after the
     /// additionals and RRSIGs are in place; a zone of a million records
     /// pays for the names that are asked for).
-    wire: std::sync::OnceLock<Option<Box<wire::Wire>>>,
+    wire: std::sync::OnceLock<Option<wire::Wire>>,
 }
 
 impl Rrset {
@@ -60,8 +60,8 @@ impl Rrset {
     /// The prepared bytes (None if a record cannot be encoded).
     pub fn wire(&self) -> Option<&wire::Wire> {
         self.wire
-            .get_or_init(|| wire::Wire::new(&self.set, &self.additionals).map(Box::new))
-            .as_deref()
+            .get_or_init(|| wire::Wire::new(&self.set, &self.additionals))
+            .as_ref()
     }
 }
 

@@ -15,27 +15,67 @@ use hickory_proto::rr::{RData, RecordSet, RecordType};
 use smallvec::SmallVec;
 
 /// Prepared bytes of one RRset, with and without its RRSIGs, in one
-/// allocation (the query path follows one pointer to them).
+/// allocation with where each part is: the query path follows one pointer
+/// and reads one cache line for a small answer.
+///
+/// Layout: [`HEADER`] bytes (the owner's length, then the two variants'
+/// [`Meta`]), then the records.
 #[derive(Debug)]
 pub struct Wire {
     bytes: Box<[u8]>,
-    /// The owner's length in wire form: the question these bytes point
-    /// into is that long.
-    owner_len: u8,
-    /// Without RRSIGs, and with them (the same bytes when there are none).
-    meta: [Meta; 2],
 }
 
-/// Where one variant is in [`Wire::bytes`].
-#[derive(Debug, Default, Clone, Copy)]
+/// Where one variant is in [`Wire::bytes`] (offsets from the start of the
+/// records, so after the header).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Meta {
-    start: u32,
-    answer_end: u32,
-    end: u32,
+    start: u16,
+    answer_end: u16,
+    end: u16,
     answer_count: u16,
     additional_count: u16,
     pointers: [u16; 3],
     pointer_count: u8,
+    movable: bool,
+}
+
+/// A [`Meta`] in the header: 8 u16 and two u8.
+const META_LEN: usize = 18;
+/// The owner's length and two [`Meta`].
+const HEADER: usize = 1 + 2 * META_LEN;
+
+impl Meta {
+    fn write(&self, out: &mut [u8]) {
+        let words = [
+            self.start,
+            self.answer_end,
+            self.end,
+            self.answer_count,
+            self.additional_count,
+            self.pointers[0],
+            self.pointers[1],
+            self.pointers[2],
+        ];
+        for (i, w) in words.iter().enumerate() {
+            out[2 * i..2 * i + 2].copy_from_slice(&w.to_ne_bytes());
+        }
+        out[16] = self.pointer_count;
+        out[17] = u8::from(self.movable);
+    }
+
+    fn read(b: &[u8; META_LEN]) -> Meta {
+        let w = |i: usize| u16::from_ne_bytes([b[2 * i], b[2 * i + 1]]);
+        Meta {
+            start: w(0),
+            answer_end: w(1),
+            end: w(2),
+            answer_count: w(3),
+            additional_count: w(4),
+            pointers: [w(5), w(6), w(7)],
+            pointer_count: b[16],
+            movable: b[17] != 0,
+        }
+    }
 }
 
 /// One variant's bytes.
@@ -52,13 +92,28 @@ pub struct Sections<'w> {
     /// For a SOA: where its compression pointers are in `answer` (owner,
     /// MNAME and RNAME), to move when the question is longer than the
     /// apex.
-    pub pointers: &'w [u16],
+    pointers: [u16; 3],
+    pointer_count: u8,
+    /// No additional records, and no compression pointer in the answer
+    /// but each record's owner pointing at the question's name: the bytes
+    /// hold for a question of any length (a wildcard's answer), and with
+    /// the owners pointed elsewhere for another owner (a CNAME's target).
+    pub movable: bool,
+}
+
+impl Sections<'_> {
+    /// For a SOA: where its compression pointers are in `answer` (owner,
+    /// MNAME and RNAME), to move when the question is longer than the
+    /// apex.
+    pub fn pointers(&self) -> &[u16] {
+        &self.pointers[..self.pointer_count as usize]
+    }
 }
 
 impl Wire {
     /// The length of the question name the bytes were prepared for.
     pub fn owner_len(&self) -> usize {
-        self.owner_len as usize
+        self.bytes[0] as usize
     }
 
     /// The records without RRSIGs (DO clear, or an unsigned zone).
@@ -72,19 +127,27 @@ impl Wire {
     }
 
     fn sections(&self, i: usize) -> Sections<'_> {
-        let m = &self.meta[i];
+        let (head, records) = self.bytes.split_at(HEADER);
+        let m = Meta::read(
+            head[1 + i * META_LEN..1 + (i + 1) * META_LEN]
+                .try_into()
+                .expect("a header holds two metas"),
+        );
         Sections {
-            answer: &self.bytes[m.start as usize..m.answer_end as usize],
-            additional: &self.bytes[m.answer_end as usize..m.end as usize],
+            answer: &records[m.start as usize..m.answer_end as usize],
+            additional: &records[m.answer_end as usize..m.end as usize],
             answer_count: m.answer_count,
             additional_count: m.additional_count,
-            pointers: &m.pointers[..m.pointer_count as usize],
+            pointers: m.pointers,
+            pointer_count: m.pointer_count,
+            movable: m.movable,
         }
     }
 
-    /// Prepares `set` (answer records) and `additionals`.
+    /// Prepares `set` (answer records) and `additionals`; None when they
+    /// do not fit a message.
     pub fn new(set: &RecordSet, additionals: &[std::sync::Arc<RecordSet>]) -> Option<Wire> {
-        let mut bytes = Vec::new();
+        let mut bytes = vec![0; HEADER];
         // The variant's place in `bytes`, and the owner's length.
         let variant = |dnssec: bool, bytes: &mut Vec<u8>| -> Option<(Meta, u8)> {
             let mut m = Message::query();
@@ -99,11 +162,12 @@ impl Wire {
             // and class.
             let q = 12 + name_len(&all[12..])? + 4;
             let records = all.get(q..)?;
-            let start = u32::try_from(bytes.len()).ok()?;
+            let start = u16::try_from(bytes.len() - HEADER).ok()?;
             let mut meta = Meta {
                 start,
-                answer_end: start + u32::try_from(answer_only.len().checked_sub(q)?).ok()?,
-                end: start + u32::try_from(records.len()).ok()?,
+                answer_end: start
+                    .checked_add(u16::try_from(answer_only.len().checked_sub(q)?).ok()?)?,
+                end: start.checked_add(u16::try_from(records.len()).ok()?)?,
                 answer_count,
                 additional_count,
                 ..Meta::default()
@@ -116,6 +180,7 @@ impl Wire {
                 meta.pointers[..p.len()].copy_from_slice(&p);
                 meta.pointer_count = p.len() as u8;
             }
+            meta.movable = additional_count == 0 && movable(records.get(..answer_only.len() - q)?);
             bytes.extend_from_slice(records);
             Some((meta, u8::try_from(q - 16).ok()?))
         };
@@ -126,11 +191,45 @@ impl Wire {
         } else {
             variant(true, &mut bytes)?
         };
+        bytes[0] = plain.1;
+        plain.0.write(&mut bytes[1..1 + META_LEN]);
+        signed.0.write(&mut bytes[1 + META_LEN..HEADER]);
         Some(Wire {
             bytes: bytes.into(),
-            owner_len: plain.1,
-            meta: [plain.0, signed.0],
         })
+    }
+}
+
+/// Whether every record in `b` has its owner as a pointer to the question
+/// (offset 12) and RDATA of a type that holds no name, so no other
+/// pointer.
+fn movable(b: &[u8]) -> bool {
+    let be16 = |i: usize| b.get(i..i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
+    let mut i = 0;
+    while i < b.len() {
+        if b.get(i..i + 2) != Some(&[0xc0, 12]) {
+            return false;
+        }
+        // A, HINFO, TXT, AAAA, SSHFP, TLSA, OPENPGPKEY, CAA.
+        if !matches!(be16(i + 2), Some(1 | 13 | 16 | 28 | 44 | 52 | 61 | 257)) {
+            return false;
+        }
+        match be16(i + 10) {
+            Some(rdlen) => i += 12 + rdlen as usize,
+            None => return false,
+        }
+    }
+    i == b.len()
+}
+
+/// Points the owner of every record in `b` (bytes that are
+/// [`Sections::movable`]) at `to`, a name's offset in the message.
+pub fn point_owners(b: &mut [u8], to: u16) {
+    debug_assert!(to < 0x4000);
+    let mut i = 0;
+    while i + 12 <= b.len() {
+        b[i..i + 2].copy_from_slice(&(0xc000 | to).to_be_bytes());
+        i += 12 + u16::from_be_bytes([b[i + 10], b[i + 11]]) as usize;
     }
 }
 
@@ -213,10 +312,10 @@ mod tests {
         // The glue's owner points at the MX's exchange (the question ends
         // at 35, the exchange's `mx` label is at 35 + 2 + 10 + 2).
         assert_eq!(&s.additional[..2], [0xc0, 49]);
-        assert!(s.pointers.is_empty());
+        assert!(s.pointers().is_empty());
         // Unsigned: the signed variant is the same records, stored once.
         assert_eq!(w.signed().answer.as_ptr(), s.answer.as_ptr());
-        assert_eq!(w.bytes.len(), s.answer.len() + s.additional.len());
+        assert_eq!(w.bytes.len(), HEADER + s.answer.len() + s.additional.len());
 
         let cname = RecordSet::from(Record::from_rdata(
             owner.clone(),
@@ -244,8 +343,8 @@ mod tests {
         let s = w.plain();
         // Owner at 0; MNAME `ns1` + pointer at 12 + 4; RNAME
         // `hostmaster` + pointer at 18 + 11.
-        assert_eq!(s.pointers, [0, 16, 29]);
-        for &p in s.pointers {
+        assert_eq!(s.pointers(), [0, 16, 29]);
+        for &p in s.pointers() {
             assert_eq!(s.answer[p as usize] & 0xc0, 0xc0);
         }
     }
