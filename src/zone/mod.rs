@@ -24,8 +24,15 @@ use crate::diag::{Diagnostic, Diagnostics};
 use parse::Loc;
 
 /// An RRset as served, with what the answer path needs precomputed.
+/// In C order: the prepared bytes, which a query reads, come first.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Rrset {
+    /// Its bytes for the query fast path, made at the first query that
+    /// needs them (after the snapshot is published, so after the
+    /// additionals and RRSIGs are in place; a zone of a million records
+    /// pays for the names that are asked for).
+    pub(crate) wire: std::sync::OnceLock<Option<wire::Wire>>,
     /// The records.
     pub set: Arc<RecordSet>,
     /// Uncompressed wire size of all records (an upper bound of what they
@@ -37,11 +44,6 @@ pub struct Rrset {
     pub additionals_len: usize,
     /// Uncompressed wire size of its RRSIG records (sent with DO).
     pub sig_len: usize,
-    /// Its bytes for the query fast path, made at the first query that
-    /// needs them (after the snapshot is published, so after the
-    /// additionals and RRSIGs are in place; a zone of a million records
-    /// pays for the names that are asked for).
-    wire: std::sync::OnceLock<Option<wire::Wire>>,
 }
 
 impl Rrset {
@@ -77,6 +79,7 @@ pub enum Data {
 
 /// One name and type at a node.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Entry {
     /// The type.
     pub rtype: RecordType,
@@ -84,14 +87,16 @@ pub struct Entry {
     pub data: Data,
 }
 
-/// A name that exists in the zone.
+/// A name that exists in the zone. In C order: what a query reads first
+/// (`cut`, then the first entry) comes first.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Node {
+    /// A delegation point: NS records below the apex.
+    pub cut: bool,
     /// RRsets at this name (empty for an empty non-terminal); one is
     /// held inline, as most names have one.
     pub rrsets: smallvec::SmallVec<[Entry; 1]>,
-    /// A delegation point: NS records below the apex.
-    pub cut: bool,
     /// For a cut: address records of the NS targets inside this zone.
     pub glue: Box<[Arc<RecordSet>]>,
     /// Wire size of `glue`.

@@ -14,7 +14,17 @@ use super::{Node, NodeKey};
 #[derive(Debug, Default)]
 pub struct Nodes {
     index: HashTable<u32>,
-    entries: Vec<(NodeKey, Node)>,
+    entries: Vec<Named>,
+}
+
+/// A name and its node, on a cache-line boundary: what a query reads (the
+/// key, `cut`, the first entry's prepared bytes; see [`Node`]) is in its
+/// first two lines.
+#[derive(Debug)]
+#[repr(C, align(64))]
+struct Named {
+    key: NodeKey,
+    node: Node,
 }
 
 fn hash(key: &[u8]) -> u64 {
@@ -27,24 +37,24 @@ impl Nodes {
     /// Room for `n` more names.
     pub fn reserve(&mut self, n: usize) {
         let entries = &self.entries;
-        self.index.reserve(n, |&i| hash(&entries[i as usize].0));
+        self.index.reserve(n, |&i| hash(&entries[i as usize].key));
         self.entries.reserve_exact(n);
     }
 
     fn find(&self, key: &[u8]) -> Option<usize> {
         self.index
-            .find(hash(key), |&i| *self.entries[i as usize].0 == *key)
+            .find(hash(key), |&i| *self.entries[i as usize].key == *key)
             .map(|&i| i as usize)
     }
 
     /// The node of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Node> {
-        self.find(key).map(|i| &self.entries[i].1)
+        self.find(key).map(|i| &self.entries[i].node)
     }
 
     /// The node of `key`, to change.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Node> {
-        self.find(key).map(|i| &mut self.entries[i].1)
+        self.find(key).map(|i| &mut self.entries[i].node)
     }
 
     /// Whether `key` is a name of the zone.
@@ -58,18 +68,18 @@ impl Nodes {
         let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
         let entries = &self.entries;
         self.index
-            .insert_unique(hash(&key), i, |&j| hash(&entries[j as usize].0));
-        self.entries.push((key, node));
+            .insert_unique(hash(&key), i, |&j| hash(&entries[j as usize].key));
+        self.entries.push(Named { key, node });
     }
 
     /// Every name and node, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeKey, &Node)> {
-        self.entries.iter().map(|(k, n)| (k, n))
+        self.entries.iter().map(|e| (&e.key, &e.node))
     }
 
     /// Every name.
     pub fn keys(&self) -> impl Iterator<Item = &NodeKey> {
-        self.entries.iter().map(|(k, _)| k)
+        self.entries.iter().map(|e| &e.key)
     }
 }
 
@@ -98,5 +108,45 @@ mod tests {
         assert!(n.get(b"\x04k1000").is_none());
         assert_eq!(n.keys().count(), 1000);
         assert!(n.contains_key(b"\x04k999"));
+    }
+
+    /// What a query reads of a name is in the first two cache lines of
+    /// its place: the key, `cut`, the first entry's type and prepared
+    /// bytes.
+    #[test]
+    fn what_a_query_reads_is_in_two_cache_lines() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<Named>() % 64, 0);
+        let node = offset_of!(Named, node);
+        assert!(offset_of!(Named, key) + size_of::<NodeKey>() <= 128);
+        assert!(node + offset_of!(Node, cut) < 128);
+        // The entries' length and the first entry, wherever SmallVec puts
+        // them.
+        assert!(
+            node + offset_of!(Node, rrsets)
+                + size_of::<smallvec::SmallVec<[super::super::Entry; 1]>>()
+                <= 128
+        );
+        let mut n = Nodes::default();
+        let set = std::sync::Arc::new(hickory_proto::rr::RecordSet::new(
+            hickory_proto::rr::Name::root(),
+            hickory_proto::rr::RecordType::A,
+            0,
+        ));
+        let mut node = Node::default();
+        node.rrsets.push(super::super::Entry {
+            rtype: hickory_proto::rr::RecordType::A,
+            data: super::super::Data::Static(super::super::Rrset::new(set)),
+        });
+        n.insert(NodeKey::from(&b"\x01a"[..]), node);
+        let base = &n.entries[0] as *const Named as usize;
+        assert_eq!(base % 64, 0);
+        let e = &n.entries[0].node.rrsets[0];
+        let super::super::Data::Static(rr) = &e.data else {
+            unreachable!()
+        };
+        let wire = &rr.wire as *const _ as usize - base;
+        assert!(wire + size_of_val(&rr.wire) <= 128, "{wire}");
+        assert!(&e.rtype as *const _ as usize - base < 128);
     }
 }
