@@ -278,6 +278,19 @@ pub fn answer(
     Fast::Sent
 }
 
+/// Starts loading the node a query of the fast path's shape will look up
+/// (a batch's queries each start theirs, then are answered: their cache
+/// misses overlap instead of following one another).
+pub fn prefetch(snap: &Snapshot, packet: &[u8]) {
+    let mut key = Key::empty();
+    if packet.len() >= 17
+        && key.read_wire(&packet[12..]).is_some()
+        && let Some(zone) = snap.zone_for(&key)
+    {
+        zone.prefetch(&key);
+    }
+}
+
 enum Body<'a> {
     Positive {
         sections: Sections<'a>,

@@ -669,6 +669,12 @@ impl Zone {
         (out.into(), len)
     }
 
+    /// Starts loading what [`Zone::find`] reads last for `key` (the name's
+    /// own node) into the cache.
+    pub fn prefetch(&self, key: &Key) {
+        self.nodes.prefetch(key.as_bytes());
+    }
+
     /// Looks `key` up (a name at or below this zone's apex) for `qtype`.
     pub fn find(&self, key: &Key, qtype: RecordType) -> Found<'_> {
         let depth = key.labels() - self.origin_labels;
