@@ -76,14 +76,51 @@ pub fn spawn(sockets: Vec<UdpSocket>, handler: Arc<Handler>) -> io::Result<Threa
     })
 }
 
+/// A thread's buffers. The receive headers point at `rx` and `names` once
+/// and for all (the batch is boxed, so they do not move); the send headers
+/// point at `tx` and at the query's source in `names`.
 struct Batch {
     rx: Vec<[u8; RECV_SIZE]>,
     tx: Vec<Vec<u8>>,
     names: [libc::sockaddr_storage; BATCH],
-    tx_names: [libc::sockaddr_storage; BATCH],
-    tx_name_lens: [libc::socklen_t; BATCH],
-    iov: [libc::iovec; BATCH],
-    hdrs: [libc::mmsghdr; BATCH],
+    rx_iov: [libc::iovec; BATCH],
+    rx_hdrs: [libc::mmsghdr; BATCH],
+    /// How many receive headers the last receive filled (to reset).
+    rx_used: usize,
+    tx_iov: [libc::iovec; BATCH],
+    tx_hdrs: [libc::mmsghdr; BATCH],
+}
+
+impl Batch {
+    fn new() -> Box<Batch> {
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        let mut b = Box::new(Batch {
+            rx: vec![[0; RECV_SIZE]; BATCH],
+            tx: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
+            names: unsafe { MaybeUninit::zeroed().assume_init() },
+            rx_iov: unsafe { MaybeUninit::zeroed().assume_init() },
+            rx_hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
+            rx_used: BATCH,
+            tx_iov: unsafe { MaybeUninit::zeroed().assume_init() },
+            tx_hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
+        });
+        for i in 0..BATCH {
+            b.rx_iov[i] = libc::iovec {
+                iov_base: b.rx[i].as_mut_ptr().cast(),
+                iov_len: RECV_SIZE,
+            };
+            let iov: *mut libc::iovec = &mut b.rx_iov[i];
+            let name: *mut libc::sockaddr_storage = &mut b.names[i];
+            let h = &mut b.rx_hdrs[i].msg_hdr;
+            h.msg_name = name.cast();
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            let iov: *mut libc::iovec = &mut b.tx_iov[i];
+            b.tx_hdrs[i].msg_hdr.msg_iov = iov;
+            b.tx_hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        b
+    }
 }
 
 fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
@@ -94,16 +131,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
     } else {
         None
     };
-    // SAFETY: all-zero is a valid value for these plain C structs.
-    let mut b = Box::new(Batch {
-        rx: vec![[0; RECV_SIZE]; BATCH],
-        tx: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
-        names: unsafe { MaybeUninit::zeroed().assume_init() },
-        tx_names: unsafe { MaybeUninit::zeroed().assume_init() },
-        tx_name_lens: [0; BATCH],
-        iov: unsafe { MaybeUninit::zeroed().assume_init() },
-        hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
-    });
+    let mut b = Batch::new();
     while !stop.load(Ordering::Acquire) {
         let n = recv_batch(fd, &mut b);
         if n == 0 {
@@ -117,19 +145,20 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
         let start = Instant::now();
         if n > 1 {
             for i in 0..n {
-                let len = b.hdrs[i].msg_len as usize;
+                let len = b.rx_hdrs[i].msg_len as usize;
                 super::fast::prefetch(&snap, &b.rx[i][..len]);
             }
         }
         let mut queries = 0;
         for i in 0..n {
-            let len = b.hdrs[i].msg_len as usize;
+            let len = b.rx_hdrs[i].msg_len as usize;
             if len == 0 {
                 // No query; also what a receive on a shut down socket
                 // returns (with no source address).
                 continue;
             }
-            let Some(src) = to_std(&b.names[i], b.hdrs[i].msg_hdr.msg_namelen) else {
+            let namelen = b.rx_hdrs[i].msg_hdr.msg_namelen;
+            let Some(src) = to_std(&b.names[i], namelen) else {
                 continue;
             };
             let mut reply = std::mem::take(&mut b.tx[out]);
@@ -146,8 +175,12 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             });
             b.tx[out] = reply;
             if answered {
-                b.tx_names[out] = b.names[i];
-                b.tx_name_lens[out] = b.hdrs[i].msg_hdr.msg_namelen;
+                // The answer goes where the query came from: its source
+                // stays in `names` until the next receive.
+                let name: *mut libc::sockaddr_storage = &mut b.names[i];
+                let h = &mut b.tx_hdrs[out].msg_hdr;
+                h.msg_name = name.cast();
+                h.msg_namelen = namelen;
                 out += 1;
             }
             queries += 1;
@@ -161,26 +194,18 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
 }
 
 fn recv_batch(fd: i32, b: &mut Batch) -> usize {
-    for i in 0..BATCH {
-        b.iov[i] = libc::iovec {
-            iov_base: b.rx[i].as_mut_ptr().cast(),
-            iov_len: RECV_SIZE,
-        };
-        let h = &mut b.hdrs[i].msg_hdr;
-        h.msg_name = (&mut b.names[i] as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        h.msg_iov = &mut b.iov[i];
-        h.msg_iovlen = 1;
-        h.msg_control = std::ptr::null_mut();
-        h.msg_controllen = 0;
-        h.msg_flags = 0;
-        b.hdrs[i].msg_len = 0;
+    // What the last receive changed: the source lengths and the lengths.
+    for h in &mut b.rx_hdrs[..b.rx_used] {
+        h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_hdr.msg_flags = 0;
+        h.msg_len = 0;
     }
+    b.rx_used = BATCH;
     // SAFETY: every header points at live buffers of the stated sizes in `b`.
     let n = unsafe {
         libc::recvmmsg(
             fd,
-            b.hdrs.as_mut_ptr(),
+            b.rx_hdrs.as_mut_ptr(),
             BATCH as u32,
             libc::MSG_WAITFORONE,
             std::ptr::null_mut(),
@@ -197,6 +222,7 @@ fn recv_batch(fd: i32, b: &mut Batch) -> usize {
         }
         return 0;
     }
+    b.rx_used = n as usize;
     n as usize
 }
 
@@ -204,22 +230,15 @@ fn send_batch(fd: i32, b: &mut Batch, count: usize) {
     let mut sent = 0;
     while sent < count {
         for i in sent..count {
-            b.iov[i] = libc::iovec {
+            b.tx_iov[i] = libc::iovec {
                 iov_base: b.tx[i].as_mut_ptr().cast(),
                 iov_len: b.tx[i].len(),
             };
-            let h = &mut b.hdrs[i].msg_hdr;
-            h.msg_name = (&mut b.tx_names[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = b.tx_name_lens[i];
-            h.msg_iov = &mut b.iov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
         }
-        // SAFETY: headers sent..count point at live buffers in `b`.
+        // SAFETY: headers sent..count point at live buffers in `b` (the
+        // answers, and the sources of their queries).
         let n =
-            unsafe { libc::sendmmsg(fd, b.hdrs[sent..].as_mut_ptr(), (count - sent) as u32, 0) };
+            unsafe { libc::sendmmsg(fd, b.tx_hdrs[sent..].as_mut_ptr(), (count - sent) as u32, 0) };
         if n <= 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
