@@ -555,32 +555,46 @@ fn header(
     ]);
 }
 
-/// Appends the OPT record (if the query had one; ARCOUNT counts it).
+/// Appends the OPT record (if the query had one; ARCOUNT counts it), in
+/// one write per part.
 fn finish(out: &mut Vec<u8>, q: &Query, rcode: ResponseCode, scope: u8) {
     let Some(o) = &q.opt else { return };
     let ar = u16::from_be_bytes([out[10], out[11]]) + 1;
     out[10..12].copy_from_slice(&ar.to_be_bytes());
     let ecs_len = o.ecs.map_or(0, |(d, _)| 4 + d.len());
     let cookie_len = o.cookie.map_or(0, |_| 28);
-    out.push(0);
-    out.extend_from_slice(&41u16.to_be_bytes());
-    out.extend_from_slice(&o.payload.to_be_bytes());
-    out.push((u16::from(rcode) >> 4) as u8);
-    out.push(0);
-    out.push(if o.dnssec_ok { 0x80 } else { 0 });
-    out.push(0);
-    out.extend_from_slice(&((ecs_len + cookie_len) as u16).to_be_bytes());
+    let [p0, p1] = o.payload.to_be_bytes();
+    let [l0, l1] = ((ecs_len + cookie_len) as u16).to_be_bytes();
+    out.reserve(11 + ecs_len + cookie_len);
+    out.extend_from_slice(&[
+        0, // the root
+        0,
+        41,
+        p0,
+        p1,
+        (u16::from(rcode) >> 4) as u8,
+        0,
+        if o.dnssec_ok { 0x80 } else { 0 },
+        0,
+        l0,
+        l1,
+    ]);
     if let Some((d, _)) = o.ecs {
-        out.extend_from_slice(&8u16.to_be_bytes());
-        out.extend_from_slice(&(d.len() as u16).to_be_bytes());
-        out.extend_from_slice(&d[..3]);
-        out.push(scope);
-        out.extend_from_slice(&d[4..]);
+        // The option as sent (at most 4 + 4 + 16 bytes), its scope set.
+        let mut ecs = [0u8; 24];
+        let e = &mut ecs[..4 + d.len()];
+        e[..2].copy_from_slice(&8u16.to_be_bytes());
+        e[2..4].copy_from_slice(&(d.len() as u16).to_be_bytes());
+        e[4..].copy_from_slice(d);
+        e[7] = scope;
+        out.extend_from_slice(e);
     }
     if let Some((_, c)) = &o.cookie {
-        out.extend_from_slice(&crate::cookie::CODE.to_be_bytes());
-        out.extend_from_slice(&24u16.to_be_bytes());
-        out.extend_from_slice(c);
+        let mut cookie = [0u8; 28];
+        cookie[..2].copy_from_slice(&crate::cookie::CODE.to_be_bytes());
+        cookie[2..4].copy_from_slice(&24u16.to_be_bytes());
+        cookie[4..].copy_from_slice(c);
+        out.extend_from_slice(&cookie);
     }
 }
 
