@@ -81,10 +81,14 @@ impl Key {
             len += 1 + l;
             i += 1 + l;
         }
-        // The labels as sent (lengths included), then lowercased at once.
-        let buf = &mut self.buf[..len];
-        buf.copy_from_slice(wire.get(..len)?);
-        buf.make_ascii_lowercase();
+        // The labels as sent (lengths included), then lowercased at once,
+        // 8 bytes at a time (the buffer is 256 bytes: the last word of a
+        // 254-byte key still fits; bytes past `len` are never read).
+        self.buf[..len].copy_from_slice(wire.get(..len)?);
+        for w in self.buf[..len.next_multiple_of(8)].chunks_exact_mut(8) {
+            let x = u64::from_ne_bytes(w.try_into().expect("8 bytes"));
+            w.copy_from_slice(&lowercase8(x).to_ne_bytes());
+        }
         self.offs[labels] = len as u8;
         self.len = len;
         self.labels = labels;
@@ -124,6 +128,21 @@ impl Key {
         out[2..2 + s.len()].copy_from_slice(s);
         &out[..2 + s.len()]
     }
+}
+
+/// `x`'s 8 bytes with A-Z lowercased and every other byte as it was (what
+/// `to_ascii_lowercase` does to each).
+fn lowercase8(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Each byte's low 7 bits plus a constant sets its high bit when the
+    // byte is at least 'A' (0x41), resp. past 'Z' (0x5a), without carries
+    // into the next byte (at most 0x7f + 0x3f).
+    let low = x & !HIGH;
+    let from_a = low + ONES * (0x80 - b'A' as u64);
+    let past_z = low + ONES * (0x80 - b'Z' as u64 - 1);
+    let upper = from_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 /// The key of `name` as an owned value, for building tables.
@@ -198,6 +217,18 @@ impl std::fmt::Debug for NodeKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_lowercase_as_bytes_do() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let mut samples: Vec<[u8; 8]> = (0..=255u8).map(|b| [b; 8]).collect();
+        samples.extend((0..10_000).map(|_| std::array::from_fn(|_| rng.u8(..))));
+        for b in samples {
+            let want: Vec<u8> = b.iter().map(u8::to_ascii_lowercase).collect();
+            let got = lowercase8(u64::from_ne_bytes(b)).to_ne_bytes();
+            assert_eq!(got.as_slice(), want.as_slice(), "{b:?}");
+        }
+    }
 
     #[test]
     fn suffixes_are_ancestors() {
