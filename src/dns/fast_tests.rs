@@ -843,3 +843,131 @@ fn mangled_queries_do_not_panic() {
     }
     eprintln!("{sent} of {n} mangled queries answered fast");
 }
+
+/// Random small zones of wildcards, CNAMEs (to names that may or may not
+/// exist), delegations and data at names of labels `a`, `b`, `*`: every
+/// name of up to four such labels, asked every type, is answered by the
+/// fast path as by the general path.
+#[test]
+fn random_zones_of_wildcards_and_cnames_agree() {
+    let mut rng = fastrand::Rng::with_seed(
+        std::env::var("SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x7e57),
+    );
+    let labels = ["a", "b", "*", "A"];
+    let name = |rng: &mut fastrand::Rng, max: usize| -> String {
+        let n = rng.usize(1..=max);
+        let mut s = String::new();
+        for _ in 0..n {
+            s.push_str(labels[rng.usize(..labels.len())]);
+            s.push('.');
+        }
+        s.push_str("r.");
+        s
+    };
+    let mut all = vec!["r.".to_string()];
+    for n in 1..=4 {
+        let mut next = Vec::new();
+        for s in all.iter().filter(|s| s.matches('.').count() == n) {
+            for l in ["a", "b", "*", "A", "c"] {
+                next.push(format!("{l}.{s}"));
+            }
+        }
+        all.extend(next);
+    }
+    let names: Vec<Name> = all.iter().map(|n| Name::from_ascii(n).unwrap()).collect();
+    let types = [
+        RecordType::A,
+        RecordType::TXT,
+        RecordType::MX,
+        RecordType::CNAME,
+        RecordType::NS,
+    ];
+    let mut fast = 0;
+    // More with ROUNDS and another SEED.
+    let rounds = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    for _ in 0..rounds {
+        let mut zone = String::from(
+            "$ORIGIN r.\n$TTL 60\n@ IN SOA ns.r. h.r. 1 2 3 4 5\n@ IN NS ns.r.\nns IN A 192.0.2.1\n",
+        );
+        let mut cnames = std::collections::HashSet::new();
+        let mut owners = std::collections::HashSet::new();
+        for i in 0..rng.usize(4..14) {
+            let owner = name(&mut rng, 3);
+            let key = owner.to_lowercase();
+            match rng.u8(..6) {
+                0 | 1 if !cnames.contains(&key) => {
+                    zone.push_str(&format!("{owner} IN A 192.0.2.{}\n", 10 + i));
+                    owners.insert(key);
+                }
+                2 if !cnames.contains(&key) => {
+                    zone.push_str(&format!("{owner} IN TXT \"t{i}\"\n"));
+                    owners.insert(key);
+                }
+                3 if !cnames.contains(&key) && !owners.contains(&key) => {
+                    let target = name(&mut rng, 4);
+                    zone.push_str(&format!("{owner} IN CNAME {target}\n"));
+                    cnames.insert(key);
+                }
+                4 if !cnames.contains(&key) && !owner.starts_with('*') => {
+                    zone.push_str(&format!(
+                        "{owner} IN NS ns.{owner}\nns.{owner} IN A 192.0.2.9\n"
+                    ));
+                    owners.insert(key);
+                }
+                _ if !cnames.contains(&key) => {
+                    zone.push_str(&format!("{owner} IN MX 10 {}\n", name(&mut rng, 2)));
+                    owners.insert(key);
+                }
+                _ => {}
+            }
+        }
+        let (_d, snap) = zones_snapshot_signed(&[("r.", &zone)], "", rng.bool());
+        fast += compare_all(&snap, &names, &types);
+    }
+    eprintln!("{fast} answered fast");
+}
+
+/// From a review (the general path, before and after the fast path's
+/// wildcards): hickory writes the question as sent and does not compress
+/// against it, so an answer's first owner goes out in full (hickory-server
+/// 0.26.3 `QueriesEmitAndCount::emit` stores the question's bytes as a
+/// compression target with its type and class, which no name matches). A wildcard's
+/// answer to a 255-byte name is 287 bytes from the fast path and over 512
+/// from the general path, which truncates it (TC, no records): the same
+/// query is answered or sent to TCP depending on the path it takes (with
+/// DO in a signed zone, or with `require_cookie`, it takes the general
+/// one). Ignored: fails until the general path compresses against the
+/// question.
+#[test]
+#[ignore]
+fn the_general_path_does_not_truncate_a_long_names_wildcard_answer_that_fits() {
+    let (_d, snap) = zones_snapshot_signed(&[("z.", TRICKY)], "", false);
+    let h = Handler::new(
+        Arc::new(Store::new(Snapshot::default())),
+        Arc::new(ServerStats::default()),
+    );
+    let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
+    let long = format!(
+        "{a}.{a}.{a}.{b}.w.z.",
+        a = "a".repeat(63),
+        b = "b".repeat(57)
+    );
+    let name = Name::from_ascii(&long).unwrap();
+    let msg = query_ecs(&name, RecordType::A, None, None);
+    assert_eq!(msg.len(), 12 + 255 + 4, "a 255-byte name");
+    let mut out = Vec::new();
+    assert_eq!(
+        super::answer(&h, &snap, &msg, src, true, &mut out),
+        Fast::Sent
+    );
+    assert!(out.len() < 300 && !parsed(&out).metadata.truncation);
+    let g = parsed(&general(&h, &snap, &msg, src).unwrap());
+    assert!(!g.metadata.truncation, "the general path truncates");
+    assert_eq!(g.answers.len(), 1);
+}
