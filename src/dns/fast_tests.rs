@@ -232,7 +232,18 @@ fn option(code: u16, data: &[u8]) -> Vec<u8> {
 
 /// The general path's response, as hickory encodes it.
 fn general(h: &Handler, snap: &Snapshot, msg: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
-    let req = Request::from_bytes(msg.to_vec(), src, Protocol::Udp).ok()?;
+    general_over(h, snap, msg, src, Protocol::Udp)
+}
+
+/// [`general`] over `protocol` (TCP: no size limit but the message's).
+fn general_over(
+    h: &Handler,
+    snap: &Snapshot,
+    msg: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
+    let req = Request::from_bytes(msg.to_vec(), src, protocol).ok()?;
     let mut p = h.prepare(&req, snap);
     p.attach_cookie();
     if p.dropped() {
@@ -240,7 +251,11 @@ fn general(h: &Handler, snap: &Snapshot, msg: &[u8], src: SocketAddr) -> Option<
     }
     let mut out = Vec::new();
     let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut out);
-    enc.set_max_size(p.udp_limit());
+    enc.set_max_size(if protocol == Protocol::Udp {
+        p.udp_limit()
+    } else {
+        u16::MAX
+    });
     p.response(&req).destructive_emit(&mut enc).ok()?;
     Some(out)
 }
@@ -517,6 +532,12 @@ fn compare_all(snap: &Snapshot, names: &[Name], types: &[RecordType]) -> usize {
                 (Some((1232, true)), Some(&[0u8, 1, 0, 0][..])),
             ] {
                 let msg = query_ecs(name, t, edns, ecs);
+                // Over TCP: no truncation, no rate limiting.
+                let mut out = Vec::new();
+                if super::answer(&h, snap, &msg, src, false, &mut out) == Fast::Sent {
+                    let g = general_over(&h, snap, &msg, src, Protocol::Tcp).unwrap();
+                    assert_eq!(parsed(&out), parsed(&g), "{name} {t} {edns:?} over TCP");
+                }
                 let mut out = Vec::new();
                 let f = super::answer(&h, snap, &msg, src, true, &mut out);
                 if f != Fast::Sent {
@@ -970,4 +991,56 @@ fn the_general_path_does_not_truncate_a_long_names_wildcard_answer_that_fits() {
     let g = parsed(&general(&h, &snap, &msg, src).unwrap());
     assert!(!g.metadata.truncation, "the general path truncates");
     assert_eq!(g.answers.len(), 1);
+}
+
+/// Rate limiting: a wildcard's answers share the wildcard's bucket, a
+/// CNAME hop's the name's, NODATA and NXDOMAIN the zone's, on both paths:
+/// the same queries are sent, slipped and dropped in the same order.
+#[test]
+fn both_paths_rate_limit_wildcards_and_cname_hops_alike() {
+    let (_d, snap) = zones_snapshot_signed(&[("z.", TRICKY)], "", false);
+    let mut snap = snap;
+    snap.rrl = Arc::new(crate::rrl::Config {
+        responses_per_second: 2,
+        slip: 2,
+        ..Default::default()
+    });
+    let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
+    let mut queries = Vec::new();
+    for i in 0..8 {
+        for (name, t) in [
+            (format!("f{i}.w.z."), RecordType::A),
+            (format!("g{i}.W.z."), RecordType::TXT),
+            ("c2x.z.".to_string(), RecordType::A),
+            ("C2X.z.".to_string(), RecordType::A),
+            (format!("f{i}.w.z."), RecordType::MX),
+            (format!("n{i}.*.w.z."), RecordType::A),
+            (format!("q{i}.z."), RecordType::A),
+        ] {
+            queries.push(query_ecs(&Name::from_ascii(&name).unwrap(), t, None, None));
+        }
+    }
+    let outcome = |m: Option<Vec<u8>>| -> &'static str {
+        match m {
+            None => "dropped",
+            Some(m) if parsed(&m).metadata.truncation => "slipped",
+            Some(_) => "sent",
+        }
+    };
+    let fresh = || {
+        Handler::new(
+            Arc::new(Store::new(Snapshot::default())),
+            Arc::new(ServerStats::default()),
+        )
+    };
+    let (fast_h, general_h) = (fresh(), fresh());
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    for q in &queries {
+        let mut out = Vec::new();
+        let sent = fast_h.answer_packet(&snap, q, src, Protocol::Udp, &mut out);
+        fast.push(outcome(sent.then_some(out)));
+        slow.push(outcome(general(&general_h, &snap, q, src)));
+    }
+    assert!(fast.contains(&"dropped") && fast.contains(&"slipped"));
+    assert_eq!(fast, slow);
 }
