@@ -1044,3 +1044,61 @@ fn both_paths_rate_limit_wildcards_and_cname_hops_alike() {
     assert!(fast.contains(&"dropped") && fast.contains(&"slipped"));
     assert_eq!(fast, slow);
 }
+
+/// The zone's counters (type, rcode, the answer's policy) move alike on
+/// both paths for wildcards and CNAME hops, routed or not.
+#[test]
+fn both_paths_count_wildcards_and_cname_hops_alike() {
+    let load = || zones_snapshot_signed(&[("z.", TRICKY)], TRICKY_ROUTES, false);
+    let ((_d1, fast_snap), (_d2, general_snap)) = (load(), load());
+    let h = Handler::new(
+        Arc::new(Store::new(Snapshot::default())),
+        Arc::new(ServerStats::default()),
+    );
+    let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
+    let mut went_fast = 0;
+    for name in [
+        "foo.w.z.",
+        "foo.rwild.z.",
+        "c2x.z.",
+        "c2route.z.",
+        "rc.z.",
+        "rw.z.",
+        "c2rc.z.",
+        "foo.z.",
+        "a.*.w.z.",
+        "c2multi.z.",
+    ] {
+        for t in [RecordType::A, RecordType::TXT, RecordType::MX] {
+            let msg = query_ecs(
+                &Name::from_ascii(name).unwrap(),
+                t,
+                Some((1232, false)),
+                None,
+            );
+            let mut out = Vec::new();
+            if super::answer(&h, &fast_snap, &msg, src, true, &mut out) == Fast::Sent {
+                went_fast += 1;
+            } else {
+                general(&h, &fast_snap, &msg, src).unwrap();
+            }
+            general(&h, &general_snap, &msg, src).unwrap();
+        }
+    }
+    assert!(went_fast > 15, "{went_fast}");
+    let counts = |snap: &Snapshot| -> Vec<u64> {
+        let z = snap
+            .zone_for(&crate::zone::Key::new(&Name::from_ascii("z.").unwrap()))
+            .unwrap();
+        z.stats
+            .queries
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    };
+    let (f, g) = (counts(&fast_snap), counts(&general_snap));
+    assert_eq!(f.iter().sum::<u64>(), 30, "two loads, two sets of counters");
+    assert_eq!(f, g);
+}
