@@ -275,3 +275,71 @@ fn to_std(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use crate::dns::Handler;
+    use crate::metrics::ServerStats;
+    use crate::store::Store;
+
+    /// Bursts from many sockets, v4 and v6, with garbage between the
+    /// queries (not answered, so answers and queries do not line up in a
+    /// batch): each answer goes back to the socket that asked, with its ID.
+    #[test]
+    fn every_answer_of_a_batch_goes_to_its_querys_source() {
+        let snap = crate::testutil::snapshot("[rrl]\nresponses_per_second = 0\n", &[]);
+        let h = Arc::new(Handler::new(
+            Arc::new(Store::new(snap)),
+            Arc::new(ServerStats::default()),
+        ));
+        let v6 = UdpSocket::bind("[::1]:0").ok();
+        let mut servers = vec![UdpSocket::bind("127.0.0.1:0").unwrap()];
+        servers.extend(v6);
+        let addrs: Vec<_> = servers.iter().map(|s| s.local_addr().unwrap()).collect();
+        let threads = super::spawn(servers, h.clone()).unwrap();
+        for round in 0..20u16 {
+            let mut clients = Vec::new();
+            for (k, server) in addrs.iter().enumerate() {
+                let bind = if server.is_ipv4() {
+                    "127.0.0.1:0"
+                } else {
+                    "[::1]:0"
+                };
+                for c in 0..40u16 {
+                    let s = UdpSocket::bind(bind).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let id = round * 1000 + k as u16 * 100 + c;
+                    let mut m = Message::query();
+                    m.metadata.id = id;
+                    let name = if c % 3 == 0 { "nope.t." } else { "www.t." };
+                    let t = if c % 5 == 0 {
+                        RecordType::ANY
+                    } else {
+                        RecordType::A
+                    };
+                    m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+                    // Garbage first (a response: dropped), then the query.
+                    let mut garbage = m.to_vec().unwrap();
+                    garbage[2] |= 0x80;
+                    s.send_to(&garbage, server).unwrap();
+                    s.send_to(&m.to_vec().unwrap(), server).unwrap();
+                    clients.push((s, id));
+                }
+            }
+            for (s, id) in &clients {
+                let mut buf = [0; 4096];
+                let (n, _) = s.recv_from(&mut buf).expect("an answer");
+                let r = Message::from_vec(&buf[..n]).unwrap();
+                assert_eq!(r.metadata.id, *id);
+            }
+        }
+        threads.stop();
+    }
+}
