@@ -76,9 +76,11 @@ pub fn spawn(sockets: Vec<UdpSocket>, handler: Arc<Handler>) -> io::Result<Threa
     })
 }
 
-/// A thread's buffers. The receive headers point at `rx` and `names` once
-/// and for all (the batch is boxed, so they do not move); the send headers
-/// point at `tx` and at the query's source in `names`.
+/// A thread's buffers. The headers' pointers into the batch itself (to
+/// `names` and the iovecs) are stored again from the `&mut Batch` of each
+/// receive and send, so that the kernel writes through pointers derived
+/// from the latest borrow (Rust's aliasing rules); what else they hold is
+/// set once.
 struct Batch {
     rx: Vec<[u8; RECV_SIZE]>,
     tx: Vec<Vec<u8>>,
@@ -89,6 +91,8 @@ struct Batch {
     rx_used: usize,
     tx_iov: [libc::iovec; BATCH],
     tx_hdrs: [libc::mmsghdr; BATCH],
+    /// The query each answer goes back to (its index in `names`).
+    tx_to: [u8; BATCH],
 }
 
 impl Batch {
@@ -103,20 +107,15 @@ impl Batch {
             rx_used: BATCH,
             tx_iov: unsafe { MaybeUninit::zeroed().assume_init() },
             tx_hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
+            tx_to: [0; BATCH],
         });
         for i in 0..BATCH {
+            // The receive buffers are the Vec's (another allocation).
             b.rx_iov[i] = libc::iovec {
                 iov_base: b.rx[i].as_mut_ptr().cast(),
                 iov_len: RECV_SIZE,
             };
-            let iov: *mut libc::iovec = &mut b.rx_iov[i];
-            let name: *mut libc::sockaddr_storage = &mut b.names[i];
-            let h = &mut b.rx_hdrs[i].msg_hdr;
-            h.msg_name = name.cast();
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-            let iov: *mut libc::iovec = &mut b.tx_iov[i];
-            b.tx_hdrs[i].msg_hdr.msg_iov = iov;
+            b.rx_hdrs[i].msg_hdr.msg_iovlen = 1;
             b.tx_hdrs[i].msg_hdr.msg_iovlen = 1;
         }
         b
@@ -144,10 +143,13 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
         // the send of every answer (two clock reads per batch).
         let start = Instant::now();
         if n > 1 {
-            for i in 0..n {
-                let len = b.rx_hdrs[i].msg_len as usize;
-                super::fast::prefetch(&snap, &b.rx[i][..len]);
-            }
+            // A hint; a bug in it must not cost the thread either.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for i in 0..n {
+                    let len = b.rx_hdrs[i].msg_len as usize;
+                    super::fast::prefetch(&snap, &b.rx[i][..len]);
+                }
+            }));
         }
         let mut queries = 0;
         for i in 0..n {
@@ -177,10 +179,8 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             if answered {
                 // The answer goes where the query came from: its source
                 // stays in `names` until the next receive.
-                let name: *mut libc::sockaddr_storage = &mut b.names[i];
-                let h = &mut b.tx_hdrs[out].msg_hdr;
-                h.msg_name = name.cast();
-                h.msg_namelen = namelen;
+                b.tx_to[out] = i as u8;
+                b.tx_hdrs[out].msg_hdr.msg_namelen = namelen;
                 out += 1;
             }
             queries += 1;
@@ -201,6 +201,12 @@ fn recv_batch(fd: i32, b: &mut Batch) -> usize {
         h.msg_len = 0;
     }
     b.rx_used = BATCH;
+    let names = b.names.as_mut_ptr();
+    let iov = b.rx_iov.as_mut_ptr();
+    for (i, h) in b.rx_hdrs.iter_mut().enumerate() {
+        h.msg_hdr.msg_name = names.wrapping_add(i).cast();
+        h.msg_hdr.msg_iov = iov.wrapping_add(i);
+    }
     // SAFETY: every header points at live buffers of the stated sizes in `b`.
     let n = unsafe {
         libc::recvmmsg(
@@ -234,6 +240,14 @@ fn send_batch(fd: i32, b: &mut Batch, count: usize) {
                 iov_base: b.tx[i].as_mut_ptr().cast(),
                 iov_len: b.tx[i].len(),
             };
+        }
+        // Derived after the last write to what they point at.
+        let names = b.names.as_mut_ptr();
+        let iov = b.tx_iov.as_mut_ptr();
+        for i in sent..count {
+            let h = &mut b.tx_hdrs[i].msg_hdr;
+            h.msg_name = names.wrapping_add(b.tx_to[i] as usize).cast();
+            h.msg_iov = iov.wrapping_add(i);
         }
         // SAFETY: headers sent..count point at live buffers in `b` (the
         // answers, and the sources of their queries).
