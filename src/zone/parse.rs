@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::{Parser, parse_ttl};
 
@@ -237,7 +237,14 @@ impl Reader<'_> {
             .or(self.last_ttl)
             .ok_or("record has no TTL and no $TTL is set before it")?;
         let rdata_text = &e.text[e.tokens[rtype_at].0..];
-        let record = match address_record(&owner, ttl, rtype, &e.tokens[rtype_at + 1..], e.text) {
+        let record = match plain_record(
+            &owner,
+            ttl,
+            rtype,
+            &e.tokens[rtype_at + 1..],
+            e.text,
+            origin,
+        ) {
             Some(r) => r,
             None => parse_record(&owner, ttl, rdata_text, origin)
                 .map_err(|m| format!("bad {rtype} record: {m}"))?,
@@ -248,25 +255,107 @@ impl Reader<'_> {
     }
 }
 
-/// A and AAAA records, the bulk of large zones, parsed directly (a
-/// hickory parser per record costs several microseconds). `None` for
-/// anything else, and for anything unusual, which then takes the general
-/// path with its diagnostics.
-fn address_record(
+/// The records of large zones (A, AAAA, TXT, MX, CNAME, NS, PTR, SRV)
+/// in their plain forms, parsed directly: a hickory parser per record
+/// costs several microseconds. The result is the record hickory's parser
+/// makes of the same text (tests compare them). `None` for any other
+/// type and for anything unusual (escapes, non-ASCII text, names that are
+/// not plain host names, a wrong number of fields), which then takes the
+/// general path with its diagnostics.
+fn plain_record(
     owner: &Name,
     ttl: u32,
     rtype: RecordType,
     rdata: &[(usize, usize)],
     text: &str,
+    origin: &Name,
 ) -> Option<Record> {
-    let [(s, e)] = rdata else { return None };
-    let value = &text[*s..*e];
-    let data = match rtype {
-        RecordType::A => RData::A(A(value.parse().ok()?)),
-        RecordType::AAAA => RData::AAAA(AAAA(value.parse().ok()?)),
+    let field = |&(s, e): &(usize, usize)| &text[s..e];
+    let data = match (rtype, rdata) {
+        (RecordType::A, [v]) => RData::A(A(field(v).parse().ok()?)),
+        (RecordType::AAAA, [v]) => RData::AAAA(AAAA(field(v).parse().ok()?)),
+        (RecordType::CNAME, [v]) => RData::CNAME(CNAME(plain_name(field(v), origin)?)),
+        (RecordType::NS, [v]) => RData::NS(NS(plain_name(field(v), origin)?)),
+        (RecordType::PTR, [v]) => RData::PTR(PTR(plain_name(field(v), origin)?)),
+        (RecordType::MX, [p, x]) => RData::MX(MX::new(
+            field(p).parse().ok()?,
+            plain_name(field(x), origin)?,
+        )),
+        (RecordType::SRV, [p, w, port, t]) => RData::SRV(SRV::new(
+            field(p).parse().ok()?,
+            field(w).parse().ok()?,
+            field(port).parse().ok()?,
+            plain_name(field(t), origin)?,
+        )),
+        (RecordType::TXT, [_, ..]) => {
+            let strings = rdata.iter().map(|v| {
+                let s = field(v).strip_prefix('"')?.strip_suffix('"')?;
+                // Printable ASCII without escapes reads as itself.
+                s.bytes()
+                    .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+                    .then(|| s.to_string())
+            });
+            RData::TXT(TXT::new(strings.collect::<Option<Vec<_>>>()?))
+        }
         _ => return None,
     };
     Some(Record::from_rdata(owner.clone(), ttl, data))
+}
+
+/// `Name::parse(text, Some(origin))` as an absolute name, for plain host
+/// names: labels of letters, digits and inner hyphens (lowercased, as
+/// hickory's IDNA mapping does), `*`, or `_` labels (kept as written).
+/// `None` for anything else (escapes, `@`, the root, non-ASCII, `xn--`
+/// labels), which the general parser then judges.
+fn plain_name(text: &str, origin: &Name) -> Option<Name> {
+    let b = text.as_bytes();
+    let (body, absolute) = match b.strip_suffix(b".") {
+        Some(body) => (body, true),
+        None => (b, false),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let mut name = Name::new();
+    let mut buf = [0u8; 63];
+    for label in body.split(|&c| c == b'.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        let raw = match label {
+            [b'*'] => label,
+            [b'_', rest @ ..] => {
+                if !rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+                {
+                    return None;
+                }
+                label
+            }
+            _ => {
+                let plain = label[0].is_ascii_alphanumeric()
+                    && label
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                    && !(label.len() >= 4 && label[..4].eq_ignore_ascii_case(b"xn--"));
+                if !plain {
+                    return None;
+                }
+                let lower = &mut buf[..label.len()];
+                lower.copy_from_slice(label);
+                lower.make_ascii_lowercase();
+                lower
+            }
+        };
+        name = name.append_label(raw).ok()?;
+    }
+    if absolute {
+        name.set_fqdn(true);
+        Some(name)
+    } else {
+        name.append_domain(origin).ok()
+    }
 }
 
 /// Parses one record whose owner and TTL are already known, using
@@ -289,6 +378,9 @@ pub fn parse_record(
 }
 
 fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+    if let Some(name) = plain_name(text, origin) {
+        return Ok(name);
+    }
     let mut name =
         Name::parse(text, Some(origin)).map_err(|e| format!("bad name `{text}`: {e}"))?;
     name.set_fqdn(true);
@@ -467,6 +559,217 @@ mod tests {
             ]
         );
         assert_eq!(z.files.len(), 2);
+    }
+
+    /// The record as hickory's encoder writes it (names as written, not
+    /// lowercased), and as text: what must not differ between parsers.
+    fn exact(r: &Record) -> (Vec<u8>, String) {
+        use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+        let mut buf = Vec::new();
+        r.emit(&mut BinEncoder::new(&mut buf)).unwrap();
+        (buf, r.to_string())
+    }
+
+    /// The direct parser makes hickory's record, or leaves it to hickory.
+    fn same_as_hickory(owner: &Name, rtype: &str, rdata: &str) -> bool {
+        let origin = origin();
+        let line = format!("{rtype} {rdata}");
+        let toks = tokens(&line);
+        let rtype = RecordType::from_str(rtype).unwrap();
+        let slow = parse_record(owner, 300, &line, &origin);
+        match plain_record(owner, 300, rtype, &toks[1..], &line, &origin) {
+            Some(fast) => {
+                let slow = slow.unwrap_or_else(|e| panic!("{line}: hickory refuses it: {e}"));
+                assert_eq!(fast, slow, "{line}");
+                assert_eq!(exact(&fast), exact(&slow), "{line}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn plain_names_are_hickorys() {
+        let origin = origin();
+        let long = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        let huge = [long.as_str(); 5].join(".");
+        let cases = [
+            "www",
+            "WWW.Example",
+            "h1.sub",
+            "a-b",
+            "a--b",
+            "ab-",
+            "0",
+            "9ab",
+            "*",
+            "*.w",
+            "_sip._tcp",
+            "_SIP._Tcp.x",
+            "_",
+            "__x",
+            "host.example.org.",
+            "Host.EXAMPLE.org.",
+            &long,
+            &too_long,
+            &huge,
+            "-a",
+            "a_b",
+            "xn--bcher-kva",
+            "XN--bcher-kva",
+            "xn-a",
+            "a..b",
+            ".",
+            "..",
+            "",
+            "@",
+            "a\\.b",
+            "a\\065",
+            "b\u{fc}cher",
+            "a*",
+            "*a",
+            "a/b",
+            ".a",
+            "a.b..",
+            "a b",
+        ];
+        for text in cases {
+            let fast = plain_name(text, &origin);
+            let slow = Name::parse(text, Some(&origin)).map(|mut n| {
+                n.set_fqdn(true);
+                n
+            });
+            if let Some(fast) = fast {
+                let slow = slow.unwrap_or_else(|e| panic!("{text:?}: hickory refuses it: {e}"));
+                assert!(fast.eq_case(&slow), "{text:?}: {fast} vs {slow}");
+                assert_eq!(fast.is_fqdn(), slow.is_fqdn(), "{text:?}");
+            }
+        }
+        for plain in [
+            "www",
+            "WWW.Example",
+            "_sip._tcp",
+            "*",
+            &long,
+            "host.example.org.",
+        ] {
+            assert!(plain_name(plain, &origin).is_some(), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn direct_records_are_hickorys() {
+        let owner = Name::from_ascii("h1.example.test.").unwrap();
+        let plain = [
+            ("A", "192.0.2.1"),
+            ("AAAA", "2001:db8::1"),
+            ("AAAA", "::ffff:192.0.2.1"),
+            ("TXT", "\"v=spf1 -all\""),
+            ("TXT", "\"a\" \"b c\" \"\""),
+            ("TXT", "\"\""),
+            ("MX", "10 mail"),
+            ("MX", "0 Mail.Example.org."),
+            ("MX", "65535 m"),
+            ("CNAME", "target"),
+            ("CNAME", "t.example.org."),
+            ("NS", "ns1"),
+            ("PTR", "host.example.org."),
+            ("SRV", "10 60 5060 sip"),
+            ("SRV", "0 0 0 _x.y."),
+        ];
+        for (t, d) in plain {
+            assert!(
+                same_as_hickory(&owner, t, d),
+                "{t} {d}: not parsed directly"
+            );
+        }
+        // Left to hickory (which may accept or refuse them).
+        let general = [
+            ("A", "1.2.3"),
+            ("A", "1.2.3.4 5"),
+            ("TXT", "unquoted"),
+            ("TXT", "\"with \\\" escape\""),
+            ("TXT", "\"tab\there\""),
+            ("TXT", "\"unterminated"),
+            ("TXT", "\"a\"b"),
+            ("TXT", "\"caf\u{e9}\""),
+            ("MX", "10"),
+            ("MX", "x mail"),
+            ("MX", "65536 mail"),
+            ("MX", "10 @"),
+            ("MX", "10 a b"),
+            ("CNAME", "a\\.b"),
+            ("CNAME", "."),
+            ("SRV", "1 2 3"),
+            ("NS", "-bad"),
+        ];
+        for (t, d) in general {
+            assert!(!same_as_hickory(&owner, t, d), "{t} {d}: parsed directly");
+        }
+    }
+
+    #[test]
+    fn direct_records_match_hickory_on_a_generated_corpus() {
+        let mut rng = fastrand::Rng::with_seed(18);
+        let alnum: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*."
+            .chars()
+            .collect();
+        let printable: Vec<char> = (b' '..=b'~').map(char::from).collect();
+        let word = |rng: &mut fastrand::Rng, set: &[char], max: usize| -> String {
+            (0..rng.usize(1..=max))
+                .map(|_| set[rng.usize(..set.len())])
+                .collect()
+        };
+        let mut direct = 0;
+        for i in 0..20_000 {
+            let owner_text = word(&mut rng, &alnum, 12);
+            let Ok(owner) = parse_name(&owner_text, &origin()) else {
+                continue;
+            };
+            let name = word(&mut rng, &alnum, 20);
+            let (t, d) = match i % 8 {
+                0 => (
+                    "A",
+                    format!(
+                        "{}.{}.{}.{}",
+                        rng.u16(..300),
+                        rng.u8(..),
+                        rng.u8(..),
+                        rng.u8(..)
+                    ),
+                ),
+                1 => (
+                    "AAAA",
+                    format!("2001:db8::{:x}:{:x}", rng.u16(..), rng.u32(..0x1_ffff)),
+                ),
+                2 => {
+                    let n = rng.usize(1..4);
+                    let s: Vec<String> = (0..n)
+                        .map(|_| format!("\"{}\"", word(&mut rng, &printable, 40).replace('"', "")))
+                        .collect();
+                    ("TXT", s.join(" "))
+                }
+                3 => ("MX", format!("{} {name}", rng.u32(..70_000))),
+                4 => ("CNAME", name),
+                5 => ("NS", name),
+                6 => ("PTR", name),
+                _ => (
+                    "SRV",
+                    format!(
+                        "{} {} {} {name}",
+                        rng.u16(..),
+                        rng.u16(..),
+                        rng.u32(..70_000)
+                    ),
+                ),
+            };
+            if same_as_hickory(&owner, t, &d) {
+                direct += 1;
+            }
+        }
+        // Most of the corpus is plain and takes the direct path.
+        assert!(direct > 8_000, "{direct} parsed directly");
     }
 
     #[test]
