@@ -188,7 +188,11 @@ impl Zone {
     /// Reads and validates the zone `origin` from `file`, building it as
     /// the records are read.
     pub fn load(origin: &Name, file: &Path) -> Result<Zone, Diagnostics> {
-        let mut builder = Builder::new(origin);
+        // Its index sized from the file's size (about a record per 24
+        // bytes or more), so that a large zone's is not rehashed as it
+        // grows; room reserved and never used is not resident.
+        let hint = std::fs::metadata(file).map_or(0, |m| m.len() as usize / 24);
+        let mut builder = Builder::with_capacity(origin, hint);
         let (files, hash) = parse::read_file_into(file, origin, &mut |r, loc| builder.add(r, loc))?;
         let mut zone = builder.finish(file, files)?;
         zone.content_hash = hash;
@@ -217,8 +221,9 @@ pub struct Builder {
     errors: Vec<Diagnostic>,
     count: usize,
     /// (name key, type) -> (set, first location); insertion order kept.
-    /// Shared from the start: the zone takes them without a copy.
-    sets: Vec<(Box<[u8]>, Arc<RecordSet>, Loc)>,
+    /// Shared from the start: the zone takes them without a copy. Keys
+    /// are inline (no allocation per set) unless long.
+    sets: Vec<(NodeKey, Arc<RecordSet>, Loc)>,
     /// Indices into `sets` by (key, type): the key bytes are the set's.
     index: hashbrown::HashTable<u32>,
 }
@@ -234,12 +239,18 @@ fn set_hash(key: &[u8], rtype: RecordType) -> u64 {
 impl Builder {
     /// An empty zone `origin`.
     pub fn new(origin: &Name) -> Self {
+        Builder::with_capacity(origin, 0)
+    }
+
+    /// An empty zone `origin` with room for about `sets` RRsets.
+    pub fn with_capacity(origin: &Name, sets: usize) -> Self {
+        let sets = sets.min(1 << 26);
         Builder {
             origin: origin.clone(),
             errors: Vec::new(),
             count: 0,
-            sets: Vec::new(),
-            index: hashbrown::HashTable::new(),
+            sets: Vec::with_capacity(sets),
+            index: hashbrown::HashTable::with_capacity(sets),
         }
     }
 
@@ -295,7 +306,9 @@ impl Builder {
                 // on an empty set reserves four records, and most
                 // sets hold one: 840 bytes each of a large zone).
                 let mut record = record;
-                record.name = record.name.to_lowercase();
+                if record.name.iter().flatten().any(u8::is_ascii_uppercase) {
+                    record.name = record.name.to_lowercase();
+                }
                 let set = Arc::new(RecordSet::from(record));
                 let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
                 let sets = &self.sets;
@@ -303,7 +316,7 @@ impl Builder {
                     let (k, s, _) = &sets[j as usize];
                     set_hash(k, s.record_type())
                 });
-                self.sets.push((key.into(), set, loc));
+                self.sets.push((NodeKey::from(key), set, loc));
             }
         }
     }
@@ -352,7 +365,7 @@ impl Builder {
         let mut soa = None;
         for (key, set, loc) in &sets {
             if set.record_type() == RecordType::SOA {
-                if **key == *origin_key {
+                if key[..] == origin_key[..] {
                     soa = Some((**set).clone());
                 } else {
                     errors.push(loc.error(format!(
@@ -377,7 +390,7 @@ impl Builder {
         let apex_ns = index
             .find(set_hash(&origin_key, RecordType::NS), |&i| {
                 let (k, s, _) = &sets[i as usize];
-                **k == *origin_key && s.record_type() == RecordType::NS
+                k[..] == origin_key[..] && s.record_type() == RecordType::NS
             })
             .is_some();
         if !apex_ns {
@@ -417,48 +430,36 @@ impl Builder {
 }
 
 impl Zone {
-    fn insert_sets(&mut self, sets: impl Iterator<Item = (Box<[u8]>, Arc<RecordSet>)>) {
+    fn insert_sets(&mut self, sets: impl Iterator<Item = (NodeKey, Arc<RecordSet>)>) {
         for (key, set) in sets {
             let rtype = set.record_type();
             let data = match rtype {
                 RecordType::SOA => Data::Slot(0),
                 _ => Data::Static(Rrset::new(set)),
             };
-            self.node_mut(&key).rrsets.push(Entry { rtype, data });
+            let i = self.node_index(&key);
+            self.nodes.at_mut(i).rrsets.push(Entry { rtype, data });
         }
-        let origin_key = owned_key(&self.origin);
-        let cuts: Vec<NodeKey> = self
-            .nodes
-            .iter()
-            .filter(|(k, n)| k[..] != origin_key[..] && n.get(RecordType::NS).is_some())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in cuts {
-            self.nodes.get_mut(&k).unwrap().cut = true;
+        let origin_key = Key::new(&self.origin);
+        for i in 0..self.nodes.count() {
+            let (k, n) = self.nodes.at(i);
+            if k[..] != *origin_key.as_bytes() && n.get(RecordType::NS).is_some() {
+                self.nodes.at_mut(i).cut = true;
+            }
         }
         self.link_additionals();
     }
 
     /// Gives MX, SRV and NS sets (and delegations their glue) the address
     /// sets of their in-zone targets, as they are now (after signing:
-    /// with their RRSIGs).
+    /// with their RRSIGs). Walks the nodes in place: only the address
+    /// sets are read, and they are not changed here.
     fn link_additionals(&mut self) {
-        let cuts: Vec<NodeKey> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.cut)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in cuts {
-            let (glue, glue_len) =
-                self.addresses_of(self.nodes[&k].get_static(RecordType::NS).unwrap());
-            let node = self.nodes.get_mut(&k).unwrap();
-            node.glue = glue;
-            node.glue_len = glue_len;
-        }
-        let keys: Vec<NodeKey> = self.nodes.keys().cloned().collect();
-        for k in keys {
-            let node = &self.nodes[&k];
+        for i in 0..self.nodes.count() {
+            let node = self.nodes.at(i).1;
+            let glue = node
+                .cut
+                .then(|| self.addresses_of(node.get_static(RecordType::NS).expect("a cut has NS")));
             let extra: Vec<(usize, Addresses)> = node
                 .rrsets
                 .iter()
@@ -472,7 +473,14 @@ impl Zone {
                     _ => None,
                 })
                 .collect();
-            let node = self.nodes.get_mut(&k).unwrap();
+            if glue.is_none() && extra.is_empty() {
+                continue;
+            }
+            let node = self.nodes.at_mut(i);
+            if let Some((glue, glue_len)) = glue {
+                node.glue = glue;
+                node.glue_len = glue_len;
+            }
             for (i, (add, len)) in extra {
                 if let Data::Static(r) = &mut node.rrsets[i].data {
                     r.additionals = add;
@@ -485,18 +493,23 @@ impl Zone {
     /// The node for `key`, created (with its empty non-terminals up to the
     /// apex) when missing.
     fn node_mut(&mut self, key: &[u8]) -> &mut Node {
-        if !self.nodes.contains_key(key) {
-            let apex_len = owned_key(&self.origin).len();
-            let mut k = key;
-            while !self.nodes.contains_key(k) {
-                self.nodes.insert(k.into(), Node::default());
-                if k.len() <= apex_len {
-                    break;
-                }
+        let i = self.node_index(key);
+        self.nodes.at_mut(i)
+    }
+
+    /// The index of [`Zone::node_mut`]'s node: one probe of the table for
+    /// a name that exists, and one more per empty non-terminal added.
+    fn node_index(&mut self, key: &[u8]) -> usize {
+        let (i, added) = self.nodes.find_or_insert(key);
+        if added {
+            let apex_len = Key::new(&self.origin).as_bytes().len();
+            let (mut k, mut added) = (key, added);
+            while added && k.len() > apex_len {
                 k = &k[1 + k[0] as usize..];
+                added = self.nodes.find_or_insert(k).1;
             }
         }
-        self.nodes.get_mut(key).expect("inserted above")
+        i
     }
 
     /// Assigns the snapshot slots of the SOA (`soa_slot` and the next one).
@@ -721,15 +734,72 @@ pub fn wire_len(set: &RecordSet) -> usize {
 
 /// Uncompressed wire size of `records`.
 fn records_len<'a>(records: impl Iterator<Item = &'a Record>) -> usize {
-    let mut buf = Vec::with_capacity(64);
+    let mut buf = Vec::new();
     records
-        .map(|r| {
-            buf.clear();
-            let mut enc = BinEncoder::new(&mut buf);
-            match r.emit(&mut enc) {
-                Ok(()) => buf.len(),
-                Err(_) => 512,
-            }
-        })
+        .map(|r| plain_len(r).unwrap_or_else(|| encoded_len(r, &mut buf)))
         .sum()
+}
+
+/// A record's size as written by the encoder (512 if it cannot be).
+fn encoded_len(r: &Record, buf: &mut Vec<u8>) -> usize {
+    buf.clear();
+    let mut enc = BinEncoder::new(buf);
+    match r.emit(&mut enc) {
+        Ok(()) => buf.len(),
+        Err(_) => 512,
+    }
+}
+
+/// [`encoded_len`] computed, for the records that hold no names (the
+/// encoder compresses names within a record) and encode without error:
+/// the bulk of a large zone is not encoded once at load to be measured.
+fn plain_len(r: &Record) -> Option<usize> {
+    let rdata = match &r.data {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::TXT(t) => {
+            let strings = &t.txt_data;
+            if strings.iter().any(|s| s.len() > 255) || strings.len() > 64 {
+                return None;
+            }
+            strings.iter().map(|s| 1 + s.len()).sum()
+        }
+        _ => return None,
+    };
+    let name: usize = r.name.iter().map(|l| 1 + l.len()).sum::<usize>() + 1;
+    Some(name + 10 + rdata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, AAAA, TXT};
+
+    #[test]
+    fn computed_sizes_are_the_encoders() {
+        let names = ["a.test.", "WWW.Example.Test.", "x.", "*.w.example.test."];
+        let long = "x".repeat(255);
+        let texts: [&[&str]; 5] = [&[""], &["v=spf1 -all"], &["a", "b c", ""], &[&long], &[]];
+        let mut buf = Vec::new();
+        for n in names {
+            let name = Name::from_ascii(n).unwrap();
+            let mut data = vec![
+                RData::A(A::new(192, 0, 2, 1)),
+                RData::AAAA(AAAA::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            ];
+            data.extend(
+                texts
+                    .iter()
+                    .map(|t| RData::TXT(TXT::new(t.iter().map(|s| s.to_string()).collect()))),
+            );
+            for d in data {
+                let r = Record::from_rdata(name.clone(), 300, d);
+                assert_eq!(plain_len(&r), Some(encoded_len(&r, &mut buf)), "{r}");
+            }
+            let too_long = TXT::new(vec!["y".repeat(256)]);
+            let r = Record::from_rdata(name.clone(), 300, RData::TXT(too_long));
+            assert_eq!(plain_len(&r), None);
+            assert_eq!(records_len(std::iter::once(&r)), 512);
+        }
+    }
 }

@@ -52,14 +52,40 @@ impl Nodes {
         self.find(key).is_some()
     }
 
-    /// Adds `key` (not yet present) with `node`.
-    pub fn insert(&mut self, key: NodeKey, node: Node) {
-        debug_assert!(!self.contains_key(&key));
-        let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
+    /// Number of names.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `i`th name and node (in the order they were added).
+    pub fn at(&self, i: usize) -> (&NodeKey, &Node) {
+        let (k, n) = &self.entries[i];
+        (k, n)
+    }
+
+    /// The `i`th node, to change.
+    pub fn at_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.entries[i].1
+    }
+
+    /// The index of `key`'s node, added (empty) if missing, and whether it
+    /// was added: one hash and one probe of the table.
+    pub fn find_or_insert(&mut self, key: &[u8]) -> (usize, bool) {
+        let h = hash(key);
         let entries = &self.entries;
-        self.index
-            .insert_unique(hash(&key), i, |&j| hash(&entries[j as usize].0));
-        self.entries.push((key, node));
+        match self.index.entry(
+            h,
+            |&i| *entries[i as usize].0 == *key,
+            |&j| hash(&entries[j as usize].0),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get() as usize, false),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let i = u32::try_from(entries.len()).expect("fewer than 2^32 names");
+                e.insert(i);
+                self.entries.push((NodeKey::from(key), Node::default()));
+                (i as usize, true)
+            }
+        }
     }
 
     /// Every name and node, in the order they were added.
@@ -90,13 +116,18 @@ mod tests {
         n.reserve(3);
         for i in 0..1000u32 {
             let k = format!("\x04k{i:03}");
-            n.insert(NodeKey::from(k.as_bytes()), Node::default());
+            assert_eq!(n.find_or_insert(k.as_bytes()), (i as usize, true));
         }
         n.get_mut(b"\x04k007").unwrap().cut = true;
         assert!(n[&b"\x04k007"[..]].cut);
         assert!(!n[&b"\x04k008"[..]].cut);
         assert!(n.get(b"\x04k1000").is_none());
         assert_eq!(n.keys().count(), 1000);
+        assert_eq!(n.find_or_insert(b"\x04k999"), (999, false));
+        assert_eq!(
+            (n.count(), n.at(7).0[..].to_vec()),
+            (1000, b"\x04k007".to_vec())
+        );
         assert!(n.contains_key(b"\x04k999"));
     }
 }
