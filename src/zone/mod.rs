@@ -192,6 +192,7 @@ impl Zone {
         // bytes or more), so that a large zone's is not rehashed as it
         // grows; room reserved and never used is not resident.
         let hint = std::fs::metadata(file).map_or(0, |m| m.len() as usize / 24);
+        // (A hint of names: most names of a large zone have one record.)
         let mut builder = Builder::with_capacity(origin, hint);
         let (files, hash) = parse::read_file_into(file, origin, &mut |r, loc| builder.add(r, loc))?;
         let mut zone = builder.finish(file, files)?;
@@ -218,23 +219,34 @@ impl Zone {
 /// A zone being built, one record at a time.
 pub struct Builder {
     origin: Name,
+    /// The apex's key length (its ancestors are not nodes).
+    apex_len: usize,
     errors: Vec<Diagnostic>,
     count: usize,
-    /// (name key, type) -> (set, first location); insertion order kept.
-    /// Shared from the start: the zone takes them without a copy. Keys
-    /// are inline (no allocation per set) unless long.
-    sets: Vec<(NodeKey, Arc<RecordSet>, Loc)>,
-    /// Indices into `sets` by (key, type): the key bytes are the set's.
-    index: hashbrown::HashTable<u32>,
+    /// The zone's names as they are found (owners and the empty
+    /// non-terminals above them): the table the zone is served from,
+    /// filled with its RRsets at the end.
+    nodes: nodes::Nodes,
+    /// For each node, its first set in `sets` (or [`NONE`]).
+    first: Vec<u32>,
+    /// Every RRset, in the order of its first record. Shared from the
+    /// start: the zone takes them without a copy.
+    sets: Vec<BuildSet>,
 }
 
-fn set_hash(key: &[u8], rtype: RecordType) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    h.write(key);
-    h.write_u16(rtype.into());
-    h.finish()
+/// One RRset being built.
+struct BuildSet {
+    set: Arc<RecordSet>,
+    /// Where its first record is.
+    loc: Loc,
+    /// Its node.
+    node: u32,
+    /// The next set of the same node (or [`NONE`]).
+    next: u32,
 }
+
+/// No set.
+const NONE: u32 = u32::MAX;
 
 impl Builder {
     /// An empty zone `origin`.
@@ -242,16 +254,26 @@ impl Builder {
         Builder::with_capacity(origin, 0)
     }
 
-    /// An empty zone `origin` with room for about `sets` RRsets.
-    pub fn with_capacity(origin: &Name, sets: usize) -> Self {
-        let sets = sets.min(1 << 26);
+    /// An empty zone `origin` with room for about `names` names.
+    pub fn with_capacity(origin: &Name, names: usize) -> Self {
+        let names = names.min(1 << 26);
+        let mut nodes = nodes::Nodes::default();
+        nodes.reserve(names);
         Builder {
             origin: origin.clone(),
+            apex_len: Key::new(origin).as_bytes().len(),
             errors: Vec::new(),
             count: 0,
-            sets: Vec::with_capacity(sets),
-            index: hashbrown::HashTable::with_capacity(sets),
+            nodes,
+            first: Vec::with_capacity(names),
+            sets: Vec::with_capacity(names),
         }
+    }
+
+    /// The sets of node `node`, in the order they were found.
+    fn sets_of(&self, node: usize) -> impl Iterator<Item = usize> + Clone + '_ {
+        let some = |i: u32| (i != NONE).then_some(i as usize);
+        std::iter::successors(some(self.first[node]), move |&i| some(self.sets[i].next))
     }
 
     /// Adds a record read at `loc`.
@@ -264,115 +286,122 @@ impl Builder {
             )));
             return;
         }
-        let key = Key::new(&record.name);
-        let key = key.as_bytes();
+        let node = self.node_index(Key::new(&record.name).as_bytes());
         let rtype = record.record_type();
-        let hash = set_hash(key, rtype);
-        let sets = &self.sets;
-        let found = self.index.find(hash, |&i| {
-            let (k, s, _) = &sets[i as usize];
-            **k == *key && s.record_type() == rtype
+        let mut last = None;
+        let same = self.sets_of(node).find(|&i| {
+            last = Some(i);
+            self.sets[i].set.record_type() == rtype
         });
-        match found {
-            Some(&i) => {
-                let i = i as usize;
-                let set = Arc::get_mut(&mut self.sets[i].1).expect("one owner while building");
-                if rtype == RecordType::SOA {
-                    self.errors.push(loc.error(format!(
-                        "a second SOA record (the first is at line {})",
-                        self.sets[i].2.line
-                    )));
-                } else if rtype == RecordType::CNAME
-                    && !set.records_without_rrsigs().any(|r| r.data == record.data)
-                {
-                    self.errors
-                        .push(loc.error(format!("{} has more than one CNAME record", record.name)));
-                } else {
-                    if set.ttl() != record.ttl {
-                        tracing::warn!(
-                            "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
-                            loc.file.display(),
-                            loc.line,
-                            record.ttl,
-                            set.ttl(),
-                            set.ttl()
-                        );
-                    }
-                    set.add_rdata(record.data);
-                }
-            }
-            None => {
-                // From the record itself: a Vec of one (`add_rdata`
-                // on an empty set reserves four records, and most
-                // sets hold one: 840 bytes each of a large zone).
-                let mut record = record;
-                if record.name.iter().flatten().any(u8::is_ascii_uppercase) {
-                    record.name = record.name.to_lowercase();
-                }
-                let set = Arc::new(RecordSet::from(record));
-                let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
-                let sets = &self.sets;
-                self.index.insert_unique(hash, i, |&j| {
-                    let (k, s, _) = &sets[j as usize];
-                    set_hash(k, s.record_type())
-                });
-                self.sets.push((NodeKey::from(key), set, loc));
-            }
+        if let Some(i) = same {
+            self.merge(i, record, &loc);
+            return;
+        }
+        // From the record itself: a Vec of one (`add_rdata` on an empty
+        // set reserves four records, and most sets hold one: 840 bytes
+        // each of a large zone).
+        let mut record = record;
+        if record.name.iter().flatten().any(u8::is_ascii_uppercase) {
+            record.name = record.name.to_lowercase();
+        }
+        let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
+        self.sets.push(BuildSet {
+            set: Arc::new(RecordSet::from(record)),
+            loc,
+            node: node as u32,
+            next: NONE,
+        });
+        match last {
+            Some(l) => self.sets[l].next = i,
+            None => self.first[node] = i,
         }
     }
 
+    /// Adds `record` to the set `i` of its name and type.
+    fn merge(&mut self, i: usize, record: Record, loc: &Loc) {
+        let first_line = self.sets[i].loc.line;
+        let set = Arc::get_mut(&mut self.sets[i].set).expect("one owner while building");
+        let rtype = record.record_type();
+        if rtype == RecordType::SOA {
+            self.errors.push(loc.error(format!(
+                "a second SOA record (the first is at line {first_line})"
+            )));
+        } else if rtype == RecordType::CNAME
+            && !set.records_without_rrsigs().any(|r| r.data == record.data)
+        {
+            self.errors
+                .push(loc.error(format!("{} has more than one CNAME record", record.name)));
+        } else {
+            if set.ttl() != record.ttl {
+                tracing::warn!(
+                    "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
+                    loc.file.display(),
+                    loc.line,
+                    record.ttl,
+                    set.ttl(),
+                    set.ttl()
+                );
+            }
+            set.add_rdata(record.data);
+        }
+    }
+
+    /// The node of `key`, added (with the empty non-terminals above it)
+    /// when new: one probe of the table for a name already there.
+    fn node_index(&mut self, key: &[u8]) -> usize {
+        let first = &mut self.first;
+        self.nodes
+            .find_or_insert_name(key, self.apex_len, |_| first.push(NONE))
+    }
+
     /// The zone, or every error found.
-    pub fn finish(self, file: &Path, files: Vec<PathBuf>) -> Result<Zone, Diagnostics> {
-        let Builder {
-            origin,
-            mut errors,
-            count,
-            mut sets,
-            index,
-        } = self;
+    pub fn finish(mut self, file: &Path, files: Vec<PathBuf>) -> Result<Zone, Diagnostics> {
+        let origin = self.origin.clone();
         let origin = &origin;
-        // CNAME and other data (RFC 1034 3.6.2); SOA only at the apex.
-        let origin_key = owned_key(origin);
-        // The sets of each name, together (a sort of indices, not a map
-        // of lists: a million names made a million small lists).
-        let mut order: Vec<u32> = (0..sets.len() as u32).collect();
-        order.sort_by(|&a, &b| sets[a as usize].0.cmp(&sets[b as usize].0));
-        let mut names = 0;
-        for group in order.chunk_by(|&a, &b| sets[a as usize].0 == sets[b as usize].0) {
-            names += 1;
-            let idxs = group.iter().map(|&i| i as usize);
-            let cname = idxs
+        let mut errors = std::mem::take(&mut self.errors);
+        // CNAME and other data (RFC 1034 3.6.2), in the order of the
+        // names' keys.
+        let mut cnames = Vec::new();
+        for node in 0..self.nodes.count() {
+            let mut sets = self.sets_of(node);
+            let cname = sets
                 .clone()
-                .find(|&i| sets[i].1.record_type() == RecordType::CNAME);
+                .find(|&i| self.sets[i].set.record_type() == RecordType::CNAME);
             if let Some(c) = cname
-                && let Some(other) = idxs.clone().find(|&i| i != c)
+                && let Some(other) = sets.find(|&i| i != c)
             {
-                let later = if sets[c].2.line > sets[other].2.line {
+                let (c, other) = (&self.sets[c], &self.sets[other]);
+                let later = if c.loc.line > other.loc.line {
                     c
                 } else {
                     other
                 };
-                errors.push(sets[later].2.error(format!(
+                cnames.push((node, later.loc.error(format!(
                     "{} has a CNAME (line {}) and other data ({} at line {}); a CNAME must be alone at its name",
-                    sets[c].1.name(),
-                    sets[c].2.line,
-                    sets[other].1.record_type(),
-                    sets[other].2.line
-                )));
+                    c.set.name(),
+                    c.loc.line,
+                    other.set.record_type(),
+                    other.loc.line
+                ))));
             }
         }
-        drop(order);
+        cnames.sort_by(|a, b| self.nodes.at(a.0).0[..].cmp(&self.nodes.at(b.0).0[..]));
+        errors.extend(cnames.into_iter().map(|(_, e)| e));
+        // SOA only at the apex.
+        let apex = self.nodes.find(Key::new(origin).as_bytes());
         let mut soa = None;
-        for (key, set, loc) in &sets {
-            if set.record_type() == RecordType::SOA {
-                if key[..] == origin_key[..] {
-                    soa = Some((**set).clone());
-                } else {
-                    errors.push(loc.error(format!(
-                        "SOA record at {} is not at the zone apex {origin}",
-                        set.name()
-                    )));
-                }
+        for s in self
+            .sets
+            .iter()
+            .filter(|s| s.set.record_type() == RecordType::SOA)
+        {
+            if Some(s.node as usize) == apex {
+                soa = Some((*s.set).clone());
+            } else {
+                errors.push(s.loc.error(format!(
+                    "SOA record at {} is not at the zone apex {origin}",
+                    s.set.name()
+                )));
             }
         }
         let Some(soa) = soa else {
@@ -387,33 +416,44 @@ impl Builder {
             errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             return Err(Diagnostics(errors));
         }
-        let apex_ns = index
-            .find(set_hash(&origin_key, RecordType::NS), |&i| {
-                let (k, s, _) = &sets[i as usize];
-                k[..] == origin_key[..] && s.record_type() == RecordType::NS
-            })
-            .is_some();
-        if !apex_ns {
+        let apex = apex.expect("the SOA's node");
+        if !self
+            .sets_of(apex)
+            .any(|i| self.sets[i].set.record_type() == RecordType::NS)
+        {
             tracing::warn!(
                 "{}: warning: zone {origin} has no NS records at its apex",
                 file.display()
             );
         }
 
-        drop(index);
-        // Sets that grew past one record: their spare capacity goes (a
-        // clone holds exactly its records).
-        for (_, set, _) in &mut sets {
-            if set.records_count() > 1 {
-                *set = Arc::new((**set).clone());
+        // The sets into their nodes. Sets that grew past one record lose
+        // their spare capacity (a clone holds exactly its records).
+        let mut nodes = std::mem::take(&mut self.nodes);
+        for (node, first) in self.first.iter().enumerate() {
+            let mut at = *first;
+            while at != NONE {
+                let s = &self.sets[at as usize];
+                let rtype = s.set.record_type();
+                let data = match rtype {
+                    RecordType::SOA => Data::Slot(0),
+                    _ if s.set.records_count() > 1 => {
+                        Data::Static(Rrset::new(Arc::new((*s.set).clone())))
+                    }
+                    _ => Data::Static(Rrset::new(s.set.clone())),
+                };
+                nodes.at_mut(node).rrsets.push(Entry { rtype, data });
+                at = s.next;
             }
         }
+        let count = self.count;
+        drop(self);
         let mut zone = Zone {
             origin: origin.to_lowercase(),
             origin_labels: Key::new(origin).labels(),
             file_soa: soa,
             soa_slot: 0,
-            nodes: nodes::Nodes::default(),
+            nodes,
             records: count,
             files,
             content_hash: 0,
@@ -421,25 +461,15 @@ impl Builder {
             transferred: false,
             signed: None,
         };
-        // One node per name (and any empty non-terminals): sized once,
-        // the table is not copied as it grows (170 MB for a million names).
-        zone.nodes.reserve(names);
-        zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
+        zone.mark_cuts();
+        zone.link_additionals();
         Ok(zone)
     }
 }
 
 impl Zone {
-    fn insert_sets(&mut self, sets: impl Iterator<Item = (NodeKey, Arc<RecordSet>)>) {
-        for (key, set) in sets {
-            let rtype = set.record_type();
-            let data = match rtype {
-                RecordType::SOA => Data::Slot(0),
-                _ => Data::Static(Rrset::new(set)),
-            };
-            let i = self.node_index(&key);
-            self.nodes.at_mut(i).rrsets.push(Entry { rtype, data });
-        }
+    /// Marks the delegation points: NS records below the apex.
+    fn mark_cuts(&mut self) {
         let origin_key = Key::new(&self.origin);
         for i in 0..self.nodes.count() {
             let (k, n) = self.nodes.at(i);
@@ -447,7 +477,6 @@ impl Zone {
                 self.nodes.at_mut(i).cut = true;
             }
         }
-        self.link_additionals();
     }
 
     /// Gives MX, SRV and NS sets (and delegations their glue) the address
@@ -497,19 +526,10 @@ impl Zone {
         self.nodes.at_mut(i)
     }
 
-    /// The index of [`Zone::node_mut`]'s node: one probe of the table for
-    /// a name that exists, and one more per empty non-terminal added.
+    /// The index of [`Zone::node_mut`]'s node.
     fn node_index(&mut self, key: &[u8]) -> usize {
-        let (i, added) = self.nodes.find_or_insert(key);
-        if added {
-            let apex_len = Key::new(&self.origin).as_bytes().len();
-            let (mut k, mut added) = (key, added);
-            while added && k.len() > apex_len {
-                k = &k[1 + k[0] as usize..];
-                added = self.nodes.find_or_insert(k).1;
-            }
-        }
-        i
+        let apex_len = Key::new(&self.origin).as_bytes().len();
+        self.nodes.find_or_insert_name(key, apex_len, |_| {})
     }
 
     /// Assigns the snapshot slots of the SOA (`soa_slot` and the next one).

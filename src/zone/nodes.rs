@@ -31,7 +31,8 @@ impl Nodes {
         self.entries.reserve_exact(n);
     }
 
-    fn find(&self, key: &[u8]) -> Option<usize> {
+    /// The index of `key`'s node.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
         self.index
             .find(hash(key), |&i| *self.entries[i as usize].0 == *key)
             .map(|&i| i as usize)
@@ -86,6 +87,29 @@ impl Nodes {
                 (i as usize, true)
             }
         }
+    }
+
+    /// [`Nodes::find_or_insert`] for a name of the zone whose apex key is
+    /// `apex_len` bytes long: a new name's missing ancestors down to the
+    /// apex (its empty non-terminals) are added too, and `added` is told
+    /// the index of each node added.
+    pub fn find_or_insert_name(
+        &mut self,
+        key: &[u8],
+        apex_len: usize,
+        mut added: impl FnMut(usize),
+    ) -> usize {
+        let (i, mut new) = self.find_or_insert(key);
+        let (mut k, mut j) = (key, i);
+        while new {
+            added(j);
+            if k.len() <= apex_len {
+                break;
+            }
+            k = &k[1 + k[0] as usize..];
+            (j, new) = self.find_or_insert(k);
+        }
+        i
     }
 
     /// Every name and node, in the order they were added.
