@@ -188,12 +188,24 @@ impl Zone {
     /// Reads and validates the zone `origin` from `file`, building it as
     /// the records are read.
     pub fn load(origin: &Name, file: &Path) -> Result<Zone, Diagnostics> {
+        Zone::load_after(origin, file, None)
+    }
+
+    /// [`Zone::load`] for a reload: the RRsets of `previous` (the zone
+    /// being served, loaded from a file) that the file still holds as they
+    /// were are shared with it, not made again.
+    pub fn load_after(
+        origin: &Name,
+        file: &Path,
+        previous: Option<&Zone>,
+    ) -> Result<Zone, Diagnostics> {
         // Its index sized from the file's size (about a record per 24
         // bytes or more), so that a large zone's is not rehashed as it
         // grows; room reserved and never used is not resident.
         let hint = std::fs::metadata(file).map_or(0, |m| m.len() as usize / 24);
         // (A hint of names: most names of a large zone have one record.)
         let mut builder = Builder::with_capacity(origin, hint);
+        builder.previous = previous.filter(|p| !p.transferred && p.origin == *origin);
         let (files, hash) = parse::read_file_into(file, origin, &mut |r, loc| builder.add(r, loc))?;
         let mut zone = builder.finish(file, files)?;
         zone.content_hash = hash;
@@ -217,7 +229,7 @@ impl Zone {
 }
 
 /// A zone being built, one record at a time.
-pub struct Builder {
+pub struct Builder<'p> {
     origin: Name,
     /// The apex's key length (its ancestors are not nodes).
     apex_len: usize,
@@ -232,6 +244,8 @@ pub struct Builder {
     /// Every RRset, in the order of its first record. Shared from the
     /// start: the zone takes them without a copy.
     sets: Vec<BuildSet>,
+    /// The zone this one replaces, whose unchanged RRsets are shared.
+    previous: Option<&'p Zone>,
 }
 
 /// One RRset being built.
@@ -248,7 +262,7 @@ struct BuildSet {
 /// No set.
 const NONE: u32 = u32::MAX;
 
-impl Builder {
+impl Builder<'_> {
     /// An empty zone `origin`.
     pub fn new(origin: &Name) -> Self {
         Builder::with_capacity(origin, 0)
@@ -267,6 +281,7 @@ impl Builder {
             nodes,
             first: Vec::with_capacity(names),
             sets: Vec::with_capacity(names),
+            previous: None,
         }
     }
 
@@ -286,7 +301,8 @@ impl Builder {
             )));
             return;
         }
-        let node = self.node_index(Key::new(&record.name).as_bytes());
+        let key = Key::new(&record.name);
+        let node = self.node_index(key.as_bytes());
         let rtype = record.record_type();
         let mut last = None;
         let same = self.sets_of(node).find(|&i| {
@@ -305,8 +321,15 @@ impl Builder {
             record.name = record.name.to_lowercase();
         }
         let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
+        let set = match self
+            .previous
+            .and_then(|p| p.unchanged(key.as_bytes(), &record))
+        {
+            Some(set) => set,
+            None => Arc::new(RecordSet::from(record)),
+        };
         self.sets.push(BuildSet {
-            set: Arc::new(RecordSet::from(record)),
+            set,
             loc,
             node: node as u32,
             next: NONE,
@@ -320,7 +343,8 @@ impl Builder {
     /// Adds `record` to the set `i` of its name and type.
     fn merge(&mut self, i: usize, record: Record, loc: &Loc) {
         let first_line = self.sets[i].loc.line;
-        let set = Arc::get_mut(&mut self.sets[i].set).expect("one owner while building");
+        // (A copy if it is the previous zone's.)
+        let set = Arc::make_mut(&mut self.sets[i].set);
         let rtype = record.record_type();
         if rtype == RecordType::SOA {
             self.errors.push(loc.error(format!(
@@ -468,6 +492,19 @@ impl Builder {
 }
 
 impl Zone {
+    /// This zone's RRset at `key` of `record`'s type if it holds exactly
+    /// `record` (and no signatures): a reload shares it instead of making
+    /// it again.
+    fn unchanged(&self, key: &[u8], record: &Record) -> Option<Arc<RecordSet>> {
+        let set = &self.nodes.get(key)?.get_static(record.record_type())?.set;
+        let mut records = set.records_without_rrsigs();
+        let same = set.rrsigs().is_empty()
+            && set.ttl() == record.ttl
+            && records.next().is_some_and(|r| same_record(r, record))
+            && records.next().is_none();
+        same.then(|| set.clone())
+    }
+
     /// Marks the delegation points: NS records below the apex.
     fn mark_cuts(&mut self) {
         let origin_key = Key::new(&self.origin);
@@ -737,6 +774,29 @@ impl Zone {
     }
 }
 
+/// `a` and `b` are the same record, names compared with their case (a
+/// reload that only changes a name's case is a change). Types other than
+/// the common ones are never the same.
+fn same_record(a: &Record, b: &Record) -> bool {
+    let data = match (&a.data, &b.data) {
+        (RData::A(x), RData::A(y)) => x == y,
+        (RData::AAAA(x), RData::AAAA(y)) => x == y,
+        (RData::TXT(x), RData::TXT(y)) => x == y,
+        (RData::MX(x), RData::MX(y)) => {
+            x.preference == y.preference && x.exchange.eq_case(&y.exchange)
+        }
+        (RData::CNAME(x), RData::CNAME(y)) => x.0.eq_case(&y.0),
+        (RData::NS(x), RData::NS(y)) => x.0.eq_case(&y.0),
+        (RData::PTR(x), RData::PTR(y)) => x.0.eq_case(&y.0),
+        (RData::SRV(x), RData::SRV(y)) => {
+            (x.priority, x.weight, x.port) == (y.priority, y.weight, y.port)
+                && x.target.eq_case(&y.target)
+        }
+        _ => false,
+    };
+    data && a.ttl == b.ttl && a.dns_class == b.dns_class && a.name.eq_case(&b.name)
+}
+
 /// The SOA used in NXDOMAIN/NODATA answers: TTL = min(TTL, MINIMUM)
 /// (RFC 2308 section 3).
 fn negative_soa(soa: &RecordSet) -> RecordSet {
@@ -820,6 +880,53 @@ mod tests {
             let r = Record::from_rdata(name.clone(), 300, RData::TXT(too_long));
             assert_eq!(plain_len(&r), None);
             assert_eq!(records_len(std::iter::once(&r)), 512);
+        }
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    fn set<'z>(z: &'z Zone, name: &str, t: RecordType) -> &'z Arc<RecordSet> {
+        let key = Key::new(&Name::from_ascii(name).unwrap());
+        &z.nodes[key.as_bytes()].get_static(t).unwrap().set
+    }
+
+    #[test]
+    fn a_reload_shares_the_rrsets_it_did_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zone");
+        let head = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n";
+        std::fs::write(
+            &path,
+            format!("{head}a A 192.0.2.2\nb MX 10 _mail.example.\nc TXT \"x\"\nd A 192.0.2.4\nt 60 A 192.0.2.5\n"),
+        )
+        .unwrap();
+        let origin = Name::from_ascii("t.").unwrap();
+        let old = Zone::load(&origin, &path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{head}a A 192.0.2.2\nb MX 10 _Mail.example.\nc TXT \"x\"\nd A 192.0.2.4\nd A 192.0.2.44\nt 61 A 192.0.2.5\n"),
+        )
+        .unwrap();
+        let new = Zone::load_after(&origin, &path, Some(&old)).unwrap();
+        let shared = |n: &str, t| Arc::ptr_eq(set(&old, n, t), set(&new, n, t));
+        assert!(shared("a.t.", RecordType::A));
+        assert!(shared("c.t.", RecordType::TXT));
+        assert!(shared("ns.t.", RecordType::A));
+        assert!(
+            !shared("b.t.", RecordType::MX),
+            "the exchange's case changed (`_` labels keep it)"
+        );
+        assert!(!shared("t.t.", RecordType::A), "the TTL changed");
+        assert!(!shared("d.t.", RecordType::A), "a record was added");
+        assert_eq!(set(&old, "d.t.", RecordType::A).records_count(), 1);
+        assert_eq!(set(&new, "d.t.", RecordType::A).records_count(), 2);
+        let mx = set(&new, "b.t.", RecordType::MX);
+        match &mx.records_without_rrsigs().next().unwrap().data {
+            RData::MX(mx) => assert_eq!(mx.exchange.to_string(), "_Mail.example."),
+            other => panic!("{other:?}"),
         }
     }
 }
