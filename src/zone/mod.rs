@@ -106,6 +106,22 @@ impl Node {
         self.rrsets.iter().find(|r| r.rtype == rtype)
     }
 
+    /// What [`Zone::static_sets`] holds of this name.
+    pub fn static_sets(&self) -> impl Iterator<Item = &RecordSet> + Send {
+        let nsec = self
+            .nsec
+            .as_ref()
+            .filter(|x| x.without.is_empty())
+            .map(|x| &*x.full.set);
+        self.rrsets
+            .iter()
+            .filter_map(|e| match &e.data {
+                Data::Static(r) => Some(&*r.set),
+                Data::Slot(_) => None,
+            })
+            .chain(nsec)
+    }
+
     /// The static RRset of type `rtype`, if any.
     pub fn get_static(&self, rtype: RecordType) -> Option<&Rrset> {
         match self.get(rtype).map(|e| &e.data) {
@@ -669,19 +685,32 @@ impl Zone {
     /// names without routes (a routed name's NSEC depends on what its
     /// route transfers, and goes with the routes).
     pub fn static_sets(&self) -> impl Iterator<Item = (&[u8], &RecordSet)> + Send + '_ {
-        self.nodes.iter().flat_map(|(k, n)| {
-            let nsec = n
-                .nsec
-                .as_ref()
-                .filter(|x| x.without.is_empty())
-                .map(|x| (&k[..], &*x.full.set));
-            n.rrsets
-                .iter()
-                .filter_map(move |e| match &e.data {
-                    Data::Static(r) => Some((&k[..], &*r.set)),
-                    Data::Slot(_) => None,
-                })
-                .chain(nsec)
+        self.nodes
+            .iter()
+            .flat_map(|(k, n)| n.static_sets().map(move |s| (&k[..], s)))
+    }
+
+    /// Every name of this zone with its node, and the node of the same
+    /// name in `other`, if any: what compares two loads of a zone. A
+    /// reloaded file keeps its order, so `other`'s node is looked for at
+    /// the same position (shifted by the names added or removed before
+    /// it) before its table is probed: a walk through both in order, not
+    /// a random probe per name.
+    pub fn nodes_against<'a>(
+        &'a self,
+        other: &'a Zone,
+    ) -> impl Iterator<Item = (&'a [u8], &'a Node, Option<&'a Node>)> + 'a {
+        let mut shift = 0isize;
+        (0..self.nodes.count()).map(move |i| {
+            let (k, n) = self.nodes.at(i);
+            let at = i
+                .checked_add_signed(shift)
+                .filter(|&j| j < other.nodes.count() && other.nodes.at(j).0[..] == k[..])
+                .or_else(|| other.nodes.find(k));
+            if let Some(j) = at {
+                shift = j as isize - i as isize;
+            }
+            (&k[..], n, at.map(|j| other.nodes.at(j).1))
         })
     }
 
@@ -891,6 +920,36 @@ mod reload_tests {
     fn set<'z>(z: &'z Zone, name: &str, t: RecordType) -> &'z Arc<RecordSet> {
         let key = Key::new(&Name::from_ascii(name).unwrap());
         &z.nodes[key.as_bytes()].get_static(t).unwrap().set
+    }
+
+    fn zone_of(dir: &Path, names: &[&str]) -> Zone {
+        let path = dir.join("z.zone");
+        let mut text = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n".to_string();
+        for n in names {
+            text.push_str(&format!("{n} A 192.0.2.1\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        Zone::load(&Name::from_ascii("t.").unwrap(), &path).unwrap()
+    }
+
+    #[test]
+    fn nodes_are_matched_by_name_whatever_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = zone_of(dir.path(), &["a", "b", "c.sub", "d", "e", "f"]);
+        let new = zone_of(dir.path(), &["a", "x", "y", "b", "d", "e", "c.sub", "g"]);
+        for (a, b) in [(&old, &new), (&new, &old)] {
+            let mut seen = 0;
+            for (k, n, other) in a.nodes_against(b) {
+                assert!(std::ptr::eq(n, &a.nodes[k]));
+                match (other, b.nodes.get(k)) {
+                    (Some(o), Some(expected)) => assert!(std::ptr::eq(o, expected)),
+                    (None, None) => {}
+                    (o, e) => panic!("{k:?}: {:?} vs {:?}", o.is_some(), e.is_some()),
+                }
+                seen += 1;
+            }
+            assert_eq!(seen, a.nodes.count());
+        }
     }
 
     #[test]
