@@ -262,6 +262,9 @@ pub struct Builder<'p> {
     sets: Vec<BuildSet>,
     /// The zone this one replaces, whose unchanged RRsets are shared.
     previous: Option<&'p Zone>,
+    /// Where the names of `previous` are against the new ones (see
+    /// [`Zone::node_near`]).
+    shift: isize,
 }
 
 /// One RRset being built.
@@ -298,6 +301,7 @@ impl Builder<'_> {
             first: Vec::with_capacity(names),
             sets: Vec::with_capacity(names),
             previous: None,
+            shift: 0,
         }
     }
 
@@ -337,10 +341,10 @@ impl Builder<'_> {
             record.name = record.name.to_lowercase();
         }
         let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
-        let set = match self
-            .previous
-            .and_then(|p| p.unchanged(key.as_bytes(), &record))
-        {
+        let previous = self.previous;
+        let shared =
+            previous.and_then(|p| p.unchanged(key.as_bytes(), node, &mut self.shift, &record));
+        let set = match shared {
             Some(set) => set,
             None => Arc::new(RecordSet::from(record)),
         };
@@ -510,9 +514,16 @@ impl Builder<'_> {
 impl Zone {
     /// This zone's RRset at `key` of `record`'s type if it holds exactly
     /// `record` (and no signatures): a reload shares it instead of making
-    /// it again.
-    fn unchanged(&self, key: &[u8], record: &Record) -> Option<Arc<RecordSet>> {
-        let set = &self.nodes.get(key)?.get_static(record.record_type())?.set;
+    /// it again. `i` and `shift`: see [`Zone::node_near`].
+    fn unchanged(
+        &self,
+        key: &[u8],
+        i: usize,
+        shift: &mut isize,
+        record: &Record,
+    ) -> Option<Arc<RecordSet>> {
+        let node = self.node_near(key, i, shift)?;
+        let set = &node.get_static(record.record_type())?.set;
         let mut records = set.records_without_rrsigs();
         let same = set.rrsigs().is_empty()
             && set.ttl() == record.ttl
@@ -703,15 +714,23 @@ impl Zone {
         let mut shift = 0isize;
         (0..self.nodes.count()).map(move |i| {
             let (k, n) = self.nodes.at(i);
-            let at = i
-                .checked_add_signed(shift)
-                .filter(|&j| j < other.nodes.count() && other.nodes.at(j).0[..] == k[..])
-                .or_else(|| other.nodes.find(k));
-            if let Some(j) = at {
-                shift = j as isize - i as isize;
-            }
-            (&k[..], n, at.map(|j| other.nodes.at(j).1))
+            (&k[..], n, other.node_near(k, i, &mut shift))
         })
+    }
+
+    /// The node of `key`, looked for at position `i + shift` first (the
+    /// position of the same name in another load of this zone, shifted
+    /// by the names added or removed before it), then by a probe of the
+    /// table; `shift` follows what is found.
+    fn node_near(&self, key: &[u8], i: usize, shift: &mut isize) -> Option<&Node> {
+        let at = i
+            .checked_add_signed(*shift)
+            .filter(|&j| j < self.nodes.count() && self.nodes.at(j).0[..] == *key)
+            .or_else(|| self.nodes.find(key));
+        if let Some(j) = at {
+            *shift = j as isize - i as isize;
+        }
+        at.map(|j| self.nodes.at(j).1)
     }
 
     /// The static RRset at `key` of `rtype`.

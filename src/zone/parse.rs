@@ -409,7 +409,7 @@ struct Entry<'a> {
     /// Starts with blank space: the owner is the previous record's.
     blank_owner: bool,
     /// Token byte ranges in `text` (parentheses and comments removed).
-    tokens: Vec<(usize, usize)>,
+    tokens: Tokens,
 }
 
 /// Splits a master file into logical entries. Newlines inside parentheses
@@ -462,9 +462,12 @@ fn each_entry<'t>(text: &'t str, mut out: impl FnMut(Entry<'t>)) {
     }
 }
 
-fn tokens(t: &str) -> Vec<(usize, usize)> {
+/// Token byte ranges, inline for most records (no allocation per line).
+type Tokens = smallvec::SmallVec<[(usize, usize); 8]>;
+
+fn tokens(t: &str) -> Tokens {
     let b = t.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Tokens::new();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
