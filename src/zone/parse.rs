@@ -6,6 +6,7 @@
 //! and TTL inheritance) and hands each record, made explicit, to hickory's
 //! parser. Every error therefore names the file and line of its entry.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -207,8 +208,13 @@ impl Reader<'_> {
             }
             if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
                 ttl = Some(parse_ttl_value(t)?);
-            } else if class.is_none() && DNSClass::from_str(&t.to_ascii_uppercase()).is_ok() {
-                class = Some(t.to_ascii_uppercase());
+            } else if class.is_none() && t.eq_ignore_ascii_case("IN") {
+                class = Some(Cow::Borrowed("IN"));
+            } else if class.is_none()
+                && common_type(t).is_none()
+                && DNSClass::from_str(&t.to_ascii_uppercase()).is_ok()
+            {
+                class = Some(Cow::Owned(t.to_ascii_uppercase()));
             } else {
                 break i;
             }
@@ -218,8 +224,11 @@ impl Reader<'_> {
             return Err(format!("class {c} is not served (only IN)"));
         }
         let type_text = tok(rtype_at).expect("checked above");
-        let rtype = RecordType::from_str(&type_text.to_ascii_uppercase())
-            .map_err(|_| format!("unknown record type `{type_text}`"))?;
+        let rtype = match common_type(type_text) {
+            Some(t) => t,
+            None => RecordType::from_str(&type_text.to_ascii_uppercase())
+                .map_err(|_| format!("unknown record type `{type_text}`"))?,
+        };
         if matches!(
             rtype,
             RecordType::OPT
@@ -253,6 +262,15 @@ impl Reader<'_> {
         (self.sink)(record, loc.clone());
         Ok(())
     }
+}
+
+/// The type named `t` (in any case) if it is one of the common ones: no
+/// uppercase copy of every record's type and class to look them up.
+fn common_type(t: &str) -> Option<RecordType> {
+    use RecordType::*;
+    [A, AAAA, TXT, MX, CNAME, NS, PTR, SRV, SOA]
+        .into_iter()
+        .find(|r| t.eq_ignore_ascii_case(<&str>::from(*r)))
 }
 
 /// The records of large zones (A, AAAA, TXT, MX, CNAME, NS, PTR, SRV)
@@ -589,6 +607,17 @@ mod tests {
             }
             None => false,
         }
+    }
+
+    #[test]
+    fn common_types_are_hickorys() {
+        for t in ["A", "aaaa", "Txt", "mX", "CNAME", "ns", "PTR", "srv", "SOA"] {
+            let upper = t.to_ascii_uppercase();
+            assert_eq!(common_type(t), RecordType::from_str(&upper).ok(), "{t}");
+            assert!(DNSClass::from_str(&upper).is_err(), "{t} is a class too");
+        }
+        assert_eq!(common_type("CAA"), None);
+        assert_eq!(common_type("IN"), None);
     }
 
     #[test]
