@@ -5,6 +5,9 @@
 //! across parentheses, `$ORIGIN`, `$TTL`, `$INCLUDE file [origin]`, owner
 //! and TTL inheritance) and hands each record, made explicit, to hickory's
 //! parser. Every error therefore names the file and line of its entry.
+//! The common records in their plain forms (the bulk of large zones) are
+//! made directly instead, as hickory's parser would make them (see
+//! `plain_record`); anything unusual still goes through it.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -43,8 +46,9 @@ pub struct ParsedFile {
     pub records: Vec<(Record, Loc)>,
     /// The zone file and every file it includes, for change detection.
     pub files: Vec<PathBuf>,
-    /// FNV-1a over the text of every file read, in order: detects content
-    /// changes made without a serial change.
+    /// [`text_hash`] over the text of every file read, in order: detects
+    /// content changes made without a serial change (compared between
+    /// loads of one process only).
     pub content_hash: u64,
 }
 
@@ -59,6 +63,21 @@ pub fn fnv64(mut h: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a 64 offset basis.
 pub const FNV_START: u64 = 0xcbf29ce484222325;
+
+/// FNV-1a's steps over 8-byte words (then the last bytes one by one),
+/// continuing from `h`: a zone file's text hashed 8 times faster than
+/// [`fnv64`] (a step is a multiplication that waits for the previous
+/// one). Each step is a bijection of `h` for a given word, so texts of
+/// one length that differ in one place never hash alike.
+pub fn text_hash(mut h: u64, bytes: &[u8]) -> u64 {
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    for w in words {
+        h ^= u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    fnv64(h, rest)
+}
 
 /// Reads the master file at `path` for the zone `origin`. Returns every
 /// syntax error found (parsing continues after a bad entry).
@@ -122,7 +141,7 @@ impl Reader<'_> {
             }
         };
         self.files.push(path.to_path_buf());
-        self.content_hash = fnv64(self.content_hash, text.as_bytes());
+        self.content_hash = text_hash(self.content_hash, text.as_bytes());
         let file: Arc<Path> = Arc::from(path);
         each_entry(&text, |entry| {
             let loc = Loc {
@@ -607,6 +626,20 @@ mod tests {
             }
             None => false,
         }
+    }
+
+    #[test]
+    fn any_one_change_changes_the_text_hash() {
+        let text: Vec<u8> = (0..100u8).collect();
+        let h = text_hash(FNV_START, &text);
+        for i in 0..text.len() {
+            for bit in 0..8 {
+                let mut t = text.clone();
+                t[i] ^= 1 << bit;
+                assert_ne!(text_hash(FNV_START, &t), h, "byte {i} bit {bit}");
+            }
+        }
+        assert_ne!(text_hash(FNV_START, &text[..99]), h);
     }
 
     #[test]
