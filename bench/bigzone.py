@@ -2,6 +2,7 @@
 """A zone of 1,000,000 records: veer against NSD on the same file (issue 18).
 
     bench/bigzone.py [--records 1000000] [--rounds 1] [--flips 10] [--skip-build]
+                     [--baseline BINARY]
 
 Generates big.test. once (fixed seed) in a temp dir: SOA, two NS and their
 glue, www A, and N records: 55% A, 20% AAAA, 15% TXT, 10% MX (exchanges
@@ -30,6 +31,10 @@ NSD (`nsd -d`, server-count 1, rrl off, no database) on the same file:
   - load: exec -> first SOA answer; RSS summed over all nsd processes
     (main, xfrd, server: NSD forks, so pages shared copy-on-write count
     once per process) and PSS summed (shared pages split), 1 s after load
+
+With --baseline (another veer binary, e.g. main's release build copied
+aside), each round also runs the big-zone measures with it (before this
+build's, on the same file), and a second table compares the two.
 
 Prints the command line, the raw numbers of every round, and one table
 with both servers and the ratios veer/NSD.
@@ -591,6 +596,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--flips", type=int, default=10, help="failover flips per zone and round")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another veer binary measured on the big zone in the same rounds")
     args = ap.parse_args()
     cmd = " ".join(["bench/bigzone.py", *sys.argv[1:]])
 
@@ -624,8 +631,17 @@ def main():
         print(f"servers pinned to CPU {CPU_SERVER}, this script (client) to CPU {CPU_CLIENT}\n")
 
         rounds = []
+        baselines = []
         for rnd in range(1, args.rounds + 1):
             print(f"round {rnd}/{args.rounds}")
+            if args.baseline:
+                base = run_veer_big(args.baseline, work, zone_path, head1, head2, body, args.flips,
+                                    f"base-{rnd}")
+                baselines.append(base)
+                print(f"  baseline: check {base['check_s']:.2f} s / {mib(base['check_maxrss_kib']):.0f} MiB peak; "
+                      f"load {base['load_s']:.2f} s; RSS {mib(base['rss_kib']):.0f} MiB, "
+                      f"VmHWM {mib(base['hwm_load_kib']):.0f} MiB; reload {base['reload_s']:.2f} s, "
+                      f"VmHWM {mib(base['hwm_reload_kib']):.0f} MiB, gap {base['reload_gap_s'] * 1000:.0f} ms")
             big = run_veer_big(binary, work, zone_path, head1, head2, body, args.flips, rnd)
             print(f"  veer: check {big['check_s']:.2f} s / {mib(big['check_maxrss_kib']):.0f} MiB peak; "
                   f"load {big['load_s']:.2f} s (listening after "
@@ -703,6 +719,28 @@ def main():
         print(f"| failover: flip → `check flip` log line, {label} zone "
               f"| {fmt(m(i, 'fo_log_s', med), 'ms')} | — | | |")
     print(f"| failover: big − small | {fmt(diff, 'ms')} | — | | ≤ 5 ms |")
+    if baselines:
+        b = {k: med([r[k] for r in baselines]) for k in (
+            "load_s", "check_s", "check_maxrss_kib", "rss_kib", "hwm_load_kib", "reload_s",
+            "hwm_reload_kib", "rss_after_reload_kib", "reload_gap_s")}
+        nb = {k: med([rr[0][k] for rr in rounds]) for k in b}
+        print(f"\n| measure | baseline ({args.baseline}) | this build | this/baseline |")
+        print("|---|---:|---:|---:|")
+        for key, label, unit in (
+                ("load_s", "load: exec → first SOA answer", "s"),
+                ("rss_kib", "RSS after load", "MiB"),
+                ("hwm_load_kib", "peak during load (VmHWM)", "MiB"),
+                ("check_s", "`veer check` time", "s"),
+                ("check_maxrss_kib", "`veer check` peak RSS", "MiB"),
+                ("reload_s", "reload: rename → new serial served", "s"),
+                ("hwm_reload_kib", "peak during reload (VmHWM, reset before)", "MiB"),
+                ("rss_after_reload_kib", "RSS 1 s after the reload", "MiB"),
+                ("reload_gap_s", "longest gap in SOA answers during the reload", "ms")):
+            conv = mib if unit == "MiB" else (lambda x: x)
+            print(f"| {label} | {fmt(conv(b[key]), unit)} | {fmt(conv(nb[key]), unit)} "
+                  f"| {ratio(nb[key], b[key])} |")
+        print(f"| reload peak / steady RSS | {ratio(b['hwm_reload_kib'], b['rss_kib'])} "
+              f"| {ratio(nb['hwm_reload_kib'], nb['rss_kib'])} | |")
     print(f"\ncommand: {cmd}")
 
 

@@ -1036,6 +1036,9 @@ fn check(path: PathBuf) -> ExitCode {
                 base.config.checks.len(),
                 base.config.routes.len()
             );
+            // The process ends here: freeing a large zone record by
+            // record would only delay the exit (0.4 s for a million).
+            std::mem::forget(base);
             ExitCode::SUCCESS
         }
         Err(d) => {

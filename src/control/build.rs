@@ -131,11 +131,10 @@ impl Base {
                 zones.push(None);
                 continue;
             }
-            match Zone::load(&z.origin, &z.file) {
+            let old = previous.and_then(|p| p.zones.iter().find(|o| o.origin == z.origin));
+            match Zone::load_after(&z.origin, &z.file, old.map(|o| &**o)) {
                 Ok(mut zone) => {
-                    if let Some(old) =
-                        previous.and_then(|p| p.zones.iter().find(|o| o.origin == zone.origin))
-                    {
+                    if let Some(old) = old {
                         zone.stats = old.stats.clone();
                     }
                     zones.push(Some(zone))

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::build::Base;
 use crate::config::{CheckConfig, CheckKind, Config, RouteConfig};
-use crate::zone::Zone;
+use crate::zone::{Node, Zone};
 
 /// Most RRsets named per zone in a diff (the counts are always whole).
 pub const MAX_SETS: usize = 50;
@@ -265,10 +265,15 @@ pub fn diff(old: &Base, new: &Base) -> ReloadDiff {
     d
 }
 
-/// A zone's static RRsets (no NSEC: those follow the data).
-fn sets(z: &Zone) -> impl Iterator<Item = (&[u8], &RecordSet)> {
-    z.static_sets()
-        .filter(|(_, s)| s.record_type() != RecordType::NSEC)
+/// A name's static RRsets (no NSEC: those follow the data).
+fn sets(n: &Node) -> impl Iterator<Item = &RecordSet> {
+    n.static_sets()
+        .filter(|s| s.record_type() != RecordType::NSEC)
+}
+
+/// The static RRset of type `t` at `n`, if any.
+fn set_of(n: Option<&Node>, t: RecordType) -> Option<&RecordSet> {
+    n?.get_static(t).map(|r| &*r.set)
 }
 
 /// How `old` and `new` (the same owner and type) differ: (records added,
@@ -276,6 +281,10 @@ fn sets(z: &Zone) -> impl Iterator<Item = (&[u8], &RecordSet)> {
 /// records in the same order, so most compare without a copy; a changed
 /// one is compared as sorted RDATA text.
 fn set_diff(old: &RecordSet, new: &RecordSet) -> (usize, usize, bool) {
+    // A set a reload shared with the previous load.
+    if std::ptr::eq(old, new) {
+        return (0, 0, false);
+    }
     fn data(s: &RecordSet) -> impl Iterator<Item = &hickory_proto::rr::RData> {
         s.records_without_rrsigs().map(|r| &r.data)
     }
@@ -325,12 +334,11 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
         }
     };
     let mut omitted = 0;
-    let soa = std::iter::once((&[][..], &new.file_soa));
-    for (key, set) in sets(new).chain(soa) {
-        let before = match set.record_type() {
-            RecordType::SOA => Some(&old.file_soa),
-            t => old.static_set(key, t),
-        };
+    let new_sets = new
+        .nodes_against(old)
+        .flat_map(|(_, n, o)| sets(n).map(move |s| (s, set_of(o, s.record_type()))));
+    let soa = std::iter::once((&new.file_soa, Some(&old.file_soa)));
+    for (set, before) in new_sets.chain(soa) {
         match before {
             None => {
                 zd.records_added += set.records_without_rrsigs().count();
@@ -347,8 +355,11 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
             }
         }
     }
-    for (key, set) in sets(old) {
-        if new.static_set(key, set.record_type()).is_none() {
+    for (set, n) in old
+        .nodes_against(new)
+        .flat_map(|(_, o, n)| sets(o).map(move |s| (s, n)))
+    {
+        if set_of(n, set.record_type()).is_none() {
             zd.records_removed += set.records_without_rrsigs().count();
             name('-', set, &mut omitted);
         }

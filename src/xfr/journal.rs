@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordSet, RecordType, SerialNumber};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use rustc_hash::FxHashMap;
 
-use crate::zone::Zone;
+use crate::zone::{Node, Zone};
 
 /// One step between two published versions of a zone.
 #[derive(Debug)]
@@ -132,34 +131,33 @@ fn records(set: &RecordSet) -> Vec<Record> {
     set.records_with_rrsigs().cloned().collect()
 }
 
-/// The static data of two loads of a zone, RRset by RRset.
+/// The static RRset of type `t` at `n` (NSEC included).
+fn of_type(n: &Node, t: RecordType) -> Option<&RecordSet> {
+    n.static_sets().find(|s| s.record_type() == t)
+}
+
+/// The static data of two loads of a zone, RRset by RRset. An RRset a
+/// reload shared with the previous load is the same set: skipped.
 fn static_diff(old: &Zone, new: &Zone, removed: &mut Vec<Record>, added: &mut Vec<Record>) {
-    let new_sets: FxHashMap<(&[u8], RecordType), &RecordSet> = new
-        .static_sets()
-        .map(|(k, s)| ((k, s.record_type()), s))
-        .collect();
-    let mut seen = 0;
-    for (k, o) in old.static_sets() {
-        match new_sets.get(&(k, o.record_type())) {
-            Some(n) => {
-                seen += 1;
-                if o.ttl() == n.ttl() && o.name() == n.name() {
-                    set_diff(&records(o), &records(n), removed, added);
-                } else {
-                    removed.extend(records(o));
-                    added.extend(records(n));
+    for (_, old_node, new_node) in old.nodes_against(new) {
+        for o in old_node.static_sets() {
+            match new_node.and_then(|n| of_type(n, o.record_type())) {
+                Some(n) if std::ptr::eq(o, n) => {}
+                Some(n) => {
+                    if o.ttl() == n.ttl() && o.name() == n.name() {
+                        set_diff(&records(o), &records(n), removed, added);
+                    } else {
+                        removed.extend(records(o));
+                        added.extend(records(n));
+                    }
                 }
+                None => removed.extend(records(o)),
             }
-            None => removed.extend(records(o)),
         }
     }
-    if seen < new_sets.len() {
-        let old_keys: rustc_hash::FxHashSet<(&[u8], RecordType)> = old
-            .static_sets()
-            .map(|(k, s)| (k, s.record_type()))
-            .collect();
-        for (key, n) in &new_sets {
-            if !old_keys.contains(key) {
+    for (_, new_node, old_node) in new.nodes_against(old) {
+        for n in new_node.static_sets() {
+            if old_node.is_none_or(|o| of_type(o, n.record_type()).is_none()) {
                 added.extend(records(n));
             }
         }

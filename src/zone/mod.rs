@@ -111,6 +111,22 @@ impl Node {
         self.rrsets.iter().find(|r| r.rtype == rtype)
     }
 
+    /// What [`Zone::static_sets`] holds of this name.
+    pub fn static_sets(&self) -> impl Iterator<Item = &RecordSet> + Send {
+        let nsec = self
+            .nsec
+            .as_ref()
+            .filter(|x| x.without.is_empty())
+            .map(|x| &*x.full.set);
+        self.rrsets
+            .iter()
+            .filter_map(|e| match &e.data {
+                Data::Static(r) => Some(&*r.set),
+                Data::Slot(_) => None,
+            })
+            .chain(nsec)
+    }
+
     /// The static RRset of type `rtype`, if any.
     pub fn get_static(&self, rtype: RecordType) -> Option<&Rrset> {
         match self.get(rtype).map(|e| &e.data) {
@@ -193,7 +209,24 @@ impl Zone {
     /// Reads and validates the zone `origin` from `file`, building it as
     /// the records are read.
     pub fn load(origin: &Name, file: &Path) -> Result<Zone, Diagnostics> {
-        let mut builder = Builder::new(origin);
+        Zone::load_after(origin, file, None)
+    }
+
+    /// [`Zone::load`] for a reload: the RRsets of `previous` (the zone
+    /// being served, loaded from a file) that the file still holds as they
+    /// were are shared with it, not made again.
+    pub fn load_after(
+        origin: &Name,
+        file: &Path,
+        previous: Option<&Zone>,
+    ) -> Result<Zone, Diagnostics> {
+        // Its index sized from the file's size (about a record per 24
+        // bytes or more), so that a large zone's is not rehashed as it
+        // grows; room reserved and never used is not resident.
+        let hint = std::fs::metadata(file).map_or(0, |m| m.len() as usize / 24);
+        // (A hint of names: most names of a large zone have one record.)
+        let mut builder = Builder::with_capacity(origin, hint);
+        builder.previous = previous.filter(|p| !p.transferred && p.origin == *origin);
         let (files, hash) = parse::read_file_into(file, origin, &mut |r, loc| builder.add(r, loc))?;
         let mut zone = builder.finish(file, files)?;
         zone.content_hash = hash;
@@ -217,35 +250,70 @@ impl Zone {
 }
 
 /// A zone being built, one record at a time.
-pub struct Builder {
+pub struct Builder<'p> {
     origin: Name,
+    /// The apex's key length (its ancestors are not nodes).
+    apex_len: usize,
     errors: Vec<Diagnostic>,
     count: usize,
-    /// (name key, type) -> (set, first location); insertion order kept.
-    /// Shared from the start: the zone takes them without a copy.
-    sets: Vec<(Box<[u8]>, Arc<RecordSet>, Loc)>,
-    /// Indices into `sets` by (key, type): the key bytes are the set's.
-    index: hashbrown::HashTable<u32>,
+    /// The zone's names as they are found (owners and the empty
+    /// non-terminals above them): the table the zone is served from,
+    /// filled with its RRsets at the end.
+    nodes: nodes::Nodes,
+    /// For each node, its first set in `sets` (or [`NONE`]).
+    first: Vec<u32>,
+    /// Every RRset, in the order of its first record. Shared from the
+    /// start: the zone takes them without a copy.
+    sets: Vec<BuildSet>,
+    /// The zone this one replaces, whose unchanged RRsets are shared.
+    previous: Option<&'p Zone>,
+    /// Where the names of `previous` are against the new ones (see
+    /// [`Zone::node_near`]).
+    shift: isize,
 }
 
-fn set_hash(key: &[u8], rtype: RecordType) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    h.write(key);
-    h.write_u16(rtype.into());
-    h.finish()
+/// One RRset being built.
+struct BuildSet {
+    set: Arc<RecordSet>,
+    /// Where its first record is.
+    loc: Loc,
+    /// Its node.
+    node: u32,
+    /// The next set of the same node (or [`NONE`]).
+    next: u32,
 }
 
-impl Builder {
+/// No set.
+const NONE: u32 = u32::MAX;
+
+impl Builder<'_> {
     /// An empty zone `origin`.
     pub fn new(origin: &Name) -> Self {
+        Builder::with_capacity(origin, 0)
+    }
+
+    /// An empty zone `origin` with room for about `names` names.
+    pub fn with_capacity(origin: &Name, names: usize) -> Self {
+        let names = names.min(1 << 26);
+        let mut nodes = nodes::Nodes::default();
+        nodes.reserve(names);
         Builder {
             origin: origin.clone(),
+            apex_len: Key::new(origin).as_bytes().len(),
             errors: Vec::new(),
             count: 0,
-            sets: Vec::new(),
-            index: hashbrown::HashTable::new(),
+            nodes,
+            first: Vec::with_capacity(names),
+            sets: Vec::with_capacity(names),
+            previous: None,
+            shift: 0,
         }
+    }
+
+    /// The sets of node `node`, in the order they were found.
+    fn sets_of(&self, node: usize) -> impl Iterator<Item = usize> + Clone + '_ {
+        let some = |i: u32| (i != NONE).then_some(i as usize);
+        std::iter::successors(some(self.first[node]), move |&i| some(self.sets[i].next))
     }
 
     /// Adds a record read at `loc`.
@@ -259,112 +327,130 @@ impl Builder {
             return;
         }
         let key = Key::new(&record.name);
-        let key = key.as_bytes();
+        let node = self.node_index(key.as_bytes());
         let rtype = record.record_type();
-        let hash = set_hash(key, rtype);
-        let sets = &self.sets;
-        let found = self.index.find(hash, |&i| {
-            let (k, s, _) = &sets[i as usize];
-            **k == *key && s.record_type() == rtype
+        let mut last = None;
+        let same = self.sets_of(node).find(|&i| {
+            last = Some(i);
+            self.sets[i].set.record_type() == rtype
         });
-        match found {
-            Some(&i) => {
-                let i = i as usize;
-                let set = Arc::get_mut(&mut self.sets[i].1).expect("one owner while building");
-                if rtype == RecordType::SOA {
-                    self.errors.push(loc.error(format!(
-                        "a second SOA record (the first is at line {})",
-                        self.sets[i].2.line
-                    )));
-                } else if rtype == RecordType::CNAME
-                    && !set.records_without_rrsigs().any(|r| r.data == record.data)
-                {
-                    self.errors
-                        .push(loc.error(format!("{} has more than one CNAME record", record.name)));
-                } else {
-                    if set.ttl() != record.ttl {
-                        tracing::warn!(
-                            "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
-                            loc.file.display(),
-                            loc.line,
-                            record.ttl,
-                            set.ttl(),
-                            set.ttl()
-                        );
-                    }
-                    set.add_rdata(record.data);
-                }
-            }
-            None => {
-                // From the record itself: a Vec of one (`add_rdata`
-                // on an empty set reserves four records, and most
-                // sets hold one: 840 bytes each of a large zone).
-                let mut record = record;
-                record.name = record.name.to_lowercase();
-                let set = Arc::new(RecordSet::from(record));
-                let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
-                let sets = &self.sets;
-                self.index.insert_unique(hash, i, |&j| {
-                    let (k, s, _) = &sets[j as usize];
-                    set_hash(k, s.record_type())
-                });
-                self.sets.push((key.into(), set, loc));
-            }
+        if let Some(i) = same {
+            self.merge(i, record, &loc);
+            return;
+        }
+        // From the record itself: a Vec of one (`add_rdata` on an empty
+        // set reserves four records, and most sets hold one: 840 bytes
+        // each of a large zone).
+        let mut record = record;
+        if record.name.iter().flatten().any(u8::is_ascii_uppercase) {
+            record.name = record.name.to_lowercase();
+        }
+        let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
+        let previous = self.previous;
+        let shared =
+            previous.and_then(|p| p.unchanged(key.as_bytes(), node, &mut self.shift, &record));
+        let set = match shared {
+            Some(set) => set,
+            None => Arc::new(RecordSet::from(record)),
+        };
+        self.sets.push(BuildSet {
+            set,
+            loc,
+            node: node as u32,
+            next: NONE,
+        });
+        match last {
+            Some(l) => self.sets[l].next = i,
+            None => self.first[node] = i,
         }
     }
 
+    /// Adds `record` to the set `i` of its name and type.
+    fn merge(&mut self, i: usize, record: Record, loc: &Loc) {
+        let first_line = self.sets[i].loc.line;
+        // (A copy if it is the previous zone's.)
+        let set = Arc::make_mut(&mut self.sets[i].set);
+        let rtype = record.record_type();
+        if rtype == RecordType::SOA {
+            self.errors.push(loc.error(format!(
+                "a second SOA record (the first is at line {first_line})"
+            )));
+        } else if rtype == RecordType::CNAME
+            && !set.records_without_rrsigs().any(|r| r.data == record.data)
+        {
+            self.errors
+                .push(loc.error(format!("{} has more than one CNAME record", record.name)));
+        } else {
+            if set.ttl() != record.ttl {
+                tracing::warn!(
+                    "{}:{}: warning: TTL {} differs from the RRset's TTL {}; using {}",
+                    loc.file.display(),
+                    loc.line,
+                    record.ttl,
+                    set.ttl(),
+                    set.ttl()
+                );
+            }
+            set.add_rdata(record.data);
+        }
+    }
+
+    /// The node of `key`, added (with the empty non-terminals above it)
+    /// when new: one probe of the table for a name already there.
+    fn node_index(&mut self, key: &[u8]) -> usize {
+        let first = &mut self.first;
+        self.nodes
+            .find_or_insert_name(key, self.apex_len, |_| first.push(NONE))
+    }
+
     /// The zone, or every error found.
-    pub fn finish(self, file: &Path, files: Vec<PathBuf>) -> Result<Zone, Diagnostics> {
-        let Builder {
-            origin,
-            mut errors,
-            count,
-            mut sets,
-            index,
-        } = self;
+    pub fn finish(mut self, file: &Path, files: Vec<PathBuf>) -> Result<Zone, Diagnostics> {
+        let origin = self.origin.clone();
         let origin = &origin;
-        // CNAME and other data (RFC 1034 3.6.2); SOA only at the apex.
-        let origin_key = owned_key(origin);
-        // The sets of each name, together (a sort of indices, not a map
-        // of lists: a million names made a million small lists).
-        let mut order: Vec<u32> = (0..sets.len() as u32).collect();
-        order.sort_by(|&a, &b| sets[a as usize].0.cmp(&sets[b as usize].0));
-        let mut names = 0;
-        for group in order.chunk_by(|&a, &b| sets[a as usize].0 == sets[b as usize].0) {
-            names += 1;
-            let idxs = group.iter().map(|&i| i as usize);
-            let cname = idxs
+        let mut errors = std::mem::take(&mut self.errors);
+        // CNAME and other data (RFC 1034 3.6.2), in the order of the
+        // names' keys.
+        let mut cnames = Vec::new();
+        for node in 0..self.nodes.count() {
+            let mut sets = self.sets_of(node);
+            let cname = sets
                 .clone()
-                .find(|&i| sets[i].1.record_type() == RecordType::CNAME);
+                .find(|&i| self.sets[i].set.record_type() == RecordType::CNAME);
             if let Some(c) = cname
-                && let Some(other) = idxs.clone().find(|&i| i != c)
+                && let Some(other) = sets.find(|&i| i != c)
             {
-                let later = if sets[c].2.line > sets[other].2.line {
+                let (c, other) = (&self.sets[c], &self.sets[other]);
+                let later = if c.loc.line > other.loc.line {
                     c
                 } else {
                     other
                 };
-                errors.push(sets[later].2.error(format!(
+                cnames.push((node, later.loc.error(format!(
                     "{} has a CNAME (line {}) and other data ({} at line {}); a CNAME must be alone at its name",
-                    sets[c].1.name(),
-                    sets[c].2.line,
-                    sets[other].1.record_type(),
-                    sets[other].2.line
-                )));
+                    c.set.name(),
+                    c.loc.line,
+                    other.set.record_type(),
+                    other.loc.line
+                ))));
             }
         }
-        drop(order);
+        cnames.sort_by(|a, b| self.nodes.at(a.0).0[..].cmp(&self.nodes.at(b.0).0[..]));
+        errors.extend(cnames.into_iter().map(|(_, e)| e));
+        // SOA only at the apex.
+        let apex = self.nodes.find(Key::new(origin).as_bytes());
         let mut soa = None;
-        for (key, set, loc) in &sets {
-            if set.record_type() == RecordType::SOA {
-                if **key == *origin_key {
-                    soa = Some((**set).clone());
-                } else {
-                    errors.push(loc.error(format!(
-                        "SOA record at {} is not at the zone apex {origin}",
-                        set.name()
-                    )));
-                }
+        for s in self
+            .sets
+            .iter()
+            .filter(|s| s.set.record_type() == RecordType::SOA)
+        {
+            if Some(s.node as usize) == apex {
+                soa = Some((*s.set).clone());
+            } else {
+                errors.push(s.loc.error(format!(
+                    "SOA record at {} is not at the zone apex {origin}",
+                    s.set.name()
+                )));
             }
         }
         let Some(soa) = soa else {
@@ -379,33 +465,45 @@ impl Builder {
             errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             return Err(Diagnostics(errors));
         }
-        let apex_ns = index
-            .find(set_hash(&origin_key, RecordType::NS), |&i| {
-                let (k, s, _) = &sets[i as usize];
-                **k == *origin_key && s.record_type() == RecordType::NS
-            })
-            .is_some();
-        if !apex_ns {
+        let apex = apex.expect("the SOA's node");
+        if !self
+            .sets_of(apex)
+            .any(|i| self.sets[i].set.record_type() == RecordType::NS)
+        {
             tracing::warn!(
                 "{}: warning: zone {origin} has no NS records at its apex",
                 file.display()
             );
         }
 
-        drop(index);
-        // Sets that grew past one record: their spare capacity goes (a
-        // clone holds exactly its records).
-        for (_, set, _) in &mut sets {
-            if set.records_count() > 1 {
-                *set = Arc::new((**set).clone());
-            }
+        // The sets into their nodes, taken (not cloned: a million
+        // reference counts touched twice). A node's sets come in the
+        // order of their indices, as in its chain. Sets that grew past one
+        // record lose their spare capacity (a clone holds exactly its
+        // records).
+        let mut nodes = std::mem::take(&mut self.nodes);
+        for s in std::mem::take(&mut self.sets) {
+            let rtype = s.set.record_type();
+            let data = match rtype {
+                RecordType::SOA => Data::Slot(0),
+                _ if s.set.records_count() > 1 => {
+                    Data::Static(Rrset::new(Arc::new((*s.set).clone())))
+                }
+                _ => Data::Static(Rrset::new(s.set)),
+            };
+            nodes
+                .at_mut(s.node as usize)
+                .rrsets
+                .push(Entry { rtype, data });
         }
+        let count = self.count;
+        drop(self);
         let mut zone = Zone {
             origin: origin.to_lowercase(),
             origin_labels: Key::new(origin).labels(),
             file_soa: soa,
             soa_slot: 0,
-            nodes: nodes::Nodes::default(),
+            nodes,
             records: count,
             files,
             content_hash: 0,
@@ -413,57 +511,54 @@ impl Builder {
             transferred: false,
             signed: None,
         };
-        // One node per name (and any empty non-terminals): sized once,
-        // the table is not copied as it grows (170 MB for a million names).
-        zone.nodes.reserve(names);
-        zone.insert_sets(sets.into_iter().map(|(k, s, _)| (k, s)));
+        zone.mark_cuts();
+        zone.link_additionals();
         Ok(zone)
     }
 }
 
 impl Zone {
-    fn insert_sets(&mut self, sets: impl Iterator<Item = (Box<[u8]>, Arc<RecordSet>)>) {
-        for (key, set) in sets {
-            let rtype = set.record_type();
-            let data = match rtype {
-                RecordType::SOA => Data::Slot(0),
-                _ => Data::Static(Rrset::new(set)),
-            };
-            self.node_mut(&key).rrsets.push(Entry { rtype, data });
+    /// This zone's RRset at `key` of `record`'s type if it holds exactly
+    /// `record` (and no signatures): a reload shares it instead of making
+    /// it again. `i` and `shift`: see [`Zone::node_near`].
+    fn unchanged(
+        &self,
+        key: &[u8],
+        i: usize,
+        shift: &mut isize,
+        record: &Record,
+    ) -> Option<Arc<RecordSet>> {
+        let node = self.node_near(key, i, shift)?;
+        let set = &node.get_static(record.record_type())?.set;
+        let mut records = set.records_without_rrsigs();
+        let same = set.rrsigs().is_empty()
+            && set.ttl() == record.ttl
+            && records.next().is_some_and(|r| same_record(r, record))
+            && records.next().is_none();
+        same.then(|| set.clone())
+    }
+
+    /// Marks the delegation points: NS records below the apex.
+    fn mark_cuts(&mut self) {
+        let origin_key = Key::new(&self.origin);
+        for i in 0..self.nodes.count() {
+            let (k, n) = self.nodes.at(i);
+            if k[..] != *origin_key.as_bytes() && n.get(RecordType::NS).is_some() {
+                self.nodes.at_mut(i).cut = true;
+            }
         }
-        let origin_key = owned_key(&self.origin);
-        let cuts: Vec<NodeKey> = self
-            .nodes
-            .iter()
-            .filter(|(k, n)| k[..] != origin_key[..] && n.get(RecordType::NS).is_some())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in cuts {
-            self.nodes.get_mut(&k).unwrap().cut = true;
-        }
-        self.link_additionals();
     }
 
     /// Gives MX, SRV and NS sets (and delegations their glue) the address
     /// sets of their in-zone targets, as they are now (after signing:
-    /// with their RRSIGs).
+    /// with their RRSIGs). Walks the nodes in place: only the address
+    /// sets are read, and they are not changed here.
     fn link_additionals(&mut self) {
-        let cuts: Vec<NodeKey> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.cut)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in cuts {
-            let (glue, glue_len) =
-                self.addresses_of(self.nodes[&k].get_static(RecordType::NS).unwrap());
-            let node = self.nodes.get_mut(&k).unwrap();
-            node.glue = glue;
-            node.glue_len = glue_len;
-        }
-        let keys: Vec<NodeKey> = self.nodes.keys().cloned().collect();
-        for k in keys {
-            let node = &self.nodes[&k];
+        for i in 0..self.nodes.count() {
+            let node = self.nodes.at(i).1;
+            let glue = node
+                .cut
+                .then(|| self.addresses_of(node.get_static(RecordType::NS).expect("a cut has NS")));
             let extra: Vec<(usize, Addresses)> = node
                 .rrsets
                 .iter()
@@ -477,7 +572,14 @@ impl Zone {
                     _ => None,
                 })
                 .collect();
-            let node = self.nodes.get_mut(&k).unwrap();
+            if glue.is_none() && extra.is_empty() {
+                continue;
+            }
+            let node = self.nodes.at_mut(i);
+            if let Some((glue, glue_len)) = glue {
+                node.glue = glue;
+                node.glue_len = glue_len;
+            }
             for (i, (add, len)) in extra {
                 if let Data::Static(r) = &mut node.rrsets[i].data {
                     r.additionals = add;
@@ -490,18 +592,14 @@ impl Zone {
     /// The node for `key`, created (with its empty non-terminals up to the
     /// apex) when missing.
     fn node_mut(&mut self, key: &[u8]) -> &mut Node {
-        if !self.nodes.contains_key(key) {
-            let apex_len = owned_key(&self.origin).len();
-            let mut k = key;
-            while !self.nodes.contains_key(k) {
-                self.nodes.insert(k.into(), Node::default());
-                if k.len() <= apex_len {
-                    break;
-                }
-                k = &k[1 + k[0] as usize..];
-            }
-        }
-        self.nodes.get_mut(key).expect("inserted above")
+        let i = self.node_index(key);
+        self.nodes.at_mut(i)
+    }
+
+    /// The index of [`Zone::node_mut`]'s node.
+    fn node_index(&mut self, key: &[u8]) -> usize {
+        let apex_len = Key::new(&self.origin).as_bytes().len();
+        self.nodes.find_or_insert_name(key, apex_len, |_| {})
     }
 
     /// Assigns the snapshot slots of the SOA (`soa_slot` and the next one).
@@ -604,20 +702,41 @@ impl Zone {
     /// names without routes (a routed name's NSEC depends on what its
     /// route transfers, and goes with the routes).
     pub fn static_sets(&self) -> impl Iterator<Item = (&[u8], &RecordSet)> + Send + '_ {
-        self.nodes.iter().flat_map(|(k, n)| {
-            let nsec = n
-                .nsec
-                .as_ref()
-                .filter(|x| x.without.is_empty())
-                .map(|x| (&k[..], &*x.full.set));
-            n.rrsets
-                .iter()
-                .filter_map(move |e| match &e.data {
-                    Data::Static(r) => Some((&k[..], &*r.set)),
-                    Data::Slot(_) => None,
-                })
-                .chain(nsec)
+        self.nodes
+            .iter()
+            .flat_map(|(k, n)| n.static_sets().map(move |s| (&k[..], s)))
+    }
+
+    /// Every name of this zone with its node, and the node of the same
+    /// name in `other`, if any: what compares two loads of a zone. A
+    /// reloaded file keeps its order, so `other`'s node is looked for at
+    /// the same position (shifted by the names added or removed before
+    /// it) before its table is probed: a walk through both in order, not
+    /// a random probe per name.
+    pub fn nodes_against<'a>(
+        &'a self,
+        other: &'a Zone,
+    ) -> impl Iterator<Item = (&'a [u8], &'a Node, Option<&'a Node>)> + 'a {
+        let mut shift = 0isize;
+        (0..self.nodes.count()).map(move |i| {
+            let (k, n) = self.nodes.at(i);
+            (&k[..], n, other.node_near(k, i, &mut shift))
         })
+    }
+
+    /// The node of `key`, looked for at position `i + shift` first (the
+    /// position of the same name in another load of this zone, shifted
+    /// by the names added or removed before it), then by a probe of the
+    /// table; `shift` follows what is found.
+    fn node_near(&self, key: &[u8], i: usize, shift: &mut isize) -> Option<&Node> {
+        let at = i
+            .checked_add_signed(*shift)
+            .filter(|&j| j < self.nodes.count() && self.nodes.at(j).0[..] == *key)
+            .or_else(|| self.nodes.find(key));
+        if let Some(j) = at {
+            *shift = j as isize - i as isize;
+        }
+        at.map(|j| self.nodes.at(j).1)
     }
 
     /// The static RRset at `key` of `rtype`.
@@ -715,6 +834,29 @@ impl Zone {
     }
 }
 
+/// `a` and `b` are the same record, names compared with their case (a
+/// reload that only changes a name's case is a change). Types other than
+/// the common ones are never the same.
+fn same_record(a: &Record, b: &Record) -> bool {
+    let data = match (&a.data, &b.data) {
+        (RData::A(x), RData::A(y)) => x == y,
+        (RData::AAAA(x), RData::AAAA(y)) => x == y,
+        (RData::TXT(x), RData::TXT(y)) => x == y,
+        (RData::MX(x), RData::MX(y)) => {
+            x.preference == y.preference && x.exchange.eq_case(&y.exchange)
+        }
+        (RData::CNAME(x), RData::CNAME(y)) => x.0.eq_case(&y.0),
+        (RData::NS(x), RData::NS(y)) => x.0.eq_case(&y.0),
+        (RData::PTR(x), RData::PTR(y)) => x.0.eq_case(&y.0),
+        (RData::SRV(x), RData::SRV(y)) => {
+            (x.priority, x.weight, x.port) == (y.priority, y.weight, y.port)
+                && x.target.eq_case(&y.target)
+        }
+        _ => false,
+    };
+    data && a.ttl == b.ttl && a.dns_class == b.dns_class && a.name.eq_case(&b.name)
+}
+
 /// The SOA used in NXDOMAIN/NODATA answers: TTL = min(TTL, MINIMUM)
 /// (RFC 2308 section 3).
 fn negative_soa(soa: &RecordSet) -> RecordSet {
@@ -732,15 +874,149 @@ pub fn wire_len(set: &RecordSet) -> usize {
 
 /// Uncompressed wire size of `records`.
 fn records_len<'a>(records: impl Iterator<Item = &'a Record>) -> usize {
-    let mut buf = Vec::with_capacity(64);
+    let mut buf = Vec::new();
     records
-        .map(|r| {
-            buf.clear();
-            let mut enc = BinEncoder::new(&mut buf);
-            match r.emit(&mut enc) {
-                Ok(()) => buf.len(),
-                Err(_) => 512,
-            }
-        })
+        .map(|r| plain_len(r).unwrap_or_else(|| encoded_len(r, &mut buf)))
         .sum()
+}
+
+/// A record's size as written by the encoder (512 if it cannot be).
+fn encoded_len(r: &Record, buf: &mut Vec<u8>) -> usize {
+    buf.clear();
+    let mut enc = BinEncoder::new(buf);
+    match r.emit(&mut enc) {
+        Ok(()) => buf.len(),
+        Err(_) => 512,
+    }
+}
+
+/// [`encoded_len`] computed, for the records that hold no names (the
+/// encoder compresses names within a record) and encode without error:
+/// the bulk of a large zone is not encoded once at load to be measured.
+fn plain_len(r: &Record) -> Option<usize> {
+    let rdata = match &r.data {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::TXT(t) => {
+            let strings = &t.txt_data;
+            if strings.iter().any(|s| s.len() > 255) || strings.len() > 64 {
+                return None;
+            }
+            strings.iter().map(|s| 1 + s.len()).sum()
+        }
+        _ => return None,
+    };
+    let name: usize = r.name.iter().map(|l| 1 + l.len()).sum::<usize>() + 1;
+    Some(name + 10 + rdata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::{A, AAAA, TXT};
+
+    #[test]
+    fn computed_sizes_are_the_encoders() {
+        let names = ["a.test.", "WWW.Example.Test.", "x.", "*.w.example.test."];
+        let long = "x".repeat(255);
+        let texts: [&[&str]; 5] = [&[""], &["v=spf1 -all"], &["a", "b c", ""], &[&long], &[]];
+        let mut buf = Vec::new();
+        for n in names {
+            let name = Name::from_ascii(n).unwrap();
+            let mut data = vec![
+                RData::A(A::new(192, 0, 2, 1)),
+                RData::AAAA(AAAA::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            ];
+            data.extend(
+                texts
+                    .iter()
+                    .map(|t| RData::TXT(TXT::new(t.iter().map(|s| s.to_string()).collect()))),
+            );
+            for d in data {
+                let r = Record::from_rdata(name.clone(), 300, d);
+                assert_eq!(plain_len(&r), Some(encoded_len(&r, &mut buf)), "{r}");
+            }
+            let too_long = TXT::new(vec!["y".repeat(256)]);
+            let r = Record::from_rdata(name.clone(), 300, RData::TXT(too_long));
+            assert_eq!(plain_len(&r), None);
+            assert_eq!(records_len(std::iter::once(&r)), 512);
+        }
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    fn set<'z>(z: &'z Zone, name: &str, t: RecordType) -> &'z Arc<RecordSet> {
+        let key = Key::new(&Name::from_ascii(name).unwrap());
+        &z.nodes[key.as_bytes()].get_static(t).unwrap().set
+    }
+
+    fn zone_of(dir: &Path, names: &[&str]) -> Zone {
+        let path = dir.join("z.zone");
+        let mut text = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n".to_string();
+        for n in names {
+            text.push_str(&format!("{n} A 192.0.2.1\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        Zone::load(&Name::from_ascii("t.").unwrap(), &path).unwrap()
+    }
+
+    #[test]
+    fn nodes_are_matched_by_name_whatever_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = zone_of(dir.path(), &["a", "b", "c.sub", "d", "e", "f"]);
+        let new = zone_of(dir.path(), &["a", "x", "y", "b", "d", "e", "c.sub", "g"]);
+        for (a, b) in [(&old, &new), (&new, &old)] {
+            let mut seen = 0;
+            for (k, n, other) in a.nodes_against(b) {
+                assert!(std::ptr::eq(n, &a.nodes[k]));
+                match (other, b.nodes.get(k)) {
+                    (Some(o), Some(expected)) => assert!(std::ptr::eq(o, expected)),
+                    (None, None) => {}
+                    (o, e) => panic!("{k:?}: {:?} vs {:?}", o.is_some(), e.is_some()),
+                }
+                seen += 1;
+            }
+            assert_eq!(seen, a.nodes.count());
+        }
+    }
+
+    #[test]
+    fn a_reload_shares_the_rrsets_it_did_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zone");
+        let head = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n";
+        std::fs::write(
+            &path,
+            format!("{head}a A 192.0.2.2\nb MX 10 _mail.example.\nc TXT \"x\"\nd A 192.0.2.4\nt 60 A 192.0.2.5\n"),
+        )
+        .unwrap();
+        let origin = Name::from_ascii("t.").unwrap();
+        let old = Zone::load(&origin, &path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{head}a A 192.0.2.2\nb MX 10 _Mail.example.\nc TXT \"x\"\nd A 192.0.2.4\nd A 192.0.2.44\nt 61 A 192.0.2.5\n"),
+        )
+        .unwrap();
+        let new = Zone::load_after(&origin, &path, Some(&old)).unwrap();
+        let shared = |n: &str, t| Arc::ptr_eq(set(&old, n, t), set(&new, n, t));
+        assert!(shared("a.t.", RecordType::A));
+        assert!(shared("c.t.", RecordType::TXT));
+        assert!(shared("ns.t.", RecordType::A));
+        assert!(
+            !shared("b.t.", RecordType::MX),
+            "the exchange's case changed (`_` labels keep it)"
+        );
+        assert!(!shared("t.t.", RecordType::A), "the TTL changed");
+        assert!(!shared("d.t.", RecordType::A), "a record was added");
+        assert_eq!(set(&old, "d.t.", RecordType::A).records_count(), 1);
+        assert_eq!(set(&new, "d.t.", RecordType::A).records_count(), 2);
+        let mx = set(&new, "b.t.", RecordType::MX);
+        match &mx.records_without_rrsigs().next().unwrap().data {
+            RData::MX(mx) => assert_eq!(mx.exchange.to_string(), "_Mail.example."),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -41,7 +41,8 @@ impl Nodes {
         self.entries.reserve_exact(n);
     }
 
-    fn find(&self, key: &[u8]) -> Option<usize> {
+    /// The index of `key`'s node.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
         self.index
             .find(hash(key), |&i| *self.entries[i as usize].key == *key)
             .map(|&i| i as usize)
@@ -75,14 +76,66 @@ impl Nodes {
         self.find(key).is_some()
     }
 
-    /// Adds `key` (not yet present) with `node`.
-    pub fn insert(&mut self, key: NodeKey, node: Node) {
-        debug_assert!(!self.contains_key(&key));
-        let i = u32::try_from(self.entries.len()).expect("fewer than 2^32 names");
+    /// Number of names.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `i`th name and node (in the order they were added).
+    pub fn at(&self, i: usize) -> (&NodeKey, &Node) {
+        let e = &self.entries[i];
+        (&e.key, &e.node)
+    }
+
+    /// The `i`th node, to change.
+    pub fn at_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.entries[i].node
+    }
+
+    /// The index of `key`'s node, added (empty) if missing, and whether it
+    /// was added: one hash and one probe of the table.
+    pub fn find_or_insert(&mut self, key: &[u8]) -> (usize, bool) {
+        let h = hash(key);
         let entries = &self.entries;
-        self.index
-            .insert_unique(hash(&key), i, |&j| hash(&entries[j as usize].key));
-        self.entries.push(Named { key, node });
+        match self.index.entry(
+            h,
+            |&i| *entries[i as usize].key == *key,
+            |&j| hash(&entries[j as usize].key),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get() as usize, false),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let i = u32::try_from(entries.len()).expect("fewer than 2^32 names");
+                e.insert(i);
+                self.entries.push(Named {
+                    key: NodeKey::from(key),
+                    node: Node::default(),
+                });
+                (i as usize, true)
+            }
+        }
+    }
+
+    /// [`Nodes::find_or_insert`] for a name of the zone whose apex key is
+    /// `apex_len` bytes long: a new name's missing ancestors down to the
+    /// apex (its empty non-terminals) are added too, and `added` is told
+    /// the index of each node added.
+    pub fn find_or_insert_name(
+        &mut self,
+        key: &[u8],
+        apex_len: usize,
+        mut added: impl FnMut(usize),
+    ) -> usize {
+        let (i, mut new) = self.find_or_insert(key);
+        let (mut k, mut j) = (key, i);
+        while new {
+            added(j);
+            if k.len() <= apex_len {
+                break;
+            }
+            k = &k[1 + k[0] as usize..];
+            (j, new) = self.find_or_insert(k);
+        }
+        i
     }
 
     /// Every name and node, in the order they were added.
@@ -125,13 +178,18 @@ mod tests {
         n.reserve(3);
         for i in 0..1000u32 {
             let k = format!("\x04k{i:03}");
-            n.insert(NodeKey::from(k.as_bytes()), Node::default());
+            assert_eq!(n.find_or_insert(k.as_bytes()), (i as usize, true));
         }
         n.get_mut(b"\x04k007").unwrap().cut = true;
         assert!(n[&b"\x04k007"[..]].cut);
         assert!(!n[&b"\x04k008"[..]].cut);
         assert!(n.get(b"\x04k1000").is_none());
         assert_eq!(n.keys().count(), 1000);
+        assert_eq!(n.find_or_insert(b"\x04k999"), (999, false));
+        assert_eq!(
+            (n.count(), n.at(7).0[..].to_vec()),
+            (1000, b"\x04k007".to_vec())
+        );
         assert!(n.contains_key(b"\x04k999"));
     }
 
@@ -163,7 +221,8 @@ mod tests {
             rtype: hickory_proto::rr::RecordType::A,
             data: super::super::Data::Static(super::super::Rrset::new(set)),
         });
-        n.insert(NodeKey::from(&b"\x01a"[..]), node);
+        let (i, _) = n.find_or_insert(b"\x01a");
+        *n.at_mut(i) = node;
         let base = &n.entries[0] as *const Named as usize;
         assert_eq!(base % 64, 0);
         let e = &n.entries[0].node.rrsets[0];

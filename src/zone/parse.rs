@@ -5,12 +5,16 @@
 //! across parentheses, `$ORIGIN`, `$TTL`, `$INCLUDE file [origin]`, owner
 //! and TTL inheritance) and hands each record, made explicit, to hickory's
 //! parser. Every error therefore names the file and line of its entry.
+//! The common records in their plain forms (the bulk of large zones) are
+//! made directly instead, as hickory's parser would make them (see
+//! `plain_record`); anything unusual still goes through it.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::txt::{Parser, parse_ttl};
 
@@ -42,8 +46,9 @@ pub struct ParsedFile {
     pub records: Vec<(Record, Loc)>,
     /// The zone file and every file it includes, for change detection.
     pub files: Vec<PathBuf>,
-    /// FNV-1a over the text of every file read, in order: detects content
-    /// changes made without a serial change.
+    /// [`text_hash`] over the text of every file read, in order: detects
+    /// content changes made without a serial change (compared between
+    /// loads of one process only).
     pub content_hash: u64,
 }
 
@@ -58,6 +63,21 @@ pub fn fnv64(mut h: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a 64 offset basis.
 pub const FNV_START: u64 = 0xcbf29ce484222325;
+
+/// FNV-1a's steps over 8-byte words (then the last bytes one by one),
+/// continuing from `h`: a zone file's text hashed 8 times faster than
+/// [`fnv64`] (a step is a multiplication that waits for the previous
+/// one). Each step is a bijection of `h` for a given word, so texts of
+/// one length that differ in one place never hash alike.
+pub fn text_hash(mut h: u64, bytes: &[u8]) -> u64 {
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    for w in words {
+        h ^= u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    fnv64(h, rest)
+}
 
 /// Reads the master file at `path` for the zone `origin`. Returns every
 /// syntax error found (parsing continues after a bad entry).
@@ -121,7 +141,7 @@ impl Reader<'_> {
             }
         };
         self.files.push(path.to_path_buf());
-        self.content_hash = fnv64(self.content_hash, text.as_bytes());
+        self.content_hash = text_hash(self.content_hash, text.as_bytes());
         let file: Arc<Path> = Arc::from(path);
         each_entry(&text, |entry| {
             let loc = Loc {
@@ -207,8 +227,13 @@ impl Reader<'_> {
             }
             if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
                 ttl = Some(parse_ttl_value(t)?);
-            } else if class.is_none() && DNSClass::from_str(&t.to_ascii_uppercase()).is_ok() {
-                class = Some(t.to_ascii_uppercase());
+            } else if class.is_none() && t.eq_ignore_ascii_case("IN") {
+                class = Some(Cow::Borrowed("IN"));
+            } else if class.is_none()
+                && common_type(t).is_none()
+                && DNSClass::from_str(&t.to_ascii_uppercase()).is_ok()
+            {
+                class = Some(Cow::Owned(t.to_ascii_uppercase()));
             } else {
                 break i;
             }
@@ -218,8 +243,11 @@ impl Reader<'_> {
             return Err(format!("class {c} is not served (only IN)"));
         }
         let type_text = tok(rtype_at).expect("checked above");
-        let rtype = RecordType::from_str(&type_text.to_ascii_uppercase())
-            .map_err(|_| format!("unknown record type `{type_text}`"))?;
+        let rtype = match common_type(type_text) {
+            Some(t) => t,
+            None => RecordType::from_str(&type_text.to_ascii_uppercase())
+                .map_err(|_| format!("unknown record type `{type_text}`"))?,
+        };
         if matches!(
             rtype,
             RecordType::OPT
@@ -237,7 +265,14 @@ impl Reader<'_> {
             .or(self.last_ttl)
             .ok_or("record has no TTL and no $TTL is set before it")?;
         let rdata_text = &e.text[e.tokens[rtype_at].0..];
-        let record = match address_record(&owner, ttl, rtype, &e.tokens[rtype_at + 1..], e.text) {
+        let record = match plain_record(
+            &owner,
+            ttl,
+            rtype,
+            &e.tokens[rtype_at + 1..],
+            e.text,
+            origin,
+        ) {
             Some(r) => r,
             None => parse_record(&owner, ttl, rdata_text, origin)
                 .map_err(|m| format!("bad {rtype} record: {m}"))?,
@@ -248,25 +283,116 @@ impl Reader<'_> {
     }
 }
 
-/// A and AAAA records, the bulk of large zones, parsed directly (a
-/// hickory parser per record costs several microseconds). `None` for
-/// anything else, and for anything unusual, which then takes the general
-/// path with its diagnostics.
-fn address_record(
+/// The type named `t` (in any case) if it is one of the common ones: no
+/// uppercase copy of every record's type and class to look them up.
+fn common_type(t: &str) -> Option<RecordType> {
+    use RecordType::*;
+    [A, AAAA, TXT, MX, CNAME, NS, PTR, SRV, SOA]
+        .into_iter()
+        .find(|r| t.eq_ignore_ascii_case(<&str>::from(*r)))
+}
+
+/// The records of large zones (A, AAAA, TXT, MX, CNAME, NS, PTR, SRV)
+/// in their plain forms, parsed directly: a hickory parser per record
+/// costs several microseconds. The result is the record hickory's parser
+/// makes of the same text (tests compare them). `None` for any other
+/// type and for anything unusual (escapes, non-ASCII text, names that are
+/// not plain host names, a wrong number of fields), which then takes the
+/// general path with its diagnostics.
+fn plain_record(
     owner: &Name,
     ttl: u32,
     rtype: RecordType,
     rdata: &[(usize, usize)],
     text: &str,
+    origin: &Name,
 ) -> Option<Record> {
-    let [(s, e)] = rdata else { return None };
-    let value = &text[*s..*e];
-    let data = match rtype {
-        RecordType::A => RData::A(A(value.parse().ok()?)),
-        RecordType::AAAA => RData::AAAA(AAAA(value.parse().ok()?)),
+    let field = |&(s, e): &(usize, usize)| &text[s..e];
+    let data = match (rtype, rdata) {
+        (RecordType::A, [v]) => RData::A(A(field(v).parse().ok()?)),
+        (RecordType::AAAA, [v]) => RData::AAAA(AAAA(field(v).parse().ok()?)),
+        (RecordType::CNAME, [v]) => RData::CNAME(CNAME(plain_name(field(v), origin)?)),
+        (RecordType::NS, [v]) => RData::NS(NS(plain_name(field(v), origin)?)),
+        (RecordType::PTR, [v]) => RData::PTR(PTR(plain_name(field(v), origin)?)),
+        (RecordType::MX, [p, x]) => RData::MX(MX::new(
+            field(p).parse().ok()?,
+            plain_name(field(x), origin)?,
+        )),
+        (RecordType::SRV, [p, w, port, t]) => RData::SRV(SRV::new(
+            field(p).parse().ok()?,
+            field(w).parse().ok()?,
+            field(port).parse().ok()?,
+            plain_name(field(t), origin)?,
+        )),
+        (RecordType::TXT, [_, ..]) => {
+            let strings = rdata.iter().map(|v| {
+                let s = field(v).strip_prefix('"')?.strip_suffix('"')?;
+                // Printable ASCII without escapes reads as itself.
+                s.bytes()
+                    .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+                    .then(|| s.to_string())
+            });
+            RData::TXT(TXT::new(strings.collect::<Option<Vec<_>>>()?))
+        }
         _ => return None,
     };
     Some(Record::from_rdata(owner.clone(), ttl, data))
+}
+
+/// `Name::parse(text, Some(origin))` as an absolute name, for plain host
+/// names: labels of letters, digits and inner hyphens (lowercased, as
+/// hickory's IDNA mapping does), `*`, or `_` labels (kept as written).
+/// `None` for anything else (escapes, `@`, the root, non-ASCII, `xn--`
+/// labels), which the general parser then judges.
+fn plain_name(text: &str, origin: &Name) -> Option<Name> {
+    let b = text.as_bytes();
+    let (body, absolute) = match b.strip_suffix(b".") {
+        Some(body) => (body, true),
+        None => (b, false),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let mut name = Name::new();
+    let mut buf = [0u8; 63];
+    for label in body.split(|&c| c == b'.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        let raw = match label {
+            [b'*'] => label,
+            [b'_', rest @ ..] => {
+                if !rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+                {
+                    return None;
+                }
+                label
+            }
+            _ => {
+                let plain = label[0].is_ascii_alphanumeric()
+                    && label
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                    && !(label.len() >= 4 && label[..4].eq_ignore_ascii_case(b"xn--"));
+                if !plain {
+                    return None;
+                }
+                let lower = &mut buf[..label.len()];
+                lower.copy_from_slice(label);
+                lower.make_ascii_lowercase();
+                lower
+            }
+        };
+        name = name.append_label(raw).ok()?;
+    }
+    if absolute {
+        name.set_fqdn(true);
+        Some(name)
+    } else {
+        name.append_domain(origin).ok()
+    }
 }
 
 /// Parses one record whose owner and TTL are already known, using
@@ -289,6 +415,9 @@ pub fn parse_record(
 }
 
 fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
+    if let Some(name) = plain_name(text, origin) {
+        return Ok(name);
+    }
     let mut name =
         Name::parse(text, Some(origin)).map_err(|e| format!("bad name `{text}`: {e}"))?;
     name.set_fqdn(true);
@@ -317,7 +446,7 @@ struct Entry<'a> {
     /// Starts with blank space: the owner is the previous record's.
     blank_owner: bool,
     /// Token byte ranges in `text` (parentheses and comments removed).
-    tokens: Vec<(usize, usize)>,
+    tokens: Tokens,
 }
 
 /// Splits a master file into logical entries. Newlines inside parentheses
@@ -370,9 +499,12 @@ fn each_entry<'t>(text: &'t str, mut out: impl FnMut(Entry<'t>)) {
     }
 }
 
-fn tokens(t: &str) -> Vec<(usize, usize)> {
+/// Token byte ranges, inline for most records (no allocation per line).
+type Tokens = smallvec::SmallVec<[(usize, usize); 8]>;
+
+fn tokens(t: &str) -> Tokens {
     let b = t.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Tokens::new();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -467,6 +599,242 @@ mod tests {
             ]
         );
         assert_eq!(z.files.len(), 2);
+    }
+
+    /// The record as hickory's encoder writes it (names as written, not
+    /// lowercased), and as text: what must not differ between parsers.
+    fn exact(r: &Record) -> (Vec<u8>, String) {
+        use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+        let mut buf = Vec::new();
+        r.emit(&mut BinEncoder::new(&mut buf)).unwrap();
+        (buf, r.to_string())
+    }
+
+    /// The direct parser makes hickory's record, or leaves it to hickory.
+    fn same_as_hickory(owner: &Name, rtype: &str, rdata: &str) -> bool {
+        let origin = origin();
+        let line = format!("{rtype} {rdata}");
+        let toks = tokens(&line);
+        let rtype = RecordType::from_str(rtype).unwrap();
+        let slow = parse_record(owner, 300, &line, &origin);
+        match plain_record(owner, 300, rtype, &toks[1..], &line, &origin) {
+            Some(fast) => {
+                let slow = slow.unwrap_or_else(|e| panic!("{line}: hickory refuses it: {e}"));
+                assert_eq!(fast, slow, "{line}");
+                assert_eq!(exact(&fast), exact(&slow), "{line}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn any_one_change_changes_the_text_hash() {
+        let text: Vec<u8> = (0..100u8).collect();
+        let h = text_hash(FNV_START, &text);
+        for i in 0..text.len() {
+            for bit in 0..8 {
+                let mut t = text.clone();
+                t[i] ^= 1 << bit;
+                assert_ne!(text_hash(FNV_START, &t), h, "byte {i} bit {bit}");
+            }
+        }
+        assert_ne!(text_hash(FNV_START, &text[..99]), h);
+    }
+
+    #[test]
+    fn common_types_are_hickorys() {
+        for t in ["A", "aaaa", "Txt", "mX", "CNAME", "ns", "PTR", "srv", "SOA"] {
+            let upper = t.to_ascii_uppercase();
+            assert_eq!(common_type(t), RecordType::from_str(&upper).ok(), "{t}");
+            assert!(DNSClass::from_str(&upper).is_err(), "{t} is a class too");
+        }
+        assert_eq!(common_type("CAA"), None);
+        assert_eq!(common_type("IN"), None);
+    }
+
+    #[test]
+    fn plain_names_are_hickorys() {
+        let origin = origin();
+        let long = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        let huge = [long.as_str(); 5].join(".");
+        let cases = [
+            "www",
+            "WWW.Example",
+            "h1.sub",
+            "a-b",
+            "a--b",
+            "ab-",
+            "0",
+            "9ab",
+            "*",
+            "*.w",
+            "_sip._tcp",
+            "_SIP._Tcp.x",
+            "_",
+            "__x",
+            "host.example.org.",
+            "Host.EXAMPLE.org.",
+            &long,
+            &too_long,
+            &huge,
+            "-a",
+            "a_b",
+            "xn--bcher-kva",
+            "XN--bcher-kva",
+            "xn-a",
+            "a..b",
+            ".",
+            "..",
+            "",
+            "@",
+            "a\\.b",
+            "a\\065",
+            "b\u{fc}cher",
+            "a*",
+            "*a",
+            "a/b",
+            ".a",
+            "a.b..",
+            "a b",
+        ];
+        for text in cases {
+            let fast = plain_name(text, &origin);
+            let slow = Name::parse(text, Some(&origin)).map(|mut n| {
+                n.set_fqdn(true);
+                n
+            });
+            if let Some(fast) = fast {
+                let slow = slow.unwrap_or_else(|e| panic!("{text:?}: hickory refuses it: {e}"));
+                assert!(fast.eq_case(&slow), "{text:?}: {fast} vs {slow}");
+                assert_eq!(fast.is_fqdn(), slow.is_fqdn(), "{text:?}");
+            }
+        }
+        for plain in [
+            "www",
+            "WWW.Example",
+            "_sip._tcp",
+            "*",
+            &long,
+            "host.example.org.",
+        ] {
+            assert!(plain_name(plain, &origin).is_some(), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn direct_records_are_hickorys() {
+        let owner = Name::from_ascii("h1.example.test.").unwrap();
+        let plain = [
+            ("A", "192.0.2.1"),
+            ("AAAA", "2001:db8::1"),
+            ("AAAA", "::ffff:192.0.2.1"),
+            ("TXT", "\"v=spf1 -all\""),
+            ("TXT", "\"a\" \"b c\" \"\""),
+            ("TXT", "\"\""),
+            ("MX", "10 mail"),
+            ("MX", "0 Mail.Example.org."),
+            ("MX", "65535 m"),
+            ("CNAME", "target"),
+            ("CNAME", "t.example.org."),
+            ("NS", "ns1"),
+            ("PTR", "host.example.org."),
+            ("SRV", "10 60 5060 sip"),
+            ("SRV", "0 0 0 _x.y."),
+        ];
+        for (t, d) in plain {
+            assert!(
+                same_as_hickory(&owner, t, d),
+                "{t} {d}: not parsed directly"
+            );
+        }
+        // Left to hickory (which may accept or refuse them).
+        let general = [
+            ("A", "1.2.3"),
+            ("A", "1.2.3.4 5"),
+            ("TXT", "unquoted"),
+            ("TXT", "\"with \\\" escape\""),
+            ("TXT", "\"tab\there\""),
+            ("TXT", "\"unterminated"),
+            ("TXT", "\"a\"b"),
+            ("TXT", "\"caf\u{e9}\""),
+            ("MX", "10"),
+            ("MX", "x mail"),
+            ("MX", "65536 mail"),
+            ("MX", "10 @"),
+            ("MX", "10 a b"),
+            ("CNAME", "a\\.b"),
+            ("CNAME", "."),
+            ("SRV", "1 2 3"),
+            ("NS", "-bad"),
+        ];
+        for (t, d) in general {
+            assert!(!same_as_hickory(&owner, t, d), "{t} {d}: parsed directly");
+        }
+    }
+
+    #[test]
+    fn direct_records_match_hickory_on_a_generated_corpus() {
+        let mut rng = fastrand::Rng::with_seed(18);
+        let alnum: Vec<char> = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*."
+            .chars()
+            .collect();
+        let printable: Vec<char> = (b' '..=b'~').map(char::from).collect();
+        let word = |rng: &mut fastrand::Rng, set: &[char], max: usize| -> String {
+            (0..rng.usize(1..=max))
+                .map(|_| set[rng.usize(..set.len())])
+                .collect()
+        };
+        let mut direct = 0;
+        for i in 0..20_000 {
+            let owner_text = word(&mut rng, &alnum, 12);
+            let Ok(owner) = parse_name(&owner_text, &origin()) else {
+                continue;
+            };
+            let name = word(&mut rng, &alnum, 20);
+            let (t, d) = match i % 8 {
+                0 => (
+                    "A",
+                    format!(
+                        "{}.{}.{}.{}",
+                        rng.u16(..300),
+                        rng.u8(..),
+                        rng.u8(..),
+                        rng.u8(..)
+                    ),
+                ),
+                1 => (
+                    "AAAA",
+                    format!("2001:db8::{:x}:{:x}", rng.u16(..), rng.u32(..0x1_ffff)),
+                ),
+                2 => {
+                    let n = rng.usize(1..4);
+                    let s: Vec<String> = (0..n)
+                        .map(|_| format!("\"{}\"", word(&mut rng, &printable, 40).replace('"', "")))
+                        .collect();
+                    ("TXT", s.join(" "))
+                }
+                3 => ("MX", format!("{} {name}", rng.u32(..70_000))),
+                4 => ("CNAME", name),
+                5 => ("NS", name),
+                6 => ("PTR", name),
+                _ => (
+                    "SRV",
+                    format!(
+                        "{} {} {} {name}",
+                        rng.u16(..),
+                        rng.u16(..),
+                        rng.u32(..70_000)
+                    ),
+                ),
+            };
+            if same_as_hickory(&owner, t, &d) {
+                direct += 1;
+            }
+        }
+        // Most of the corpus is plain and takes the direct path.
+        assert!(direct > 8_000, "{direct} parsed directly");
     }
 
     #[test]
