@@ -9,6 +9,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::Outcome;
+use super::scheduler::timers::Timers;
 use crate::config::{CheckKind, HttpCheck};
 
 mod http1;
@@ -19,7 +20,8 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// Every HTTP probe's `User-Agent` (unless the check sets one).
 const USER_AGENT: &str = concat!("veer-health/", env!("CARGO_PKG_VERSION"));
 
-/// Shared HTTP clients, one per TLS verification mode. They keep no idle
+/// Shared HTTP clients, one per TLS verification mode, and the timer of
+/// every probe (see `scheduler::timers`). The clients keep no idle
 /// connections: every probe opens a fresh one (a pooled keep-alive
 /// connection kept a backend that refuses new connections "up") and asks
 /// the backend to close it. They ignore `HTTP(S)_PROXY`: a probe checks
@@ -30,6 +32,8 @@ pub struct Clients {
     insecure: reqwest::Client,
     /// Every probe's source address (`[health] source`), if set.
     source: Option<IpAddr>,
+    /// The one timer of all probes.
+    pub timers: Timers,
 }
 
 impl Clients {
@@ -39,6 +43,7 @@ impl Clients {
             verify: Clients::builder(false, source).build()?,
             insecure: Clients::builder(true, source).build()?,
             source,
+            timers: Timers::default(),
         })
     }
 
