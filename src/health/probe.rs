@@ -9,6 +9,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::Outcome;
+use super::scheduler::timers::Timers;
 use crate::config::{CheckKind, HttpCheck};
 
 mod http1;
@@ -19,7 +20,8 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// Every HTTP probe's `User-Agent` (unless the check sets one).
 const USER_AGENT: &str = concat!("veer-health/", env!("CARGO_PKG_VERSION"));
 
-/// Shared HTTP clients, one per TLS verification mode. They keep no idle
+/// Shared HTTP clients, one per TLS verification mode, and the timer of
+/// every probe (see `scheduler::timers`). The clients keep no idle
 /// connections: every probe opens a fresh one (a pooled keep-alive
 /// connection kept a backend that refuses new connections "up") and asks
 /// the backend to close it. They ignore `HTTP(S)_PROXY`: a probe checks
@@ -30,6 +32,8 @@ pub struct Clients {
     insecure: reqwest::Client,
     /// Every probe's source address (`[health] source`), if set.
     source: Option<IpAddr>,
+    /// The one timer of all probes.
+    pub timers: Timers,
 }
 
 impl Clients {
@@ -39,6 +43,7 @@ impl Clients {
             verify: Clients::builder(false, source).build()?,
             insecure: Clients::builder(true, source).build()?,
             source,
+            timers: Timers::default(),
         })
     }
 
@@ -348,7 +353,22 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
         }
         body_contains(status, &body, want)?;
     }
-    Ok(format!("status {status}"))
+    Ok(status_reason(status))
+}
+
+/// `status 200`: a passing HTTP probe's reason, written without the
+/// formatting machinery (every probe makes one).
+fn status_reason(status: u16) -> String {
+    let mut s = String::with_capacity(10);
+    s.push_str("status ");
+    if !(100..1000).contains(&status) {
+        s.push_str(&status.to_string());
+    } else {
+        for d in [status / 100, status / 10 % 10, status % 10] {
+            s.push(char::from(b'0' + d as u8));
+        }
+    }
+    s
 }
 
 /// `expect.body`: the first [`BODY_LIMIT`] bytes of a `status` response's
@@ -649,6 +669,13 @@ mod tests {
         for kind in &kinds {
             let o = attempt(kind, &Prepared::new(kind), t, &clients).await;
             assert!(!o.ok && o.local, "{kind:?}: {o:?}");
+        }
+    }
+
+    #[test]
+    fn status_reasons_read_as_formatted() {
+        for status in [0, 7, 99, 100, 200, 204, 302, 404, 599, 999, 1000, 65535] {
+            assert_eq!(status_reason(status), format!("status {status}"));
         }
     }
 

@@ -4,6 +4,12 @@
 //! inside a cycle with exponential backoff, and sends a report only when
 //! the state changes or the counters start or stop moving; steady-state
 //! results never cross a channel. Probes never touch the DNS path.
+//!
+//! No task has a tokio timer of its own between probes: starts and
+//! backoffs wait on one timer for all probes ([`timers`]), which starts
+//! the probes that fall due together in one batch (see [`start_slack`]).
+//! Only a probe in flight has one, its timeout (exact, and removed from
+//! tokio's wheel when the probe ends first).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -19,6 +25,9 @@ use crate::config::{CheckConfig, CheckKind};
 use crate::metrics::ProbeStats;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use timers::{MAX_SLACK, Timer};
+
+pub mod timers;
 
 /// What a probe task tells the controller.
 #[derive(Debug, Clone)]
@@ -125,12 +134,14 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
         _ => (None, None),
     };
     let prepared = Prepared::new(&check.kind);
+    let mut timer = clients.timers.timer();
+    let slack = start_slack(check.jitter);
     let spread = check.interval.min(START_SPREAD);
     let mut next = Instant::now() + spread.mul_f64(fastrand::f64());
     let mut last_local: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(next), if !waiting => {}
+            () = timer.until(next, slack), if !waiting => {}
             r = activity_changed(&mut active) => {
                 let Ok(a) = r else { return }; // the controller is gone
                 waiting = a.seed.is_none();
@@ -159,13 +170,13 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 // rename's two): let them settle and probe once, so a
                 // change counts as one result towards fall/rise, and the
                 // next scheduled probe is an interval away.
-                tokio::time::sleep(CHANGE_SETTLE).await;
+                timer.sleep(CHANGE_SETTLE).await;
                 while changed.try_recv().is_ok() {}
                 // The schedule restarts here (an interval is added below).
                 next = Instant::now();
             }
         }
-        let outcome = cycle(&check, &prepared, &clients).await;
+        let outcome = cycle(&check, &prepared, &clients, &mut timer).await;
         if active
             .as_ref()
             .is_some_and(|a| a.has_changed().unwrap_or(true))
@@ -218,11 +229,13 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 }
             }
         }
-        next += jittered(check.interval, check.jitter);
+        // The start may be up to `slack` late: the jitter drawn is as
+        // much smaller, so each interval stays within interval ± jitter.
+        next += jittered(check.interval, check.jitter - slack);
         let now = Instant::now();
         if next < now {
             // A slow probe: skip missed slots instead of bursting.
-            next = now + jittered(check.interval, check.jitter);
+            next = now + jittered(check.interval, check.jitter - slack);
         }
     }
 }
@@ -248,10 +261,23 @@ async fn file_changed(changed: &mut Option<mpsc::UnboundedReceiver<()>>) -> Opti
     }
 }
 
+/// How late a probe with this jitter may start so that it starts with
+/// others (a quarter of the jitter, at most [`MAX_SLACK`]; none without
+/// jitter).
+pub fn start_slack(jitter: Duration) -> Duration {
+    (jitter / 4).min(MAX_SLACK)
+}
+
 /// One probe cycle: the first attempt plus `retries`, backing off
 /// exponentially with jitter; `invert` applied to the result. `prepared`
-/// is `check.kind` made ready ([`Prepared::new`]).
-pub async fn cycle(check: &CheckConfig, prepared: &Prepared, clients: &Clients) -> Outcome {
+/// is `check.kind` made ready ([`Prepared::new`]); `timer` is the probe
+/// task's.
+pub async fn cycle(
+    check: &CheckConfig,
+    prepared: &Prepared,
+    clients: &Clients,
+    timer: &mut Timer,
+) -> Outcome {
     let mut attempt = 0;
     let mut local_tries = 0;
     let mut outcome = loop {
@@ -260,14 +286,14 @@ pub async fn cycle(check: &CheckConfig, prepared: &Prepared, clients: &Clients) 
             // A local fault (say, descriptors momentarily exhausted) is
             // retried a few times before the cycle gives up on it.
             local_tries += 1;
-            tokio::time::sleep(Duration::from_millis(50) * local_tries).await;
+            timer.sleep(Duration::from_millis(50) * local_tries).await;
             continue;
         }
         if o.ok || o.local || attempt >= check.retries {
             break o;
         }
         let backoff = (Duration::from_millis(50) * 2u32.pow(attempt.min(10))).min(check.timeout);
-        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
+        timer.sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
         attempt += 1;
     };
     if attempt > 0 {
@@ -436,12 +462,14 @@ mod tests {
         let path = dir.path().join("missing");
         let mut c = file_check(&path, 1000);
         c.retries = 2;
-        let o = cycle(&c, &Prepared::new(&c.kind), &Clients::new(None).unwrap()).await;
+        let clients = Clients::new(None).unwrap();
+        let mut timer = clients.timers.timer();
+        let o = cycle(&c, &Prepared::new(&c.kind), &clients, &mut timer).await;
         assert!(!o.ok);
         assert!(o.reason.ends_with("(after 3 attempts)"), "{}", o.reason);
         c.invert = true;
         c.retries = 0;
-        let o = cycle(&c, &Prepared::new(&c.kind), &Clients::new(None).unwrap()).await;
+        let o = cycle(&c, &Prepared::new(&c.kind), &clients, &mut timer).await;
         assert!(o.ok && o.reason.starts_with("inverted: "));
     }
 

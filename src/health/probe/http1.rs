@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{BODY_LIMIT, ProbeError, USER_AGENT, body_contains, connect_from, io_is_local};
+use super::{BODY_LIMIT, ProbeError, USER_AGENT, body_contains, io_is_local, local_for};
 use crate::config::HttpCheck;
 
 /// Most bytes of a response head (status line and headers).
@@ -27,6 +27,9 @@ const HEAD_LIMIT: usize = 64 * 1024;
 
 /// Most header lines in a response head (hyper's default).
 const MAX_HEADERS: usize = 100;
+
+/// Bytes a read asks for at least.
+const READ_CHUNK: usize = 1024;
 
 /// Most bytes of a chunk-size line (with extensions).
 const LINE_LIMIT: usize = 4096;
@@ -189,11 +192,13 @@ pub(super) async fn probe(
     p: &Plain,
     source: Option<IpAddr>,
 ) -> Result<String, ProbeError> {
-    let mut s = connect(p, source).await?;
-    s.write_all(&p.request).await.map_err(|e| io_error(&e))?;
+    let s = connect_and_send(p, source).await?;
     let mut r = Reader {
         s,
-        buf: Vec::with_capacity(2048),
+        // Within the allocator's per-thread cache (glibc's ends at 1032
+        // bytes), unlike 2048: a head rarely needs more, and more is
+        // added as it comes.
+        buf: Vec::with_capacity(READ_CHUNK),
         pos: 0,
     };
     let head = r.head().await?;
@@ -215,17 +220,57 @@ pub(super) async fn probe(
             .map_err(|e| ProbeError::BodyRead(e.to_string()))?;
         body_contains(status, &body, want)?;
     }
-    Ok(format!("status {status}"))
+    Ok(super::status_reason(status))
 }
 
-/// Connects to the target's address.
-async fn connect(t: &Plain, source: Option<IpAddr>) -> Result<TcpStream, ProbeError> {
-    connect_from(t.to, source)
+/// Connects to the target's address and sends the request. Often (on
+/// loopback, say) the connection is up by the time connect(2) returns:
+/// then the request goes out at once, a wakeup sooner than waiting for
+/// the reactor to report the socket writable. Otherwise the send says
+/// EAGAIN and the request follows once the connection is up, as before.
+async fn connect_and_send(p: &Plain, source: Option<IpAddr>) -> Result<TcpStream, ProbeError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let failed = |e: std::io::Error| ProbeError::Http {
+        message: format!("connect failed: {e}"),
+        local: io_is_local(&e),
+    };
+    let domain = if p.to.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    // Non-blocking and close-on-exec from the start, as tokio's TcpSocket.
+    let sock =
+        Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP)).map_err(failed)?;
+    if source.is_some() {
+        sock.bind(&local_for(&p.to, source).into())
+            .map_err(failed)?;
+    }
+    if let Err(e) = sock.connect(&p.to.into())
+        && e.raw_os_error() != Some(libc::EINPROGRESS)
+    {
+        return Err(failed(e));
+    }
+    // While the handshake is under way this is EAGAIN; an error other
+    // than that is the connection's (refused, unreachable), which the
+    // send takes from the socket: it is the connect's failure.
+    let sent = match sock.send_with_flags(&p.request, libc::MSG_NOSIGNAL) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(failed(e)),
+    };
+    let mut s = TcpStream::from_std(sock.into()).map_err(failed)?;
+    if sent == 0 {
+        // As tokio's connect: writable, then the socket's error if any.
+        s.writable().await.map_err(failed)?;
+        if let Some(e) = s.take_error().map_err(failed)? {
+            return Err(failed(e));
+        }
+    }
+    s.write_all(&p.request[sent..])
         .await
-        .map_err(|e| ProbeError::Http {
-            message: format!("connect failed: {e}"),
-            local: io_is_local(&e),
-        })
+        .map_err(|e| io_error(&e))?;
+    Ok(s)
 }
 
 /// The request: headers as reqwest sends them (the check's own replace
@@ -321,7 +366,7 @@ impl Reader {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.reserve(2048);
+        self.buf.reserve(READ_CHUNK);
         self.s.read_buf(&mut self.buf).await
     }
 
