@@ -227,7 +227,8 @@ impl Zone {
         // (A hint of names: most names of a large zone have one record.)
         let mut builder = Builder::with_capacity(origin, hint);
         builder.previous = previous.filter(|p| !p.transferred && p.origin == *origin);
-        let (files, hash) = parse::read_file_into(file, origin, &mut |r, loc| builder.add(r, loc))?;
+        let (files, hash) =
+            parse::read_file_into(file, origin, &mut |r, loc| builder.add_at(r, loc))?;
         let mut zone = builder.finish(file, files)?;
         zone.content_hash = hash;
         Ok(zone)
@@ -265,6 +266,8 @@ pub struct Builder<'p> {
     /// Every RRset, in the order of its first record. Shared from the
     /// start: the zone takes them without a copy.
     sets: Vec<BuildSet>,
+    /// The files of the sets' locations.
+    files: Vec<Arc<Path>>,
     /// The zone this one replaces, whose unchanged RRsets are shared.
     previous: Option<&'p Zone>,
     /// Where the names of `previous` are against the new ones (see
@@ -275,12 +278,14 @@ pub struct Builder<'p> {
 /// One RRset being built.
 struct BuildSet {
     set: Arc<RecordSet>,
-    /// Where its first record is.
-    loc: Loc,
     /// Its node.
     node: u32,
     /// The next set of the same node (or [`NONE`]).
     next: u32,
+    /// Where its first record is: the file (in [`Builder`]'s `files`)
+    /// and the line.
+    file: u32,
+    line: usize,
 }
 
 /// No set.
@@ -305,6 +310,7 @@ impl Builder<'_> {
             nodes,
             first: Vec::with_capacity(names),
             sets: Vec::with_capacity(names),
+            files: Vec::new(),
             previous: None,
             shift: 0,
         }
@@ -318,6 +324,19 @@ impl Builder<'_> {
 
     /// Adds a record read at `loc`.
     pub fn add(&mut self, record: Record, loc: Loc) {
+        self.add_at(record, &loc);
+    }
+
+    /// Where set `s` was found.
+    fn loc(&self, s: &BuildSet) -> Loc {
+        Loc {
+            file: self.files[s.file as usize].clone(),
+            line: s.line,
+        }
+    }
+
+    /// [`Builder::add`], the location borrowed (kept only by a new set).
+    pub fn add_at(&mut self, record: Record, loc: &Loc) {
         self.count += 1;
         if !self.origin.zone_of(&record.name) {
             self.errors.push(loc.error(format!(
@@ -335,7 +354,7 @@ impl Builder<'_> {
             self.sets[i].set.record_type() == rtype
         });
         if let Some(i) = same {
-            self.merge(i, record, &loc);
+            self.merge(i, record, loc);
             return;
         }
         // From the record itself: a Vec of one (`add_rdata` on an empty
@@ -353,11 +372,15 @@ impl Builder<'_> {
             Some(set) => set,
             None => Arc::new(RecordSet::from(record)),
         };
+        if self.files.last().is_none_or(|f| !Arc::ptr_eq(f, &loc.file)) {
+            self.files.push(loc.file.clone());
+        }
         self.sets.push(BuildSet {
             set,
-            loc,
             node: node as u32,
             next: NONE,
+            file: (self.files.len() - 1) as u32,
+            line: loc.line,
         });
         match last {
             Some(l) => self.sets[l].next = i,
@@ -367,7 +390,7 @@ impl Builder<'_> {
 
     /// Adds `record` to the set `i` of its name and type.
     fn merge(&mut self, i: usize, record: Record, loc: &Loc) {
-        let first_line = self.sets[i].loc.line;
+        let first_line = self.sets[i].line;
         // (A copy if it is the previous zone's.)
         let set = Arc::make_mut(&mut self.sets[i].set);
         let rtype = record.record_type();
@@ -420,17 +443,13 @@ impl Builder<'_> {
                 && let Some(other) = sets.find(|&i| i != c)
             {
                 let (c, other) = (&self.sets[c], &self.sets[other]);
-                let later = if c.loc.line > other.loc.line {
-                    c
-                } else {
-                    other
-                };
-                cnames.push((node, later.loc.error(format!(
+                let later = if c.line > other.line { c } else { other };
+                cnames.push((node, self.loc(later).error(format!(
                     "{} has a CNAME (line {}) and other data ({} at line {}); a CNAME must be alone at its name",
                     c.set.name(),
-                    c.loc.line,
+                    c.line,
                     other.set.record_type(),
-                    other.loc.line
+                    other.line
                 ))));
             }
         }
@@ -447,7 +466,7 @@ impl Builder<'_> {
             if Some(s.node as usize) == apex {
                 soa = Some((*s.set).clone());
             } else {
-                errors.push(s.loc.error(format!(
+                errors.push(self.loc(s).error(format!(
                     "SOA record at {} is not at the zone apex {origin}",
                     s.set.name()
                 )));

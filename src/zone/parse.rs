@@ -83,7 +83,8 @@ pub fn text_hash(mut h: u64, bytes: &[u8]) -> u64 {
 /// syntax error found (parsing continues after a bad entry).
 pub fn read_file(path: &Path, origin: &Name) -> Result<ParsedFile, Diagnostics> {
     let mut records = Vec::new();
-    let (files, content_hash) = read_file_into(path, origin, &mut |r, loc| records.push((r, loc)))?;
+    let (files, content_hash) =
+        read_file_into(path, origin, &mut |r, loc| records.push((r, loc.clone())))?;
     Ok(ParsedFile {
         records,
         files,
@@ -98,7 +99,7 @@ pub fn read_file(path: &Path, origin: &Name) -> Result<ParsedFile, Diagnostics> 
 pub fn read_file_into(
     path: &Path,
     origin: &Name,
-    sink: &mut dyn FnMut(Record, Loc),
+    sink: &mut dyn FnMut(Record, &Loc),
 ) -> Result<(Vec<PathBuf>, u64), Diagnostics> {
     let mut reader = Reader {
         sink,
@@ -118,7 +119,7 @@ pub fn read_file_into(
 }
 
 struct Reader<'s> {
-    sink: &'s mut dyn FnMut(Record, Loc),
+    sink: &'s mut dyn FnMut(Record, &Loc),
     files: Vec<PathBuf>,
     content_hash: u64,
     errors: Vec<Diagnostic>,
@@ -142,12 +143,14 @@ impl Reader<'_> {
         };
         self.files.push(path.to_path_buf());
         self.content_hash = text_hash(self.content_hash, text.as_bytes());
-        let file: Arc<Path> = Arc::from(path);
+        // One location for the file, its line updated per entry: no
+        // reference count touched per record.
+        let mut loc = Loc {
+            file: Arc::from(path),
+            line: 0,
+        };
         each_entry(&text, |entry| {
-            let loc = Loc {
-                file: file.clone(),
-                line: entry.line,
-            };
+            loc.line = entry.line;
             if let Err(msg) = self.entry(&entry, &mut origin, &loc, depth) {
                 self.errors.push(loc.error(msg));
             }
@@ -278,7 +281,7 @@ impl Reader<'_> {
                 .map_err(|m| format!("bad {rtype} record: {m}"))?,
         };
         self.last_ttl = Some(ttl);
-        (self.sink)(record, loc.clone());
+        (self.sink)(record, loc);
         Ok(())
     }
 }
