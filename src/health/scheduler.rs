@@ -418,6 +418,31 @@ mod tests {
         }
     }
 
+    /// A start is held back by at most a quarter of the jitter (none
+    /// without jitter, at most MAX_SLACK), and the jitter drawn shrinks by
+    /// as much, so the time between two starts stays within interval ±
+    /// jitter even when one of them is late by the whole slack.
+    #[test]
+    fn slack_keeps_intervals_within_the_jitter() {
+        assert_eq!(start_slack(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            start_slack(Duration::from_millis(20)),
+            Duration::from_millis(5)
+        );
+        assert_eq!(start_slack(Duration::from_secs(1)), MAX_SLACK);
+        for jitter_ms in [0, 4, 20, 100, 500] {
+            let (interval, jitter) = (Duration::from_secs(1), Duration::from_millis(jitter_ms));
+            let slack = start_slack(jitter);
+            for _ in 0..1000 {
+                let d = jittered(interval, jitter - slack);
+                assert!(
+                    d - slack >= interval - jitter && d + slack <= interval + jitter,
+                    "{d:?} (jitter {jitter:?})"
+                );
+            }
+        }
+    }
+
     /// With paused time, the scheduler reports the first verdict and then
     /// the fall threshold after exactly `fall` more intervals.
     #[tokio::test(start_paused = true)]
