@@ -1198,3 +1198,34 @@ mod journal_case_tests {
         assert_eq!(diff.removed.len(), 1, "{diff:?}");
     }
 }
+
+#[cfg(test)]
+mod include_location_tests {
+    use super::*;
+
+    /// Errors found when the zone is built name the file and line of the
+    /// record, whichever file of an `$INCLUDE` chain it is in.
+    #[test]
+    fn build_errors_name_the_included_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("z.zone");
+        let inc = dir.path().join("inc.zone");
+        std::fs::write(&inc, "; included\nb A 192.0.2.9\nsub SOA ns h 1 2 3 4 5\n").unwrap();
+        std::fs::write(
+            &main,
+            format!(
+                "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\n$INCLUDE {}\nb CNAME x\nc CNAME y\n",
+                inc.display()
+            ),
+        )
+        .unwrap();
+        let err = Zone::load(&Name::from_ascii("t.").unwrap(), &main).unwrap_err();
+        let found: Vec<(String, usize)> = err
+            .0
+            .iter()
+            .map(|d| (d.file.file_name().unwrap().to_string_lossy().into_owned(), d.line))
+            .collect();
+        assert!(found.contains(&("z.zone".to_string(), 5)), "{err:?}");
+        assert!(found.contains(&("inc.zone".to_string(), 3)), "{err:?}");
+    }
+}
