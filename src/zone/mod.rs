@@ -1223,7 +1223,12 @@ mod include_location_tests {
         let found: Vec<(String, usize)> = err
             .0
             .iter()
-            .map(|d| (d.file.file_name().unwrap().to_string_lossy().into_owned(), d.line))
+            .map(|d| {
+                (
+                    d.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    d.line,
+                )
+            })
             .collect();
         assert!(found.contains(&("z.zone".to_string(), 5)), "{err:?}");
         assert!(found.contains(&("inc.zone".to_string(), 3)), "{err:?}");
