@@ -485,3 +485,60 @@ fn tables(c: &Config) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 #[path = "diff_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod shared_sets_tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+
+    /// The reload summary of a zone that shares RRsets with the previous
+    /// load is the summary of a fresh load of the same file.
+    #[test]
+    fn sharing_does_not_change_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zone");
+        let origin = Name::from_ascii("t.").unwrap();
+        let head = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n";
+        let mut rng = fastrand::Rng::with_seed(11);
+        let names = ["a", "b", "c.sub", "_x", "d"];
+        let line = |rng: &mut fastrand::Rng| {
+            let n = names[rng.usize(..names.len())];
+            match rng.usize(..3) {
+                0 => format!(
+                    "{n} {} A 192.0.2.{}",
+                    [60, 300][rng.usize(..2)],
+                    rng.u8(1..4)
+                ),
+                1 => format!("{n} TXT \"{}\"", ["x", "y"][rng.usize(..2)]),
+                _ => format!("{n} MX 10 {}", ["_m.e.", "_M.e.", "m"][rng.usize(..3)]),
+            }
+        };
+        let mut lines: Vec<String> = (0..8).map(|_| line(&mut rng)).collect();
+        std::fs::write(&path, format!("{head}{}\n", lines.join("\n"))).unwrap();
+        let mut prev = Zone::load(&origin, &path).unwrap();
+        for step in 0..300 {
+            match rng.usize(..3) {
+                0 if !lines.is_empty() => {
+                    lines.remove(rng.usize(..lines.len()));
+                }
+                1 if !lines.is_empty() => {
+                    let i = rng.usize(..lines.len());
+                    lines[i] = line(&mut rng);
+                }
+                _ => {
+                    let at = rng.usize(..=lines.len());
+                    lines.insert(at, line(&mut rng));
+                }
+            }
+            std::fs::write(&path, format!("{head}{}\n", lines.join("\n"))).unwrap();
+            let new = Zone::load_after(&origin, &path, Some(&prev)).unwrap();
+            let fresh = Zone::load(&origin, &path).unwrap();
+            assert_eq!(
+                zone_diff(&prev, &new),
+                zone_diff(&prev, &fresh),
+                "step {step}"
+            );
+            prev = new;
+        }
+    }
+}

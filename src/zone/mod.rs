@@ -1039,3 +1039,198 @@ mod reload_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod reload_random_tests {
+    use super::*;
+
+    /// Every static record of `z`, as text with its names' case, sorted.
+    fn records_of(z: &Zone) -> Vec<String> {
+        let mut out: Vec<String> = z
+            .static_sets()
+            .flat_map(|(_, s)| s.records_with_rrsigs().map(|r| r.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Each RRset of `z` in order, with its records in order.
+    fn sets_of(z: &Zone) -> Vec<(Vec<u8>, String)> {
+        let mut out: Vec<(Vec<u8>, String)> = z
+            .static_sets()
+            .map(|(k, s)| {
+                let recs: Vec<String> = s.records_with_rrsigs().map(|r| r.to_string()).collect();
+                (
+                    k.to_vec(),
+                    format!("{:?} {} {}", s.record_type(), s.ttl(), recs.join(" | ")),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn random_line(rng: &mut fastrand::Rng) -> String {
+        let names = ["a", "b", "c.sub", "d", "_x", "e.sub", "f"];
+        let name = names[rng.usize(..names.len())];
+        let ttl = [60, 300][rng.usize(..2)];
+        let data = match rng.usize(..5) {
+            0 => format!("A 192.0.2.{}", rng.u8(1..4)),
+            1 => format!("TXT \"{}\"", ["x", "y", "x y"][rng.usize(..3)]),
+            2 => format!(
+                "MX {} {}",
+                [10, 20][rng.usize(..2)],
+                ["_m.example.", "_M.example.", "m"][rng.usize(..3)]
+            ),
+            3 => format!("AAAA 2001:db8::{}", rng.u8(1..3)),
+            _ => format!("SRV 1 2 {} _t.example.", rng.u8(1..3)),
+        };
+        format!("{name} {ttl} {data}")
+    }
+
+    /// Random edits reloaded one after the other: the zone a reload makes
+    /// with the previous one is the zone a fresh load makes, the previous
+    /// one is not changed, and the IXFR difference leads from one to the
+    /// other.
+    #[test]
+    fn random_reloads_match_fresh_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zone");
+        let origin = Name::from_ascii("t.").unwrap();
+        let head = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n";
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut lines: Vec<String> = (0..12).map(|_| random_line(&mut rng)).collect();
+        let write = |lines: &[String]| {
+            std::fs::write(&path, format!("{head}{}\n", lines.join("\n"))).unwrap();
+        };
+        write(&lines);
+        let mut prev = Zone::load(&origin, &path).unwrap();
+        for step in 0..600 {
+            for _ in 0..rng.usize(1..4) {
+                match rng.usize(..5) {
+                    0 if !lines.is_empty() => {
+                        lines.remove(rng.usize(..lines.len()));
+                    }
+                    1 if lines.len() > 1 => {
+                        let (i, j) = (rng.usize(..lines.len()), rng.usize(..lines.len()));
+                        lines.swap(i, j);
+                    }
+                    2 if !lines.is_empty() => {
+                        let i = rng.usize(..lines.len());
+                        lines[i] = random_line(&mut rng);
+                    }
+                    _ => {
+                        let at = rng.usize(..=lines.len());
+                        lines.insert(at, random_line(&mut rng));
+                    }
+                }
+            }
+            write(&lines);
+            let before = sets_of(&prev);
+            let new = Zone::load_after(&origin, &path, Some(&prev)).unwrap();
+            let fresh = Zone::load(&origin, &path).unwrap();
+            assert_eq!(
+                sets_of(&prev),
+                before,
+                "step {step}: the served zone changed"
+            );
+            assert_eq!(
+                sets_of(&new),
+                sets_of(&fresh),
+                "step {step}:\n{}",
+                lines.join("\n")
+            );
+            let soa = prev
+                .file_soa
+                .records_without_rrsigs()
+                .next()
+                .unwrap()
+                .clone();
+            let diff =
+                crate::xfr::journal::Diff::between(soa.clone(), soa, (&prev, &[]), (&new, &[]));
+            let mut applied = records_of(&prev);
+            for r in &diff.removed {
+                let t = r.to_string();
+                let i = applied.iter().position(|x| x.eq_ignore_ascii_case(&t));
+                applied.remove(i.unwrap_or_else(|| panic!("step {step}: {t} removed, not there")));
+            }
+            applied.extend(diff.added.iter().map(|r| r.to_string()));
+            applied.sort();
+            let lower = |v: Vec<String>| {
+                let mut v: Vec<String> = v.into_iter().map(|s| s.to_ascii_lowercase()).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(lower(applied), lower(records_of(&new)), "step {step}");
+            prev = new;
+        }
+    }
+}
+
+#[cfg(test)]
+mod journal_case_tests {
+    use super::*;
+
+    /// A reload that only changes the case of a name in RDATA (kept by
+    /// `_` labels) is a change the IXFR difference must carry. Known and
+    /// older than the reload sharing: the journal compares records with
+    /// hickory's `==`, which ignores the case of names, so an IXFR client
+    /// keeps the old case while AXFR and queries give the new one.
+    #[test]
+    #[ignore = "known: the journal's record comparison ignores the case of names"]
+    fn a_case_change_in_rdata_is_in_the_ixfr_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zone");
+        let origin = Name::from_ascii("t.").unwrap();
+        let head = "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n";
+        std::fs::write(&path, format!("{head}b MX 10 _mail.example.\n")).unwrap();
+        let old = Zone::load(&origin, &path).unwrap();
+        std::fs::write(&path, format!("{head}b MX 10 _Mail.example.\n")).unwrap();
+        let new = Zone::load_after(&origin, &path, Some(&old)).unwrap();
+        let soa = old
+            .file_soa
+            .records_without_rrsigs()
+            .next()
+            .unwrap()
+            .clone();
+        let diff = crate::xfr::journal::Diff::between(soa.clone(), soa, (&old, &[]), (&new, &[]));
+        assert_eq!(diff.added.len(), 1, "{diff:?}");
+        assert_eq!(diff.removed.len(), 1, "{diff:?}");
+    }
+}
+
+#[cfg(test)]
+mod include_location_tests {
+    use super::*;
+
+    /// Errors found when the zone is built name the file and line of the
+    /// record, whichever file of an `$INCLUDE` chain it is in.
+    #[test]
+    fn build_errors_name_the_included_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("z.zone");
+        let inc = dir.path().join("inc.zone");
+        std::fs::write(&inc, "; included\nb A 192.0.2.9\nsub SOA ns h 1 2 3 4 5\n").unwrap();
+        std::fs::write(
+            &main,
+            format!(
+                "$TTL 300\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\n$INCLUDE {}\nb CNAME x\nc CNAME y\n",
+                inc.display()
+            ),
+        )
+        .unwrap();
+        let err = Zone::load(&Name::from_ascii("t.").unwrap(), &main).unwrap_err();
+        let found: Vec<(String, usize)> = err
+            .0
+            .iter()
+            .map(|d| {
+                (
+                    d.file.file_name().unwrap().to_string_lossy().into_owned(),
+                    d.line,
+                )
+            })
+            .collect();
+        assert!(found.contains(&("z.zone".to_string(), 5)), "{err:?}");
+        assert!(found.contains(&("inc.zone".to_string(), 3)), "{err:?}");
+    }
+}
