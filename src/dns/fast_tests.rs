@@ -230,6 +230,15 @@ fn option(code: u16, data: &[u8]) -> Vec<u8> {
     o
 }
 
+/// A handler with no snapshot of its own (each test passes one) and fresh
+/// counters.
+fn handler() -> Handler {
+    Handler::new(
+        Arc::new(Store::new(Snapshot::default())),
+        Arc::new(ServerStats::default()),
+    )
+}
+
 /// The general path's response, as hickory encodes it.
 fn general(h: &Handler, snap: &Snapshot, msg: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
     general_over(h, snap, msg, src, Protocol::Udp)
@@ -280,10 +289,7 @@ fn parsed(m: &[u8]) -> Message {
 
 fn run(signed: bool, cookies: &str, n: usize) -> (usize, usize) {
     let (_d, snap) = snapshot(signed, cookies);
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let mut rng = fastrand::Rng::with_seed(0x5eed_0018);
     let (mut fast, mut identical) = (0, 0);
     for i in 0..n {
@@ -374,10 +380,7 @@ fn both_paths_agree_in_a_signed_zone() {
 #[test]
 fn wildcards_and_cname_hops_go_fast_when_their_bytes_hold() {
     let (_d, snap) = snapshot(false, "");
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
     let a = RecordType::A;
     for (name, t, fast) in [
@@ -439,10 +442,7 @@ fn a_wildcard_labelled_origin_shifts_the_soa_by_the_right_amount() {
         "*.w.",
         "$ORIGIN *.w.\n$TTL 60\n@ IN SOA ns.*.w. h.*.w. 1 2 3 4 5\n@ IN NS ns\nns IN A 192.0.2.1\n",
     );
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
     for name in ["*.w.", "ns.*.w.", "nope.*.w.", "a.b.*.w."] {
         let mut m = Message::query();
@@ -514,10 +514,7 @@ fn query_ecs(name: &Name, t: RecordType, edns: Option<(u16, bool)>, ecs: Option<
 /// what the fast path sends must be what the general path sends (after
 /// parsing), header flags included. Returns how many went fast.
 fn compare_all(snap: &Snapshot, names: &[Name], types: &[RecordType]) -> usize {
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
     let mut fast = 0;
     for name in names {
@@ -799,10 +796,7 @@ fn tricky(signed: bool) {
 #[test]
 fn mangled_queries_do_not_panic() {
     let (_d, snap) = zones_snapshot_signed(&[("z.", TRICKY)], TRICKY_ROUTES, false);
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
     let names = [
         "foo.w.z.",
@@ -969,10 +963,7 @@ fn random_zones_of_wildcards_and_cnames_agree() {
 #[ignore]
 fn the_general_path_does_not_truncate_a_long_names_wildcard_answer_that_fits() {
     let (_d, snap) = zones_snapshot_signed(&[("z.", TRICKY)], "", false);
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
     let long = format!(
         "{a}.{a}.{a}.{b}.w.z.",
@@ -1027,13 +1018,7 @@ fn both_paths_rate_limit_wildcards_and_cname_hops_alike() {
             Some(_) => "sent",
         }
     };
-    let fresh = || {
-        Handler::new(
-            Arc::new(Store::new(Snapshot::default())),
-            Arc::new(ServerStats::default()),
-        )
-    };
-    let (fast_h, general_h) = (fresh(), fresh());
+    let (fast_h, general_h) = (handler(), handler());
     let (mut fast, mut slow) = (Vec::new(), Vec::new());
     for q in &queries {
         let mut out = Vec::new();
@@ -1051,10 +1036,7 @@ fn both_paths_rate_limit_wildcards_and_cname_hops_alike() {
 fn both_paths_count_wildcards_and_cname_hops_alike() {
     let load = || zones_snapshot_signed(&[("z.", TRICKY)], TRICKY_ROUTES, false);
     let ((_d1, fast_snap), (_d2, general_snap)) = (load(), load());
-    let h = Handler::new(
-        Arc::new(Store::new(Snapshot::default())),
-        Arc::new(ServerStats::default()),
-    );
+    let h = handler();
     let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
     let mut went_fast = 0;
     for name in [
