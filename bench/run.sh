@@ -16,6 +16,7 @@
 #             veer-geo-ecs veer-hickory-udp
 #             veer-edns veer-rrl veer-protect veer-dnssec veer-dnssec-nodo
 #             veer-routed-edns veer-routed-dnssec
+#             gdnsd-weighted1 gdnsd-geo-ecs
 #   SETS      query sets [-m]: mix nx wild dyn                   default mix
 #   CLIENTS, OUTSTANDING   dnsperf -c and -q                     default 4, 64
 #   QUIET_WAIT  seconds to wait at most, before each run, for the
@@ -41,6 +42,12 @@
 #   veer-geo-ecs       veer-geo with dnsperf sending ECS 127.0.0.0/24 (as
 #                      resolvers do): the client is located by its subnet
 #                      (bench/veer-row.sh)
+#   gdnsd-weighted1    dyn.bench.test as gdnsd's weighted plugin answering
+#                      one member (multi = false, 3:1): veer-weighted1's
+#                      baseline
+#   gdnsd-geo-ecs      dyn.bench.test as gdnsd's geoip plugin with a nets
+#                      map (127.0.0.0/8 -> 127.0.0.1, else 192.0.2.53),
+#                      dnsperf sending veer-geo-ecs's ECS: its baseline
 #   veer-hickory-udp   veer on hickory-server's UDP loop (udp_path = "hickory")
 #   veer-edns          veer, both off, dnsperf sending EDNS (as resolvers
 #                      do): the baseline for the next two
@@ -100,7 +107,7 @@ done
 sets_of() {
   case "$1" in
     veer-routed | veer-routed-edns | veer-routed-dnssec | veer-weighted | veer-weighted1 | \
-      veer-geo | veer-geo-ecs) echo dyn ;;
+      veer-geo | veer-geo-ecs | gdnsd-weighted1 | gdnsd-geo-ecs) echo dyn ;;
     veer | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | veer-dnssec | veer-dnssec-nodo | \
       gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
     *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
@@ -119,7 +126,7 @@ done
 
 needs() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
 for s in gdnsd nsd knot; do
-  if needs $s && ! command -v "$([ $s = knot ] && echo knotd || echo $s)" >/dev/null; then
+  if { needs $s || { [ $s = gdnsd ] && { needs gdnsd-weighted1 || needs gdnsd-geo-ecs; }; }; } && ! command -v "$([ $s = knot ] && echo knotd || echo $s)" >/dev/null; then
     echo "run.sh: $s is not installed: run bench/setup.sh" >&2
     exit 1
   fi
@@ -238,8 +245,15 @@ start_veer-weighted1() {
 }
 start_veer-geo-ecs() { start_veer-geo; }
 
+# gdnsd; with arguments, the zone's dyn record is PLUGIN's DYNA RESOURCE:
+#   start_gdnsd [PLUGIN RESOURCE PLUGIN-CONFIG]
 start_gdnsd() {
-  mkdir -p zones run state && cp "$ZONE" zones/bench.test
+  mkdir -p zones run state
+  if [ $# -gt 0 ]; then
+    { grep -v '^dyn' "$ZONE"; echo "dyn 30 DYNA $1!$2"; } > zones/bench.test
+  else
+    cp "$ZONE" zones/bench.test
+  fi
   cat > config <<EOF
 options => {
   listen => [ 127.0.0.1:$PORT ]
@@ -249,8 +263,29 @@ options => {
   run_dir => "$PWD/run"
   state_dir => "$PWD/state"
 }
+${3:-}
 EOF
   pin gdnsd -c "$PWD" start
+}
+start_gdnsd-weighted1() {
+  start_gdnsd weighted w1 'plugins => { weighted => { w1 => {
+  multi => false
+  a1 => [ 127.0.0.1, 3 ]
+  a2 => [ 127.0.0.2, 1 ]
+} } }'
+}
+start_gdnsd-geo-ecs() {
+  # A client outside the nets map gets the first datacenter: other.
+  start_gdnsd geoip r1 'plugins => { geoip => {
+  maps => { m1 => {
+    datacenters => [ other, de ]
+    nets => { 127.0.0.0/8 => [ de ] }
+  } }
+  resources => { r1 => {
+    map => m1
+    dcmap => { de => 127.0.0.1, other => 192.0.2.53 }
+  } }
+} }'
 }
 
 start_nsd() {
@@ -360,14 +395,14 @@ check_answers() {
   fi
   a=$(ask +short dyn.bench.test A)
   case "$name" in
-    veer-weighted1) grep -qxE '127\.0\.0\.[12]' <<< "$a" || fails+=" dyn" ;;
+    veer-weighted1 | gdnsd-weighted1) grep -qxE '127\.0\.0\.[12]' <<< "$a" || fails+=" dyn" ;;
     *) grep -qx 127.0.0.1 <<< "$a" || fails+=" dyn" ;;
   esac
   # A signed zone's answers to DO carry an RRSIG.
   case "$name" in *-dnssec*)
     ask +dnssec dyn.bench.test A | grep -q 'RRSIG.*A 13 ' || fails+=" RRSIG" ;;
   esac
-  case "$name" in veer-routed*| veer-weighted* | veer-geo*)
+  case "$name" in veer-routed*| veer-weighted* | veer-geo* | gdnsd-*)
     [ -z "$fails" ] && echo ok || echo "FAIL:$fails"
     return ;;
   esac
@@ -429,7 +464,7 @@ run_one() {
   extra=()
   case "$name" in
     veer-protect) extra=(-E 10:0102030405060708) ;;
-    veer-geo-ecs) extra=(-E 8:000118007f0000) ;;
+    veer-geo-ecs | gdnsd-geo-ecs) extra=(-E 8:000118007f0000) ;;
     veer-edns | veer-rrl | veer-dnssec-nodo | veer-routed-edns) extra=(-e) ;;
     veer-dnssec | veer-routed-dnssec) extra=(-D) ;;
   esac

@@ -13,7 +13,8 @@ Per run (one server, one query set, one round):
   user, system us/q    the server's utime and stime over the queries
                        answered, in microseconds
 Each column is the median of its per-run values; the ratios divide by
-gdnsd's medians on the same query set.
+gdnsd's medians on the same query set: a veer-X row by gdnsd-X's when that
+row ran (the same routing in gdnsd's plugin), else by plain gdnsd's.
 """
 
 import csv
@@ -82,7 +83,8 @@ def main():
             print("| " + " | ".join(cells) + " |")
             notes.append(f"{server} {qset}: {', '.join(oddities)}")
             continue
-        base = ("gdnsd", qset) if groups.get(("gdnsd", qset)) else None
+        cands = [server.replace("veer-", "gdnsd-", 1)] if server.startswith("veer-") else []
+        base = next(((c, qset) for c in cands + ["gdnsd"] if groups.get((c, qset))), None)
 
         def ratio(col):
             return f"{med(key, col) / med(base, col):.2f}" if base else ""
