@@ -38,10 +38,26 @@ struct Entry {
     coords: Option<(f64, f64)>,
 }
 
+impl Entry {
+    fn location(&self) -> Location<'_> {
+        Location {
+            continent: Some(&self.continent),
+            country: Some(&self.country),
+            subdivision: self.subdivision.as_deref(),
+            coords: self.coords,
+        }
+    }
+}
+
 /// The location sources of `[geo]`.
 pub struct Geo {
     db: Option<Reader<Vec<u8>>>,
     networks: PrefixMap<Entry>,
+    /// Per networks-file line (in `networks.values()` order): its place,
+    /// the index of its distinct (continent, country, subdivision).
+    place_of: Box<[u32]>,
+    /// Per place: a line that has it.
+    places: Box<[u32]>,
 }
 
 impl std::fmt::Debug for Geo {
@@ -54,6 +70,34 @@ impl std::fmt::Debug for Geo {
 }
 
 impl Geo {
+    fn new(db: Option<Reader<Vec<u8>>>, networks: PrefixMap<Entry>) -> Geo {
+        networks.prepare();
+        let mut seen = std::collections::HashMap::new();
+        let mut places = Vec::new();
+        let place_of = networks
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(line, e)| {
+                let key = (
+                    e.continent.as_str(),
+                    e.country.as_str(),
+                    e.subdivision.as_deref(),
+                );
+                *seen.entry(key).or_insert_with(|| {
+                    places.push(line as u32);
+                    places.len() as u32 - 1
+                })
+            })
+            .collect();
+        Geo {
+            db,
+            networks,
+            place_of,
+            places: places.into(),
+        }
+    }
+
     /// Opens the database and reads the networks file of `config`.
     /// `config_path` names the config file in diagnostics.
     pub fn load(config: &GeoConfig, config_path: &Path) -> Result<Geo, Diagnostics> {
@@ -87,10 +131,34 @@ impl Geo {
             }
         }
         if errors.is_empty() {
-            Ok(Geo { db, networks })
+            Ok(Geo::new(db, networks))
         } else {
             Err(Diagnostics(errors))
         }
+    }
+
+    /// Without a database a location is a place of the networks file (a
+    /// distinct continent, country and subdivision): then `f` of each
+    /// place's location, in [`Geo::place_of`]'s numbering, and `f` of no
+    /// location. None with a database. This lets a route decide once per
+    /// place rather than once per query.
+    pub fn per_place<R>(&self, f: impl Fn(&Location<'_>) -> R) -> Option<(Box<[R]>, R)> {
+        if self.db.is_some() {
+            return None;
+        }
+        let values = self.networks.values();
+        let each = self
+            .places
+            .iter()
+            .map(|&l| f(&values[l as usize].location()));
+        Some((each.collect(), f(&Location::default())))
+    }
+
+    /// Without a database: the place of `addr` (in [`Geo::per_place`]'s
+    /// numbering; None: unknown) and the scope, as [`Geo::locate`] gives it.
+    pub fn place_of(&self, addr: IpAddr) -> (Option<u32>, u8) {
+        let (line, _, scope) = self.networks.find(addr);
+        (line.map(|l| self.place_of[l]), scope)
     }
 
     /// The location of `addr` (None if unknown) and the scope: every
@@ -99,13 +167,7 @@ impl Geo {
     pub fn locate(&self, addr: IpAddr, coords: bool) -> (Option<Location<'_>>, u8) {
         let m = self.networks.lookup(addr);
         if let Some(e) = m.value {
-            let loc = Location {
-                continent: Some(&e.continent),
-                country: Some(&e.country),
-                subdivision: e.subdivision.as_deref(),
-                coords: e.coords,
-            };
-            return (Some(loc), m.scope);
+            return (Some(e.location()), m.scope);
         }
         let Some(db) = &self.db else {
             return (None, m.scope);
@@ -289,10 +351,7 @@ mod tests {
             "# comment\n10.0.0.0/8 EU DE BY 48.1 11.6\n2001:db8::/32 NA US\n",
         )
         .unwrap();
-        let geo = Geo {
-            db: None,
-            networks: m,
-        };
+        let geo = Geo::new(None, m);
         let (loc, scope) = geo.locate("10.1.2.3".parse().unwrap(), false);
         let loc = loc.unwrap();
         assert_eq!(
@@ -305,5 +364,46 @@ mod tests {
         assert_eq!(e.0.len(), 2);
         assert!(e.0[0].to_string().starts_with("nets.txt:1: "), "{e}");
         assert!(e.0[1].to_string().starts_with("nets.txt:2: "), "{e}");
+    }
+
+    /// A route decides once per place what it would decide per query from
+    /// the location: same place for lines with the same codes, the same
+    /// scope as `locate`, None for unknown addresses.
+    #[test]
+    fn places_stand_for_locations() {
+        let p = Path::new("nets.txt");
+        let m = parse_networks(
+            p,
+            "10.0.0.0/8 EU DE BY\n10.1.0.0/16 EU FR\n10.2.0.0/16 EU DE BY 1 2\n\
+             10.2.3.0/24 NA US\n2001:db8::/32 EU FR\n",
+        )
+        .unwrap();
+        let geo = Geo::new(None, m);
+        let (names, unknown) = geo
+            .per_place(|l| format!("{:?}/{:?}/{:?}", l.continent, l.country, l.subdivision))
+            .unwrap();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(unknown, "None/None/None");
+        let mut rng = fastrand::Rng::with_seed(18);
+        for _ in 0..2000 {
+            let addr = if rng.bool() {
+                IpAddr::from([10, rng.u8(0..4), rng.u8(0..5), rng.u8(..)])
+            } else {
+                IpAddr::from([0x2001, 0xdb8 + rng.u16(0..2), 0, 0, 0, 0, 0, rng.u16(..)])
+            };
+            let (loc, scope) = geo.locate(addr, false);
+            let (place, place_scope) = geo.place_of(addr);
+            assert_eq!(scope, place_scope, "{addr}");
+            let name = match place {
+                Some(p) => names[p as usize].clone(),
+                None => unknown.clone(),
+            };
+            let loc = loc.unwrap_or_default();
+            let want = format!(
+                "{:?}/{:?}/{:?}",
+                loc.continent, loc.country, loc.subdivision
+            );
+            assert_eq!(name, want, "{addr}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::dnssec::Signer;
 use crate::geo::Geo;
 use crate::route::prefix::PrefixMap;
-use crate::route::table::{Kind, Table, seed};
+use crate::route::table::{Kind, Table, area_hit, seed};
 use crate::route::{Chosen, Decision};
 use crate::store::Dyn;
 use crate::zone::{Rrset, Zone};
@@ -706,6 +706,7 @@ fn decided_slot(
                     map.insert(*n, e as u32);
                 }
             }
+            map.prepare();
             // In a signed zone a client must never get a NODATA another
             // client does not (resolvers apply NSEC to everyone, RFC
             // 8198): while the default is down, the first eligible member
@@ -756,6 +757,7 @@ fn decided_slot(
                     targets,
                     labels: labels(members),
                     kind: Kind::Geo {
+                        by_place: geo.per_place(|loc| area_hit(&areas, loc).map(|h| h.1)),
                         geo: geo.clone(),
                         areas: areas.into(),
                     },

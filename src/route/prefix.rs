@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// An IP network: address (host bits zero) and prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,13 +138,17 @@ const EMPTY: Node = Node {
     value: NONE,
 };
 
-/// A binary trie from prefixes to values, one per address family. Lookups
-/// walk at most 32 or 128 nodes and allocate nothing.
+/// A map from prefixes to values, one per address family. Inserts go into
+/// a binary trie; lookups go to the trie flattened into sorted address
+/// ranges (made at the first lookup after an insert, or by
+/// [`PrefixMap::prepare`]): a binary search, no allocation, and the scope
+/// computed from the range's ends.
 #[derive(Debug, Clone)]
 pub struct PrefixMap<T> {
     roots: [u32; 2],
     nodes: Vec<Node>,
     values: Vec<T>,
+    flat: OnceLock<[Ranges; 2]>,
 }
 
 impl<T> Default for PrefixMap<T> {
@@ -152,8 +157,40 @@ impl<T> Default for PrefixMap<T> {
             roots: [0, 1],
             nodes: vec![EMPTY, EMPTY],
             values: Vec::new(),
+            flat: OnceLock::new(),
         }
     }
+}
+
+/// One family's addresses cut into ranges that each get one result.
+/// Ranges are maximal: neighbours get different results.
+#[derive(Debug, Clone, Default)]
+struct Ranges {
+    /// First address of each range, as 128 left-aligned bits, ascending;
+    /// the first is 0.
+    starts: Box<[u128]>,
+    /// Each range's result: the value index (`NONE` for none) and the
+    /// length of its prefix.
+    results: Box<[(u32, u8)]>,
+}
+
+/// The prefix length of the widest block around `a` inside `lo..=hi` (all
+/// three `w`-bit numbers, `lo <= a <= hi`).
+fn widest_block(a: u128, lo: u128, hi: u128, w: u32) -> u8 {
+    // A block addr/len starts at or after `lo` if len is past the first
+    // bit where a and lo differ, or if lo's bits beyond len are all zero;
+    // it ends at or before `hi` likewise with hi's bits all one.
+    let shift = 128 - w;
+    let part = |x: u128| {
+        if x == 0 {
+            w
+        } else {
+            x.leading_zeros() - shift + 1
+        }
+    };
+    let from_lo = part(a ^ lo).min(w - lo.trailing_zeros().min(w));
+    let from_hi = part(a ^ hi).min(w - hi.trailing_ones().min(w));
+    from_lo.max(from_hi) as u8
 }
 
 /// A lookup result: the longest matching prefix's value (if any), its
@@ -170,6 +207,54 @@ pub struct Match<'a, T> {
 }
 
 impl<T> PrefixMap<T> {
+    /// Makes the ranges lookups read now, not at the first lookup (call it
+    /// when the map is built, off the query path).
+    pub fn prepare(&self) {
+        self.ranges();
+    }
+
+    fn ranges(&self) -> &[Ranges; 2] {
+        self.flat
+            .get_or_init(|| [self.flatten(0, 32), self.flatten(1, 128)])
+    }
+
+    /// The trie of family `fam` as ranges, in address order.
+    fn flatten(&self, fam: usize, w: u8) -> Ranges {
+        let mut starts = Vec::new();
+        let mut results: Vec<(u32, u8)> = Vec::new();
+        let mut push = |start: u128, result: (u32, u8)| {
+            if results.last() != Some(&result) {
+                starts.push(start);
+                results.push(result);
+            }
+        };
+        // Depth first, the 0 side first: (node, depth, prefix, result of
+        // the enclosing prefixes); a missing node (`NONE`) is one range
+        // with that result.
+        let mut stack = vec![(self.roots[fam], 0u8, 0u128, (NONE, 0u8))];
+        while let Some((n, depth, prefix, mut result)) = stack.pop() {
+            if n == NONE {
+                push(prefix, result);
+                continue;
+            }
+            let node = &self.nodes[n as usize];
+            if node.value != NONE {
+                result = (node.value, depth);
+            }
+            if depth == w || node.child == [NONE, NONE] {
+                push(prefix, result);
+                continue;
+            }
+            let one = prefix | (1u128 << (127 - depth));
+            stack.push((node.child[1], depth + 1, one, result));
+            stack.push((node.child[0], depth + 1, prefix, result));
+        }
+        Ranges {
+            starts: starts.into(),
+            results: results.into(),
+        }
+    }
+
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
@@ -197,6 +282,7 @@ impl<T> PrefixMap<T> {
         if self.nodes[n].value != NONE {
             return false;
         }
+        self.flat = OnceLock::new();
         self.values.push(value);
         self.nodes[n].value = (self.values.len() - 1) as u32;
         true
@@ -204,6 +290,36 @@ impl<T> PrefixMap<T> {
 
     /// The longest prefix containing `addr`, and the scope of the answer.
     pub fn lookup(&self, addr: IpAddr) -> Match<'_, T> {
+        let (index, len, scope) = self.find(addr);
+        Match {
+            value: index.map(|i| &self.values[i]),
+            len,
+            scope,
+        }
+    }
+
+    /// What [`PrefixMap::lookup`] finds, with the value as its index in
+    /// [`PrefixMap::values`].
+    pub fn find(&self, addr: IpAddr) -> (Option<usize>, u8, u8) {
+        let r = &self.ranges()[usize::from(addr.is_ipv6())];
+        let w = u32::from(width(&addr));
+        let shift = 128 - w;
+        let b = bits(&addr);
+        // starts[0] is 0, so some range holds b.
+        let i = r.starts.partition_point(|&s| s <= b) - 1;
+        let lo = r.starts[i] >> shift;
+        let hi = r
+            .starts
+            .get(i + 1)
+            .map_or(u128::MAX >> shift, |&next| (next >> shift) - 1);
+        let (value, len) = r.results[i];
+        let scope = widest_block(b >> shift, lo, hi, w);
+        ((value != NONE).then_some(value as usize), len, scope)
+    }
+
+    /// The trie walked bit by bit: what the ranges must agree with.
+    #[cfg(test)]
+    fn walk(&self, addr: IpAddr) -> (Option<usize>, u8, u8) {
         let fam = usize::from(addr.is_ipv6());
         let b = bits(&addr);
         let w = width(&addr);
@@ -229,11 +345,11 @@ impl<T> PrefixMap<T> {
             n = node.child[dir] as usize;
             depth += 1;
         }
-        Match {
-            value: (found.0 != NONE).then(|| &self.values[found.0 as usize]),
-            len: found.1,
-            scope: depth,
-        }
+        (
+            (found.0 != NONE).then_some(found.0 as usize),
+            found.1,
+            depth,
+        )
     }
 
     /// Every value, in insertion order.
@@ -285,5 +401,71 @@ mod tests {
         // An empty family: the answer is the same for every address.
         let empty: PrefixMap<u8> = PrefixMap::new();
         assert_eq!(empty.lookup(ip("192.0.2.1")).scope, 0);
+        assert_eq!(empty.lookup(ip("2001:db8::1")).scope, 0);
+    }
+
+    /// Random maps, random addresses (near the prefixes' edges too): the
+    /// ranges give what the trie walk gives, and an insert after a lookup
+    /// is seen.
+    #[test]
+    fn ranges_agree_with_the_trie() {
+        let mut rng = fastrand::Rng::with_seed(18);
+        for round in 0..300 {
+            let v6 = round % 3 == 0;
+            let w = if v6 { 128 } else { 32 };
+            let mut m = PrefixMap::new();
+            let mut nets = Vec::new();
+            let random = |rng: &mut fastrand::Rng| -> IpAddr {
+                // Few distinct top bits, so prefixes nest and touch.
+                let top = u128::from(rng.u8(..4)) << 124;
+                let x = top | (rng.u128(..) >> 4);
+                if v6 {
+                    IpAddr::V6(x.into())
+                } else {
+                    IpAddr::V4(((x >> 96) as u32).into())
+                }
+            };
+            for _ in 0..rng.usize(0..12) {
+                let net = Net::new(random(&mut rng), rng.u8(0..=w));
+                nets.push(net);
+                m.insert(net, nets.len());
+                let a = random(&mut rng);
+                assert_eq!(m.find(a), m.walk(a), "{a} in {nets:?}");
+            }
+            let mut probes: Vec<IpAddr> = (0..40).map(|_| random(&mut rng)).collect();
+            for n in &nets {
+                let b = bits(&n.addr);
+                let span = u128::MAX.checked_shr(u32::from(n.len)).unwrap_or(0);
+                let span = if v6 { span } else { span & (u128::MAX << 96) };
+                for x in [
+                    b,
+                    b | span,
+                    b.wrapping_sub(1 << (128 - w)),
+                    (b | span).wrapping_add(1 << (128 - w)),
+                ] {
+                    probes.push(if v6 {
+                        IpAddr::V6(x.into())
+                    } else {
+                        IpAddr::V4(((x >> 96) as u32).into())
+                    });
+                }
+            }
+            for a in probes {
+                assert_eq!(m.find(a), m.walk(a), "{a} in {nets:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_widest_block_inside_a_range() {
+        let v4 = |s: &str| u128::from(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()));
+        let b = |a, lo, hi| widest_block(v4(a), v4(lo), v4(hi), 32);
+        assert_eq!(b("10.2.0.1", "10.2.0.0", "10.255.255.255"), 15);
+        assert_eq!(b("192.0.2.1", "11.0.0.0", "255.255.255.255"), 1);
+        assert_eq!(b("1.2.3.4", "0.0.0.0", "255.255.255.255"), 0);
+        assert_eq!(b("1.2.3.4", "1.2.3.4", "1.2.3.4"), 32);
+        assert_eq!(b("1.2.3.5", "1.2.3.4", "1.2.3.7"), 30);
+        assert_eq!(b("1.2.3.5", "1.2.3.5", "1.2.3.7"), 32);
+        assert_eq!(b("1.2.3.6", "1.2.3.5", "1.2.3.7"), 31);
     }
 }

@@ -14,7 +14,7 @@ use super::prefix::{PrefixMap, mask};
 use super::{Client, Trace};
 pub use crate::config::MAX_PICK;
 use crate::config::{Area, Place};
-use crate::geo::Geo;
+use crate::geo::{Geo, Location};
 use crate::store::Dyn;
 
 /// Sticky weighted routes hash the client's /24 (IPv4) or /56 (IPv6).
@@ -39,6 +39,10 @@ pub struct Table {
     /// What a client without an entry gets (NODATA with the route's TTL).
     pub no_data: Dyn,
 }
+
+/// A geo route's entry per place of the networks file, and for clients
+/// in none.
+pub type ByPlace = (Box<[Option<u32>]>, Option<u32>);
 
 /// How a [`Table`] chooses.
 #[derive(Debug, Clone)]
@@ -70,6 +74,9 @@ pub enum Kind {
         geo: Arc<Geo>,
         /// (area, entry), most specific areas first.
         areas: Box<[(Area, u32)]>,
+        /// Without a database, the entry of each of `geo`'s places and of
+        /// an unknown location, decided when the table is built.
+        by_place: Option<ByPlace>,
     },
     /// The nearest entry to the client's coordinates.
     Nearest {
@@ -78,6 +85,18 @@ pub enum Kind {
         /// Per entry.
         places: Box<[Place]>,
     },
+}
+
+/// The first of `areas` (most specific first) that holds `loc`.
+pub fn area_hit<'a>(areas: &'a [(Area, u32)], loc: &Location<'_>) -> Option<&'a (Area, u32)> {
+    areas.iter().find(|(a, _)| match a {
+        Area::Subdivision(c, s) => {
+            loc.country == Some(c.as_str()) && loc.subdivision == Some(s.as_str())
+        }
+        Area::Country(c) => loc.country == Some(c.as_str()),
+        Area::Continent(c) => loc.continent == Some(c.as_str()),
+        Area::Default => true,
+    })
 }
 
 impl Table {
@@ -132,31 +151,39 @@ impl Table {
                 });
                 (entry, m.scope)
             }
-            Kind::Geo { geo, areas } => {
-                let (loc, scope) = geo.locate(client.addr, false);
-                let loc = loc.unwrap_or_default();
-                let hit = areas.iter().find(|(a, _)| match a {
-                    Area::Subdivision(c, s) => {
-                        loc.country == Some(c.as_str()) && loc.subdivision == Some(s.as_str())
+            Kind::Geo {
+                geo,
+                areas,
+                by_place,
+            } => {
+                let (entry, scope) = match by_place {
+                    Some((each, unknown)) => {
+                        let (place, scope) = geo.place_of(client.addr);
+                        (place.map_or(*unknown, |p| each[p as usize]), scope)
                     }
-                    Area::Country(c) => loc.country == Some(c.as_str()),
-                    Area::Continent(c) => loc.continent == Some(c.as_str()),
-                    Area::Default => true,
-                });
+                    None => {
+                        let (loc, scope) = geo.locate(client.addr, false);
+                        (
+                            area_hit(areas, &loc.unwrap_or_default()).map(|h| h.1),
+                            scope,
+                        )
+                    }
+                };
                 trace.step(|| {
+                    let loc = geo.locate(client.addr, false).0.unwrap_or_default();
                     format!(
                         "{}: client {client} located at continent {} country {} subdivision {} (same location for all of /{scope}): {}",
                         self.route,
                         loc.continent.unwrap_or("-"),
                         loc.country.unwrap_or("-"),
                         loc.subdivision.unwrap_or("-"),
-                        match hit {
+                        match area_hit(areas, &loc) {
                             Some((a, i)) => format!("{a} -> {}", self.labels[*i as usize]),
                             None => "no area matches and no default: NODATA".into(),
                         }
                     )
                 });
-                (hit.map(|h| h.1), scope)
+                (entry, scope)
             }
             Kind::Nearest { geo, places } => {
                 let (loc, scope) = geo.locate(client.addr, true);
