@@ -211,11 +211,11 @@ mod tests {
                 <= 128
         );
         let mut n = Nodes::default();
-        let set = std::sync::Arc::new(hickory_proto::rr::RecordSet::new(
+        let set = hickory_proto::rr::RecordSet::new(
             hickory_proto::rr::Name::root(),
             hickory_proto::rr::RecordType::A,
             0,
-        ));
+        );
         let mut node = Node::default();
         node.rrsets.push(super::super::Entry {
             rtype: hickory_proto::rr::RecordType::A,
