@@ -95,7 +95,7 @@ impl<'a> Answer<'a> {
     }
 
     fn push(&mut self, rr: &'a Rrset, synth_owner: Option<&'a Name>) {
-        let sigs = if self.dnssec { rr.sig_len } else { 0 };
+        let sigs = if self.dnssec { rr.sig_len() } else { 0 };
         match synth_owner {
             Some(owner) => {
                 self.answer.push(Part::Synth(rr.set(), owner));
@@ -105,11 +105,11 @@ impl<'a> Answer<'a> {
                     } else {
                         0
                     };
-                self.size += rr.wire_len + sigs + n * owner.len();
+                self.size += rr.wire_len() + sigs + n * owner.len();
             }
             None => {
                 self.answer.push(Part::Set(rr.set()));
-                self.size += rr.wire_len + sigs;
+                self.size += rr.wire_len() + sigs;
             }
         }
     }
@@ -120,7 +120,7 @@ impl<'a> Answer<'a> {
             return;
         }
         self.answer.push(Part::Sigs(rr.set()));
-        self.size += rr.sig_len;
+        self.size += rr.sig_len();
     }
 
     /// An NSEC proof (or DS set) for the authority section, once.
@@ -130,7 +130,7 @@ impl<'a> Answer<'a> {
             return;
         }
         self.proofs.push(rr.set());
-        self.size += rr.wire_len + rr.sig_len;
+        self.size += rr.wire_len() + rr.sig_len();
     }
 
     fn additional(&mut self, sets: &'a [std::sync::Arc<Records>], size: usize) {
@@ -206,7 +206,7 @@ pub fn resolve<'a>(
             let neg = snap.soa(zone).1;
             a.rcode = rcode;
             a.authority = Some(neg.set());
-            a.size += neg.wire_len + if a.dnssec { neg.sig_len } else { 0 };
+            a.size += neg.wire_len() + if a.dnssec { neg.sig_len() } else { 0 };
         };
         match zone.find(&key, qtype) {
             Found::NxDomain => {
@@ -228,14 +228,14 @@ pub fn resolve<'a>(
                     a.authoritative = false;
                     a.referral = true;
                     a.authority = Some(ns.set());
-                    a.size += ns.wire_len;
-                    a.additional(&node.glue, node.glue_len);
+                    a.size += ns.wire_len();
+                    a.additional(node.glue(), node.glue_len());
                     if prove {
                         // A secure delegation's DS set, or the NSEC that
                         // proves there is none (an insecure one).
                         match node.get_static(RecordType::DS) {
                             Some(ds) => a.prove(Some(ds)),
-                            None => a.prove(node.nsec.as_ref().map(|n| &n.full)),
+                            None => a.prove(node.nsec().map(|n| &n.full)),
                         }
                     }
                 }
@@ -248,7 +248,7 @@ pub fn resolve<'a>(
                 if zone.signed.is_some() && !wildcard {
                     match qtype {
                         RecordType::NSEC => {
-                            if let Some(n) = &node.nsec {
+                            if let Some(n) = node.nsec() {
                                 a.push(&n.full, None);
                                 return a;
                             }
@@ -259,7 +259,7 @@ pub fn resolve<'a>(
                                     a.push_sigs(rr);
                                 }
                             }
-                            if let Some(n) = &node.nsec {
+                            if let Some(n) = node.nsec() {
                                 a.push_sigs(&n.full);
                             }
                             if !a.answer.is_empty() {
@@ -283,7 +283,7 @@ pub fn resolve<'a>(
                             // ones too: they are not the type asked);
                             // an empty non-terminal has none, and the
                             // NSEC covering it proves it empty.
-                            match &node.nsec {
+                            match node.nsec() {
                                 Some(n) => a.prove(Some(&n.full)),
                                 // A wildcard that is itself an empty
                                 // non-terminal: the NSEC covering it.
@@ -328,7 +328,7 @@ pub fn resolve<'a>(
                         if prove {
                             // The route answers nothing now: the NSEC
                             // variant without its type.
-                            a.prove(node.nsec.as_ref().map(|n| n.for_nodata(Some(entry.rtype))));
+                            a.prove(node.nsec().map(|n| n.for_nodata(Some(entry.rtype))));
                             if wildcard {
                                 a.prove(zone.covering(key.as_bytes()));
                             }
@@ -352,7 +352,7 @@ pub fn resolve<'a>(
                     a.prove(zone.covering(key.as_bytes()));
                 }
                 if !is_cname {
-                    a.additional(&rr.additionals, rr.additionals_len);
+                    a.additional(&rr.additionals, rr.additionals_len());
                     return a;
                 }
                 let Some(RData::CNAME(target)) =

@@ -252,7 +252,7 @@ impl Zone {
                 );
                 let rr = Rrset::new(set);
                 let prev = previous
-                    .and_then(|p| p.nodes.get(&k[..])?.nsec.as_ref())
+                    .and_then(|p| p.nodes.get(&k[..])?.nsec())
                     .and_then(|n| {
                         std::iter::once(&n.full)
                             .chain(n.without.iter().map(|(_, r)| r))
@@ -285,8 +285,11 @@ impl Zone {
                 expires,
                 crate::dnssec::sign::earliest_expiry(full.set().rrsigs()),
             );
-            self.nodes.get_mut(&k[..]).expect("an owner").nsec =
-                Some(Box::new(Nsec { full, without }));
+            self.nodes
+                .get_mut(&k[..])
+                .expect("an owner")
+                .extra_mut()
+                .nsec = Some(Nsec { full, without });
         }
         self.signed = Some(Signed {
             order: owners.into_boxed_slice(),
@@ -335,18 +338,14 @@ impl Zone {
             Err(i) => i - 1,
         };
         let node = self.nodes.get(&signed.order[i][..])?;
-        node.nsec.as_ref().map(|n| &n.full)
+        node.nsec().map(|n| &n.full)
     }
 
     /// The NSEC of the name at `key` (None if it has none: an empty
     /// non-terminal, whose proof is the covering NSEC): with every type,
     /// or, for a route of type `nodata` answering NODATA, without it.
     pub fn nsec_at(&self, key: &[u8], nodata: Option<RecordType>) -> Option<&Rrset> {
-        self.nodes
-            .get(key)?
-            .nsec
-            .as_ref()
-            .map(|n| n.for_nodata(nodata))
+        self.nodes.get(key)?.nsec().map(|n| n.for_nodata(nodata))
     }
 }
 
