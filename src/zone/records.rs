@@ -40,11 +40,12 @@ impl Records {
         if !set.rrsigs().is_empty() || set.dns_class() != DNSClass::IN {
             return Records::full(set);
         }
+        let records: Vec<&Record> = set.records_without_rrsigs().collect();
         match pack(
             set.name(),
             set.record_type(),
             set.ttl(),
-            set.records_without_rrsigs(),
+            records.iter().copied(),
         ) {
             Some(packed) => Records {
                 full: OnceLock::new(),
@@ -187,7 +188,7 @@ fn pack<'a>(
     name: &Name,
     rtype: RecordType,
     ttl: u32,
-    records: impl Iterator<Item = &'a Record>,
+    records: impl Iterator<Item = &'a Record> + Clone,
 ) -> Option<Box<[u8]>> {
     if !matches!(
         rtype,
@@ -197,42 +198,70 @@ fn pack<'a>(
     {
         return None;
     }
-    let mut out = Vec::with_capacity(HEAD + name.len() + 2 + 24);
-    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    push_name(&mut out, name);
+    // The exact size first: one allocation, never grown nor shrunk.
+    let mut len = HEAD + name_wire_len(name);
     let mut count: u16 = 0;
-    for r in records {
-        if r.ttl != ttl || r.dns_class != DNSClass::IN || !r.name.eq_case(name) {
+    for r in records.clone() {
+        let same_owner = std::ptr::eq(&r.name, name) || r.name.eq_case(name);
+        if r.ttl != ttl || r.dns_class != DNSClass::IN || !same_owner {
             return None;
         }
-        let at = out.len();
-        out.extend_from_slice(&[0, 0]);
-        match &r.data {
-            RData::A(a) => out.extend_from_slice(&a.0.octets()),
-            RData::AAAA(a) => out.extend_from_slice(&a.0.octets()),
-            RData::TXT(t) => {
-                for s in &t.txt_data {
-                    out.push(u8::try_from(s.len()).ok()?);
-                    out.extend_from_slice(s);
-                }
-            }
-            RData::MX(mx) if mx.exchange.is_fqdn() => {
-                out.extend_from_slice(&mx.preference.to_be_bytes());
-                push_name(&mut out, &mx.exchange);
-            }
-            _ => return None,
-        }
-        let len = u16::try_from(out.len() - at - 2).ok()?;
-        out[at..at + 2].copy_from_slice(&len.to_be_bytes());
+        len += 2 + rdata_len(&r.data)?;
         count = count.checked_add(1)?;
     }
     if count == 0 {
         return None;
     }
-    out[6..8].copy_from_slice(&count.to_be_bytes());
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    push_name(&mut out, name);
+    for r in records {
+        let rdlen = rdata_len(&r.data)? as u16;
+        out.extend_from_slice(&rdlen.to_be_bytes());
+        match &r.data {
+            RData::A(a) => out.extend_from_slice(&a.0.octets()),
+            RData::AAAA(a) => out.extend_from_slice(&a.0.octets()),
+            RData::TXT(t) => {
+                for s in &t.txt_data {
+                    out.push(s.len() as u8);
+                    out.extend_from_slice(s);
+                }
+            }
+            RData::MX(mx) => {
+                out.extend_from_slice(&mx.preference.to_be_bytes());
+                push_name(&mut out, &mx.exchange);
+            }
+            _ => return None,
+        }
+    }
+    debug_assert_eq!(out.len(), len);
     Some(out.into_boxed_slice())
+}
+
+/// The RDATA length of `data` packed, if of a packed type and it packs
+/// (no TXT string over 255 bytes, an exchange fully qualified, at most
+/// 65535 bytes).
+fn rdata_len(data: &RData) -> Option<usize> {
+    let len = match data {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::TXT(t) => {
+            if t.txt_data.iter().any(|s| s.len() > 255) {
+                return None;
+            }
+            t.txt_data.iter().map(|s| 1 + s.len()).sum()
+        }
+        RData::MX(mx) if mx.exchange.is_fqdn() => 2 + name_wire_len(&mx.exchange),
+        _ => return None,
+    };
+    (len <= usize::from(u16::MAX)).then_some(len)
+}
+
+/// The length of `name` in wire form, uncompressed.
+fn name_wire_len(name: &Name) -> usize {
+    name.iter().map(|l| 1 + l.len()).sum::<usize>() + 1
 }
 
 /// Appends `name` in wire form, uncompressed, with its case.
