@@ -476,16 +476,15 @@ impl Builder<'_> {
             self.merge(i, record, loc);
             return;
         }
-        // From the record itself: a Vec of one (`add_rdata` on an empty
-        // set reserves four records, and most sets hold one: 840 bytes
-        // each of a large zone).
+        // Packed from the record itself, its owner written from the key
+        // (the name lowercased, as it is served).
         let mut record = record;
         if record.name.iter().flatten().any(u8::is_ascii_uppercase) {
             record.name = record.name.to_lowercase();
         }
         let i = u32::try_from(self.sets.len()).expect("fewer than 2^32 sets");
         let previous = self.previous;
-        let records = Records::of_record(record);
+        let records = Records::of_keyed_record(record, key.as_bytes());
         let shared =
             previous.and_then(|p| p.unchanged(key.as_bytes(), node, &mut self.shift, &records));
         let set = Building::Done(shared.unwrap_or_else(|| Arc::new(records)));

@@ -43,6 +43,7 @@ impl Records {
         let records: Vec<&Record> = set.records_without_rrsigs().collect();
         match pack(
             set.name(),
+            None,
             set.record_type(),
             set.ttl(),
             records.iter().copied(),
@@ -58,8 +59,26 @@ impl Records {
     /// One record as a set, packed if it can be (what a zone's load makes
     /// of most records, without making a `RecordSet` first).
     pub fn of_record(record: Record) -> Records {
+        Records::of_keyed_record_at(record, None)
+    }
+
+    /// [`Records::of_record`] for a record whose owner is `key` (its
+    /// labels in wire form without the root label, with the owner's
+    /// case), which is not made again from the name.
+    pub fn of_keyed_record(record: Record, key: &[u8]) -> Records {
+        debug_assert!({
+            let mut wire = Vec::new();
+            push_name(&mut wire, &record.name);
+            wire.pop();
+            wire == key
+        });
+        Records::of_keyed_record_at(record, Some(key))
+    }
+
+    fn of_keyed_record_at(record: Record, key: Option<&[u8]>) -> Records {
         match pack(
             &record.name,
+            key,
             record.record_type(),
             record.ttl,
             std::iter::once(&record),
@@ -186,6 +205,7 @@ fn name_len(b: &[u8]) -> usize {
 /// too) and TTL, a name that is not a wildcard, and RDATA that packs.
 fn pack<'a>(
     name: &Name,
+    key: Option<&[u8]>,
     rtype: RecordType,
     ttl: u32,
     records: impl Iterator<Item = &'a Record> + Clone,
@@ -199,7 +219,7 @@ fn pack<'a>(
         return None;
     }
     // The exact size first: one allocation, never grown nor shrunk.
-    let mut len = HEAD + name_wire_len(name);
+    let mut len = HEAD + key.map_or_else(|| name_wire_len(name), |k| k.len() + 1);
     let mut count: u16 = 0;
     for r in records.clone() {
         let same_owner = std::ptr::eq(&r.name, name) || r.name.eq_case(name);
@@ -216,7 +236,13 @@ fn pack<'a>(
     out.extend_from_slice(&u16::from(rtype).to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
-    push_name(&mut out, name);
+    match key {
+        Some(k) => {
+            out.extend_from_slice(k);
+            out.push(0);
+        }
+        None => push_name(&mut out, name),
+    }
     for r in records {
         let rdlen = rdata_len(&r.data)? as u16;
         out.extend_from_slice(&rdlen.to_be_bytes());
