@@ -28,7 +28,7 @@ bench_data() {
 bench_veer() {
   cargo build --release --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
   mkdir -p "$BENCH_WORK/bin"
-  cp "$BENCH_ROOT/target/release/veer" "$BENCH_WORK/bin/veer"
+  cp "${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/veer" "$BENCH_WORK/bin/veer"
   echo "$BENCH_WORK/bin/veer"
 }
 

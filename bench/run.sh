@@ -33,6 +33,9 @@
 #                      no modules (so no rrl)
 #   echo               bench/echo, built here: sends each query back with QR
 #                      set, recvmmsg/sendmmsg; the kernel's limit
+#   veer-base          another veer binary ($VEER_BASE, e.g. main's release
+#                      build copied aside), run as the veer row: a
+#                      baseline measured in the same run
 #   veer-routed        dyn.bench.test is a failover route whose primary is
 #                      checked over HTTP (a python http.server on CLIENT_CPU)
 #   veer-weighted, veer-geo   dyn.bench.test as a weighted or a geo route
@@ -108,7 +111,7 @@ sets_of() {
   case "$1" in
     veer-routed | veer-routed-edns | veer-routed-dnssec | veer-weighted | veer-weighted1 | \
       veer-geo | veer-geo-ecs | gdnsd-weighted1 | gdnsd-geo-ecs) echo dyn ;;
-    veer | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | veer-dnssec | veer-dnssec-nodo | \
+    veer | veer-base | veer-hickory-udp | veer-edns | veer-protect | veer-rrl | veer-dnssec | veer-dnssec-nodo | \
       gdnsd | nsd | knot | echo) echo "mix nx wild dyn" ;;
     *) echo "run.sh: unknown server $1" >&2; exit 2 ;;
   esac
@@ -167,6 +170,10 @@ EOF
 start_veer() {
   veer_conf "" && cp "$ZONE" zone
   RUST_LOG=warn pin "$VEER" serve --config veer.toml
+}
+start_veer-base() {
+  veer_conf "" && cp "$ZONE" zone
+  RUST_LOG=warn pin "${VEER_BASE:?veer-base: set VEER_BASE to a veer binary}" serve --config veer.toml
 }
 start_veer-protect() {
   # Rate limiting on, at a rate far above the offered load (so it costs,

@@ -503,31 +503,31 @@ fn sign_dyn_with(
 ) -> Dyn {
     let mut sign = |rr: &Rrset| -> Rrset {
         let mut data: Vec<RData> = rr
-            .set
+            .set()
             .records_without_rrsigs()
             .map(|r| r.data.clone())
             .collect();
         data.sort();
         let id = (
-            rr.set.name().clone(),
-            rr.set.record_type(),
-            rr.set.ttl(),
+            rr.set().name().clone(),
+            rr.set().record_type(),
+            rr.set().ttl(),
             data,
         );
         let sigs = match done.iter().find(|(k, _)| *k == id) {
             Some((_, sigs)) => sigs.clone(),
             None => {
-                let sigs = signer.sign(&rr.set, now);
+                let sigs = signer.sign(rr.set(), now);
                 done.push((id, sigs.clone()));
                 sigs
             }
         };
-        let mut set = (*rr.set).clone();
+        let mut set = rr.set().clone();
         set.clear_rrsigs();
         for sig in sigs {
             set.insert_rrsig(sig);
         }
-        let mut out = Rrset::new(Arc::new(set));
+        let mut out = Rrset::new(set);
         out.additionals = rr.additionals.clone();
         out.additionals_len = rr.additionals_len;
         out
@@ -571,7 +571,7 @@ fn decided_slot(
         for r in records {
             set.add_rdata(r.data.clone());
         }
-        Rrset::new(Arc::new(set))
+        Rrset::new(set)
     };
     let records = |members: &[usize]| -> Vec<&Record> {
         members
@@ -805,12 +805,12 @@ fn decided_slot(
 /// (sharing the location sources); this runs only on rebuilds.
 fn renamed(d: &Dyn, name: &Name, ttl: u32) -> Dyn {
     let rename = |rr: &Rrset| {
-        let ttl = rr.set.ttl().min(ttl);
-        let mut set = RecordSet::with_ttl(name.clone(), rr.set.record_type(), ttl);
-        for r in rr.set.records_without_rrsigs() {
+        let ttl = rr.set().ttl().min(ttl);
+        let mut set = RecordSet::with_ttl(name.clone(), rr.set().record_type(), ttl);
+        for r in rr.set().records_without_rrsigs() {
             set.add_rdata(r.data.clone());
         }
-        Rrset::new(Arc::new(set))
+        Rrset::new(set)
     };
     let again = |x: &Arc<Dyn>| Arc::new(renamed(x, name, ttl));
     match d {

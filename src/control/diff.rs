@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::build::Base;
 use crate::config::{CheckConfig, CheckKind, Config, RouteConfig};
-use crate::zone::{Node, Zone};
+use crate::zone::{Node, Records, Zone};
 
 /// Most RRsets named per zone in a diff (the counts are always whole).
 pub const MAX_SETS: usize = 50;
@@ -266,14 +266,23 @@ pub fn diff(old: &Base, new: &Base) -> ReloadDiff {
 }
 
 /// A name's static RRsets (no NSEC: those follow the data).
-fn sets(n: &Node) -> impl Iterator<Item = &RecordSet> {
+fn sets(n: &Node) -> impl Iterator<Item = &Records> {
     n.static_sets()
         .filter(|s| s.record_type() != RecordType::NSEC)
 }
 
 /// The static RRset of type `t` at `n`, if any.
-fn set_of(n: Option<&Node>, t: RecordType) -> Option<&RecordSet> {
-    n?.get_static(t).map(|r| &*r.set)
+fn set_of(n: Option<&Node>, t: RecordType) -> Option<&Records> {
+    n?.get_static(t).map(|r| &*r.records)
+}
+
+/// [`set_diff`] of two stored sets: one a reload shared, or packed sets
+/// of the same bytes, are the same without a look at their records.
+fn records_diff(old: &Records, new: &Records) -> (usize, usize, bool) {
+    if std::ptr::eq(old, new) || old.same_packed(new) {
+        return (0, 0, false);
+    }
+    set_diff(&old.to_set(), &new.to_set())
 }
 
 /// How `old` and `new` (the same owner and type) differ: (records added,
@@ -322,11 +331,11 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
     // Walks both zones' own tables (a million-record zone must not be
     // copied into strings to be compared).
     let mut named = Vec::new();
-    let mut name = |sign: char, s: &RecordSet, omitted: &mut usize| {
+    let mut name = |sign: char, s: &Records, omitted: &mut usize| {
         if named.len() < MAX_SETS {
             named.push(format!(
                 "{sign} {} {}",
-                s.name().to_lowercase(),
+                s.to_set().name().to_lowercase(),
                 s.record_type()
             ));
         } else {
@@ -337,15 +346,19 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
     let new_sets = new
         .nodes_against(old)
         .flat_map(|(_, n, o)| sets(n).map(move |s| (s, set_of(o, s.record_type()))));
-    let soa = std::iter::once((&new.file_soa, Some(&old.file_soa)));
+    let (new_soa, old_soa) = (
+        Records::full(new.file_soa.clone()),
+        Records::full(old.file_soa.clone()),
+    );
+    let soa = std::iter::once((&new_soa, Some(&old_soa)));
     for (set, before) in new_sets.chain(soa) {
         match before {
             None => {
-                zd.records_added += set.records_without_rrsigs().count();
+                zd.records_added += set.records_count();
                 name('+', set, &mut omitted);
             }
             Some(before) => {
-                let (a, r, changed) = set_diff(before, set);
+                let (a, r, changed) = records_diff(before, set);
                 if changed {
                     zd.records_added += a;
                     zd.records_removed += r;
@@ -360,7 +373,7 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
         .flat_map(|(_, o, n)| sets(o).map(move |s| (s, n)))
     {
         if set_of(n, set.record_type()).is_none() {
-            zd.records_removed += set.records_without_rrsigs().count();
+            zd.records_removed += set.records_count();
             name('-', set, &mut omitted);
         }
     }

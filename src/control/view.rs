@@ -168,9 +168,9 @@ pub(super) fn answer_text(
 /// Distinct RRsets in a slot (shared ones once).
 fn variants(d: &crate::store::Dyn) -> usize {
     use crate::store::Dyn;
-    fn walk<'a>(d: &'a Dyn, seen: &mut Vec<*const hickory_proto::rr::RecordSet>) {
+    fn walk<'a>(d: &'a Dyn, seen: &mut Vec<*const crate::zone::Records>) {
         let mut add = |rr: &'a crate::zone::Rrset| {
-            let p = std::sync::Arc::as_ptr(&rr.set);
+            let p = std::sync::Arc::as_ptr(&rr.records);
             if !seen.contains(&p) {
                 seen.push(p);
             }

@@ -165,7 +165,7 @@ fn signed_routes(
             continue;
         };
         let Some(RData::DNSSEC(DNSSECRData::NSEC(nsec))) =
-            full.set.records_without_rrsigs().next().map(|r| &r.data)
+            full.set().records_without_rrsigs().next().map(|r| &r.data)
         else {
             continue;
         };
@@ -185,8 +185,8 @@ fn signed_routes(
                         .any(|r| r.name == *owner && r.record_type() == *t)
             })
             .collect();
-        let ttl = full.set.ttl();
-        let mut set = RecordSet::with_ttl(full.set.name().clone(), RecordType::NSEC, ttl);
+        let ttl = full.set().ttl();
+        let mut set = RecordSet::with_ttl(full.set().name().clone(), RecordType::NSEC, ttl);
         set.add_rdata(RData::DNSSEC(DNSSECRData::NSEC(NSEC::new(
             nsec.next_domain_name().clone(),
             types,
@@ -215,7 +215,7 @@ impl Controller {
             let soa = zone
                 .soa_sets(serial)
                 .0
-                .set
+                .set()
                 .records_without_rrsigs()
                 .next()
                 .cloned()
@@ -246,7 +246,7 @@ impl Controller {
                 }
                 (_, Some(signer)) if transfers => {
                     let soa_sigs: Vec<Record> = match &*self.slots[zone.soa_slot] {
-                        crate::store::Dyn::Set(rr) => rr.set.rrsigs().to_vec(),
+                        crate::store::Dyn::Set(rr) => rr.set().rrsigs().to_vec(),
                         _ => Vec::new(),
                     };
                     let before = old.map(|o| &o.routed[..]).unwrap_or_default();

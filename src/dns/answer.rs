@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::route::{Client, Trace};
 use crate::store::{Dyn, Served, Snapshot};
-use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
+use crate::zone::{Data, Entry, Found, Key, Records, Rrset, Zone};
 
 /// RRsets (or parts of one) an answer holds without allocating: a
 /// weighted `pick` of up to [`crate::config::MAX_PICK`] parts, or a CNAME
@@ -57,7 +57,7 @@ pub struct Answer<'a> {
     /// RRSIGs go with every RRset (DO set, the zone signed).
     pub dnssec: bool,
     /// Additional section.
-    pub additional: &'a [std::sync::Arc<RecordSet>],
+    pub additional: &'a [std::sync::Arc<Records>],
     /// Upper bound of the encoded size of the answer and authority records.
     pub size: usize,
     /// Upper bound of the encoded size of the additional records.
@@ -95,45 +95,45 @@ impl<'a> Answer<'a> {
     }
 
     fn push(&mut self, rr: &'a Rrset, synth_owner: Option<&'a Name>) {
-        let sigs = if self.dnssec { rr.sig_len } else { 0 };
+        let sigs = if self.dnssec { rr.sig_len() } else { 0 };
         match synth_owner {
             Some(owner) => {
-                self.answer.push(Part::Synth(&rr.set, owner));
-                let n = rr.set.records_count()
+                self.answer.push(Part::Synth(rr.set(), owner));
+                let n = rr.set().records_count()
                     + if self.dnssec {
-                        rr.set.rrsigs().len()
+                        rr.set().rrsigs().len()
                     } else {
                         0
                     };
-                self.size += rr.wire_len + sigs + n * owner.len();
+                self.size += rr.wire_len() + sigs + n * owner.len();
             }
             None => {
-                self.answer.push(Part::Set(&rr.set));
-                self.size += rr.wire_len + sigs;
+                self.answer.push(Part::Set(rr.set()));
+                self.size += rr.wire_len() + sigs;
             }
         }
     }
 
     /// The RRSIGs of `rr` as answer records (a query for type RRSIG).
     fn push_sigs(&mut self, rr: &'a Rrset) {
-        if rr.set.rrsigs().is_empty() {
+        if rr.set().rrsigs().is_empty() {
             return;
         }
-        self.answer.push(Part::Sigs(&rr.set));
-        self.size += rr.sig_len;
+        self.answer.push(Part::Sigs(rr.set()));
+        self.size += rr.sig_len();
     }
 
     /// An NSEC proof (or DS set) for the authority section, once.
     fn prove(&mut self, rr: Option<&'a Rrset>) {
         let Some(rr) = rr else { return };
-        if self.proofs.iter().any(|p| std::ptr::eq(*p, &*rr.set)) {
+        if self.proofs.iter().any(|p| std::ptr::eq(*p, rr.set())) {
             return;
         }
-        self.proofs.push(&rr.set);
-        self.size += rr.wire_len + rr.sig_len;
+        self.proofs.push(rr.set());
+        self.size += rr.wire_len() + rr.sig_len();
     }
 
-    fn additional(&mut self, sets: &'a [std::sync::Arc<RecordSet>], size: usize) {
+    fn additional(&mut self, sets: &'a [std::sync::Arc<Records>], size: usize) {
         self.additional = sets;
         self.additional_size = size;
     }
@@ -205,8 +205,8 @@ pub fn resolve<'a>(
         let negative = |a: &mut Answer<'a>, rcode| {
             let neg = snap.soa(zone).1;
             a.rcode = rcode;
-            a.authority = Some(&neg.set);
-            a.size += neg.wire_len + if a.dnssec { neg.sig_len } else { 0 };
+            a.authority = Some(neg.set());
+            a.size += neg.wire_len() + if a.dnssec { neg.sig_len() } else { 0 };
         };
         match zone.find(&key, qtype) {
             Found::NxDomain => {
@@ -227,15 +227,15 @@ pub fn resolve<'a>(
                         .expect("a cut has NS records");
                     a.authoritative = false;
                     a.referral = true;
-                    a.authority = Some(&ns.set);
-                    a.size += ns.wire_len;
-                    a.additional(&node.glue, node.glue_len);
+                    a.authority = Some(ns.set());
+                    a.size += ns.wire_len();
+                    a.additional(node.glue(), node.glue_len());
                     if prove {
                         // A secure delegation's DS set, or the NSEC that
                         // proves there is none (an insecure one).
                         match node.get_static(RecordType::DS) {
                             Some(ds) => a.prove(Some(ds)),
-                            None => a.prove(node.nsec.as_ref().map(|n| &n.full)),
+                            None => a.prove(node.nsec().map(|n| &n.full)),
                         }
                     }
                 }
@@ -248,7 +248,7 @@ pub fn resolve<'a>(
                 if zone.signed.is_some() && !wildcard {
                     match qtype {
                         RecordType::NSEC => {
-                            if let Some(n) = &node.nsec {
+                            if let Some(n) = node.nsec() {
                                 a.push(&n.full, None);
                                 return a;
                             }
@@ -259,7 +259,7 @@ pub fn resolve<'a>(
                                     a.push_sigs(rr);
                                 }
                             }
-                            if let Some(n) = &node.nsec {
+                            if let Some(n) = node.nsec() {
                                 a.push_sigs(&n.full);
                             }
                             if !a.answer.is_empty() {
@@ -283,7 +283,7 @@ pub fn resolve<'a>(
                             // ones too: they are not the type asked);
                             // an empty non-terminal has none, and the
                             // NSEC covering it proves it empty.
-                            match &node.nsec {
+                            match node.nsec() {
                                 Some(n) => a.prove(Some(&n.full)),
                                 // A wildcard that is itself an empty
                                 // non-terminal: the NSEC covering it.
@@ -328,7 +328,7 @@ pub fn resolve<'a>(
                         if prove {
                             // The route answers nothing now: the NSEC
                             // variant without its type.
-                            a.prove(node.nsec.as_ref().map(|n| n.for_nodata(Some(entry.rtype))));
+                            a.prove(node.nsec().map(|n| n.for_nodata(Some(entry.rtype))));
                             if wildcard {
                                 a.prove(zone.covering(key.as_bytes()));
                             }
@@ -342,7 +342,7 @@ pub fn resolve<'a>(
                         return a;
                     }
                 };
-                if is_cname && a.answer.iter().any(|p| std::ptr::eq(p.set(), &*rr.set)) {
+                if is_cname && a.answer.iter().any(|p| std::ptr::eq(p.set(), rr.set())) {
                     // A CNAME loop: every RRset goes out once (RFC 2181 5).
                     return a;
                 }
@@ -352,11 +352,11 @@ pub fn resolve<'a>(
                     a.prove(zone.covering(key.as_bytes()));
                 }
                 if !is_cname {
-                    a.additional(&rr.additionals, rr.additionals_len);
+                    a.additional(&rr.additionals, rr.additionals_len());
                     return a;
                 }
                 let Some(RData::CNAME(target)) =
-                    rr.set.records_without_rrsigs().next().map(|r| &r.data)
+                    rr.set().records_without_rrsigs().next().map(|r| &r.data)
                 else {
                     return a;
                 };

@@ -109,7 +109,7 @@ pub fn answer(
                     sections,
                     scope,
                     policy: policy.unwrap_or(0),
-                    wildcard: wildcard.then(|| rr.set.name()),
+                    wildcard: wildcard.then(|| rr.set().name()),
                     target: None,
                 }
             }
@@ -349,7 +349,8 @@ fn chain<'s>(
     {
         return None;
     }
-    let Some(RData::CNAME(target)) = rr.set.records_without_rrsigs().next().map(|r| &r.data) else {
+    let Some(RData::CNAME(target)) = rr.set().records_without_rrsigs().next().map(|r| &r.data)
+    else {
         return None;
     };
     let key = Key::new(&target.0);

@@ -70,7 +70,7 @@ struct Sections<'a> {
     authority_owned: Option<Vec<Record>>,
     /// NSEC proofs (and a delegation's DS set) after the SOA or NS.
     proofs: SmallVec<[&'a RecordSet; 3]>,
-    additional: &'a [Arc<RecordSet>],
+    additional: &'a [Arc<crate::zone::Records>],
     /// Send RRSIGs with every RRset.
     dnssec: bool,
 }
@@ -148,7 +148,9 @@ impl<'a> Sections<'a> {
 
     fn additionals(&self) -> impl Iterator<Item = &Record> + Send {
         let dnssec = self.dnssec;
-        self.additional.iter().flat_map(move |s| s.records(dnssec))
+        self.additional
+            .iter()
+            .flat_map(move |s| s.set().records(dnssec))
     }
 
     /// Encodes exactly as the response will be (rare path) to see whether

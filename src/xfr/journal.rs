@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::{Record, RecordSet, RecordType, SerialNumber};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::rr::{Record, RecordType, SerialNumber};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use crate::zone::{Node, Zone};
+use crate::zone::{Node, Records, Zone};
 
 /// One step between two published versions of a zone.
 #[derive(Debug)]
@@ -89,35 +89,52 @@ fn wire_size(r: &Record) -> u64 {
     }
 }
 
+/// `r` in wire form, names uncompressed and with their case: what
+/// tells two records apart exactly (hickory's `==` ignores the case of
+/// names, so a change of case in RDATA would not be a difference).
+fn exact(r: &Record) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    if r.emit(&mut enc).is_err() {
+        // Not encodable (never in a loaded zone): its text, also exact.
+        return r.to_string().into_bytes();
+    }
+    buf
+}
+
 /// Records of `old` not in `new` go to `removed`, of `new` not in `old`
-/// to `added` (as sets: order and duplicates do not matter).
+/// to `added` (as sets: order and duplicates do not matter), compared
+/// [`exact`]ly.
 fn set_diff(old: &[Record], new: &[Record], removed: &mut Vec<Record>, added: &mut Vec<Record>) {
     // Sorted and merged: a signed zone's routes bring many records.
-    let mut o: Vec<&Record> = old.iter().collect();
-    let mut n: Vec<&Record> = new.iter().collect();
-    o.sort();
-    n.sort();
+    let keyed = |v: &[Record]| {
+        let mut k: Vec<(Vec<u8>, usize)> = v.iter().map(exact).zip(0..).collect();
+        k.sort_unstable();
+        k
+    };
+    let (o, n) = (keyed(old), keyed(new));
     let (mut i, mut j) = (0, 0);
     while i < o.len() || j < n.len() {
         match (o.get(i), n.get(j)) {
-            (Some(a), Some(b)) if a == b => {
+            (Some(a), Some(b)) if a.0 == b.0 => {
                 i += 1;
                 j += 1;
             }
-            (Some(a), Some(b)) if a < b => {
-                removed.push((*a).clone());
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                removed.push(old[a.1].clone());
                 i += 1;
             }
             (Some(_), Some(b)) => {
-                added.push((*b).clone());
+                added.push(new[b.1].clone());
                 j += 1;
             }
             (Some(a), None) => {
-                removed.push((*a).clone());
+                removed.push(old[a.1].clone());
                 i += 1;
             }
             (None, Some(b)) => {
-                added.push((*b).clone());
+                added.push(new[b.1].clone());
                 j += 1;
             }
             (None, None) => break,
@@ -127,12 +144,12 @@ fn set_diff(old: &[Record], new: &[Record], removed: &mut Vec<Record>, added: &m
 
 /// The records of one RRset (with its RRSIGs, in a signed zone), for
 /// comparing.
-fn records(set: &RecordSet) -> Vec<Record> {
-    set.records_with_rrsigs().cloned().collect()
+fn records(set: &Records) -> Vec<Record> {
+    set.records_with_rrsigs().map(|r| r.into_owned()).collect()
 }
 
 /// The static RRset of type `t` at `n` (NSEC included).
-fn of_type(n: &Node, t: RecordType) -> Option<&RecordSet> {
+fn of_type(n: &Node, t: RecordType) -> Option<&Records> {
     n.static_sets().find(|s| s.record_type() == t)
 }
 
@@ -142,9 +159,9 @@ fn static_diff(old: &Zone, new: &Zone, removed: &mut Vec<Record>, added: &mut Ve
     for (_, old_node, new_node) in old.nodes_against(new) {
         for o in old_node.static_sets() {
             match new_node.and_then(|n| of_type(n, o.record_type())) {
-                Some(n) if std::ptr::eq(o, n) => {}
+                Some(n) if std::ptr::eq(o, n) || n.same_packed(o) => {}
                 Some(n) => {
-                    if o.ttl() == n.ttl() && o.name() == n.name() {
+                    if o.ttl() == n.ttl() && o.to_set().name() == n.to_set().name() {
                         set_diff(&records(o), &records(n), removed, added);
                     } else {
                         removed.extend(records(o));

@@ -3,6 +3,7 @@
 //! 16 KiB, each with AA and signed when the request was, SOA first and
 //! last, all from one snapshot.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -226,8 +227,10 @@ enum Kind {
 fn records(
     z: &ZoneXfr,
     client_serial: Option<u32>,
-) -> (Box<dyn Iterator<Item = &Record> + Send + '_>, Kind) {
-    let soa = std::iter::once(&z.soa);
+) -> (Box<dyn Iterator<Item = Cow<'_, Record>> + Send + '_>, Kind) {
+    // Records of a packed set are made as they go out (see
+    // `zone::Records`); the rest are borrowed.
+    let soa = std::iter::once(Cow::Borrowed(&z.soa));
     if let Some(s) = client_serial {
         // Up to date, or newer than us (a secondary of another instance):
         // the current SOA alone.
@@ -240,9 +243,14 @@ fn records(
                     .chain(&d.removed)
                     .chain(std::iter::once(&d.to))
                     .chain(&d.added)
+                    .map(Cow::Borrowed)
             });
             return (
-                Box::new(soa.clone().chain(body).chain(std::iter::once(&z.soa))),
+                Box::new(
+                    soa.clone()
+                        .chain(body)
+                        .chain(std::iter::once(Cow::Borrowed(&z.soa))),
+                ),
                 Kind::Ixfr,
             );
         }
@@ -251,12 +259,20 @@ fn records(
         .zone
         .static_sets()
         .flat_map(|(_, s)| s.records_with_rrsigs())
-        .chain(z.routed.iter());
+        .chain(z.routed.iter().map(Cow::Borrowed));
     (
-        Box::new(soa.clone().chain(body).chain(std::iter::once(&z.soa))),
+        Box::new(
+            soa.clone()
+                .chain(body)
+                .chain(std::iter::once(Cow::Borrowed(&z.soa))),
+        ),
         Kind::Axfr,
     )
 }
+
+/// A message [`pack`] made, the record that did not fit into it, and
+/// whether it is the last.
+type Packed<'a> = (Vec<u8>, Option<Cow<'a, Record>>, bool);
 
 /// Encodes records from `rrs` into one message of at most `max` bytes
 /// (closed after [`SOFT_LIMIT`]): header, the question if `question`,
@@ -266,10 +282,10 @@ fn records(
 fn pack<'a>(
     t: &Transfer,
     question: bool,
-    rrs: &mut dyn Iterator<Item = &'a Record>,
-    pending: Option<&'a Record>,
+    rrs: &mut dyn Iterator<Item = Cow<'a, Record>>,
+    pending: Option<Cow<'a, Record>>,
     max: u16,
-) -> Result<(Vec<u8>, Option<&'a Record>, bool), ProtoError> {
+) -> Result<Packed<'a>, ProtoError> {
     let mut buf = Vec::with_capacity(SOFT_LIMIT + 1024);
     let mut enc = BinEncoder::new(&mut buf);
     enc.set_max_size(max);
@@ -433,7 +449,13 @@ pub fn serve_udp(xfr: &Xfr, raw: &[u8], src: IpAddr, edns: bool, limit: u16, out
         // Does not fit in one datagram: the SOA alone.
         _ => {
             kind = Kind::UpToDate;
-            match pack(&t, true, &mut std::iter::once(&zone.soa), None, max) {
+            match pack(
+                &t,
+                true,
+                &mut std::iter::once(Cow::Borrowed(&zone.soa)),
+                None,
+                max,
+            ) {
                 Ok((m, _, _)) => m,
                 Err(_) => bare(raw, 2),
             }

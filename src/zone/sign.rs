@@ -7,7 +7,6 @@
 //! "closed"`); the answer path picks by what the route serves now.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
@@ -76,17 +75,17 @@ pub fn key_name(key: &[u8]) -> Name {
 /// An RRset with `signer`'s signatures added (sizes recomputed), keeping
 /// its additional data.
 pub fn signed(rr: &Rrset, signer: &Signer, now: SystemTime) -> Rrset {
-    with_sigs(rr, signer.sign(&rr.set, now))
+    with_sigs(rr, signer.sign(&rr.records.to_set(), now))
 }
 
 /// `rr` with these RRSIGs (sizes recomputed, additional data kept).
 fn with_sigs(rr: &Rrset, sigs: Vec<Record>) -> Rrset {
-    let mut set = (*rr.set).clone();
+    let mut set = rr.records.to_set().into_owned();
     set.clear_rrsigs();
     for sig in sigs {
         set.insert_rrsig(sig);
     }
-    let mut out = Rrset::new(Arc::new(set));
+    let mut out = Rrset::new(set);
     out.additionals = rr.additionals.clone();
     out.additionals_len = rr.additionals_len;
     out
@@ -185,7 +184,7 @@ impl Zone {
             if !set.is_empty() {
                 node.rrsets.push(Entry {
                     rtype,
-                    data: Data::Static(Rrset::new(Arc::new(set))),
+                    data: Data::Static(Rrset::new(set)),
                 });
             }
         }
@@ -202,7 +201,10 @@ impl Zone {
                 if let Data::Static(rr) = &mut e.data
                     && (!cut || e.rtype == RecordType::DS)
                 {
-                    *rr = match reusable(prev_static(k, e.rtype), &rr.set, signer, now, refresh) {
+                    let set = rr.records.to_set();
+                    let reused = reusable(prev_static(k, e.rtype), &set, signer, now, refresh);
+                    drop(set);
+                    *rr = match reused {
                         Some(sigs) => with_sigs(rr, sigs),
                         None => {
                             fresh = true;
@@ -211,7 +213,7 @@ impl Zone {
                     };
                     expires = min_time(
                         expires,
-                        crate::dnssec::sign::earliest_expiry(rr.set.rrsigs()),
+                        crate::dnssec::sign::earliest_expiry(rr.set().rrsigs()),
                     );
                 }
             }
@@ -248,19 +250,19 @@ impl Zone {
                     ),
                     0,
                 );
-                let rr = Rrset::new(Arc::new(set));
+                let rr = Rrset::new(set);
                 let prev = previous
-                    .and_then(|p| p.nodes.get(&k[..])?.nsec.as_ref())
+                    .and_then(|p| p.nodes.get(&k[..])?.nsec())
                     .and_then(|n| {
                         std::iter::once(&n.full)
                             .chain(n.without.iter().map(|(_, r)| r))
                             .find(|p| {
-                                p.set
+                                p.set()
                                     .records_without_rrsigs()
-                                    .eq(rr.set.records_without_rrsigs())
+                                    .eq(rr.set().records_without_rrsigs())
                             })
                     });
-                match reusable(prev.map(|p| &*p.set), &rr.set, signer, now, refresh) {
+                match reusable(prev.map(|p| p.set()), rr.set(), signer, now, refresh) {
                     Some(sigs) => with_sigs(&rr, sigs),
                     None => {
                         fresh = true;
@@ -281,10 +283,13 @@ impl Zone {
                 .collect();
             expires = min_time(
                 expires,
-                crate::dnssec::sign::earliest_expiry(full.set.rrsigs()),
+                crate::dnssec::sign::earliest_expiry(full.set().rrsigs()),
             );
-            self.nodes.get_mut(&k[..]).expect("an owner").nsec =
-                Some(Box::new(Nsec { full, without }));
+            self.nodes
+                .get_mut(&k[..])
+                .expect("an owner")
+                .extra_mut()
+                .nsec = Some(Nsec { full, without });
         }
         self.signed = Some(Signed {
             order: owners.into_boxed_slice(),
@@ -333,18 +338,14 @@ impl Zone {
             Err(i) => i - 1,
         };
         let node = self.nodes.get(&signed.order[i][..])?;
-        node.nsec.as_ref().map(|n| &n.full)
+        node.nsec().map(|n| &n.full)
     }
 
     /// The NSEC of the name at `key` (None if it has none: an empty
     /// non-terminal, whose proof is the covering NSEC): with every type,
     /// or, for a route of type `nodata` answering NODATA, without it.
     pub fn nsec_at(&self, key: &[u8], nodata: Option<RecordType>) -> Option<&Rrset> {
-        self.nodes
-            .get(key)?
-            .nsec
-            .as_ref()
-            .map(|n| n.for_nodata(nodata))
+        self.nodes.get(key)?.nsec().map(|n| n.for_nodata(nodata))
     }
 }
 

@@ -146,7 +146,9 @@ impl Wire {
 
     /// Prepares `set` (answer records) and `additionals`; None when they
     /// do not fit a message.
-    pub fn new(set: &RecordSet, additionals: &[std::sync::Arc<RecordSet>]) -> Option<Wire> {
+    pub fn new(set: &RecordSet, additionals: &[std::sync::Arc<super::Records>]) -> Option<Wire> {
+        let additionals: Vec<std::borrow::Cow<'_, RecordSet>> =
+            additionals.iter().map(|a| a.to_set()).collect();
         let mut bytes = vec![0; HEADER];
         // The variant's place in `bytes`, and the owner's length.
         let variant = |dnssec: bool, bytes: &mut Vec<u8>| -> Option<(Meta, u8)> {
@@ -297,7 +299,11 @@ mod tests {
             Record::from_rdata(mx.clone(), 60, RData::A(A::new(192, 0, 2, 1))),
             0,
         );
-        let w = Wire::new(&set, &[std::sync::Arc::new(glue)]).unwrap();
+        let w = Wire::new(
+            &set,
+            &[std::sync::Arc::new(super::super::Records::new(glue))],
+        )
+        .unwrap();
         let s = w.plain();
         assert_eq!((s.answer_count, s.additional_count), (1, 1));
         assert_eq!(w.owner_len(), 19, "mail.example.test. in wire form");

@@ -33,7 +33,7 @@ fn xfr_of(hosts: usize) -> Xfr {
     let soa = zone
         .soa_sets(100)
         .0
-        .set
+        .set()
         .records_without_rrsigs()
         .next()
         .unwrap()
