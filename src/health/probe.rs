@@ -34,6 +34,9 @@ pub struct Clients {
     source: Option<IpAddr>,
     /// The one timer of all probes.
     pub timers: Timers,
+    /// The runtime probe tasks run on (see `scheduler::thread`); None: the
+    /// one they are spawned from.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Clients {
@@ -44,7 +47,16 @@ impl Clients {
             insecure: Clients::builder(true, source).build()?,
             source,
             timers: Timers::default(),
+            runtime: None,
         })
+    }
+
+    /// The same clients, their probes run on `runtime` (the probe thread's).
+    pub fn on(self, runtime: tokio::runtime::Handle) -> Self {
+        Clients {
+            runtime: Some(runtime),
+            ..self
+        }
     }
 
     /// How every probe client is built: no redirects, no pooling, no

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use timers::{MAX_SLACK, Timer};
 
+pub mod thread;
 pub mod timers;
 
 /// What a probe task tells the controller.
@@ -90,7 +91,9 @@ pub enum Start {
     Provisional,
 }
 
-/// Spawns the task of probe `id` into `tasks`; reports go to `tx`.
+/// Spawns the task of probe `id` into `tasks`, on the clients' runtime
+/// (the probe thread's, see [`thread`]) if they have one; reports go to
+/// `tx`.
 pub fn spawn_one(
     id: u64,
     plan: Plan,
@@ -98,7 +101,10 @@ pub fn spawn_one(
     tx: mpsc::UnboundedSender<Report>,
     tasks: &mut JoinSet<()>,
 ) -> tokio::task::AbortHandle {
-    tasks.spawn(run(id, plan, clients, tx))
+    match clients.runtime.clone() {
+        Some(rt) => tasks.spawn_on(run(id, plan, clients, tx), &rt),
+        None => tasks.spawn(run(id, plan, clients, tx)),
+    }
 }
 
 /// How long a file check waits for a change's events to settle.
