@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -239,11 +239,12 @@ pub async fn attempt(
     timeout: Duration,
     clients: &Clients,
 ) -> Outcome {
-    let start = Instant::now();
+    // One clock read for the start and the deadline.
+    let start = tokio::time::Instant::now();
     // Only the minimal HTTP client's future is held inline: the others
     // are boxed, so that a probe task stays small (the largest kind sets
     // the size of every task, and each cycle moves the future).
-    let result = tokio::time::timeout(timeout, async {
+    let result = tokio::time::timeout_at(start + timeout, async {
         match kind {
             CheckKind::Http(h) => match &prepared.plain {
                 Some(plain) => http1::probe(h, plain, clients.source).await,

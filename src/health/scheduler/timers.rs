@@ -319,9 +319,9 @@ impl Future for Wait<'_> {
             }
         }
         if this.armed == 0 {
-            if this.due <= Instant::now() {
-                return Poll::Ready(());
-            }
+            // Registered even when already due (no clock read here: the
+            // caller has usually just read it): the service fires it at
+            // once.
             this.timer.count += 1;
             this.armed = this.timer.count;
             slot.armed.store(this.armed, SeqCst);
