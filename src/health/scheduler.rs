@@ -10,6 +10,9 @@
 //! the probes that fall due together in one batch (see [`start_slack`]).
 //! Only a probe in flight has one, its timeout (exact, and removed from
 //! tokio's wheel when the probe ends first).
+//!
+//! In `veer serve` the tasks run on the probes' own thread ([`thread`]),
+//! not on the workers that answer DNS over TCP and the API.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
