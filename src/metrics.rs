@@ -3,7 +3,7 @@
 //! so no lookup or lock is added per query; `/metrics` reads them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -279,22 +279,42 @@ impl ServerStats {
     }
 }
 
-/// One probe's results, written by its task.
-#[derive(Debug, Default)]
+/// One probe's results, written by its task. Laid out so that a probe's
+/// writes touch few cache lines (it is cold by the next probe): the
+/// counters together at the start of a line of their own.
+#[derive(Debug)]
+#[repr(C, align(64))]
 pub struct ProbeStats {
     /// Successful probe cycles.
     pub ok: AtomicU64,
     /// Failed probe cycles.
     pub failed: AtomicU64,
-    /// Cycles that could not run for a local reason (not counted).
-    pub local_faults: AtomicU64,
     /// Latency of the last cycle, in microseconds.
     pub last_latency_us: AtomicU64,
+    /// Latencies recorded so far.
+    recorded: AtomicU64,
+    /// Cycles that could not run for a local reason (not counted).
+    pub local_faults: AtomicU64,
+    /// The last [`RECENT_LATENCIES`] latencies in microseconds, a ring:
+    /// the next one goes to `recorded % RECENT_LATENCIES`. Atomics, not a
+    /// lock: one write per probe, from the probe's task.
+    recent: [AtomicU32; RECENT_LATENCIES],
     /// Probe latency.
     pub latency: Histogram,
-    /// The last [`RECENT_LATENCIES`] latencies in microseconds, oldest
-    /// first (probes are not the query path: a lock is fine).
-    pub recent: Mutex<VecDeque<u32>>,
+}
+
+impl Default for ProbeStats {
+    fn default() -> Self {
+        ProbeStats {
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_latency_us: AtomicU64::new(0),
+            recorded: AtomicU64::new(0),
+            local_faults: AtomicU64::new(0),
+            recent: std::array::from_fn(|_| AtomicU32::new(0)),
+            latency: Histogram::default(),
+        }
+    }
 }
 
 /// Probe latencies kept for the status page's sparkline.
@@ -306,20 +326,17 @@ impl ProbeStats {
         let us = d.as_micros().min(u128::from(u32::MAX)) as u32;
         self.last_latency_us.store(u64::from(us), Ordering::Relaxed);
         self.latency.observe(d);
-        let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if r.len() == RECENT_LATENCIES {
-            r.pop_front();
-        }
-        r.push_back(us);
+        let n = self.recorded.fetch_add(1, Ordering::Relaxed);
+        self.recent[(n % RECENT_LATENCIES as u64) as usize].store(us, Ordering::Relaxed);
     }
 
-    /// The recent latencies in microseconds, oldest first.
+    /// The recent latencies in microseconds, oldest first. (Read while a
+    /// probe records, the newest may show the value it replaces.)
     pub fn recent_latencies(&self) -> Vec<u32> {
-        self.recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
+        let n = self.recorded.load(Ordering::Relaxed);
+        let kept = n.min(RECENT_LATENCIES as u64);
+        (n - kept..n)
+            .map(|i| self.recent[(i % RECENT_LATENCIES as u64) as usize].load(Ordering::Relaxed))
             .collect()
     }
 }

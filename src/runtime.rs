@@ -15,6 +15,7 @@ use crate::control::{Command, Controller, watch};
 use crate::diag::Diagnostics;
 use crate::dns::{self, Handler};
 use crate::health::probe::Clients;
+use crate::health::scheduler::thread::ProbeThread;
 use crate::metrics::ServerStats;
 use crate::privilege;
 use crate::store::Store;
@@ -162,8 +163,13 @@ pub async fn serve(base: Base, shutdown: impl Future<Output = ()>) -> Result<(),
         command_tx.clone(),
     ));
     tasks.spawn(sighup(command_tx.clone()));
+    // Probes run on a thread of their own (see `scheduler::thread`); it
+    // ends when serve returns.
+    let probe_thread = ProbeThread::start()
+        .map_err(|e| std::io::Error::other(format!("cannot start the probe thread: {e}")))?;
     let clients = Clients::new(config.health.source)
-        .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| std::io::Error::other(format!("cannot build the HTTP client: {e}")))?
+        .on(probe_thread.handle().clone());
     tasks.spawn(controller.run(store.clone(), clients, command_rx));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -670,6 +670,114 @@ fn reload_reconciles_checks_by_identity() {
     assert_eq!(api.check("a")["since"], a_since, "a kept its state");
 }
 
+/// Reloads while probes run (on their own thread): every reload restarts
+/// one probe (an unrelated check whose interval changes each time), and
+/// the probes of the unchanged checks go on as if nothing happened, none
+/// lost (a probe task aborted and not restarted, a wait forgotten) and
+/// none doubled (a second task, or a restart probing early). A backend
+/// failing during reloads still fails over within its fall threshold.
+#[test]
+fn reloads_while_probing_lose_and_double_no_probe_and_failover_follows() {
+    const CHECKS: usize = 6;
+    const INTERVAL_MS: u64 = 200;
+    let webs: Vec<HttpBackend> = (0..CHECKS).map(|_| HttpBackend::start()).collect();
+    let other = HttpBackend::start();
+    let route = "[[route]]\nname = \"www.example.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\n\
+                 members = [ { tier = 1, value = \"10.0.0.1\", check = \"c0\" }, { tier = 2, value = \"10.0.0.2\", check = \"c1\" } ]\n\n";
+    let body = |n: u64| {
+        let mut s = String::from("[health]\nguard_min_checks = 100\n\n");
+        for (i, w) in webs.iter().enumerate() {
+            // jitter 20ms (a tenth of the interval), fall 2.
+            s += &format!(
+                "[check.c{i}]\nhttp = \"{}\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"150ms\"\nfall = 2\nrise = 1\n\n",
+                w.url(&format!("/c{i}"))
+            );
+        }
+        // The check each reload restarts.
+        s += &format!(
+            "[check.x]\nhttp = \"{}\"\ninterval = \"{}ms\"\n\n",
+            other.url("/x"),
+            300 + n
+        );
+        s + route
+    };
+    let f = setup("", &body(0));
+    let veer = start_watched(&f);
+    let api = api(&veer);
+    for i in 0..CHECKS {
+        let c = format!("c{i}");
+        assert!(
+            wait_until(WAIT, || api.check(&c)["state"] == "up"),
+            "{c} never came up: {}",
+            api.check(&c)
+        );
+    }
+    wait_a(&veer, "www.example.test", &["10.0.0.1"]);
+
+    // 20 reloads, 150ms apart, each restarting x's probe.
+    let hits = |webs: &[HttpBackend]| webs.iter().map(HttpBackend::hits).collect::<Vec<_>>();
+    let (t0, before) = (Instant::now(), hits(&webs));
+    for n in 1..=20 {
+        save_by_rename(&f.config, &config_text(Some(&token_line()), &body(n)));
+        assert_eq!(api.reload().status, 200, "reload {n}: {}", veer.logs());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let (elapsed, after) = (t0.elapsed().as_secs_f64(), hits(&webs));
+    // Each interval is 200ms ± 20ms: as many probes as that allows, give
+    // or take the one in flight at each end.
+    let (lo, hi) = (elapsed / 0.22 - 2.0, elapsed / 0.18 + 2.0);
+    for i in 0..CHECKS {
+        let n = (after[i] - before[i]) as f64;
+        assert!(
+            (lo..=hi).contains(&n),
+            "c{i}: {n} probes in {elapsed:.2}s of reloads, expected {lo:.1}..={hi:.1}; logs:\n{}",
+            veer.logs()
+        );
+    }
+    let logs = veer.logs();
+    assert!(
+        logs.matches("check x: timing edited").count() >= 20,
+        "{logs}"
+    );
+    for i in 0..CHECKS {
+        assert_eq!(
+            logs.matches(&format!("check c{i}: unknown ->")).count(),
+            1,
+            "c{i} restarted:\n{logs}"
+        );
+        assert!(
+            !logs.contains(&format!("check c{i}: timing edited")),
+            "{logs}"
+        );
+    }
+
+    // c0's backend fails while reloads go on: two failed probes (fall 2),
+    // each within an interval, flip the answer to tier 2.
+    let reloads = std::thread::spawn({
+        let (config, api) = (f.config.clone(), Admin::from_logs(&veer.logs(), TOKEN));
+        let texts: Vec<String> = (21..=35)
+            .map(|n| config_text(Some(&token_line()), &body(n)))
+            .collect();
+        move || {
+            for text in texts {
+                save_by_rename(&config, &text);
+                api.reload();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    webs[0].set_status(503);
+    let took = wait_a(&veer, "www.example.test", &["10.0.0.2"]);
+    reloads.join().unwrap();
+    // Two failures are at most 2 intervals (+ jitter) away, plus the
+    // answer's publication: well within a second; 3s for a loaded host.
+    assert!(
+        took < Duration::from_secs(3),
+        "failover took {took:?}; logs:\n{}",
+        veer.logs()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Latency
 // ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -34,6 +34,9 @@ pub struct Clients {
     source: Option<IpAddr>,
     /// The one timer of all probes.
     pub timers: Timers,
+    /// The runtime probe tasks run on (see `scheduler::thread`); None: the
+    /// one they are spawned from.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Clients {
@@ -44,7 +47,16 @@ impl Clients {
             insecure: Clients::builder(true, source).build()?,
             source,
             timers: Timers::default(),
+            runtime: None,
         })
+    }
+
+    /// The same clients, their probes run on `runtime` (the probe thread's).
+    pub fn on(self, runtime: tokio::runtime::Handle) -> Self {
+        Clients {
+            runtime: Some(runtime),
+            ..self
+        }
     }
 
     /// How every probe client is built: no redirects, no pooling, no
@@ -227,11 +239,12 @@ pub async fn attempt(
     timeout: Duration,
     clients: &Clients,
 ) -> Outcome {
-    let start = Instant::now();
+    // One clock read for the start and the deadline.
+    let start = tokio::time::Instant::now();
     // Only the minimal HTTP client's future is held inline: the others
     // are boxed, so that a probe task stays small (the largest kind sets
     // the size of every task, and each cycle moves the future).
-    let result = tokio::time::timeout(timeout, async {
+    let result = tokio::time::timeout_at(start + timeout, async {
         match kind {
             CheckKind::Http(h) => match &prepared.plain {
                 Some(plain) => http1::probe(h, plain, clients.source).await,

@@ -10,6 +10,9 @@
 //! the probes that fall due together in one batch (see [`start_slack`]).
 //! Only a probe in flight has one, its timeout (exact, and removed from
 //! tokio's wheel when the probe ends first).
+//!
+//! In `veer serve` the tasks run on the probes' own thread ([`thread`]),
+//! not on the workers that answer DNS over TCP and the API.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -27,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use timers::{MAX_SLACK, Timer};
 
+pub mod thread;
 pub mod timers;
 
 /// What a probe task tells the controller.
@@ -90,7 +94,9 @@ pub enum Start {
     Provisional,
 }
 
-/// Spawns the task of probe `id` into `tasks`; reports go to `tx`.
+/// Spawns the task of probe `id` into `tasks`, on the clients' runtime
+/// (the probe thread's, see [`thread`]) if they have one; reports go to
+/// `tx`.
 pub fn spawn_one(
     id: u64,
     plan: Plan,
@@ -98,7 +104,10 @@ pub fn spawn_one(
     tx: mpsc::UnboundedSender<Report>,
     tasks: &mut JoinSet<()>,
 ) -> tokio::task::AbortHandle {
-    tasks.spawn(run(id, plan, clients, tx))
+    match clients.runtime.clone() {
+        Some(rt) => tasks.spawn_on(run(id, plan, clients, tx), &rt),
+        None => tasks.spawn(run(id, plan, clients, tx)),
+    }
 }
 
 /// How long a file check waits for a change's events to settle.

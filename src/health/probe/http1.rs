@@ -170,6 +170,13 @@ fn headers_valid(h: &HttpCheck) -> bool {
 pub(super) struct Plain {
     to: SocketAddr,
     request: Vec<u8>,
+    /// What judging a response needs, kept here beside the address (the
+    /// check's own strings and lists are cold in the cache by the next
+    /// probe, a second later): the method is HEAD, the body is looked
+    /// at, and the accepted statuses when they are one range.
+    head: bool,
+    body: bool,
+    statuses: Option<(u16, u16)>,
 }
 
 impl Plain {
@@ -182,6 +189,12 @@ impl Plain {
         Some(Plain {
             to: SocketAddr::new(t.ip, t.port),
             request: request(h, &t),
+            head: h.method == "HEAD",
+            body: h.body.is_some(),
+            statuses: match h.status[..] {
+                [range] => Some(range),
+                _ => None,
+            },
         })
     }
 }
@@ -193,34 +206,75 @@ pub(super) async fn probe(
     source: Option<IpAddr>,
 ) -> Result<String, ProbeError> {
     let s = connect_and_send(p, source).await?;
+    // Most responses come whole in the first read: read into the stack
+    // (not kept in the task: no await while it lives), and when the head
+    // is there and no body is wanted, judge it from there, allocating
+    // nothing. Otherwise the bytes go to the reader's buffer.
+    let first = loop {
+        s.readable().await.map_err(|e| io_error(&e))?;
+        let mut chunk = [0u8; READ_CHUNK];
+        match s.try_read(&mut chunk) {
+            Ok(n) => {
+                let got = &chunk[..n];
+                if !p.body
+                    && let Some((_, head)) = parse_head(got)?
+                    && !informational(head.status)
+                {
+                    judge(h, p, &head)?;
+                    return Ok(super::status_reason(head.status));
+                }
+                // Within the allocator's per-thread cache (glibc's ends at
+                // 1032 bytes), unlike 2048: a head rarely needs more, and
+                // more is added as it comes.
+                let mut buf = Vec::with_capacity(READ_CHUNK);
+                buf.extend_from_slice(got);
+                break buf;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(io_error(&e)),
+        }
+    };
     let mut r = Reader {
         s,
-        // Within the allocator's per-thread cache (glibc's ends at 1032
-        // bytes), unlike 2048: a head rarely needs more, and more is
-        // added as it comes.
-        buf: Vec::with_capacity(READ_CHUNK),
+        buf: first,
         pos: 0,
     };
     let head = r.head().await?;
-    let status = head.status;
-    // As hyper: no body, so no length to judge, after HEAD and for
-    // 101/204/304; otherwise a bad length fails the probe.
-    let framing = if h.method == "HEAD" || matches!(status, 101 | 204 | 304) {
-        Framing::Length(0)
-    } else {
-        head.framing.map_err(protocol)?
-    };
-    if !h.status.iter().any(|&(a, b)| (a..=b).contains(&status)) {
-        return Err(ProbeError::Status(status));
-    }
+    let framing = judge(h, p, &head)?;
     if let Some(want) = &h.body {
         let body = r
             .body(framing)
             .await
             .map_err(|e| ProbeError::BodyRead(e.to_string()))?;
-        body_contains(status, &body, want)?;
+        body_contains(head.status, &body, want)?;
     }
-    Ok(super::status_reason(status))
+    Ok(super::status_reason(head.status))
+}
+
+/// A 1xx head that another head follows (101 ends the exchange).
+fn informational(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
+/// The response's verdict from its head (the status), and how its body
+/// is framed.
+fn judge(h: &HttpCheck, p: &Plain, head: &Head) -> Result<Framing, ProbeError> {
+    let status = head.status;
+    // As hyper: no body, so no length to judge, after HEAD and for
+    // 101/204/304; otherwise a bad length fails the probe.
+    let framing = if p.head || matches!(status, 101 | 204 | 304) {
+        Framing::Length(0)
+    } else {
+        head.framing.map_err(protocol)?
+    };
+    let accepted = match p.statuses {
+        Some((a, b)) => (a..=b).contains(&status),
+        None => h.status.iter().any(|&(a, b)| (a..=b).contains(&status)),
+    };
+    if !accepted {
+        return Err(ProbeError::Status(status));
+    }
+    Ok(framing)
 }
 
 /// Connects to the target's address and sends the request. Often (on
@@ -375,7 +429,7 @@ impl Reader {
         loop {
             if let Some((n, head)) = parse_head(&self.buf[self.pos..])? {
                 self.pos += n;
-                if (100..200).contains(&head.status) && head.status != 101 {
+                if informational(head.status) {
                     continue;
                 }
                 return Ok(head);

@@ -8,11 +8,15 @@
 //! wakeups a second instead of a thousand. Nothing fires before it is
 //! due; a wait without slack fires as a tokio timer would.
 //!
-//! A wait that is dropped (its task was woken by something else first)
-//! is not searched for: its entry stays in the heap, disarmed, and is
-//! discarded when it comes up, without waking anyone. (So a probe's
-//! timeout, which nearly always ends disarmed, stays a tokio timer: the
-//! service would wake for it.)
+//! A wait that is dropped (its task was woken by something else first,
+//! or aborted by a reload) is not searched for: its entry stays in the
+//! heap, disarmed, and is discarded when it comes up, without waking
+//! anyone. Disarmed entries are counted; once they are the larger part
+//! of the heap (a reload that restarted many probes with long intervals,
+//! a file check whose file changes often), the heap is rebuilt without
+//! them, so it holds at most about twice the waits in progress. (A
+//! probe's timeout, which nearly always ends disarmed, stays a tokio
+//! timer: the service would wake for it.)
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -66,12 +70,30 @@ struct Shared {
     closed: AtomicBool,
 }
 
+/// Below this many entries the heap is never rebuilt.
+const COMPACT_MIN: usize = 64;
+
 #[derive(Default)]
 struct Heap {
     entries: BinaryHeap<Entry>,
     /// What the task sleeps until (None: nothing to wait for, or not
     /// sleeping yet).
     wake_at: Option<Instant>,
+    /// Entries disarmed since the heap was last rebuilt (about: a wait
+    /// dropped just as it fired is counted too).
+    disarmed: usize,
+}
+
+impl Heap {
+    /// Rebuilds the heap without its disarmed entries once they are more
+    /// than half of it (amortized: at least half the heap was disarmed
+    /// since the last rebuild).
+    fn compact(&mut self) {
+        if self.entries.len() >= COMPACT_MIN && self.disarmed * 2 > self.entries.len() {
+            self.entries.retain(|e| !e.cancelled());
+            self.disarmed = 0;
+        }
+    }
 }
 
 /// One wait: fires once `due` has passed, at the latest at `deadline`
@@ -160,6 +182,7 @@ impl Timers {
             if earlier {
                 h.wake_at = Some(e.deadline);
             }
+            h.compact();
             h.entries.push(e);
             earlier
         };
@@ -241,6 +264,14 @@ pub struct Timer {
     count: u64,
 }
 
+impl Drop for Timer {
+    fn drop(&mut self) {
+        // Entries of this timer still in the heap keep the slot, not the
+        // task (a waker keeps its task's memory).
+        lock(&self.slot.waker).take();
+    }
+}
+
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Timer")
@@ -288,9 +319,9 @@ impl Future for Wait<'_> {
             }
         }
         if this.armed == 0 {
-            if this.due <= Instant::now() {
-                return Poll::Ready(());
-            }
+            // Registered even when already due (no clock read here: the
+            // caller has usually just read it): the service fires it at
+            // once.
             this.timer.count += 1;
             this.armed = this.timer.count;
             slot.armed.store(this.armed, SeqCst);
@@ -312,13 +343,18 @@ impl Future for Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if self.armed != 0 {
-            // Disarmed: the entry is discarded when it comes up.
-            let _ = self
-                .timer
-                .slot
+        let slot = &self.timer.slot;
+        if self.armed != 0
+            && slot
                 .armed
-                .compare_exchange(self.armed, 0, SeqCst, SeqCst);
+                .compare_exchange(self.armed, 0, SeqCst, SeqCst)
+                .is_ok()
+            && slot.fired.load(SeqCst) < self.armed
+        {
+            // Disarmed before it fired: the entry is discarded when it
+            // comes up, or when the heap is rebuilt.
+            let shared = self.timer.timers.shared();
+            lock(&shared.heap).disarmed += 1;
         }
     }
 }
@@ -418,6 +454,69 @@ mod tests {
         timer.sleep(Duration::from_millis(30)).await;
         assert!(t.elapsed() >= Duration::from_millis(30));
         assert_eq!(timer.slot.fired.load(SeqCst), 2);
+    }
+
+    /// Polls a wait of `timer` `d` from now once (with `waker`), then drops
+    /// it, as a probe task woken by something else, or aborted, does.
+    fn arm_and_drop(timer: &mut Timer, d: Duration, waker: &Waker) {
+        let mut w = Box::pin(timer.sleep(d));
+        let mut cx = Context::from_waker(waker);
+        assert!(w.as_mut().poll(&mut cx).is_pending());
+    }
+
+    /// Waits dropped long before they are due (reloads aborting probe
+    /// tasks, a file check re-arming at each change) do not pile up: the
+    /// heap keeps about the waits in progress, not every wait ever
+    /// dropped (it held all 10,000 here, for an hour).
+    #[tokio::test]
+    async fn dropped_waits_do_not_pile_up() {
+        let timers = Timers::default();
+        let waker = Waker::noop();
+        // 100 probes re-arming their waits 50 times.
+        let mut kept: Vec<Timer> = (0..100).map(|_| timers.timer()).collect();
+        for _ in 0..50 {
+            for t in &mut kept {
+                arm_and_drop(t, Duration::from_secs(3600), waker);
+            }
+        }
+        // 50 reloads restarting 100 probes (their timers dropped too).
+        for _ in 0..50 {
+            for _ in 0..100 {
+                arm_and_drop(&mut timers.timer(), Duration::from_secs(3600), waker);
+            }
+        }
+        let len = lock(&timers.shared().heap).entries.len();
+        assert!(len <= 2 * 100 + COMPACT_MIN, "{len} entries in the heap");
+        // The waits in progress are all still there and fire.
+        let mut live: Vec<Timer> = (0..100).map(|_| timers.timer()).collect();
+        let t = Instant::now();
+        let waits = live.iter_mut().map(|t| t.sleep(Duration::from_millis(20)));
+        for w in waits {
+            w.await;
+        }
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        drop(kept);
+    }
+
+    /// A dropped timer's entries still in the heap keep no waker, so an
+    /// aborted probe task's memory is freed at once, not when its wait
+    /// would have come up (an interval later).
+    #[tokio::test]
+    async fn a_dropped_timer_keeps_no_waker() {
+        struct Task;
+        impl std::task::Wake for Task {
+            fn wake(self: Arc<Self>) {}
+        }
+        let task = Arc::new(Task);
+        let waker = Waker::from(task.clone());
+        let timers = Timers::default();
+        let mut timer = timers.timer();
+        arm_and_drop(&mut timer, Duration::from_secs(3600), &waker);
+        drop(waker);
+        assert_eq!(Arc::strong_count(&task), 2, "the slot holds the waker");
+        drop(timer);
+        assert_eq!(Arc::strong_count(&task), 1, "the heap kept the task");
+        assert_eq!(lock(&timers.shared().heap).entries.len(), 1);
     }
 
     /// The service's task ends with the last handle.
