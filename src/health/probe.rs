@@ -1,8 +1,10 @@
 //! Probe kinds: one attempt of each, under a timeout, as an [`Outcome`].
 //! The only code (with `scheduler`) that does probe I/O.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -32,6 +34,10 @@ pub struct Clients {
     insecure: reqwest::Client,
     /// Every probe's source address (`[health] source`), if set.
     source: Option<IpAddr>,
+    /// The clients of checks with their own proxy, by (proxy, insecure):
+    /// built at a check's first probe, not at every one (building one
+    /// reads the TLS roots, and every probe shares one thread).
+    proxied: Arc<Mutex<HashMap<(String, bool), reqwest::Client>>>,
     /// The one timer of all probes.
     pub timers: Timers,
     /// The runtime probe tasks run on (see `scheduler::thread`); None: the
@@ -46,6 +52,7 @@ impl Clients {
             verify: Clients::builder(false, source).build()?,
             insecure: Clients::builder(true, source).build()?,
             source,
+            proxied: Arc::default(),
             timers: Timers::default(),
             runtime: None,
         })
@@ -57,6 +64,29 @@ impl Clients {
             runtime: Some(runtime),
             ..self
         }
+    }
+
+    /// The client of a check whose probes go through `proxy`.
+    fn proxied(&self, proxy: &str, insecure: bool) -> Result<reqwest::Client, ProbeError> {
+        /// Distinct proxies kept; past it (edits over a long uptime) the
+        /// cache starts again.
+        const MOST: usize = 256;
+        let key = (proxy.to_string(), insecure);
+        let lock = || self.proxied.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = lock().get(&key) {
+            return Ok(c.clone());
+        }
+        let p = reqwest::Proxy::all(proxy).map_err(|e| ProbeError::http(&e))?;
+        let client = Clients::builder(insecure, self.source)
+            .proxy(p)
+            .build()
+            .map_err(|e| ProbeError::http(&e))?;
+        let mut cache = lock();
+        if cache.len() >= MOST {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(client)
     }
 
     /// How every probe client is built: no redirects, no pooling, no
@@ -322,17 +352,12 @@ async fn http(h: &HttpCheck, clients: &Clients) -> Result<String, ProbeError> {
     } else {
         &clients.insecure
     };
-    // A check with its own proxy gets a client of its own (no pooling
-    // anyway, so nothing is lost by building it per probe).
+    // A check with its own proxy gets a client of its own.
     let own;
     let client = match &h.proxy {
         None => shared,
         Some(p) => {
-            let proxy = reqwest::Proxy::all(p.as_str()).map_err(|e| ProbeError::http(&e))?;
-            own = Clients::builder(!h.tls_verify, clients.source)
-                .proxy(proxy)
-                .build()
-                .map_err(|e| ProbeError::http(&e))?;
+            own = clients.proxied(p, !h.tls_verify)?;
             &own
         }
     };
@@ -613,6 +638,20 @@ async fn file(path: &std::path::Path) -> Result<String, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A proxied check's client is built once per proxy and TLS mode, not
+    /// at every probe on the shared probe thread.
+    #[test]
+    fn a_proxy_client_is_built_once() {
+        let clients = Clients::new(None).unwrap();
+        for _ in 0..3 {
+            clients.proxied("http://127.0.0.1:3128", false).unwrap();
+        }
+        clients.proxied("http://127.0.0.1:3128", true).unwrap();
+        clients.proxied("http://127.0.0.1:3129", false).unwrap();
+        assert_eq!(clients.proxied.lock().unwrap().len(), 3);
+        assert!(clients.proxied("not a url", false).is_err());
+    }
 
     /// A GET of `url` expecting 200-399, as the config's defaults make it.
     pub(super) fn http_check(url: &str) -> HttpCheck {

@@ -46,7 +46,17 @@ impl ProbeThread {
             .name("veer-probes".into())
             .spawn(move || {
                 // Sender dropped (or a value sent): the thread's work is over.
-                let _ = rt.block_on(stopped);
+                // A probe task's panic is caught by its task; one of the
+                // runtime itself would end every probe and leave health
+                // frozen while answers go on: better the process ends and
+                // its supervisor restarts it.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = rt.block_on(stopped);
+                }));
+                if run.is_err() {
+                    tracing::error!("the probe thread failed; health cannot change, so veer stops");
+                    std::process::abort();
+                }
                 rt.shutdown_timeout(SHUTDOWN_WAIT);
             })?;
         Ok(ProbeThread {
