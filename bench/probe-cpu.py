@@ -35,6 +35,7 @@ gives it a single tokio worker).
 import argparse
 import asyncio
 import os
+import shutil
 import shlex
 import subprocess
 import sys
@@ -172,6 +173,9 @@ async def measure_minimal(args, counters, ports, cpus):
 async def measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note):
     loop = asyncio.get_running_loop()
     extra = ["--workers", str(args.workers)] if args.workers else []
+    # Each run starts from no saved health: with the last run's state every
+    # check would start up and no first probe would be seen.
+    shutil.rmtree(os.path.join(os.path.dirname(cfg), "state"), ignore_errors=True)
     t_start = time.monotonic()
     veer = vb.Veer(binary, cfg, cpus=veer_cpus, extra=extra)
     try:
