@@ -276,6 +276,27 @@ fn reload_adding_geo_and_a_geo_route_answers_at_once() {
     wait_a(&veer, "geo.example.test", &["203.0.113.9"]);
     let r = veer.dig(&["geo.example.test", "A", "+subnet=100.64.1.0/24"]);
     assert_eq!(r.answer_data(), ["203.0.113.1"], "{}", r.raw);
+
+    // The route decides per place of the networks file when it is built:
+    // an edited file moves the clients at the reload, with the new scope.
+    write_file(
+        f.dir.path(),
+        "geo/networks.txt",
+        "100.64.0.0/16 EU FR\n100.65.0.0/17 EU DE BY\n",
+    );
+    veer.signal("HUP");
+    let geo = |subnet: &str| veer.dig(&["geo.example.test", "A", &format!("+subnet={subnet}")]);
+    assert!(
+        wait_until(WAIT, || geo("100.65.1.0/24").answer_data()
+            == ["203.0.113.1"]),
+        "{}",
+        geo("100.65.1.0/24").raw
+    );
+    let r = geo("100.65.1.0/24");
+    assert!(r.raw.contains("100.65.1.0/24/17"), "{}", r.raw);
+    let r = geo("100.64.1.0/24");
+    assert_eq!(r.answer_data(), ["203.0.113.9"], "{}", r.raw);
+    assert!(r.raw.contains("100.64.1.0/24/16"), "{}", r.raw);
 }
 
 /// A scenario whose zone file is a symlink to `data/live.zone`: an edit
