@@ -70,8 +70,8 @@ impl std::fmt::Debug for Geo {
 }
 
 impl Geo {
-    fn new(db: Option<Reader<Vec<u8>>>, networks: PrefixMap<Entry>) -> Geo {
-        networks.prepare();
+    fn new(db: Option<Reader<Vec<u8>>>, mut networks: PrefixMap<Entry>) -> Geo {
+        networks.freeze();
         let mut seen = std::collections::HashMap::new();
         let mut places = Vec::new();
         let place_of = networks

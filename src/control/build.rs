@@ -706,7 +706,7 @@ fn decided_slot(
                     map.insert(*n, e as u32);
                 }
             }
-            map.prepare();
+            map.freeze();
             // In a signed zone a client must never get a NODATA another
             // client does not (resolvers apply NSEC to everyone, RFC
             // 8198): while the default is down, the first eligible member
