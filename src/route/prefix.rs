@@ -141,7 +141,7 @@ const EMPTY: Node = Node {
 /// A map from prefixes to values, one per address family. Inserts go into
 /// a binary trie; lookups go to the trie flattened into sorted address
 /// ranges (made at the first lookup after an insert, or by
-/// [`PrefixMap::prepare`]): a binary search, no allocation, and the scope
+/// [`PrefixMap::freeze`]): a binary search, no allocation, and the scope
 /// computed from the range's ends.
 #[derive(Debug, Clone)]
 pub struct PrefixMap<T> {
@@ -207,17 +207,12 @@ pub struct Match<'a, T> {
 }
 
 impl<T> PrefixMap<T> {
-    /// Makes the ranges lookups read now, not at the first lookup (call it
-    /// when the map is built, off the query path).
-    pub fn prepare(&self) {
-        self.ranges();
-    }
-
-    /// [`PrefixMap::prepare`], then lets go of the trie, which lookups no
-    /// longer read (for a map that takes no more inserts: a networks file
-    /// of a million lines keeps its ranges, a fifth of the trie's size).
+    /// Makes the ranges lookups read now, off the query path, then lets go
+    /// of the trie, which lookups no longer read (for a map that takes no
+    /// more inserts: a networks file of a million lines keeps its ranges, a
+    /// fifth of the trie's size).
     pub fn freeze(&mut self) {
-        self.prepare();
+        self.ranges();
         self.nodes = Vec::new();
     }
 
