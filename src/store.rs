@@ -230,6 +230,13 @@ impl Store {
         self.current.load_full()
     }
 
+    /// A reader's own handle on the current snapshot: its `load` costs one
+    /// atomic load while the snapshot stays the same, and it holds the
+    /// snapshot it last loaded until its next `load`.
+    pub fn cache(&self) -> arc_swap::Cache<&ArcSwap<Snapshot>, Arc<Snapshot>> {
+        arc_swap::Cache::new(&self.current)
+    }
+
     /// The generation of the current snapshot.
     pub fn generation(&self) -> u64 {
         self.current.load().generation

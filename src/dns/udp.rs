@@ -23,6 +23,9 @@ use super::Handler;
 const BATCH: usize = 32;
 /// Largest datagram read (as hickory).
 const RECV_SIZE: usize = 4096;
+/// How long a receive waits before the thread looks again (at `stop`,
+/// and at the snapshot it holds).
+const IDLE: Duration = Duration::from_millis(250);
 
 /// The running UDP threads; [`Threads::stop`] ends them.
 pub struct Threads {
@@ -58,7 +61,9 @@ pub fn spawn(sockets: Vec<UdpSocket>, handler: Arc<Handler>) -> io::Result<Threa
     for (i, sock) in sockets.into_iter().enumerate() {
         sock.set_nonblocking(false)?;
         // A safety net only: `stop` wakes the thread at once.
-        sock.set_read_timeout(Some(Duration::from_secs(1)))?;
+        // It also bounds how long an idle thread holds a replaced
+        // snapshot (see `serve`).
+        sock.set_read_timeout(Some(IDLE))?;
         let sock = Arc::new(sock);
         shared.push(sock.clone());
         let handler = handler.clone();
@@ -131,13 +136,19 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
         None
     };
     let mut b = Batch::new();
+    // The snapshot, loaded again at every batch: one atomic load while it
+    // stays the same. A replaced one is let go at the next batch, or at
+    // the next timeout ([`IDLE`]) when no query comes.
+    let mut cache = handler.store().cache();
     while !stop.load(Ordering::Acquire) {
         let n = recv_batch(fd, &mut b);
         if n == 0 {
-            continue; // a timeout, an error, or shut down (stop is set)
+            // A timeout, an error, or shut down (stop is set).
+            cache.load();
+            continue;
         }
         // One snapshot per batch: the batch is answered within microseconds.
-        let snap = handler.store().load();
+        let snap = &**cache.load();
         let mut out = 0;
         // Each query's response time is the batch's: from its receipt to
         // the send of every answer (two clock reads per batch).
@@ -147,7 +158,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 for i in 0..n {
                     let len = b.rx_hdrs[i].msg_len as usize;
-                    super::fast::prefetch(&snap, &b.rx[i][..len]);
+                    super::fast::prefetch(snap, &b.rx[i][..len]);
                 }
             }));
         }
@@ -168,7 +179,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             // A bug must cost one query, not this socket's thread.
             let packet = &b.rx[i][..len];
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.answer_packet_at(&snap, packet, src, local, Protocol::Udp, &mut reply)
+                handler.answer_packet_at(snap, packet, src, local, Protocol::Udp, &mut reply)
             }))
             .unwrap_or_else(|_| {
                 tracing::error!("internal error answering a query from {src}; dropped it");
@@ -208,13 +219,16 @@ fn recv_batch(fd: i32, b: &mut Batch) -> usize {
         h.msg_hdr.msg_iov = iov.wrapping_add(i);
     }
     // SAFETY: every header points at live buffers of the stated sizes in `b`.
+    // (The system call itself: libc's wrapper is a cancellation point,
+    // whose bookkeeping this thread has no use for.)
     let n = unsafe {
-        libc::recvmmsg(
+        libc::syscall(
+            libc::SYS_recvmmsg,
             fd,
             b.rx_hdrs.as_mut_ptr(),
-            BATCH as u32,
+            BATCH as libc::c_uint,
             libc::MSG_WAITFORONE,
-            std::ptr::null_mut(),
+            std::ptr::null_mut::<libc::timespec>(),
         )
     };
     if n < 0 {
@@ -251,8 +265,16 @@ fn send_batch(fd: i32, b: &mut Batch, count: usize) {
         }
         // SAFETY: headers sent..count point at live buffers in `b` (the
         // answers, and the sources of their queries).
-        let n =
-            unsafe { libc::sendmmsg(fd, b.tx_hdrs[sent..].as_mut_ptr(), (count - sent) as u32, 0) };
+        // (The system call itself, as in `recv_batch`.)
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_sendmmsg,
+                fd,
+                b.tx_hdrs[sent..].as_mut_ptr(),
+                (count - sent) as libc::c_uint,
+                0 as libc::c_int,
+            )
+        };
         if n <= 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -352,6 +374,59 @@ mod tests {
                 let (n, _) = s.recv_from(&mut buf).expect("an answer");
                 let r = Message::from_vec(&buf[..n]).unwrap();
                 assert_eq!(r.metadata.id, *id);
+            }
+        }
+        threads.stop();
+    }
+
+    /// A thread answers from the snapshot published last, and an idle
+    /// thread lets go of a replaced one within its receive timeout (a
+    /// reload must not keep the old zones alive while nobody asks).
+    #[test]
+    fn a_replaced_snapshot_is_let_go_busy_or_idle() {
+        let config = "[rrl]\nresponses_per_second = 0\n";
+        let store = Arc::new(Store::new(crate::testutil::snapshot(config, &[])));
+        let h = Arc::new(Handler::new(
+            store.clone(),
+            Arc::new(ServerStats::default()),
+        ));
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let threads = super::spawn(vec![server], h).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let ask = || {
+            let mut m = Message::query();
+            m.add_query(Query::query(
+                Name::from_ascii("www.t.").unwrap(),
+                RecordType::A,
+            ));
+            client.send_to(&m.to_vec().unwrap(), addr).unwrap();
+            let mut buf = [0; 4096];
+            let (n, _) = client.recv_from(&mut buf).expect("an answer");
+            Message::from_vec(&buf[..n]).unwrap()
+        };
+        ask();
+        for generation in [5, 6] {
+            let old = Arc::downgrade(&store.load());
+            store.publish_if_newer(generation, || {
+                let mut s = crate::testutil::snapshot(config, &[]);
+                s.generation = generation;
+                s
+            });
+            if generation == 5 {
+                // Busy: the next query is answered from the new one.
+                ask();
+            }
+            let deadline = std::time::Instant::now() + 5 * super::IDLE;
+            while old.strong_count() > 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "generation {generation}: the old snapshot is still held"
+                );
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
         threads.stop();
