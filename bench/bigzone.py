@@ -26,6 +26,9 @@ veer (release build; workers = 1, udp_sockets = 1, rrl off, a file check
   - failover: the check file rewritten (write + rename) down/up --flips
     times -> first answer of fo.big.test. A with the other tier's address
     (a query every ~1 ms); also flip -> `check flip: X -> Y` log line
+  - sweeps: every hN asked once for its own type (dnsperf, 4 clients, 64
+    outstanding), then once for ANY; VmRSS after each (answers keep their
+    prepared bytes; what the general path answers must not stay behind)
   - the same failover with a small zone (www only) in another veer
 NSD (`nsd -d`, server-count 1, rrl off, no database) on the same file:
   - load: exec -> first SOA answer; RSS summed over all nsd processes
@@ -479,11 +482,38 @@ def run_veer_big(binary, work, zone_path, head1, head2, body, flips, rnd):
         # failover on the big zone
         r["fo_answer_s"], r["fo_log_s"] = failover_trials(veer, poller, work, flips)
         r["rss_end_kib"] = proc_status(veer.pid, "VmRSS")
+
+        # every name asked once for its type (the fast path prepares its
+        # bytes), then once for ANY (the general path), RSS after each
+        for kind in ("typed", "any"):
+            r[f"sweep_{kind}_s"] = sweep(port, os.path.join(work, f"sweep-{kind}.txt"))
+            r[f"rss_{kind}_kib"] = proc_status(veer.pid, "VmRSS")
         r["threads"] = veer.threads()
     finally:
         poller.close()
         veer.stop()
     return r
+
+
+def sweep_files(work, body):
+    """Query files naming every hN once: with its type, and with ANY."""
+    typed, anys = [], []
+    for line in body.decode().splitlines():
+        owner, _, rtype = line.split(" ", 3)[:3]
+        typed.append(f"{owner}.{ORIGIN} {rtype}\n")
+        anys.append(f"{owner}.{ORIGIN} ANY\n")
+    for kind, lines in (("typed", typed), ("any", anys)):
+        with open(os.path.join(work, f"sweep-{kind}.txt"), "w") as f:
+            f.writelines(lines)
+
+
+def sweep(port, queries):
+    """dnsperf through `queries` once (client CPU); returns wall seconds."""
+    t0 = time.monotonic()
+    subprocess.run(["taskset", "-c", str(CPU_CLIENT), "dnsperf", "-s", "127.0.0.1", "-p", str(port),
+                    "-d", queries, "-n", "1", "-c", "4", "-q", "64", "-t", "2"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.monotonic() - t0
 
 
 def run_veer_small(binary, work, flips, rnd):
@@ -619,6 +649,7 @@ def main():
         write_atomic(zone_path, head1, body)
         nsd_zone = os.path.join(work, "nsd-big.test.zone")  # its own copy: veer's is rewritten
         shutil.copyfile(zone_path, nsd_zone)
+        sweep_files(work, body)
         size = os.path.getsize(zone_path)
         print(f"command: {cmd}")
         print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; kernel {os.uname().release}; "
@@ -652,6 +683,9 @@ def main():
                   f"sampled max VmRSS {mib(big['rss_sampled_max_kib']):.0f} MiB); "
                   f"RSS after {mib(big['rss_after_reload_kib']):.0f} MiB; at the end "
                   f"{mib(big['rss_end_kib']):.0f} MiB; {big['threads']} threads")
+            print(f"  veer: every name asked for its type in {big['sweep_typed_s']:.1f} s: RSS "
+                  f"{mib(big['rss_typed_kib']):.0f} MiB; then for ANY in {big['sweep_any_s']:.1f} s: "
+                  f"RSS {mib(big['rss_any_kib']):.0f} MiB")
             print(f"  veer: during the reload {big['reload_answers']} SOA answers, longest gap without one "
                   f"{big['reload_gap_s'] * 1000:.0f} ms; reload applied: {big['reload_log']}")
             print("  veer: failover, big zone, flip -> answer (ms): "
@@ -686,6 +720,7 @@ def main():
         "rss": mib(m(0, "rss_kib")), "hwm_load": mib(m(0, "hwm_load_kib")),
         "reload": m(0, "reload_s"), "hwm_reload": mib(m(0, "hwm_reload_kib")),
         "rss_reload": mib(m(0, "rss_after_reload_kib")),
+        "rss_typed": mib(m(0, "rss_typed_kib")), "rss_any": mib(m(0, "rss_any_kib")),
     }
     n = {"load": m(2, "load_s"), "rss": mib(m(2, "rss_kib")), "pss": mib(m(2, "pss_kib"))}
 
@@ -711,6 +746,10 @@ def main():
     print(f"| longest gap in SOA answers during the reload (polled every 5 ms) "
           f"| {fmt(m(0, 'reload_gap_s'), 'ms')} | — | | |")
     print(f"| RSS 1 s after the reload | {fmt(v['rss_reload'], 'MiB')} | — | | |")
+    print(f"| RSS after every name was asked for its type | {fmt(v['rss_typed'], 'MiB')} "
+          f"| {fmt(n['rss'], 'MiB')} | {ratio(v['rss_typed'], n['rss'])} | |")
+    print(f"| RSS after every name was then asked for ANY | {fmt(v['rss_any'], 'MiB')} "
+          f"| {fmt(n['rss'], 'MiB')} | {ratio(v['rss_any'], n['rss'])} | |")
     diff = None if fo_big is None or fo_small is None else fo_big - fo_small
     for i, label in ((0, "big"), (1, "small")):
         flips = [x for rr in rounds for x in rr[i]["fo_answer_s"]]
@@ -722,7 +761,8 @@ def main():
     if baselines:
         b = {k: med([r[k] for r in baselines]) for k in (
             "load_s", "check_s", "check_maxrss_kib", "rss_kib", "hwm_load_kib", "reload_s",
-            "hwm_reload_kib", "rss_after_reload_kib", "reload_gap_s")}
+            "hwm_reload_kib", "rss_after_reload_kib", "reload_gap_s", "rss_typed_kib",
+            "rss_any_kib")}
         nb = {k: med([rr[0][k] for rr in rounds]) for k in b}
         print(f"\n| measure | baseline ({args.baseline}) | this build | this/baseline |")
         print("|---|---:|---:|---:|")
@@ -735,7 +775,9 @@ def main():
                 ("reload_s", "reload: rename → new serial served", "s"),
                 ("hwm_reload_kib", "peak during reload (VmHWM, reset before)", "MiB"),
                 ("rss_after_reload_kib", "RSS 1 s after the reload", "MiB"),
-                ("reload_gap_s", "longest gap in SOA answers during the reload", "ms")):
+                ("reload_gap_s", "longest gap in SOA answers during the reload", "ms"),
+                ("rss_typed_kib", "RSS after every name was asked for its type", "MiB"),
+                ("rss_any_kib", "RSS after every name was then asked for ANY", "MiB")):
             conv = mib if unit == "MiB" else (lambda x: x)
             print(f"| {label} | {fmt(conv(b[key]), unit)} | {fmt(conv(nb[key]), unit)} "
                   f"| {ratio(nb[key], b[key])} |")

@@ -196,7 +196,7 @@ pub fn explain(base: Base, q: &Query) -> Result<String, ExplainError> {
     );
     let mut ttl = None;
     for part in &answer.answer {
-        for r in part.set().records_without_rrsigs() {
+        for r in part.records().records_without_rrsigs() {
             let owner = match part {
                 Part::Synth(_, owner) => *owner,
                 Part::Set(_) | Part::Sigs(_) => &r.name,

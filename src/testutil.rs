@@ -62,8 +62,12 @@ pub fn ask(snap: &Snapshot, name: &str, client: &str) -> Asked {
     let mut values: Vec<(String, u32)> = a
         .answer
         .iter()
-        .flat_map(|p| p.set().records_without_rrsigs())
-        .map(|r| (r.data.to_string(), r.ttl))
+        .flat_map(|p| {
+            p.records()
+                .records_without_rrsigs()
+                .map(|r| (r.data.to_string(), r.ttl))
+                .collect::<Vec<_>>()
+        })
         .collect();
     values.sort();
     Asked {

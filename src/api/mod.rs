@@ -357,16 +357,19 @@ async fn explain(AxState(api): AxState<Api>, Query(q): Query<ExplainQuery>) -> R
         .answer
         .iter()
         .flat_map(|p| {
-            p.set().records_without_rrsigs().map(move |r| {
-                let owner = match p {
-                    crate::dns::answer::Part::Synth(_, owner) => *owner,
-                    _ => &r.name,
-                };
-                (
-                    r.ttl,
-                    format!("{owner} {} IN {} {}", r.ttl, r.record_type(), r.data),
-                )
-            })
+            let set = p.records();
+            set.records_without_rrsigs()
+                .map(|r| {
+                    let owner = match p {
+                        crate::dns::answer::Part::Synth(_, owner) => *owner,
+                        _ => &r.name,
+                    };
+                    (
+                        r.ttl,
+                        format!("{owner} {} IN {} {}", r.ttl, r.record_type(), r.data),
+                    )
+                })
+                .collect::<Vec<_>>()
         })
         .map(|(t, line)| {
             ttl = Some(ttl.map_or(t, |m| m.min(t)));

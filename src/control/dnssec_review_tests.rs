@@ -198,7 +198,11 @@ fn ds_of_a_cohosted_child_comes_from_the_parent_side() {
     let snap = c.snapshot();
     let q = name("c.t.");
     let a = ask(&snap, &q, RecordType::DS, "198.51.100.1");
-    let types: Vec<RecordType> = a.answer.iter().map(|p| p.set().record_type()).collect();
+    let types: Vec<RecordType> = a
+        .answer
+        .iter()
+        .map(|p| p.rrset().records.record_type())
+        .collect();
     assert_eq!(
         types,
         vec![RecordType::DS],

@@ -19,23 +19,30 @@ pub const ANSWER_PARTS: usize = crate::config::MAX_PICK + 1;
 /// Longest CNAME chain followed inside our zones.
 const MAX_CNAME_CHAIN: usize = 8;
 
-/// One RRset in the answer section.
+/// One RRset in the answer section. It is the RRset itself, not a
+/// hickory `RecordSet`: a packed set is unpacked for the response and
+/// dropped with it, never kept (see [`Records::set`]).
 #[derive(Debug)]
 pub enum Part<'a> {
     /// Served as stored.
-    Set(&'a RecordSet),
+    Set(&'a Rrset),
     /// Synthesised from a wildcard: served with `owner` as the owner name.
-    Synth(&'a RecordSet, &'a Name),
+    Synth(&'a Rrset, &'a Name),
     /// Only the RRSIGs of this set (a query for type RRSIG).
-    Sigs(&'a RecordSet),
+    Sigs(&'a Rrset),
 }
 
-impl Part<'_> {
+impl<'a> Part<'a> {
     /// The stored RRset.
-    pub fn set(&self) -> &RecordSet {
-        match self {
+    pub fn rrset(&self) -> &'a Rrset {
+        match *self {
             Part::Set(s) | Part::Synth(s, _) | Part::Sigs(s) => s,
         }
+    }
+
+    /// Its records: the set held, or a copy made of a packed one.
+    pub fn records(&self) -> std::borrow::Cow<'a, RecordSet> {
+        self.rrset().records.to_set()
     }
 }
 
@@ -98,17 +105,17 @@ impl<'a> Answer<'a> {
         let sigs = if self.dnssec { rr.sig_len() } else { 0 };
         match synth_owner {
             Some(owner) => {
-                self.answer.push(Part::Synth(rr.set(), owner));
-                let n = rr.set().records_count()
+                self.answer.push(Part::Synth(rr, owner));
+                let n = rr.records.records_count()
                     + if self.dnssec {
-                        rr.set().rrsigs().len()
+                        rr.records.rrsig_count()
                     } else {
                         0
                     };
                 self.size += rr.wire_len() + sigs + n * owner.len();
             }
             None => {
-                self.answer.push(Part::Set(rr.set()));
+                self.answer.push(Part::Set(rr));
                 self.size += rr.wire_len() + sigs;
             }
         }
@@ -116,10 +123,10 @@ impl<'a> Answer<'a> {
 
     /// The RRSIGs of `rr` as answer records (a query for type RRSIG).
     fn push_sigs(&mut self, rr: &'a Rrset) {
-        if rr.set().rrsigs().is_empty() {
+        if rr.records.rrsig_count() == 0 {
             return;
         }
-        self.answer.push(Part::Sigs(rr.set()));
+        self.answer.push(Part::Sigs(rr));
         self.size += rr.sig_len();
     }
 
@@ -342,7 +349,7 @@ pub fn resolve<'a>(
                         return a;
                     }
                 };
-                if is_cname && a.answer.iter().any(|p| std::ptr::eq(p.set(), rr.set())) {
+                if is_cname && a.answer.iter().any(|p| std::ptr::eq(p.rrset(), rr)) {
                     // A CNAME loop: every RRset goes out once (RFC 2181 5).
                     return a;
                 }

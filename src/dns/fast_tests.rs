@@ -433,6 +433,48 @@ fn zone_snapshot(origin: &str, zone: &str) -> (tempfile::TempDir, Snapshot) {
     (dir, Controller::offline(base, None).unwrap().snapshot())
 }
 
+/// The general path answers packed sets from a copy made for the
+/// response and dropped with it: answers, additional data and glue.
+/// Before, each set it answered kept its hickory copy for as long as the
+/// zone, so one sweep of ANY queries brought a zone's memory back to what
+/// it was before sets were packed.
+#[test]
+fn the_general_path_keeps_no_copy_of_packed_sets() {
+    let (_dir, snap) = zone_snapshot(
+        "p.test.",
+        "$TTL 300\n@ SOA ns1 host 1 3600 600 86400 300\n@ NS ns1\nns1 A 192.0.2.1\n\
+         www A 192.0.2.2\nwww AAAA 2001:db8::2\nwww TXT \"x\"\n@ MX 10 mail\n\
+         mail A 192.0.2.3\nsub NS ns.sub\nns.sub A 192.0.2.4\n",
+    );
+    let h = handler();
+    let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+    let asked = [
+        // ANY: one RRset (RFC 8482).
+        ("www.p.test.", RecordType::ANY, 1),
+        ("www.p.test.", RecordType::A, 1),
+        ("p.test.", RecordType::MX, 1),
+        ("p.test.", RecordType::NS, 1),
+        ("x.sub.p.test.", RecordType::A, 0),
+    ];
+    for (name, t, answers) in asked {
+        let q = query_ecs(&Name::from_ascii(name).unwrap(), t, None, None);
+        let m = parsed(&general(&h, &snap, &q, src).expect("an answer"));
+        assert_eq!(m.answers.len(), answers, "{name} {t}");
+        if t == RecordType::MX || t == RecordType::NS || answers == 0 {
+            // The target's address, or the glue of the referral.
+            assert_eq!(m.additionals.len(), 1, "{name} {t}: {m:?}");
+        }
+    }
+    let zone = snap.zone_for(&crate::zone::Key::new(
+        &Name::from_ascii("p.test.").unwrap(),
+    ));
+    let sets: Vec<_> = zone.unwrap().static_sets().collect();
+    assert!(sets.iter().filter(|(_, r)| r.is_packed()).count() >= 6);
+    for (key, r) in sets {
+        assert!(!r.keeps_a_copy(), "{key:?} {}", r.record_type());
+    }
+}
+
 /// From a review: hickory's label count leaves out a leading `*`, which
 /// shifted a negative answer's SOA pointers by one label in a zone whose
 /// origin starts with one.

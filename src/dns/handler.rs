@@ -5,6 +5,7 @@
 //! references into the snapshot. Only wildcard-synthesised records are
 //! copied. hickory-server owns the sockets and the wire encoding.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -70,7 +71,7 @@ struct Sections<'a> {
     authority_owned: Option<Vec<Record>>,
     /// NSEC proofs (and a delegation's DS set) after the SOA or NS.
     proofs: SmallVec<[&'a RecordSet; 3]>,
-    additional: &'a [Arc<crate::zone::Records>],
+    additional: SmallVec<[Sec<'a>; 4]>,
     /// Send RRSIGs with every RRset.
     dnssec: bool,
 }
@@ -82,6 +83,20 @@ enum Sec<'a> {
     Owned(Range<usize>),
 }
 
+/// `records` as a section part: borrowed when held as a hickory set, else
+/// unpacked into `owned` for this response only (a packed set has no
+/// RRSIGs).
+fn sec<'a>(records: &'a crate::zone::Records, owned: &mut Vec<Record>) -> Sec<'a> {
+    match records.to_set() {
+        Cow::Borrowed(set) => Sec::Set(set),
+        Cow::Owned(set) => {
+            let start = owned.len();
+            owned.extend(set.into_parts().records);
+            Sec::Owned(start..owned.len())
+        }
+    }
+}
+
 impl<'a> Sections<'a> {
     fn new(a: &Answer<'a>) -> Self {
         let mut owned = Vec::new();
@@ -89,11 +104,16 @@ impl<'a> Sections<'a> {
             .answer
             .iter()
             .map(|p| match *p {
-                Part::Set(s) => Sec::Set(s),
-                Part::Sigs(s) => Sec::Sigs(s),
-                Part::Synth(s, owner) => {
+                Part::Set(rr) => sec(&rr.records, &mut owned),
+                Part::Sigs(rr) => match rr.records.to_set() {
+                    Cow::Borrowed(set) => Sec::Sigs(set),
+                    // Packed: no RRSIGs (never asked for: see `push_sigs`).
+                    Cow::Owned(_) => Sec::Owned(0..0),
+                },
+                Part::Synth(rr, owner) => {
                     let start = owned.len();
-                    owned.extend(s.records(a.dnssec).map(|r| {
+                    let set = rr.records.to_set();
+                    owned.extend(set.records(a.dnssec).map(|r| {
                         let mut r = r.clone();
                         r.name = owner.clone();
                         r
@@ -102,6 +122,7 @@ impl<'a> Sections<'a> {
                 }
             })
             .collect();
+        let additional = a.additional.iter().map(|r| sec(r, &mut owned)).collect();
         let authority_owned = a.authority_ttl.zip(a.authority).map(|(ttl, set)| {
             std::iter::once(set)
                 .chain(a.proofs.iter().copied())
@@ -119,18 +140,13 @@ impl<'a> Sections<'a> {
             authority: a.authority,
             authority_owned,
             proofs: a.proofs.clone(),
-            additional: a.additional,
+            additional,
             dnssec: a.dnssec,
         }
     }
 
     fn answers(&self) -> impl Iterator<Item = &Record> + Send {
-        let dnssec = self.dnssec;
-        self.answer.iter().flat_map(move |s| match s {
-            Sec::Set(set) => SecIter::A(set.records(dnssec)),
-            Sec::Sigs(set) => SecIter::B(set.rrsigs().iter()),
-            Sec::Owned(r) => SecIter::B(self.owned[r.clone()].iter()),
-        })
+        self.parts(&self.answer)
     }
 
     fn authorities(&self) -> impl Iterator<Item = &Record> + Send {
@@ -147,10 +163,16 @@ impl<'a> Sections<'a> {
     }
 
     fn additionals(&self) -> impl Iterator<Item = &Record> + Send {
+        self.parts(&self.additional)
+    }
+
+    fn parts<'s>(&'s self, parts: &'s [Sec<'a>]) -> impl Iterator<Item = &'s Record> + Send {
         let dnssec = self.dnssec;
-        self.additional
-            .iter()
-            .flat_map(move |s| s.set().records(dnssec))
+        parts.iter().flat_map(move |s| match s {
+            Sec::Set(set) => SecIter::A(set.records(dnssec)),
+            Sec::Sigs(set) => SecIter::B(set.rrsigs().iter()),
+            Sec::Owned(r) => SecIter::B(self.owned[r.clone()].iter()),
+        })
     }
 
     /// Encodes exactly as the response will be (rare path) to see whether
@@ -779,12 +801,13 @@ fn rrl_class<'a>(a: &Answer<'a>, qname: &'a Name) -> (Class, Option<&'a Name>) {
         ResponseCode::NoError if a.answer.is_empty() => (Class::NoData, zone),
         ResponseCode::NoError => {
             let wildcard = a.answer.iter().find_map(|p| match *p {
-                Part::Synth(set, _) => Some(set),
+                Part::Synth(rr, _) => Some(rr),
                 Part::Set(_) | Part::Sigs(_) => None,
             });
             match wildcard {
-                // Imputed to the wildcard itself (`*.x.zone.`).
-                Some(set) => (Class::Wildcard, Some(set.name())),
+                // Imputed to the wildcard itself (`*.x.zone.`; its hickory
+                // set is kept: wildcards are few).
+                Some(rr) => (Class::Wildcard, Some(rr.set().name())),
                 None => (Class::Answer, Some(qname)),
             }
         }

@@ -99,13 +99,22 @@ impl Records {
         }
     }
 
+    /// Whether a packed set also holds its hickory set (made by
+    /// [`Records::set`]).
+    #[cfg(test)]
+    pub fn keeps_a_copy(&self) -> bool {
+        self.is_packed() && self.full.get().is_some()
+    }
+
     /// Whether the records are held packed.
     pub fn is_packed(&self) -> bool {
         !self.packed.is_empty()
     }
 
     /// The records as a hickory `RecordSet`, made once for a packed set
-    /// and kept as long as it is.
+    /// and kept as long as it is: for what is not packed (the types
+    /// [`Records::new`] does not pack) or few. What may meet every name
+    /// (answers, transfers) uses [`Records::to_set`].
     pub fn set(&self) -> &RecordSet {
         self.full.get_or_init(|| Box::new(unpack(&self.packed)))
     }
@@ -147,6 +156,11 @@ impl Records {
             Some(set) => set.ttl(),
             None => u32::from_be_bytes(self.packed[2..6].try_into().expect("4 bytes")),
         }
+    }
+
+    /// How many RRSIGs (a packed set has none).
+    pub fn rrsig_count(&self) -> usize {
+        self.full.get().map_or(0, |set| set.rrsigs().len())
     }
 
     /// How many records (RRSIGs not counted).
