@@ -18,6 +18,7 @@
 #             veer-routed-edns veer-routed-dnssec
 #             gdnsd-weighted1 gdnsd-geo-ecs
 #   SETS      query sets [-m]: mix nx wild dyn                   default mix
+#   PERF_SPLIT  1 [-p]: user/system split from perf samples     default 0
 #   CLIENTS, OUTSTANDING   dnsperf -c and -q                     default 4, 64
 #   QUIET_WAIT  seconds to wait at most, before each run, for the
 #               box to be idle (shared machines)                 default 30
@@ -77,6 +78,12 @@
 # of dnsperf (pinned to CLIENT_CPU, -c 4 -q 64) while reading the CPU time
 # (utime and stime in /proc/PID/stat, all threads) of every process of the
 # server; stop it by PID. Rounds are interleaved: A B C, A B C, ...
+# /proc splits utime from stime by sampling clock ticks, so at a few
+# percent of user time the split moves by tens of percent between runs;
+# with -p (or PERF_SPLIT=1) perf also samples the server's threads 10,000
+# times a second (`perf record -e cpu-clock`) over the measured seconds,
+# and the table splits the precise utime + stime by the share of samples
+# taken in user space.
 # The table holds medians over rounds (bench/table.py); the raw numbers stay
 # in $BENCH_WORK/runs/<time>/.
 set -euo pipefail
@@ -91,12 +98,14 @@ SETS=${SETS:-mix}
 CLIENTS=${CLIENTS:-4}
 OUTSTANDING=${OUTSTANDING:-64}
 QUIET_WAIT=${QUIET_WAIT:-30}
+PERF_SPLIT=${PERF_SPLIT:-0}
 while [ $# -gt 0 ]; do
   case "$1" in
     -r) ROUNDS=$2; shift 2 ;;
     -l) DURATION=$2; shift 2 ;;
     -s) SERVERS=$2; shift 2 ;;
     -m) SETS=$2; shift 2 ;;
+    -p) PERF_SPLIT=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see bench/run.sh -h)" >&2; exit 2 ;;
   esac
@@ -105,6 +114,18 @@ done
 for c in dnsperf dig taskset ps python3 cargo; do
   command -v "$c" >/dev/null || { echo "run.sh: $c missing: run bench/setup.sh" >&2; exit 1; }
 done
+if [ "$PERF_SPLIT" = 1 ] && ! command -v perf >/dev/null; then
+  echo "run.sh: -p needs perf (linux-perf)" >&2
+  exit 1
+fi
+
+# The share of perf's samples in $1 taken in user space (kernel addresses
+# start with ffff), or nothing.
+user_share() {
+  perf script -i "$1" -F ip 2>/dev/null |
+    awk '{ if (substr($1, 1, 4) == "ffff") k++; else u++ }
+         END { if (u + k > 0) printf "%.4f", u / (u + k) }'
+}
 
 # Which query sets each row can answer.
 sets_of() {
@@ -143,7 +164,7 @@ ZONE=$DATA/bench.test.zone
 OUT=$BENCH_WORK/runs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 TSV=$OUT/runs.tsv
-printf 'round\tserver\tset\tqps\tcompleted\tlost\twall_s\tuser_ticks\tsys_ticks\tother_cpu0_pct\tclient_cpu1_pct\trcodes\tcheck\n' > "$TSV"
+printf 'round\tserver\tset\tqps\tcompleted\tlost\twall_s\tuser_ticks\tsys_ticks\tother_cpu0_pct\tclient_cpu1_pct\trcodes\tcheck\tuser_share\n' > "$TSV"
 
 # --------------------------------------------------------------- servers --
 # Each start_* runs in the run's empty working directory (the cwd), writes
@@ -461,7 +482,7 @@ run_one() {
     tail -5 "$dir/log" | sed 's/^/    | /'
     stop "$pid"
     SERVER_PID=""
-    printf '%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t%s\n' "$round" "$name" "$set" "$check" >> "$TSV"
+    printf '%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t%s\t\n' "$round" "$name" "$set" "$check" >> "$TSV"
     return
   fi
   wait_quiet
@@ -480,11 +501,25 @@ run_one() {
   # Every process of the server (NSD runs three), read before and after.
   mapfile -t pids < <(tree "$pid")
   read -r u0 s0 < <(cpu_ticks "${pids[@]}")
+  perf_pid=""
+  if [ "$PERF_SPLIT" = 1 ]; then
+    taskset -c "$CLIENT_CPU" perf record -q -e cpu-clock -F 10000 -o "$dir/perf.data" \
+      -p "$(IFS=,; echo "${pids[*]}")" > "$dir/perf.log" 2>&1 &
+    perf_pid=$!
+    sleep 0.2
+  fi
   a0=$(busy "$SERVER_CPU") b0=$(busy "$CLIENT_CPU") t0=$(date +%s.%N)
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$DATA/queries-$set.txt" \
     -c "$CLIENTS" -q "$OUTSTANDING" -l "$DURATION" "${extra[@]}" > "$dir/dnsperf.txt" 2>&1 || true
   t1=$(date +%s.%N) a1=$(busy "$SERVER_CPU") b1=$(busy "$CLIENT_CPU")
   read -r u1 s1 < <(cpu_ticks "${pids[@]}")
+  share=""
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    share=$(user_share "$dir/perf.data")
+    rm -f "$dir/perf.data"
+  fi
   stop "$pid"
   SERVER_PID=""
   out=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v a=$((a1 - a0)) -v b=$((b1 - b0)) \
@@ -498,11 +533,14 @@ run_one() {
       other = 100 * (a - u - s) / hz / w; if (other < 0) other = 0
       printf "%s\t%s\t%s\t%.3f\t%d\t%d\t%.1f\t%.1f\t%s\n", qps, done, lost, w, u, s, other, 100 * b / hz / w, codes
     }' "$dir/dnsperf.txt")
-  printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$set" "$out" "$check" >> "$TSV"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$set" "$out" "$check" "$share" >> "$TSV"
   tail -1 "$TSV" | awk -F'\t' -v hz="$HZ" '{
     cpu = ($8 + $9) / hz / $7
-    printf "  round %s %-16s %-4s %8.0f qps  server %3.0f%%  %8.0f/core  user %.2f us/q  sys %.2f us/q  other on cpu0 %s%%  lost %s  %s  %s\n",
-      $1, $2, $3, $4, 100 * cpu, (cpu > 0 ? $4 / cpu : 0), $8 / hz * 1e6 / $5, $9 / hz * 1e6 / $5, $10, $6, $12, $13 }'
+    u = $8; s = $9
+    if ($14 != "") { u = ($8 + $9) * $14; s = ($8 + $9) - u }
+    printf "  round %s %-16s %-4s %8.0f qps  server %3.0f%%  %8.0f/core  user %.2f us/q  sys %.2f us/q%s  other on cpu0 %s%%  lost %s  %s  %s\n",
+      $1, $2, $3, $4, 100 * cpu, (cpu > 0 ? $4 / cpu : 0), u / hz * 1e6 / $5, s / hz * 1e6 / $5,
+      ($14 != "" ? " (perf split)" : ""), $10, $6, $12, $13 }'
 }
 
 {

@@ -11,7 +11,9 @@ Per run (one server, one query set, one round):
   QPS per server core  QPS / that share: what one core of the server would
                        answer if the client were not the limit
   user, system us/q    the server's utime and stime over the queries
-                       answered, in microseconds
+                       answered, in microseconds (with run.sh -p, their
+                       sum split by the share of perf's samples taken in
+                       user space)
 Each column is the median of its per-run values; the ratios divide by
 gdnsd's medians on the same query set: a veer-X row by gdnsd-X's when that
 row ran (the same routing in gdnsd's plugin), else by plain gdnsd's.
@@ -29,6 +31,11 @@ def per_run(r, hz):
         user, system = int(r["user_ticks"]) / hz, int(r["sys_ticks"]) / hz
     except (TypeError, ValueError):
         return None
+    if r.get("user_share"):
+        # run.sh -p: the split from perf's samples, not from clock ticks
+        total = user + system
+        user = total * float(r["user_share"])
+        system = total - user
     if done == 0 or wall <= 0:
         return None
     share = (user + system) / wall
