@@ -98,6 +98,11 @@ struct Batch {
     tx_hdrs: [libc::mmsghdr; BATCH],
     /// The query each answer goes back to (its index in `names`).
     tx_to: [u8; BATCH],
+    /// The received queries' sources, converted before any is answered:
+    /// read right after they are written (in narrower stores than the
+    /// loads that copy an address), they made every query wait for the
+    /// stores to retire.
+    srcs: [Option<SocketAddr>; BATCH],
 }
 
 impl Batch {
@@ -113,6 +118,7 @@ impl Batch {
             tx_iov: unsafe { MaybeUninit::zeroed().assume_init() },
             tx_hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
             tx_to: [0; BATCH],
+            srcs: [None; BATCH],
         });
         for i in 0..BATCH {
             // The receive buffers are the Vec's (another allocation).
@@ -147,6 +153,9 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             cache.load();
             continue;
         }
+        for i in 0..n {
+            b.srcs[i] = to_std(&b.names[i], b.rx_hdrs[i].msg_hdr.msg_namelen);
+        }
         // One snapshot per batch: the batch is answered within microseconds.
         let snap = &**cache.load();
         let mut out = 0;
@@ -171,7 +180,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
                 continue;
             }
             let namelen = b.rx_hdrs[i].msg_hdr.msg_namelen;
-            let Some(src) = to_std(&b.names[i], namelen) else {
+            let Some(src) = b.srcs[i] else {
                 continue;
             };
             let mut reply = std::mem::take(&mut b.tx[out]);

@@ -81,13 +81,28 @@ impl Key {
             len += 1 + l;
             i += 1 + l;
         }
-        // The labels as sent (lengths included), then lowercased at once,
-        // 8 bytes at a time (the buffer is 256 bytes: the last word of a
-        // 254-byte key still fits; bytes past `len` are never read).
-        self.buf[..len].copy_from_slice(wire.get(..len)?);
-        for w in self.buf[..len.next_multiple_of(8)].chunks_exact_mut(8) {
-            let x = u64::from_ne_bytes(w.try_into().expect("8 bytes"));
-            w.copy_from_slice(&lowercase8(x).to_ne_bytes());
+        // The labels as sent (lengths included), lowercased 8 bytes at a
+        // time straight from `wire` (the buffer is 256 bytes: the last
+        // word of a 254-byte key still fits; bytes past `len` are never
+        // read). Not a copy first and words read back: loads of words a
+        // copy has just stored in other widths wait for the stores to
+        // retire (no store-to-load forwarding), which made this the
+        // slowest step of a query.
+        let mut at = 0;
+        while at < len {
+            match wire.get(at..at + 8) {
+                Some(w) => {
+                    let x = u64::from_ne_bytes(w.try_into().expect("8 bytes"));
+                    self.buf[at..at + 8].copy_from_slice(&lowercase8(x).to_ne_bytes());
+                }
+                None => {
+                    // The message ends within 8 bytes of the name's end.
+                    for (b, w) in self.buf[at..len].iter_mut().zip(&wire[at..len]) {
+                        *b = w.to_ascii_lowercase();
+                    }
+                }
+            }
+            at += 8;
         }
         self.offs[labels] = len as u8;
         self.len = len;
@@ -217,6 +232,41 @@ impl std::fmt::Debug for NodeKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names of every length, in mixed case, read from a message that
+    /// ends at the name or goes on: the key is the name lowercased, label
+    /// offsets included, and the length read is the name's.
+    #[test]
+    fn wire_names_of_every_length_read_lowercased() {
+        let mut rng = fastrand::Rng::with_seed(18);
+        for total in 1..=254usize {
+            // Labels of random lengths filling about `total` key bytes.
+            let (mut wire, mut labels) = (Vec::new(), Vec::new());
+            while total - wire.len() >= 2 {
+                let l = rng.usize(1..=(total - wire.len() - 1).min(63));
+                let label: Vec<u8> = (0..l)
+                    .map(|_| b"aBzZ09-_\x80\xc1"[rng.usize(..10)])
+                    .collect();
+                wire.push(l as u8);
+                wire.extend_from_slice(&label);
+                labels.push(label);
+            }
+            wire.push(0);
+            let name = Name::from_labels(labels).unwrap();
+            let want = Key::new(&name);
+            for tail in [&[][..], &[0, 1][..], &[0, 1, 0, 1, 0, 0, 41, 16, 0][..]] {
+                let mut msg = wire.clone();
+                msg.extend_from_slice(tail);
+                let (k, n) = Key::from_wire(&msg).expect("a name");
+                assert_eq!(n, wire.len());
+                assert_eq!(k.as_bytes(), want.as_bytes(), "{total} {tail:?}");
+                assert_eq!(k.labels(), want.labels());
+                for i in 0..=k.labels() {
+                    assert_eq!(k.suffix(i), want.suffix(i));
+                }
+            }
+        }
+    }
 
     #[test]
     fn words_lowercase_as_bytes_do() {
