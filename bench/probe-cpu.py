@@ -30,6 +30,7 @@ gives it a single tokio worker).
   bench/probe-cpu.py --no-pin --no-build
   bench/probe-cpu.py --also before=/tmp/veer-before --window 60
   bench/probe-cpu.py --also before=/tmp/veer-before --window 20 --rounds 3
+  bench/probe-cpu.py --perf --window 20 --rounds 3   # user/system split from perf samples
 """
 
 import argparse
@@ -87,12 +88,45 @@ def snapshot(pid, c):
             own.user + own.system)
 
 
-def window_usage(args, t0, t1):
-    """CPU and probe counts between two snapshots."""
+class PerfSplit:
+    """With --perf: `perf record -e cpu-clock -F 10000` on a process over
+    the window. /proc splits utime from stime by sampling clock ticks (100
+    a second), too few for a split at a few microseconds per probe; the
+    share of perf's samples taken at user addresses splits the (precise)
+    sum instead."""
+
+    def __init__(self, args, pid, tag):
+        self.proc, self.data = None, None
+        if not args.perf:
+            return
+        self.data = os.path.join(tempfile.gettempdir(), f"probe-cpu-{os.getpid()}-{tag}.perf")
+        self.proc = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "10000",
+                                      "-o", self.data, "-p", str(pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.2)
+
+    def share(self):
+        """The share of samples in user space, or None."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(2)
+        self.proc.wait()
+        out = subprocess.run(["perf", "script", "-i", self.data, "-F", "ip"],
+                             capture_output=True, text=True).stdout.split()
+        os.unlink(self.data)
+        kernel = sum(1 for ip in out if ip.startswith("ffff"))
+        return (len(out) - kernel) / len(out) if out else None
+
+
+def window_usage(args, t0, t1, share=None):
+    """CPU and probe counts between two snapshots (`share`: the user share
+    of perf's samples, see PerfSplit)."""
     tck = os.sysconf("SC_CLK_TCK")
     dt = t1[0] - t0[0]
     user = (t1[1][0] - t0[1][0]) / tck
     system = (t1[1][1] - t0[1][1]) / tck
+    if share is not None:
+        user, system = (user + system) * share, (user + system) * (1 - share)
     served = t1[2] - t0[2]
     per_path = [t1[4].get(p, 0) - t0[4].get(p, 0) for p in (f"/hc/{i}".encode() for i in range(args.checks))]
     return {
@@ -157,16 +191,19 @@ async def measure_minimal(args, counters, ports, cpus):
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
     # taskset execs the program: the pid is minprobe's.
     await asyncio.sleep(args.warmup)
+    perf = PerfSplit(args, proc.pid, "minimal")
     t0 = snapshot(proc.pid, counters)
     await asyncio.sleep(args.window)
     t1 = snapshot(proc.pid, counters)
+    share = perf.share()
     out, _ = await proc.communicate()
-    u = window_usage(args, t0, t1)
+    u = window_usage(args, t0, t1, share)
     req, fail = (int(x) for x in out.split())
     print(f"minimal loop (bench/minprobe.rs): {req} requests, {fail} failed over its whole run")
     print(f"  CPU (utime+stime):       {u['cpu']:.2f} % of one core; {u['rps']:.1f} req/s served; "
           f"{u['conns']:.1f} new connections/s")
-    print(f"  per probe:               user {u['user_us']:.1f} us, system {u['system_us']:.1f} us")
+    print(f"  per probe:               user {u['user_us']:.1f} us, system {u['system_us']:.1f} us"
+          f"{'' if share is None else f' (perf split: {share:.1%} of samples in user space)'}")
     return u
 
 
@@ -197,6 +234,7 @@ async def measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note):
         await asyncio.sleep(args.warmup)
 
         probe = vb.DnsClient(server).query("r0000.cpu.test.")
+        perf = PerfSplit(args, veer.pid, "veer")
         t0 = snapshot(veer.pid, counters)
         slices = []
         prev = t0
@@ -207,6 +245,7 @@ async def measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note):
             slices.append((sum(cur[1]) - sum(prev[1])) / os.sysconf("SC_CLK_TCK") / (cur[0] - prev[0]) * 100)
             prev = cur
         t1 = prev
+        share = perf.share()
         if veer.proc.poll() is not None:
             veer.dump_log()
             raise SystemExit("veer exited during the measurement")
@@ -218,7 +257,7 @@ async def measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note):
             with veer.cond, open(args.log, "w") as f:
                 f.writelines(f"{t - t_start:10.3f} {line}\n" for t, line in veer.lines)
 
-    u = window_usage(args, t0, t1)
+    u = window_usage(args, t0, t1, share)
     dt, cpu, rps = u["dt"], u["cpu"], u["rps"]
     hit = sum(1 for n in u["per_path"] if n > 0)
     p_lo, p_med, p_hi = vb.stats(u["per_path"])
@@ -234,7 +273,8 @@ async def measure_veer(args, binary, label, counters, cfg, veer_cpus, pin_note):
           f"(expected ~{dt / vb_interval(args.interval):.0f})")
     print(f"  new TCP connections:     {u['conns']:.1f} /s")
     print(f"  backends' own CPU:       {u['own_cpu']:.1f} % of one core (this script)")
-    print(f"  per probe:               user {u['user_us']:.1f} us, system {u['system_us']:.1f} us")
+    print(f"  per probe:               user {u['user_us']:.1f} us, system {u['system_us']:.1f} us"
+          f"{'' if share is None else f' (perf split: {share:.1%} of samples in user space)'}")
     print(f"  veer RSS {rss / 1024:.1f} MiB, {threads} threads; down transitions: {len(downs)}; "
           f"r0000.cpu.test. A -> {probe[1] if probe else 'no answer'}")
     if downs:
@@ -358,6 +398,8 @@ def main():
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the backends to the last CPU")
     ap.add_argument("--veer-cpus", default=None, help="pin veer with taskset -c LIST (e.g. 0; one CPU = one tokio worker)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--perf", action="store_true",
+                    help="split user/system time by perf samples (see PerfSplit), not clock ticks")
     ap.add_argument("--log", help="write veer's log here (monotonic seconds since start first)")
     ap.add_argument("--no-minimal", dest="minimal", action="store_false",
                     help="skip the minimal connect/GET/close loop (bench/minprobe.rs)")
