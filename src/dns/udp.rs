@@ -144,8 +144,9 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
     let mut b = Batch::new();
     // The snapshot, loaded again at every batch: one atomic load while it
     // stays the same. A replaced one is let go at the next batch, or at
-    // the next timeout ([`IDLE`]) when no query comes.
-    let mut cache = handler.store().cache();
+    // the next timeout ([`IDLE`]) when no query comes; this thread never
+    // frees one (see `Reader`).
+    let mut cache = handler.store().reader();
     while !stop.load(Ordering::Acquire) {
         let n = recv_batch(fd, &mut b);
         if n == 0 {
@@ -157,7 +158,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             b.srcs[i] = to_std(&b.names[i], b.rx_hdrs[i].msg_hdr.msg_namelen);
         }
         // One snapshot per batch: the batch is answered within microseconds.
-        let snap = &**cache.load();
+        let snap = cache.load();
         let mut out = 0;
         // Each query's response time is the batch's: from its receipt to
         // the send of every answer (two clock reads per batch).
