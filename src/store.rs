@@ -224,6 +224,7 @@ pub struct Store {
 impl Store {
     /// A store publishing `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
+        free_thread();
         Store {
             current: ArcSwap::from_pointee(snapshot),
             version: AtomicU64::new(0),
@@ -239,9 +240,10 @@ impl Store {
         }
     }
 
-    /// The current snapshot (one atomic load; no lock).
-    pub fn load(&self) -> Arc<Snapshot> {
-        self.current.load_full()
+    /// The current snapshot (one atomic load; no lock), held until the
+    /// result is dropped.
+    pub fn load(&self) -> Held {
+        Held(Some(self.current.load_full()))
     }
 
     /// The generation of the current snapshot.
@@ -262,6 +264,33 @@ impl Store {
         let old = self.current.swap(Arc::new(snapshot));
         self.version.fetch_add(1, Ordering::Release);
         retire(old);
+    }
+}
+
+/// A snapshot [`Store::load`] handed out. Dropping it lets go through
+/// [`retire`]: a TCP connection, a zone transfer or an API request that
+/// held a replaced snapshot last does not free it on its own thread.
+pub struct Held(Option<Arc<Snapshot>>);
+
+impl Held {
+    /// The snapshot's `Arc` (to watch it with a `Weak`).
+    pub fn arc(&self) -> &Arc<Snapshot> {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        self.arc()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(snap) = self.0.take() {
+            retire(snap);
+        }
     }
 }
 
@@ -298,24 +327,38 @@ impl Reader<'_> {
 /// on a query thread that is a tenth of a second without answers, and on
 /// the controller's a tenth of a second without health transitions.
 fn retire(snap: Arc<Snapshot>) {
-    static FREE: OnceLock<Option<mpsc::Sender<Snapshot>>> = OnceLock::new();
     let Some(last) = Arc::into_inner(snap) else {
         return;
     };
-    let free = FREE.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Snapshot>();
-        std::thread::Builder::new()
-            .name("veer-free".into())
-            .spawn(move || rx.into_iter().for_each(drop))
-            .ok()
-            .map(|_| tx)
-    });
     // Without that thread (it could not start), freed here.
-    if let Some(tx) = free {
+    if let Some(tx) = free_thread() {
         #[cfg(test)]
         SENT_TO_FREE.with(|n| n.set(n.get() + 1));
         let _ = tx.send(last);
     }
+}
+
+/// The channel to `veer-free`, started at the first call (by
+/// [`Store::new`], so not on a query thread); None if it could not start.
+fn free_thread() -> Option<&'static mpsc::Sender<Snapshot>> {
+    static FREE: OnceLock<Option<mpsc::Sender<Snapshot>>> = OnceLock::new();
+    FREE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Snapshot>();
+        match std::thread::Builder::new()
+            .name("veer-free".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+        {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::warn!(
+                    "could not start the thread that frees replaced snapshots ({e}); \
+                     they are freed where they are let go"
+                );
+                None
+            }
+        }
+    })
+    .as_ref()
 }
 
 #[cfg(test)]
@@ -351,8 +394,6 @@ mod tests {
         snap.zone_for(&key).map(|z| z.origin.to_string())
     }
 
-    /// A few zones are compared, many hashed: both find the most specific
-    /// zone, and nothing outside every zone.
     /// A reader that held the last reference to a replaced snapshot
     /// hands it to `veer-free` instead of freeing it (a large zone's free
     /// would stop its queries), and it is freed there.
@@ -380,6 +421,34 @@ mod tests {
         assert_eq!(super::SENT_TO_FREE.with(|n| n.get()), sent + 1);
     }
 
+    /// A snapshot from `Store::load` held past its replacement (a TCP
+    /// query, a zone transfer) goes to `veer-free` when let go last.
+    #[test]
+    fn a_loaded_snapshot_let_go_last_is_freed_elsewhere() {
+        let store = Store::new(Snapshot::default());
+        let held = store.load();
+        let first = Arc::downgrade(held.arc());
+        let sent = super::SENT_TO_FREE.with(|n| n.get());
+        store.publish(Snapshot {
+            generation: 1,
+            ..Snapshot::default()
+        });
+        assert_eq!(super::SENT_TO_FREE.with(|n| n.get()), sent);
+        drop(held);
+        assert_eq!(super::SENT_TO_FREE.with(|n| n.get()), sent + 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while first.strong_count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "never freed");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Not the last: nothing sent.
+        let again = store.load();
+        drop(again);
+        assert_eq!(super::SENT_TO_FREE.with(|n| n.get()), sent + 1);
+    }
+
+    /// A few zones are compared, many hashed: both find the most specific
+    /// zone, and nothing outside every zone.
     #[test]
     fn the_most_specific_zone_is_found_with_few_and_many_zones() {
         let nested = ["t.", "a.t.", "b.a.t.", "other.test."];

@@ -420,7 +420,7 @@ mod tests {
         };
         ask();
         for generation in [5, 6] {
-            let old = Arc::downgrade(&store.load());
+            let old = Arc::downgrade(store.load().arc());
             store.publish_if_newer(generation, || {
                 let mut s = crate::testutil::snapshot(config, &[]);
                 s.generation = generation;
