@@ -56,4 +56,21 @@ fuzz_target!(|data: &[u8]| {
             assert!(out[2] & 0x80 != 0, "QR not set");
         }
     }
+    // As a UDP thread answers a batch: the name read ahead first (to load
+    // its node), then the answer from that read.
+    let mut ahead = veer::dns::fast::Ahead::new();
+    veer::dns::fast::prefetch(snap, data, &mut ahead);
+    let mut out = Vec::new();
+    let answered =
+        handler.answer_packet_at(snap, data, src, None, Protocol::Udp, &mut out, &mut ahead);
+    let mut plain = Vec::new();
+    assert_eq!(
+        answered,
+        handler.answer_packet(snap, data, src, Protocol::Udp, &mut plain),
+        "read ahead, answered otherwise"
+    );
+    if answered {
+        assert_eq!(out[..2], data[..2], "response to another ID");
+        assert_eq!(out.len(), plain.len(), "read ahead, answered otherwise");
+    }
 });

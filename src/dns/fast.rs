@@ -50,7 +50,40 @@ struct Opt<'p> {
     cookie: Option<(Seen, [u8; 24])>,
 }
 
+/// A query's name read once: [`prefetch`] reads it to start loading its
+/// node, and [`answer`] takes it from there instead of reading it again.
+/// The caller keeps one for each query it holds (the UDP loop, one per
+/// query of a batch), so that a query neither zeroes nor moves a key.
+pub struct Ahead {
+    key: Key,
+    /// The name's length in the question, while `key` holds the name of
+    /// the query last given to [`prefetch`] (until [`answer`] takes it, or
+    /// [`Ahead::clear`]).
+    read: Option<usize>,
+}
+
+impl Ahead {
+    pub fn new() -> Ahead {
+        Ahead {
+            key: Key::empty(),
+            read: None,
+        }
+    }
+
+    /// Forgets a name read ahead: the next query is read afresh.
+    pub fn clear(&mut self) {
+        self.read = None;
+    }
+}
+
+impl Default for Ahead {
+    fn default() -> Self {
+        Ahead::new()
+    }
+}
+
 /// Answers `packet` from `snap` into `out`, or says the general path must.
+/// `ahead` holds the packet's name if [`prefetch`] read it, or nothing.
 pub fn answer(
     h: &Handler,
     snap: &Snapshot,
@@ -58,9 +91,12 @@ pub fn answer(
     src: SocketAddr,
     udp: bool,
     out: &mut Vec<u8>,
+    ahead: &mut Ahead,
 ) -> Fast {
-    let mut key = Key::empty();
-    let Some(q) = parse(snap, packet, src, &mut key) else {
+    // Taken before anything else: a name read ahead serves this packet
+    // only, whatever happens to it.
+    let read = ahead.read.take();
+    let Some(q) = parse(snap, packet, src, &mut ahead.key, read) else {
         return Fast::General;
     };
     let cookie_valid = matches!(
@@ -281,13 +317,16 @@ pub fn answer(
 /// Starts loading the node a query of the fast path's shape will look up
 /// (a batch's queries each start theirs, then are answered: their cache
 /// misses overlap instead of following one another).
-pub fn prefetch(snap: &Snapshot, packet: &[u8]) {
-    let mut key = Key::empty();
+/// The name read stays in `ahead` for [`answer`] of the same packet.
+pub fn prefetch(snap: &Snapshot, packet: &[u8], ahead: &mut Ahead) {
+    ahead.read = None;
     if packet.len() >= 17
-        && key.read_wire(&packet[12..]).is_some()
-        && let Some(zone) = snap.zone_for(&key)
+        && let Some(len) = ahead.key.read_wire(&packet[12..])
     {
-        zone.prefetch(&key);
+        ahead.read = Some(len);
+        if let Some(zone) = snap.zone_for(&ahead.key) {
+            zone.prefetch(&ahead.key);
+        }
     }
 }
 
@@ -406,7 +445,13 @@ fn be16(p: &[u8], i: usize) -> Option<u16> {
 }
 
 /// Reads a query of the fast path's shape, or None.
-fn parse<'p>(snap: &Snapshot, p: &'p [u8], src: SocketAddr, key: &'p mut Key) -> Option<Query<'p>> {
+fn parse<'p>(
+    snap: &Snapshot,
+    p: &'p [u8],
+    src: SocketAddr,
+    key: &'p mut Key,
+    read: Option<usize>,
+) -> Option<Query<'p>> {
     // A query (QR clear), opcode QUERY, no AA or TC; RD as it likes.
     // Byte 3: AD and CD may be set (dig sets AD); RA, Z and RCODE not.
     if p.len() < 17 || p[2] & 0xfe != 0 || p[3] & 0xcf != 0 {
@@ -416,7 +461,19 @@ fn parse<'p>(snap: &Snapshot, p: &'p [u8], src: SocketAddr, key: &'p mut Key) ->
     if qd != 1 || an != 0 || ns != 0 || ar > 1 {
         return None;
     }
-    let name_len = key.read_wire(&p[12..])?;
+    // `read`: the name's length when `key` holds it already.
+    let name_len = match read {
+        Some(len) => {
+            debug_assert_eq!(
+                Key::from_wire(&p[12..]).map(|(k, l)| (k.as_bytes().to_vec(), l)),
+                Some((key.as_bytes().to_vec(), len)),
+                "a name read ahead from another packet"
+            );
+            len
+        }
+        None => key.read_wire(&p[12..])?,
+    };
+    let key = &*key;
     let end = 12 + name_len + 4;
     let qtype = RecordType::from(be16(p, 12 + name_len)?);
     if be16(p, 12 + name_len + 2)? != 1 {

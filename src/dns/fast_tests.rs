@@ -232,6 +232,18 @@ fn option(code: u16, data: &[u8]) -> Vec<u8> {
 
 /// A handler with no snapshot of its own (each test passes one) and fresh
 /// counters.
+/// The fast path's answer, without a name read ahead.
+fn fast_answer(
+    h: &Handler,
+    snap: &Snapshot,
+    msg: &[u8],
+    src: SocketAddr,
+    udp: bool,
+    out: &mut Vec<u8>,
+) -> Fast {
+    super::answer(h, snap, msg, src, udp, out, &mut super::Ahead::new())
+}
+
 fn handler() -> Handler {
     Handler::new(
         Arc::new(Store::new(Snapshot::default())),
@@ -292,6 +304,10 @@ fn run(signed: bool, cookies: &str, n: usize) -> (usize, usize) {
     let h = handler();
     let mut rng = fastrand::Rng::with_seed(0x5eed_0018);
     let (mut fast, mut identical) = (0, 0);
+    // Kept from query to query, as a UDP thread keeps one per slot of its
+    // batch: half the queries have their name read ahead (a batch's), the
+    // others not (a batch of one), and none may see another's name.
+    let mut ahead = super::Ahead::new();
     for i in 0..n {
         let (msg, _) = query(&mut rng);
         let src: SocketAddr = if rng.bool() {
@@ -302,7 +318,10 @@ fn run(signed: bool, cookies: &str, n: usize) -> (usize, usize) {
         let seed = rng.u64(..);
         fastrand::seed(seed);
         let mut out = Vec::new();
-        let f = super::answer(&h, &snap, &msg, src, true, &mut out);
+        if i % 2 == 0 {
+            super::prefetch(&snap, &msg, &mut ahead);
+        }
+        let f = super::answer(&h, &snap, &msg, src, true, &mut out, &mut ahead);
         if f != Fast::Sent {
             assert_eq!(f, Fast::General, "nothing is rate limited here");
             continue;
@@ -399,7 +418,7 @@ fn wildcards_and_cname_hops_go_fast_when_their_bytes_hold() {
         m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
         let msg = m.to_vec().unwrap();
         let mut out = Vec::new();
-        let f = super::answer(&h, &snap, &msg, src, true, &mut out);
+        let f = fast_answer(&h, &snap, &msg, src, true, &mut out);
         assert_eq!(f == Fast::Sent, fast, "{name} {t}");
         if fast {
             let g = general(&h, &snap, &msg, src).unwrap();
@@ -495,7 +514,7 @@ fn a_wildcard_labelled_origin_shifts_the_soa_by_the_right_amount() {
         let msg = m.to_vec().unwrap();
         let mut out = Vec::new();
         assert_eq!(
-            super::answer(&h, &snap, &msg, src, true, &mut out),
+            fast_answer(&h, &snap, &msg, src, true, &mut out),
             Fast::Sent,
             "{name}"
         );
@@ -573,12 +592,12 @@ fn compare_all(snap: &Snapshot, names: &[Name], types: &[RecordType]) -> usize {
                 let msg = query_ecs(name, t, edns, ecs);
                 // Over TCP: no truncation, no rate limiting.
                 let mut out = Vec::new();
-                if super::answer(&h, snap, &msg, src, false, &mut out) == Fast::Sent {
+                if fast_answer(&h, snap, &msg, src, false, &mut out) == Fast::Sent {
                     let g = general_over(&h, snap, &msg, src, Protocol::Tcp).unwrap();
                     assert_eq!(parsed(&out), parsed(&g), "{name} {t} {edns:?} over TCP");
                 }
                 let mut out = Vec::new();
-                let f = super::answer(&h, snap, &msg, src, true, &mut out);
+                let f = fast_answer(&h, snap, &msg, src, true, &mut out);
                 if f != Fast::Sent {
                     continue;
                 }
@@ -887,9 +906,10 @@ fn mangled_queries_do_not_panic() {
                 }
             }
         }
-        super::prefetch(&snap, &msg);
+        let mut ahead = super::Ahead::new();
+        super::prefetch(&snap, &msg, &mut ahead);
         let mut out = Vec::new();
-        if super::answer(&h, &snap, &msg, src, true, &mut out) == Fast::Sent {
+        if super::answer(&h, &snap, &msg, src, true, &mut out, &mut ahead) == Fast::Sent {
             sent += 1;
             let g = general(&h, &snap, &msg, src).expect("the general path answers");
             let (pf, pg) = (parsed(&out), parsed(&g));
@@ -1017,7 +1037,7 @@ fn the_general_path_does_not_truncate_a_long_names_wildcard_answer_that_fits() {
     assert_eq!(msg.len(), 12 + 255 + 4, "a 255-byte name");
     let mut out = Vec::new();
     assert_eq!(
-        super::answer(&h, &snap, &msg, src, true, &mut out),
+        fast_answer(&h, &snap, &msg, src, true, &mut out),
         Fast::Sent
     );
     assert!(out.len() < 300 && !parsed(&out).metadata.truncation);
@@ -1101,7 +1121,7 @@ fn both_paths_count_wildcards_and_cname_hops_alike() {
                 None,
             );
             let mut out = Vec::new();
-            if super::answer(&h, &fast_snap, &msg, src, true, &mut out) == Fast::Sent {
+            if fast_answer(&h, &fast_snap, &msg, src, true, &mut out) == Fast::Sent {
                 went_fast += 1;
             } else {
                 general(&h, &fast_snap, &msg, src).unwrap();
@@ -1125,4 +1145,40 @@ fn both_paths_count_wildcards_and_cname_hops_alike() {
     let (f, g) = (counts(&fast_snap), counts(&general_snap));
     assert_eq!(f.iter().sum::<u64>(), 30, "two loads, two sets of counters");
     assert_eq!(f, g);
+}
+
+/// A name read ahead serves the packet it was read from and no other: a
+/// packet dropped before the fast path (here a response, QR set) does not
+/// leave its name behind for the next query of the same slot.
+#[test]
+fn a_name_read_ahead_serves_its_own_packet_only() {
+    let (_d, snap) = snapshot(false, "");
+    let h = handler();
+    let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let www = Name::from_ascii("www.t.").unwrap();
+    let query = query_ecs(&www, RecordType::A, None, None);
+    let mut response = query_ecs(
+        &Name::from_ascii("mail.t.").unwrap(),
+        RecordType::A,
+        None,
+        None,
+    );
+    response[2] |= 0x80;
+    let mut ahead = super::Ahead::new();
+    let udp = |msg: &[u8], ahead: &mut super::Ahead, out: &mut Vec<u8>| {
+        out.clear();
+        h.answer_packet_at(&snap, msg, src, None, Protocol::Udp, out, ahead)
+    };
+    super::prefetch(&snap, &response, &mut ahead);
+    let mut out = Vec::new();
+    assert!(!udp(&response, &mut ahead, &mut out));
+    assert!(udp(&query, &mut ahead, &mut out));
+    let m = parsed(&out);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].name, www);
+    // And read ahead, it answers its own packet.
+    super::prefetch(&snap, &query, &mut ahead);
+    let mut again = Vec::new();
+    assert!(udp(&query, &mut ahead, &mut again));
+    assert_eq!(again, out);
 }

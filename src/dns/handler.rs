@@ -21,6 +21,7 @@ use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use smallvec::SmallVec;
 
 use super::answer::{ANSWER_PARTS, Answer, Part, resolve};
+use super::fast::Ahead;
 use crate::metrics::ServerStats;
 use crate::route::Client;
 use crate::route::prefix::mask;
@@ -585,13 +586,16 @@ impl Handler {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> bool {
-        self.answer_packet_at(snap, packet, src, None, protocol, out)
+        self.answer_packet_at(snap, packet, src, None, protocol, out, &mut Ahead::new())
     }
 
     /// [`Handler::answer_packet`] for a query that arrived at `local` (the
     /// socket's address, for the query log). Every answer of the UDP fast
     /// path and of TCP passes here: with `[dnstap]` on, a sampled query
     /// and its response are queued for the log (never waiting for it).
+    /// `ahead`: the caller's scratch for the query's name, holding it if
+    /// [`super::fast::prefetch`] read it from this packet.
+    #[allow(clippy::too_many_arguments)]
     pub fn answer_packet_at(
         &self,
         snap: &Snapshot,
@@ -600,15 +604,16 @@ impl Handler {
         local: Option<SocketAddr>,
         protocol: Protocol,
         out: &mut Vec<u8>,
+        ahead: &mut Ahead,
     ) -> bool {
         let Some(tap) = &self.dnstap else {
-            return self.answer(snap, packet, src, protocol, out);
+            return self.answer(snap, packet, src, protocol, out, ahead);
         };
         if !tap.sampled() {
-            return self.answer(snap, packet, src, protocol, out);
+            return self.answer(snap, packet, src, protocol, out, ahead);
         }
         let received = std::time::SystemTime::now();
-        let answered = self.answer(snap, packet, src, protocol, out);
+        let answered = self.answer(snap, packet, src, protocol, out, ahead);
         // What is not a query (a response, a runt) is not logged.
         if packet.len() >= HEADER_LEN && packet[2] & 0x80 == 0 {
             tap.log(
@@ -634,14 +639,24 @@ impl Handler {
         src: SocketAddr,
         protocol: Protocol,
         out: &mut Vec<u8>,
+        ahead: &mut Ahead,
     ) -> bool {
         let handler = self;
         // Like hickory: shorter than a header, or a response: drop silently.
         if packet.len() < 12 || packet[2] & 0x80 != 0 || src.port() == 0 {
+            ahead.clear();
             return false;
         }
         // Nearly every query: answered in place (nothing counted when not).
-        match super::fast::answer(self, snap, packet, src, protocol == Protocol::Udp, out) {
+        match super::fast::answer(
+            self,
+            snap,
+            packet,
+            src,
+            protocol == Protocol::Udp,
+            out,
+            ahead,
+        ) {
             super::fast::Fast::Sent => return true,
             super::fast::Fast::Dropped => return false,
             super::fast::Fast::General => {}

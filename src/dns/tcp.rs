@@ -247,7 +247,8 @@ async fn connection(
         }
         let start = Instant::now();
         body.clear();
-        if !handler.answer_packet_at(&snap, &msg, peer, local, Protocol::Tcp, &mut body) {
+        let ahead = &mut super::fast::Ahead::new();
+        if !handler.answer_packet_at(&snap, &msg, peer, local, Protocol::Tcp, &mut body, ahead) {
             // Not a query (a response, or shorter than a header): nothing
             // to answer, and nothing a real client sends; close.
             return Ok(());

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use hickory_server::net::xfer::Protocol;
 
 use super::Handler;
+use super::fast::Ahead;
 
 /// Datagrams per `recvmmsg` / `sendmmsg`.
 const BATCH: usize = 32;
@@ -71,7 +72,7 @@ pub fn spawn(sockets: Vec<UdpSocket>, handler: Arc<Handler>) -> io::Result<Threa
         threads.push(
             std::thread::Builder::new()
                 .name(format!("veer-udp-{i}"))
-                .spawn(move || serve(&sock, &handler, &stop))?,
+                .spawn(move || serve(&sock, &handler, &stop, &BatchClock::new()))?,
         );
     }
     Ok(Threads {
@@ -103,6 +104,9 @@ struct Batch {
     /// loads that copy an address), they made every query wait for the
     /// stores to retire.
     srcs: [Option<SocketAddr>; BATCH],
+    /// Each query's name, read once for its prefetch and its answer (and
+    /// never zeroed again: a query writes only what it reads).
+    ahead: Vec<Ahead>,
 }
 
 impl Batch {
@@ -119,6 +123,7 @@ impl Batch {
             tx_hdrs: unsafe { MaybeUninit::zeroed().assume_init() },
             tx_to: [0; BATCH],
             srcs: [None; BATCH],
+            ahead: (0..BATCH).map(|_| Ahead::new()).collect(),
         });
         for i in 0..BATCH {
             // The receive buffers are the Vec's (another allocation).
@@ -133,7 +138,50 @@ impl Batch {
     }
 }
 
-fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
+/// The response-time histogram's clock: the CPU's time-stamp counter
+/// where the kernel keeps time by it too (a read is half of
+/// `clock_gettime`'s, which a batch paid twice), else the monotonic clock.
+/// The counter is calibrated once per process (about a millisecond, at
+/// most 200 ms), by the first UDP thread, before its first receive.
+enum BatchClock {
+    Tsc(quanta::Clock),
+    Monotonic(Instant),
+}
+
+impl BatchClock {
+    fn new() -> BatchClock {
+        // quanta checks the CPU's flags; the kernel also drops the counter
+        // when it finds it unstable (some VMs, some multi-socket boxes).
+        let kernel_tsc = std::fs::read_to_string(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+        )
+        .is_ok_and(|s| s.trim() == "tsc");
+        if kernel_tsc {
+            BatchClock::Tsc(quanta::Clock::new())
+        } else {
+            BatchClock::Monotonic(Instant::now())
+        }
+    }
+
+    /// A reading, for [`BatchClock::since`].
+    fn raw(&self) -> u64 {
+        match self {
+            BatchClock::Tsc(c) => c.raw(),
+            BatchClock::Monotonic(base) => base.elapsed().as_nanos() as u64,
+        }
+    }
+
+    /// The time from `start` (a reading) to now; zero if the clock went
+    /// back (a counter that differs between cores).
+    fn since(&self, start: u64) -> Duration {
+        match self {
+            BatchClock::Tsc(c) => c.delta(start, c.raw()),
+            BatchClock::Monotonic(_) => Duration::from_nanos(self.raw().saturating_sub(start)),
+        }
+    }
+}
+
+fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool, clock: &BatchClock) {
     let fd = sock.as_raw_fd();
     // The query log's response address (only read when it is on).
     let local = if handler.logs_queries() {
@@ -162,15 +210,17 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
         let mut out = 0;
         // Each query's response time is the batch's: from its receipt to
         // the send of every answer (two clock reads per batch).
-        let start = Instant::now();
+        let start = clock.raw();
         if n > 1 {
             // A hint; a bug in it must not cost the thread either.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 for i in 0..n {
                     let len = b.rx_hdrs[i].msg_len as usize;
-                    super::fast::prefetch(snap, &b.rx[i][..len]);
+                    super::fast::prefetch(snap, &b.rx[i][..len], &mut b.ahead[i]);
                 }
             }));
+        } else {
+            b.ahead[0].clear();
         }
         let mut queries = 0;
         for i in 0..n {
@@ -178,18 +228,21 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
             if len == 0 {
                 // No query; also what a receive on a shut down socket
                 // returns (with no source address).
+                b.ahead[i].clear();
                 continue;
             }
             let namelen = b.rx_hdrs[i].msg_hdr.msg_namelen;
             let Some(src) = b.srcs[i] else {
+                b.ahead[i].clear();
                 continue;
             };
             let mut reply = std::mem::take(&mut b.tx[out]);
             reply.clear();
             // A bug must cost one query, not this socket's thread.
             let packet = &b.rx[i][..len];
+            let ahead = &mut b.ahead[i];
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.answer_packet_at(snap, packet, src, local, Protocol::Udp, &mut reply)
+                handler.answer_packet_at(snap, packet, src, local, Protocol::Udp, &mut reply, ahead)
             }))
             .unwrap_or_else(|_| {
                 tracing::error!("internal error answering a query from {src}; dropped it");
@@ -210,7 +263,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool) {
         handler
             .stats()
             .response_time
-            .observe_n(start.elapsed(), queries);
+            .observe_n(clock.since(start), queries);
     }
 }
 
