@@ -2,16 +2,19 @@
 //! The only code (with `scheduler`) that does probe I/O.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::Outcome;
-use super::scheduler::timers::Timers;
+use super::scheduler::timers::{MAX_SLACK, Timer, Timers};
 use crate::config::{CheckKind, HttpCheck};
 
 mod http1;
@@ -262,19 +265,29 @@ impl ProbeError {
 }
 
 /// Runs one attempt of `kind` (made ready as `prepared`, see
-/// [`Prepared::new`]) within `timeout`.
+/// [`Prepared::new`]) within `timeout`, which `timer` (the probe task's)
+/// keeps.
+///
+/// The timeout is a wait of the probes' one timer service, not a tokio
+/// timer of its own: a new tokio timer unparks the thread's poller (a
+/// write to its eventfd, and another turn of the event loop) whenever
+/// tokio's wheel holds nothing earlier, which between the service's
+/// wake-ups was so for nearly every probe. The service may fire it up to
+/// [`timeout_slack`] late, with its other waits; a result that comes
+/// after the timeout is a timeout all the same.
 pub async fn attempt(
     kind: &CheckKind,
     prepared: &Prepared,
     timeout: Duration,
     clients: &Clients,
+    timer: &mut Timer,
 ) -> Outcome {
     // One clock read for the start and the deadline.
     let start = tokio::time::Instant::now();
     // Only the minimal HTTP client's future is held inline: the others
     // are boxed, so that a probe task stays small (the largest kind sets
     // the size of every task, and each cycle moves the future).
-    let result = tokio::time::timeout_at(start + timeout, async {
+    let mut work = std::pin::pin!(async {
         match kind {
             CheckKind::Http(h) => match &prepared.plain {
                 Some(plain) => http1::probe(h, plain, clients.source).await,
@@ -291,29 +304,46 @@ pub async fn attempt(
             CheckKind::File { path } => Box::pin(file(path)).await,
             CheckKind::Calculated { .. } => Err(ProbeError::Calculated),
         }
+    });
+    // Armed only if the work is still under way after its first poll; the
+    // work goes first, so a result there at the deadline counts.
+    let mut expiry = timer.until(start + timeout, timeout_slack(timeout));
+    let result = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        Pin::new(&mut expiry).poll(cx).map(|()| None)
     })
     .await;
     let latency = start.elapsed();
+    // Within the service's slack after the deadline: too late all the same.
+    let result = result.filter(|_| latency <= timeout);
     match result {
-        Ok(Ok(reason)) => Outcome {
+        Some(Ok(reason)) => Outcome {
             ok: true,
             latency,
             local: false,
             reason,
         },
-        Ok(Err(e)) => Outcome {
+        Some(Err(e)) => Outcome {
             ok: false,
             latency,
             local: e.is_local(),
             reason: e.to_string(),
         },
-        Err(_) => Outcome {
+        None => Outcome {
             ok: false,
             latency,
             local: false,
             reason: format!("timeout after {}", fmt_duration(timeout)),
         },
     }
+}
+
+/// How late the timer service may fire a probe's timeout (to fire it with
+/// other waits): an eighth of it, at most [`MAX_SLACK`].
+pub fn timeout_slack(timeout: Duration) -> Duration {
+    (timeout / 8).min(MAX_SLACK)
 }
 
 /// `1s`, `250ms`.
@@ -733,7 +763,14 @@ mod tests {
             CheckKind::Http(http_check(&format!("http://{at}/"))),
         ];
         for kind in &kinds {
-            let o = attempt(kind, &Prepared::new(kind), t, &clients).await;
+            let o = attempt(
+                kind,
+                &Prepared::new(kind),
+                t,
+                &clients,
+                &mut clients.timers.timer(),
+            )
+            .await;
             assert!(!o.ok && o.local, "{kind:?}: {o:?}");
         }
     }

@@ -5,11 +5,11 @@
 //! the state changes or the counters start or stop moving; steady-state
 //! results never cross a channel. Probes never touch the DNS path.
 //!
-//! No task has a tokio timer of its own between probes: starts and
-//! backoffs wait on one timer for all probes ([`timers`]), which starts
-//! the probes that fall due together in one batch (see [`start_slack`]).
-//! Only a probe in flight has one, its timeout (exact, and removed from
-//! tokio's wheel when the probe ends first).
+//! No task has a tokio timer of its own: starts, backoffs and the
+//! timeouts of probes in flight wait on one timer for all probes
+//! ([`timers`]), which starts the probes that fall due together in one
+//! batch (see [`start_slack`]) and fires a timeout at most an eighth of
+//! it late (see [`probe::timeout_slack`]).
 //!
 //! In `veer serve` the tasks run on the probes' own thread ([`thread`]),
 //! not on the workers that answer DNS over TCP and the API.
@@ -215,7 +215,7 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 tracker.streak(),
                 tracker.is_established(),
             );
-            let transition = tracker.observe(&outcome, SystemTime::now());
+            let transition = tracker.observe(&outcome, SystemTime::now);
             // Steady results cross no channel; while counters move, each does.
             let now = (
                 tracker.pending(),
@@ -290,7 +290,7 @@ pub async fn cycle(
     let mut attempt = 0;
     let mut local_tries = 0;
     let mut outcome = loop {
-        let o = probe::attempt(&check.kind, prepared, check.timeout, clients).await;
+        let o = probe::attempt(&check.kind, prepared, check.timeout, clients, timer).await;
         if o.local && local_tries < LOCAL_RETRIES {
             // A local fault (say, descriptors momentarily exhausted) is
             // retried a few times before the cycle gives up on it.
@@ -397,11 +397,13 @@ mod tests {
         let check = file_check(Path::new("/nonexistent"), 1000);
         let clients = Clients::new(None).unwrap();
         let prepared = Prepared::new(&check.kind);
+        let mut timer = clients.timers.timer();
         let attempt = size_of_val(&probe::attempt(
             &check.kind,
             &prepared,
             check.timeout,
             &clients,
+            &mut timer,
         ));
         assert!(attempt <= 1024, "{attempt}");
         let plan = Plan {

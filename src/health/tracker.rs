@@ -96,8 +96,13 @@ impl Tracker {
         self.streak > 0 || self.confirm > 0
     }
 
-    /// Feeds one outcome; returns the transition it caused, if any.
-    pub fn observe(&mut self, outcome: &Outcome, now: SystemTime) -> Option<Transition> {
+    /// Feeds one outcome; returns the transition it caused, if any, at
+    /// `now()` (the clock is read only for a transition).
+    pub fn observe(
+        &mut self,
+        outcome: &Outcome,
+        now: impl FnOnce() -> SystemTime,
+    ) -> Option<Transition> {
         let (to, threshold, word) = match (self.state, outcome.ok) {
             (State::Unknown, true) => (State::Up, 1, "first probe succeeded"),
             (State::Unknown, false) => (State::Down, 1, "first probe failed"),
@@ -128,7 +133,7 @@ impl Tracker {
             from,
             to,
             reason,
-            at: now,
+            at: now(),
         })
     }
 }
@@ -158,7 +163,7 @@ mod tests {
         results
             .iter()
             .map(|&r| {
-                t.observe(&ok(r), SystemTime::UNIX_EPOCH);
+                t.observe(&ok(r), || SystemTime::UNIX_EPOCH);
                 t.state()
             })
             .collect()
@@ -191,14 +196,14 @@ mod tests {
         let mut t = Tracker::provisional(Down, 2, 3);
         assert!(t.pending());
         // Two agreeing failures (fall = 2) confirm Down.
-        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(t.observe(&ok(false), || SystemTime::UNIX_EPOCH).is_none());
         assert!(t.pending());
-        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(t.observe(&ok(false), || SystemTime::UNIX_EPOCH).is_none());
         assert!(!t.pending());
         // A provisional Up flips after `fall` failures, not at the first.
         let mut t = Tracker::provisional(Up, 2, 3);
-        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
-        let tr = t.observe(&ok(false), SystemTime::UNIX_EPOCH).unwrap();
+        assert!(t.observe(&ok(false), || SystemTime::UNIX_EPOCH).is_none());
+        let tr = t.observe(&ok(false), || SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!((tr.from, tr.to), (Up, Down));
         assert!(!t.pending());
         assert!(!Tracker::provisional(Unknown, 2, 2).pending());
@@ -208,20 +213,20 @@ mod tests {
     fn resume_keeps_the_streak() {
         let mut t = Tracker::resume(State::Up, 2, 3, 1);
         assert!(t.pending());
-        let tr = t.observe(&ok(false), SystemTime::UNIX_EPOCH).unwrap();
+        let tr = t.observe(&ok(false), || SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(tr.reason, "3 consecutive failures: connect refused");
     }
 
     #[test]
     fn transition_carries_reason_and_pending_tracks_streaks() {
         let mut t = Tracker::new(State::Up, 2, 2);
-        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(t.observe(&ok(false), || SystemTime::UNIX_EPOCH).is_none());
         assert!(t.pending());
-        let tr = t.observe(&ok(false), SystemTime::UNIX_EPOCH).unwrap();
+        let tr = t.observe(&ok(false), || SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!((tr.from, tr.to), (State::Up, State::Down));
         assert_eq!(tr.reason, "2 consecutive failures: connect refused");
         assert!(!t.pending());
-        assert!(t.observe(&ok(false), SystemTime::UNIX_EPOCH).is_none());
+        assert!(t.observe(&ok(false), || SystemTime::UNIX_EPOCH).is_none());
         assert!(!t.pending());
     }
 }

@@ -653,7 +653,15 @@ mod tests {
         let kind = CheckKind::Http(h);
         let prepared = Prepared::new(&kind);
         assert!(prepared.plain.is_some(), "not taken by the minimal client");
-        attempt(&kind, &prepared, timeout, &Clients::new(source).unwrap()).await
+        let clients = Clients::new(source).unwrap();
+        attempt(
+            &kind,
+            &prepared,
+            timeout,
+            &clients,
+            &mut clients.timers.timer(),
+        )
+        .await
     }
 
     /// Serves `response` once and probes it with `h` (its URL replaced).
@@ -818,6 +826,8 @@ mod tests {
             )
             .await;
             assert!(!o.ok && o.reason == "timeout after 300ms", "{o:?}");
+            // The probes' timer service keeps the timeout: never early.
+            assert!(o.latency >= Duration::from_millis(300), "{o:?}");
         }
     }
 
@@ -908,11 +918,13 @@ mod tests {
                 Prepared::default()
             };
             assert_eq!(prepared.plain.is_some(), plain);
+            let clients = Clients::new(None).unwrap();
             let o = attempt(
                 &kind,
                 &prepared,
                 Duration::from_secs(3),
-                &Clients::new(None).unwrap(),
+                &clients,
+                &mut clients.timers.timer(),
             )
             .await;
             let head = String::from_utf8_lossy(&task.await.unwrap().0).into_owned();

@@ -13,10 +13,12 @@
 //! heap, disarmed, and is discarded when it comes up, without waking
 //! anyone. Disarmed entries are counted; once they are the larger part
 //! of the heap (a reload that restarted many probes with long intervals,
-//! a file check whose file changes often), the heap is rebuilt without
-//! them, so it holds at most about twice the waits in progress. (A
-//! probe's timeout, which nearly always ends disarmed, stays a tokio
-//! timer: the service would wake for it.)
+//! a file check whose file changes often, the timeouts of probes that
+//! ended in time), the heap is rebuilt without them, so it holds at most
+//! about twice the waits in progress. A wait dropped while the service
+//! sleeps until its deadline (a probe's timeout when no start is due
+//! before it) tells the service, which then sleeps until the next armed
+//! deadline instead of waking for nothing.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -306,6 +308,13 @@ pub struct Wait<'a> {
     armed: u64,
 }
 
+impl Wait<'_> {
+    /// When it fires at the latest.
+    fn deadline(&self) -> Instant {
+        self.due + self.slack.min(MAX_SLACK)
+    }
+}
+
 impl Future for Wait<'_> {
     type Output = ();
 
@@ -326,7 +335,7 @@ impl Future for Wait<'_> {
             this.armed = this.timer.count;
             slot.armed.store(this.armed, SeqCst);
             this.timer.timers.add(Entry {
-                deadline: this.due + this.slack.min(MAX_SLACK),
+                deadline: this.deadline(),
                 due: this.due,
                 armed: this.armed,
                 slot: slot.clone(),
@@ -352,9 +361,17 @@ impl Drop for Wait<'_> {
             && slot.fired.load(SeqCst) < self.armed
         {
             // Disarmed before it fired: the entry is discarded when it
-            // comes up, or when the heap is rebuilt.
+            // comes up, or when the heap is rebuilt. If the service sleeps
+            // until it, it is told to sleep until the next one instead.
             let shared = self.timer.timers.shared();
-            lock(&shared.heap).disarmed += 1;
+            let front = {
+                let mut h = lock(&shared.heap);
+                h.disarmed += 1;
+                h.wake_at == Some(self.deadline())
+            };
+            if front {
+                shared.notify.notify_one();
+            }
         }
     }
 }
@@ -462,6 +479,36 @@ mod tests {
         let mut w = Box::pin(timer.sleep(d));
         let mut cx = Context::from_waker(waker);
         assert!(w.as_mut().poll(&mut cx).is_pending());
+    }
+
+    /// When the wait the service sleeps until is dropped (a probe's
+    /// timeout, the probe done in time), the service goes on to sleep
+    /// until the next armed one instead of waking for nothing.
+    #[tokio::test]
+    async fn the_service_does_not_sleep_until_a_dropped_wait() {
+        let timers = Timers::default();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut hour = timers.timer();
+        let mut a = Box::pin(hour.sleep(Duration::from_secs(3600)));
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        let mut minute = timers.timer();
+        let mut b = Box::pin(minute.sleep(Duration::from_secs(60)));
+        assert!(b.as_mut().poll(&mut cx).is_pending());
+        let wake_at = || lock(&timers.shared().heap).wake_at.unwrap();
+        // The service has run and sleeps until the minute.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(wake_at() < Instant::now() + Duration::from_secs(61));
+        drop(b);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while wake_at() < Instant::now() + Duration::from_secs(3000) {
+            assert!(
+                Instant::now() < deadline,
+                "still sleeping until a dropped wait"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(a);
     }
 
     /// Waits dropped long before they are due (reloads aborting probe
