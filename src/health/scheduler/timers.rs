@@ -81,15 +81,15 @@ struct Heap {
     /// What the task sleeps until (None: nothing to wait for, or not
     /// sleeping yet).
     wake_at: Option<Instant>,
-    /// Entries disarmed since the heap was last rebuilt (about: a wait
-    /// dropped just as it fired is counted too).
+    /// Disarmed entries in the heap (about: a wait dropped just as it
+    /// fired is counted too, until the next rebuild).
     disarmed: usize,
 }
 
 impl Heap {
     /// Rebuilds the heap without its disarmed entries once they are more
-    /// than half of it (amortized: at least half the heap was disarmed
-    /// since the last rebuild).
+    /// than half of it (amortized: a rebuild removes more than half the
+    /// entries it scans).
     fn compact(&mut self) {
         if self.entries.len() >= COMPACT_MIN && self.disarmed * 2 > self.entries.len() {
             self.entries.retain(|e| !e.cancelled());
@@ -206,7 +206,13 @@ async fn serve(shared: Arc<Shared>) {
         }
         let next = {
             let mut h = lock(&shared.heap);
+            let before = h.entries.len();
             let next = fire_due(&mut h.entries, Instant::now(), &mut due, &mut later);
+            // The disarmed entries it discarded are no longer in the heap
+            // (nearly every probe's timeout ends there): the count that
+            // decides a rebuild is of those still in it.
+            let discarded = before - h.entries.len() - due.len();
+            h.disarmed = h.disarmed.saturating_sub(discarded);
             h.wake_at = next;
             next
         };
@@ -509,6 +515,27 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         drop(a);
+    }
+
+    /// Disarmed entries discarded as they come up (a probe's timeout, the
+    /// probe done in time) are no longer counted: the count that decides
+    /// a rebuild is of those still in the heap.
+    #[tokio::test]
+    async fn discarded_entries_leave_the_disarmed_count() {
+        let timers = Timers::default();
+        let waker = Waker::noop();
+        for _ in 0..100 {
+            arm_and_drop(&mut timers.timer(), Duration::from_millis(5), waker);
+        }
+        {
+            // (Rebuilds as they were added kept the heap small.)
+            let h = lock(&timers.shared().heap);
+            assert!(h.disarmed > 0 && h.disarmed == h.entries.len());
+        }
+        // A wait past theirs: the service has come by them when it fires.
+        timers.timer().sleep(Duration::from_millis(30)).await;
+        let h = lock(&timers.shared().heap);
+        assert_eq!((h.disarmed, h.entries.len()), (0, 0));
     }
 
     /// Waits dropped long before they are due (reloads aborting probe
