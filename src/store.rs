@@ -20,7 +20,7 @@ use smallvec::SmallVec;
 
 use crate::route::table::{MAX_PICK, Table};
 use crate::route::{Client, Trace};
-use crate::zone::{Key, Rrset, Zone, owned_key};
+use crate::zone::{Key, Rrset, Zone, owned_key, same};
 
 /// The current content of a slot.
 #[derive(Debug)]
@@ -181,7 +181,7 @@ impl Snapshot {
             return self
                 .few
                 .iter()
-                .find(|(origin, labels, _)| *labels <= n && key.suffix(n - labels) == &**origin)
+                .find(|(origin, labels, _)| *labels <= n && same(key.suffix(n - labels), origin))
                 .map(|(_, _, z)| &**z);
         }
         self.origin_labels

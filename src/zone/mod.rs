@@ -19,7 +19,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-pub use key::{Key, NodeKey, owned_key};
+pub use key::{Key, NodeKey, owned_key, same};
 pub use records::Records;
 
 use crate::diag::{Diagnostic, Diagnostics};

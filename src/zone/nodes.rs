@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
+use super::key::same;
 use super::{Node, NodeKey};
 
 /// The nodes of a zone by key.
@@ -44,7 +45,7 @@ impl Nodes {
     /// The index of `key`'s node.
     pub fn find(&self, key: &[u8]) -> Option<usize> {
         self.index
-            .find(hash(key), |&i| *self.entries[i as usize].key == *key)
+            .find(hash(key), |&i| same(&self.entries[i as usize].key, key))
             .map(|&i| i as usize)
     }
 
