@@ -1,6 +1,7 @@
 //! Counters. The query path only does relaxed atomic increments on
 //! counters that live inside the snapshot's objects (per zone, per slot),
-//! so no lookup or lock is added per query; `/metrics` reads them.
+//! so no lookup or lock is added per query; a UDP thread adds a batch's
+//! runs of one counter at once ([`Tally`]). `/metrics` reads them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -105,8 +106,13 @@ impl Default for ZoneStats {
 impl ZoneStats {
     /// Counts one answered query.
     pub fn count(&self, qtype: RecordType, rcode: ResponseCode, policy: usize) {
-        self.queries[policy.min(POLICIES.len() - 1)][qtype_index(qtype)][rcode_index(rcode)]
+        self.counter(qtype, rcode, policy)
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counter of answered queries of this type, code and policy.
+    fn counter(&self, qtype: RecordType, rcode: ResponseCode, policy: usize) -> &AtomicU64 {
+        &self.queries[policy.min(POLICIES.len() - 1)][qtype_index(qtype)][rcode_index(rcode)]
     }
 
     /// Queries answered since start.
@@ -134,6 +140,55 @@ impl ZoneStats {
         let total = self.total();
         let r = self.qps.lock().unwrap_or_else(|e| e.into_inner());
         (r.points.iter().copied().collect(), r.current(total, now))
+    }
+}
+
+/// A query thread's answered queries not yet added to their zone's
+/// counter. Queries in a row that land on the same counter (a batch of
+/// one name's queries, a run of one zone's) cost one atomic add between
+/// them instead of one each: a locked add is a few percent of a fast-path
+/// query. Lives no longer than the snapshot it counts into (the UDP loop
+/// keeps one per batch), and adds what it holds when it moves to another
+/// counter, when flushed, and when dropped, so `/metrics` lags a batch at
+/// most.
+#[derive(Debug, Default)]
+pub struct Tally<'s> {
+    counter: Option<&'s AtomicU64>,
+    pending: u64,
+}
+
+impl<'s> Tally<'s> {
+    /// Counts one answered query, as [`ZoneStats::count`].
+    #[inline]
+    pub fn count(
+        &mut self,
+        stats: &'s ZoneStats,
+        qtype: RecordType,
+        rcode: ResponseCode,
+        policy: usize,
+    ) {
+        let c = stats.counter(qtype, rcode, policy);
+        match self.counter {
+            Some(last) if std::ptr::eq(last, c) => self.pending += 1,
+            _ => {
+                self.flush();
+                self.counter = Some(c);
+                self.pending = 1;
+            }
+        }
+    }
+
+    /// Adds what is held to its counter.
+    pub fn flush(&mut self) {
+        if let Some(c) = self.counter.take() {
+            c.fetch_add(std::mem::take(&mut self.pending), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -359,6 +414,37 @@ mod tests {
             p.last_latency_us.load(Ordering::Relaxed),
             RECENT_LATENCIES as u64 + 4
         );
+    }
+
+    /// A tally adds a run to its counter when the run ends (another
+    /// counter, another zone), when flushed and when dropped; nothing is
+    /// lost or counted twice.
+    #[test]
+    fn a_tally_adds_every_query_to_its_own_counter() {
+        let (a, b) = (ZoneStats::default(), ZoneStats::default());
+        let (ok, nx) = (ResponseCode::NoError, ResponseCode::NXDomain);
+        let mut t = Tally::default();
+        for _ in 0..3 {
+            t.count(&a, RecordType::A, ok, 0);
+        }
+        assert_eq!(a.total(), 0, "held while the run goes on");
+        t.count(&a, RecordType::AAAA, ok, 0);
+        assert_eq!(a.total(), 3);
+        t.count(&b, RecordType::AAAA, ok, 0);
+        t.count(&a, RecordType::AAAA, nx, 4);
+        t.count(&a, RecordType::AAAA, nx, 4);
+        t.flush();
+        t.flush();
+        assert_eq!((a.total(), b.total()), (6, 1));
+        t.count(&b, RecordType::MX, ok, 0);
+        drop(t);
+        assert_eq!(b.total(), 2);
+        let at = |s: &ZoneStats, p: usize, t, r| s.counter(t, r, p).load(Ordering::Relaxed);
+        assert_eq!(at(&a, 0, RecordType::A, ok), 3);
+        assert_eq!(at(&a, 0, RecordType::AAAA, ok), 1);
+        assert_eq!(at(&a, 4, RecordType::AAAA, nx), 2);
+        assert_eq!(at(&b, 0, RecordType::AAAA, ok), 1);
+        assert_eq!(at(&b, 0, RecordType::MX, ok), 1);
     }
 
     #[test]

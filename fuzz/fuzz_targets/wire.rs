@@ -61,8 +61,17 @@ fuzz_target!(|data: &[u8]| {
     let mut ahead = veer::dns::fast::Ahead::new();
     veer::dns::fast::prefetch(snap, data, &mut ahead);
     let mut out = Vec::new();
-    let answered =
-        handler.answer_packet_at(snap, data, src, None, Protocol::Udp, &mut out, &mut ahead);
+    let mut tally = veer::metrics::Tally::default();
+    let answered = handler.answer_packet_at(
+        snap,
+        data,
+        src,
+        None,
+        Protocol::Udp,
+        &mut out,
+        &mut ahead,
+        &mut tally,
+    );
     let mut plain = Vec::new();
     assert_eq!(
         answered,

@@ -21,6 +21,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::cookie::Seen;
+use crate::metrics::Tally;
 use crate::route::Client;
 use crate::rrl::{Class, Verdict};
 use crate::store::{Dyn, Served, Snapshot};
@@ -84,14 +85,17 @@ impl Default for Ahead {
 
 /// Answers `packet` from `snap` into `out`, or says the general path must.
 /// `ahead` holds the packet's name if [`prefetch`] read it, or nothing.
-pub fn answer(
+/// What it answers is counted in `tally`.
+#[allow(clippy::too_many_arguments)]
+pub fn answer<'s>(
     h: &Handler,
-    snap: &Snapshot,
+    snap: &'s Snapshot,
     packet: &[u8],
     src: SocketAddr,
     udp: bool,
     out: &mut Vec<u8>,
     ahead: &mut Ahead,
+    tally: &mut Tally<'s>,
 ) -> Fast {
     // Taken before anything else: a name read ahead serves this packet
     // only, whatever happens to it.
@@ -270,7 +274,7 @@ pub fn answer(
             }
         }
     }
-    zone.stats.count(q.qtype, rcode, policy);
+    tally.count(&zone.stats, q.qtype, rcode, policy);
 
     match (&found, neg) {
         (

@@ -241,7 +241,8 @@ fn fast_answer(
     udp: bool,
     out: &mut Vec<u8>,
 ) -> Fast {
-    super::answer(h, snap, msg, src, udp, out, &mut super::Ahead::new())
+    let tally = &mut crate::metrics::Tally::default();
+    super::answer(h, snap, msg, src, udp, out, &mut super::Ahead::new(), tally)
 }
 
 fn handler() -> Handler {
@@ -321,7 +322,8 @@ fn run(signed: bool, cookies: &str, n: usize) -> (usize, usize) {
         if i % 2 == 0 {
             super::prefetch(&snap, &msg, &mut ahead);
         }
-        let f = super::answer(&h, &snap, &msg, src, true, &mut out, &mut ahead);
+        let tally = &mut crate::metrics::Tally::default();
+        let f = super::answer(&h, &snap, &msg, src, true, &mut out, &mut ahead, tally);
         if f != Fast::Sent {
             assert_eq!(f, Fast::General, "nothing is rate limited here");
             continue;
@@ -909,7 +911,8 @@ fn mangled_queries_do_not_panic() {
         let mut ahead = super::Ahead::new();
         super::prefetch(&snap, &msg, &mut ahead);
         let mut out = Vec::new();
-        if super::answer(&h, &snap, &msg, src, true, &mut out, &mut ahead) == Fast::Sent {
+        let tally = &mut crate::metrics::Tally::default();
+        if super::answer(&h, &snap, &msg, src, true, &mut out, &mut ahead, tally) == Fast::Sent {
             sent += 1;
             let g = general(&h, &snap, &msg, src).expect("the general path answers");
             let (pf, pg) = (parsed(&out), parsed(&g));
@@ -1101,6 +1104,9 @@ fn both_paths_count_wildcards_and_cname_hops_alike() {
     let h = handler();
     let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
     let mut went_fast = 0;
+    // One tally for all of them, as a UDP thread's batch: runs of one
+    // counter and changes between counters.
+    let mut tally = crate::metrics::Tally::default();
     for name in [
         "foo.w.z.",
         "foo.rwild.z.",
@@ -1121,7 +1127,9 @@ fn both_paths_count_wildcards_and_cname_hops_alike() {
                 None,
             );
             let mut out = Vec::new();
-            if fast_answer(&h, &fast_snap, &msg, src, true, &mut out) == Fast::Sent {
+            let ahead = &mut super::Ahead::new();
+            let fast = super::answer(&h, &fast_snap, &msg, src, true, &mut out, ahead, &mut tally);
+            if fast == Fast::Sent {
                 went_fast += 1;
             } else {
                 general(&h, &fast_snap, &msg, src).unwrap();
@@ -1129,6 +1137,7 @@ fn both_paths_count_wildcards_and_cname_hops_alike() {
             general(&h, &general_snap, &msg, src).unwrap();
         }
     }
+    drop(tally);
     assert!(went_fast > 15, "{went_fast}");
     let counts = |snap: &Snapshot| -> Vec<u64> {
         let z = snap
@@ -1167,7 +1176,8 @@ fn a_name_read_ahead_serves_its_own_packet_only() {
     let mut ahead = super::Ahead::new();
     let udp = |msg: &[u8], ahead: &mut super::Ahead, out: &mut Vec<u8>| {
         out.clear();
-        h.answer_packet_at(&snap, msg, src, None, Protocol::Udp, out, ahead)
+        let tally = &mut crate::metrics::Tally::default();
+        h.answer_packet_at(&snap, msg, src, None, Protocol::Udp, out, ahead, tally)
     };
     super::prefetch(&snap, &response, &mut ahead);
     let mut out = Vec::new();

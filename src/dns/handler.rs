@@ -22,7 +22,7 @@ use smallvec::SmallVec;
 
 use super::answer::{ANSWER_PARTS, Answer, Part, resolve};
 use super::fast::Ahead;
-use crate::metrics::ServerStats;
+use crate::metrics::{ServerStats, Tally};
 use crate::route::Client;
 use crate::route::prefix::mask;
 use crate::rrl::{Class, Verdict};
@@ -586,7 +586,16 @@ impl Handler {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> bool {
-        self.answer_packet_at(snap, packet, src, None, protocol, out, &mut Ahead::new())
+        self.answer_packet_at(
+            snap,
+            packet,
+            src,
+            None,
+            protocol,
+            out,
+            &mut Ahead::new(),
+            &mut Tally::default(),
+        )
     }
 
     /// [`Handler::answer_packet`] for a query that arrived at `local` (the
@@ -596,24 +605,25 @@ impl Handler {
     /// `ahead`: the caller's scratch for the query's name, holding it if
     /// [`super::fast::prefetch`] read it from this packet.
     #[allow(clippy::too_many_arguments)]
-    pub fn answer_packet_at(
+    pub fn answer_packet_at<'s>(
         &self,
-        snap: &Snapshot,
+        snap: &'s Snapshot,
         packet: &[u8],
         src: SocketAddr,
         local: Option<SocketAddr>,
         protocol: Protocol,
         out: &mut Vec<u8>,
         ahead: &mut Ahead,
+        tally: &mut Tally<'s>,
     ) -> bool {
         let Some(tap) = &self.dnstap else {
-            return self.answer(snap, packet, src, protocol, out, ahead);
+            return self.answer(snap, packet, src, protocol, out, ahead, tally);
         };
         if !tap.sampled() {
-            return self.answer(snap, packet, src, protocol, out, ahead);
+            return self.answer(snap, packet, src, protocol, out, ahead, tally);
         }
         let received = std::time::SystemTime::now();
-        let answered = self.answer(snap, packet, src, protocol, out, ahead);
+        let answered = self.answer(snap, packet, src, protocol, out, ahead, tally);
         // What is not a query (a response, a runt) is not logged.
         if packet.len() >= HEADER_LEN && packet[2] & 0x80 == 0 {
             tap.log(
@@ -632,14 +642,16 @@ impl Handler {
         answered
     }
 
-    fn answer(
+    #[allow(clippy::too_many_arguments)]
+    fn answer<'s>(
         &self,
-        snap: &Snapshot,
+        snap: &'s Snapshot,
         packet: &[u8],
         src: SocketAddr,
         protocol: Protocol,
         out: &mut Vec<u8>,
         ahead: &mut Ahead,
+        tally: &mut Tally<'s>,
     ) -> bool {
         let handler = self;
         // Like hickory: shorter than a header, or a response: drop silently.
@@ -656,6 +668,7 @@ impl Handler {
             protocol == Protocol::Udp,
             out,
             ahead,
+            tally,
         ) {
             super::fast::Fast::Sent => return true,
             super::fast::Fast::Dropped => return false,

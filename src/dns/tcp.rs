@@ -248,7 +248,17 @@ async fn connection(
         let start = Instant::now();
         body.clear();
         let ahead = &mut super::fast::Ahead::new();
-        if !handler.answer_packet_at(&snap, &msg, peer, local, Protocol::Tcp, &mut body, ahead) {
+        let tally = &mut crate::metrics::Tally::default();
+        if !handler.answer_packet_at(
+            &snap,
+            &msg,
+            peer,
+            local,
+            Protocol::Tcp,
+            &mut body,
+            ahead,
+            tally,
+        ) {
             // Not a query (a response, or shorter than a header): nothing
             // to answer, and nothing a real client sends; close.
             return Ok(());

@@ -19,6 +19,7 @@ use hickory_server::net::xfer::Protocol;
 
 use super::Handler;
 use super::fast::Ahead;
+use crate::metrics::Tally;
 
 /// Datagrams per `recvmmsg` / `sendmmsg`.
 const BATCH: usize = 32;
@@ -223,6 +224,9 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool, clock: &BatchCl
         } else {
             b.ahead[0].clear();
         }
+        // The batch's counts, added when it is answered (before the
+        // snapshot can be let go).
+        let mut tally = Tally::default();
         let mut queries = 0;
         for i in 0..n {
             let len = b.rx_hdrs[i].msg_len as usize;
@@ -242,8 +246,18 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool, clock: &BatchCl
             // A bug must cost one query, not this socket's thread.
             let packet = &b.rx[i][..len];
             let ahead = &mut b.ahead[i];
+            let tally = &mut tally;
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.answer_packet_at(snap, packet, src, local, Protocol::Udp, &mut reply, ahead)
+                handler.answer_packet_at(
+                    snap,
+                    packet,
+                    src,
+                    local,
+                    Protocol::Udp,
+                    &mut reply,
+                    ahead,
+                    tally,
+                )
             }))
             .unwrap_or_else(|_| {
                 tracing::error!("internal error answering a query from {src}; dropped it");
@@ -260,6 +274,7 @@ fn serve(sock: &UdpSocket, handler: &Handler, stop: &AtomicBool, clock: &BatchCl
             }
             queries += 1;
         }
+        tally.flush();
         send_batch(fd, &mut b, out);
         handler
             .stats()
