@@ -26,7 +26,7 @@ use crate::route::Client;
 use crate::rrl::{Class, Verdict};
 use crate::store::{Dyn, Served, Snapshot};
 use crate::zone::wire::{self, Sections};
-use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
+use crate::zone::{Data, Entry, Found, Key, Rrset, Zone, key_hash};
 
 use super::Handler;
 
@@ -61,6 +61,8 @@ pub struct Ahead {
     /// the query last given to [`prefetch`] (until [`answer`] takes it, or
     /// [`Ahead::clear`]).
     read: Option<usize>,
+    /// The key's hash (see [`key_hash`]), with `read`.
+    hash: u64,
 }
 
 impl Ahead {
@@ -68,6 +70,7 @@ impl Ahead {
         Ahead {
             key: Key::empty(),
             read: None,
+            hash: 0,
         }
     }
 
@@ -103,6 +106,7 @@ pub fn answer<'s>(
     let Some(q) = parse(snap, packet, src, &mut ahead.key, read) else {
         return Fast::General;
     };
+
     let cookie_valid = matches!(
         q.opt.as_ref().and_then(|o| o.cookie.as_ref()),
         Some((Seen::Valid(_), _))
@@ -122,7 +126,12 @@ pub fn answer<'s>(
         Some((_, c)) if c.prefix > 0 => *c,
         _ => Client::addr(src.ip().to_canonical()),
     };
-    let found = match zone.find(q.key, q.qtype) {
+    // The name's hash, from its read ahead if it was.
+    let hash = match read {
+        Some(_) => ahead.hash,
+        None => key_hash(q.key.as_bytes()),
+    };
+    let found = match zone.find_hashed(q.key, Some(hash), q.qtype) {
         Found::Name { node, wildcard } => match node.get(q.qtype) {
             Some(e) => {
                 let Some((rr, scope, policy)) = served(snap, e, &client) else {
@@ -328,8 +337,9 @@ pub fn prefetch(snap: &Snapshot, packet: &[u8], ahead: &mut Ahead) {
         && let Some(len) = ahead.key.read_wire(&packet[12..])
     {
         ahead.read = Some(len);
+        ahead.hash = key_hash(ahead.key.as_bytes());
         if let Some(zone) = snap.zone_for(&ahead.key) {
-            zone.prefetch(&ahead.key);
+            zone.prefetch(ahead.hash);
         }
     }
 }

@@ -20,6 +20,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 pub use key::{Key, NodeKey, owned_key, same};
+pub use nodes::hash as key_hash;
 pub use records::Records;
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -950,19 +951,29 @@ impl Zone {
         (out.into_iter().map(|a| a.records.clone()).collect(), len)
     }
 
-    /// Starts loading what [`Zone::find`] reads last for `key` (the name's
-    /// own node) into the cache.
-    pub fn prefetch(&self, key: &Key) {
-        self.nodes.prefetch(key.as_bytes());
+    /// Starts loading what [`Zone::find`] reads last for a key (the name's
+    /// own node) into the cache, given the key's [`key_hash`].
+    pub fn prefetch(&self, hash: u64) {
+        self.nodes.prefetch(hash);
     }
 
     /// Looks `key` up (a name at or below this zone's apex) for `qtype`.
     pub fn find(&self, key: &Key, qtype: RecordType) -> Found<'_> {
+        self.find_hashed(key, None, qtype)
+    }
+
+    /// [`Zone::find`], with the [`key_hash`] of the whole key if the
+    /// caller has it (the fast path hashes a name once).
+    pub fn find_hashed(&self, key: &Key, hash: Option<u64>, qtype: RecordType) -> Found<'_> {
+        let get = |i: usize| match (i, hash) {
+            (0, Some(h)) => self.nodes.get_hashed(key.as_bytes(), h),
+            _ => self.nodes.get(key.suffix(i)),
+        };
         let depth = key.labels() - self.origin_labels;
         // Walk down from the apex: a delegation above the name wins, and the
         // first missing ancestor makes its parent the closest encloser.
         for i in (0..depth).rev() {
-            match self.nodes.get(key.suffix(i)) {
+            match get(i) {
                 Some(node) if node.cut && !(i == 0 && qtype == RecordType::DS) => {
                     return Found::Referral(node);
                 }
@@ -986,7 +997,7 @@ impl Zone {
             }
         }
         // depth == 0: the apex itself.
-        match self.nodes.get(key.as_bytes()) {
+        match get(0) {
             Some(node) => Found::Name {
                 node,
                 wildcard: false,

@@ -28,7 +28,9 @@ struct Named {
     node: Node,
 }
 
-fn hash(key: &[u8]) -> u64 {
+/// The hash a table looks `key` up by (the same for every table: a
+/// caller may hash a name once and look it up in any zone).
+pub fn hash(key: &[u8]) -> u64 {
     let mut h = rustc_hash::FxBuildHasher.build_hasher();
     h.write(key);
     h.finish()
@@ -44,15 +46,21 @@ impl Nodes {
 
     /// The index of `key`'s node.
     pub fn find(&self, key: &[u8]) -> Option<usize> {
+        self.find_hashed(key, hash(key))
+    }
+
+    /// [`Nodes::find`] with the key's [`hash`].
+    pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<usize> {
+        debug_assert_eq!(hash, self::hash(key), "the hash of another key");
         self.index
-            .find(hash(key), |&i| same(&self.entries[i as usize].key, key))
+            .find(hash, |&i| same(&self.entries[i as usize].key, key))
             .map(|&i| i as usize)
     }
 
-    /// Starts loading the place of `key` into the cache (its first two
-    /// lines, what a query reads), without waiting for it.
-    pub fn prefetch(&self, key: &[u8]) {
-        self.index.find(hash(key), |&i| {
+    /// Starts loading the place of the key of `hash` into the cache (its
+    /// first two lines, what a query reads), without waiting for it.
+    pub fn prefetch(&self, hash: u64) {
+        self.index.find(hash, |&i| {
             if let Some(e) = self.entries.get(i as usize) {
                 let p = (e as *const Named).cast::<u8>();
                 prefetch(p);
@@ -65,6 +73,11 @@ impl Nodes {
     /// The node of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Node> {
         self.find(key).map(|i| &self.entries[i].node)
+    }
+
+    /// [`Nodes::get`] with the key's [`hash`].
+    pub fn get_hashed(&self, key: &[u8], hash: u64) -> Option<&Node> {
+        self.find_hashed(key, hash).map(|i| &self.entries[i].node)
     }
 
     /// The node of `key`, to change.
