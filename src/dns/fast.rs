@@ -277,7 +277,7 @@ pub fn answer<'s>(
                     (rcode, true, true)
                 };
                 header(out, packet, aa, tc, code, [0, 0, 0]);
-                out.extend_from_slice(q.question);
+                put(out, q.question);
                 finish(out, &q, code, ecs_scope);
                 return Fast::Sent;
             }
@@ -299,22 +299,22 @@ pub fn answer<'s>(
             };
             let an = sections.answer_count + target.map_or(0, |(t, _)| t.answer_count);
             header(out, packet, true, false, rcode, [an, 0, ar]);
-            out.extend_from_slice(q.question);
-            out.extend_from_slice(sections.answer);
+            put(out, q.question);
+            put(out, sections.answer);
             if let Some((t, at)) = target {
                 let start = out.len();
-                out.extend_from_slice(t.answer);
+                put(out, t.answer);
                 wire::point_owners(&mut out[start..], *at);
             }
             if with_additional {
-                out.extend_from_slice(sections.additional);
+                put(out, sections.additional);
             }
         }
         (_, Some(soa)) => {
             header(out, packet, true, false, rcode, [0, soa.answer_count, 0]);
-            out.extend_from_slice(q.question);
+            put(out, q.question);
             let at = out.len();
-            out.extend_from_slice(soa.answer);
+            put(out, soa.answer);
             for &p in soa.pointers() {
                 let p = at + p as usize;
                 let to = u16::from_be_bytes([out[p], out[p + 1]]) + shift as u16;
@@ -585,19 +585,72 @@ fn ecs_client(d: &[u8]) -> Option<Client> {
     if source % 8 != 0 && addr.last()? & (0xff >> (source % 8)) != 0 {
         return None;
     }
+    // The octets sent, then zeros (not a copy into an array: a call to
+    // memcpy for three bytes).
+    let bits = addr.iter().fold(0u128, |b, &x| b << 8 | u128::from(x));
     let ip = if family == 1 {
-        let mut b = [0; 4];
-        b[..addr.len()].copy_from_slice(addr);
-        IpAddr::V4(Ipv4Addr::from(b))
+        IpAddr::V4(Ipv4Addr::from((bits << (32 - 8 * addr.len())) as u32))
     } else {
-        let mut b = [0; 16];
-        b[..addr.len()].copy_from_slice(addr);
-        IpAddr::V6(Ipv6Addr::from(b))
+        IpAddr::V6(Ipv6Addr::from(bits << ((128 - 8 * addr.len()) % 128)))
     };
     Some(Client {
         addr: ip,
         prefix: source,
     })
+}
+
+/// Appends `s` to `out`. What a response is made of (the question, a few
+/// records, an option) is mostly short: up to 64 bytes are copied here
+/// in at most four word moves, not by a call to libc's `memcpy`, whose
+/// call and size dispatch cost more than the copy (7 % of a query with
+/// ECS in perf's samples).
+#[inline(always)]
+fn put(out: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if n > 64 {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.reserve(n);
+    let at = out.len();
+    let d = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+    let w8 = |i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let w16 = |i: usize| u128::from_ne_bytes(s[i..i + 16].try_into().expect("16 bytes"));
+    // SAFETY: `reserve` made room for n bytes past `at`; every write
+    // below stays within them (each range is inside 0..n), and together
+    // they write all n (the last word of each case ends at n, overlapping
+    // the first with the same bytes), so the new length covers only
+    // written bytes.
+    unsafe {
+        match n {
+            0 => {}
+            1..=3 => {
+                *d = s[0];
+                *d.add(n / 2) = s[n / 2];
+                *d.add(n - 1) = s[n - 1];
+            }
+            4..=7 => {
+                let w4 = |i: usize| u32::from_ne_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+                d.cast::<u32>().write_unaligned(w4(0));
+                d.add(n - 4).cast::<u32>().write_unaligned(w4(n - 4));
+            }
+            8..=15 => {
+                d.cast::<u64>().write_unaligned(w8(0));
+                d.add(n - 8).cast::<u64>().write_unaligned(w8(n - 8));
+            }
+            16..=32 => {
+                d.cast::<u128>().write_unaligned(w16(0));
+                d.add(n - 16).cast::<u128>().write_unaligned(w16(n - 16));
+            }
+            _ => {
+                d.cast::<u128>().write_unaligned(w16(0));
+                d.add(16).cast::<u128>().write_unaligned(w16(16));
+                d.add(n - 32).cast::<u128>().write_unaligned(w16(n - 32));
+                d.add(n - 16).cast::<u128>().write_unaligned(w16(n - 16));
+            }
+        }
+        out.set_len(at + n);
+    }
 }
 
 /// Writes the header: the query's ID, RD and CD; QR; AA and TC as told.
@@ -653,13 +706,11 @@ fn finish(out: &mut Vec<u8>, q: &Query, rcode: ResponseCode, scope: u8) {
     ]);
     if let Some((d, _)) = o.ecs {
         // The option as sent (at most 4 + 4 + 16 bytes), its scope set.
-        let mut ecs = [0u8; 24];
-        let e = &mut ecs[..4 + d.len()];
-        e[..2].copy_from_slice(&8u16.to_be_bytes());
-        e[2..4].copy_from_slice(&(d.len() as u16).to_be_bytes());
-        e[4..].copy_from_slice(d);
-        e[7] = scope;
-        out.extend_from_slice(e);
+        let [d0, d1] = (d.len() as u16).to_be_bytes();
+        out.extend_from_slice(&[0, 8, d0, d1]);
+        let at = out.len();
+        put(out, d);
+        out[at + 3] = scope;
     }
     if let Some((_, c)) = &o.cookie {
         let mut cookie = [0u8; 28];

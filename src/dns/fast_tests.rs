@@ -1192,3 +1192,23 @@ fn a_name_read_ahead_serves_its_own_packet_only() {
     assert!(udp(&query, &mut ahead, &mut again));
     assert_eq!(again, out);
 }
+
+/// `put` appends exactly the bytes given, of every length around its
+/// cases' edges, whatever the buffer held and had room for before.
+#[test]
+fn put_appends_every_length_exactly() {
+    let src: Vec<u8> = (0..200u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(1))
+        .collect();
+    for n in 0..=130 {
+        for (before, room) in [(0, 0), (3, 0), (12, 1232), (17, 20)] {
+            let mut out = Vec::with_capacity(room);
+            out.extend(std::iter::repeat_n(0xee, before));
+            let s = &src[n % 7..n % 7 + n];
+            super::put(&mut out, s);
+            assert_eq!(out.len(), before + n);
+            assert!(out[..before].iter().all(|&b| b == 0xee));
+            assert_eq!(&out[before..], s, "{n} bytes after {before}");
+        }
+    }
+}
