@@ -159,7 +159,7 @@ pub struct Tally<'s> {
 
 impl<'s> Tally<'s> {
     /// Counts one answered query, as [`ZoneStats::count`].
-    #[inline]
+    #[inline(always)]
     pub fn count(
         &mut self,
         stats: &'s ZoneStats,

@@ -336,8 +336,9 @@ pub fn prefetch(snap: &Snapshot, packet: &[u8], ahead: &mut Ahead) {
     if packet.len() >= 17
         && let Some(len) = ahead.key.read_wire(&packet[12..])
     {
-        ahead.read = Some(len);
+        // The hash first: `read` vouches for both.
         ahead.hash = key_hash(ahead.key.as_bytes());
+        ahead.read = Some(len);
         if let Some(zone) = snap.zone_for(&ahead.key) {
             zone.prefetch(ahead.hash);
         }

@@ -1212,3 +1212,64 @@ fn put_appends_every_length_exactly() {
         }
     }
 }
+
+/// ECS of every source prefix length, IPv4 and IPv6, inside and outside
+/// a cidr route's networks: the fast path answers as the general path
+/// does, and echoes the option as sent with its scope set; an option with
+/// bits set past its source length is the general path's (FORMERR).
+#[test]
+fn ecs_of_every_prefix_length_is_read_and_echoed() {
+    let (_d, snap) = snapshot(false, "");
+    let h = handler();
+    let src: SocketAddr = "192.0.2.200:5300".parse().unwrap();
+    let name = Name::from_ascii("net.t.").unwrap();
+    let cases: [(u16, u8, &[u8]); 4] = [
+        (1, 32, &[10, 9, 8, 7]),
+        (1, 32, &[198, 51, 100, 201]),
+        (
+            2,
+            128,
+            &[
+                0x20, 1, 0x0d, 0xb8, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+            ],
+        ),
+        (
+            2,
+            128,
+            &[
+                0x20, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 0xff,
+            ],
+        ),
+    ];
+    for (family, width, addr) in cases {
+        for source in 0..=width {
+            let mut bytes = addr[..usize::from(source).div_ceil(8)].to_vec();
+            if source % 8 != 0 {
+                *bytes.last_mut().unwrap() &= 0xff << (8 - source % 8);
+            }
+            let mut data = family.to_be_bytes().to_vec();
+            data.extend_from_slice(&[source, 0]);
+            data.extend_from_slice(&bytes);
+            let msg = query_ecs(&name, RecordType::A, Some((1232, false)), Some(&data));
+            let mut out = Vec::new();
+            let f = fast_answer(&h, &snap, &msg, src, true, &mut out);
+            assert_eq!(f, Fast::Sent, "family {family} /{source}");
+            let g = general(&h, &snap, &msg, src).unwrap();
+            assert_eq!(parsed(&out), parsed(&g), "family {family} /{source}");
+            // The option ends the response: as sent, the scope set.
+            let echoed = &out[out.len() - data.len()..];
+            assert_eq!(echoed[..3], data[..3], "family {family} /{source}");
+            assert_eq!(echoed[4..], data[4..], "family {family} /{source}");
+            assert_eq!(out[out.len() - data.len() - 4..][..2], [0, 8]);
+            // A bit past the source length: not the fast path's.
+            if source % 8 != 0 {
+                let mut bad = data.clone();
+                *bad.last_mut().unwrap() |= 1;
+                let msg = query_ecs(&name, RecordType::A, Some((1232, false)), Some(&bad));
+                let f = fast_answer(&h, &snap, &msg, src, true, &mut Vec::new());
+                assert_eq!(f, Fast::General, "family {family} /{source}, a stray bit");
+            }
+        }
+    }
+}

@@ -248,7 +248,8 @@ async fn connection(
         let start = Instant::now();
         body.clear();
         let ahead = &mut super::fast::Ahead::new();
-        let tally = &mut crate::metrics::Tally::default();
+        // Counted when answered (the tally is dropped with the call), not
+        // after the write, which may take a slow client's timeout.
         if !handler.answer_packet_at(
             &snap,
             &msg,
@@ -257,7 +258,7 @@ async fn connection(
             Protocol::Tcp,
             &mut body,
             ahead,
-            tally,
+            &mut crate::metrics::Tally::default(),
         ) {
             // Not a query (a response, or shorter than a header): nothing
             // to answer, and nothing a real client sends; close.
