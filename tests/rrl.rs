@@ -62,12 +62,25 @@ struct Tally {
     bytes_out: usize,
 }
 
+/// How long a query of a flood waits for its reply (most are dropped).
+const FLOOD_WAIT: Duration = Duration::from_millis(20);
+/// How long a query that must be answered waits: long, so that a busy
+/// machine's late reply is not taken for a limited one.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
 /// Sends `n` queries for `name` from `local` as fast as replies allow
-/// (each waits at most 20 ms), and tallies what came back.
-fn burst(local: &str, to: SocketAddr, name: &str, n: usize, cookie: Option<&[u8]>) -> Tally {
+/// (each waits at most `wait`), and tallies what came back.
+fn burst(
+    local: &str,
+    to: SocketAddr,
+    name: &str,
+    n: usize,
+    cookie: Option<&[u8]>,
+    wait: Duration,
+) -> Tally {
     let s = UdpSocket::bind(format!("{local}:0")).unwrap();
     s.connect(to).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
     let mut t = Tally::default();
     let mut buf = [0u8; 1500];
     for i in 0..n {
@@ -114,7 +127,7 @@ fn a_flood_for_one_name_is_held_to_the_rate_and_others_are_answered() {
     let legit = std::thread::spawn(move || {
         let mut t = Tally::default();
         for _ in 0..10 {
-            let one = burst("127.0.1.5", addr, "www.example.test", 1, None);
+            let one = burst("127.0.1.5", addr, "www.example.test", 1, None, ANSWER_WAIT);
             t.answered += one.answered;
             t.silent += one.silent + one.truncated;
             std::thread::sleep(Duration::from_millis(100));
@@ -122,7 +135,7 @@ fn a_flood_for_one_name_is_held_to_the_rate_and_others_are_answered() {
         t
     });
     let started = Instant::now();
-    let flood = burst("127.0.0.1", addr, "www.example.test", 300, None);
+    let flood = burst("127.0.0.1", addr, "www.example.test", 300, None, FLOOD_WAIT);
     let took = started.elapsed();
     let legit = legit.join().unwrap();
     println!(
@@ -146,7 +159,14 @@ fn a_flood_for_one_name_is_held_to_the_rate_and_others_are_answered() {
     assert_eq!(legit.answered, 10, "the other network was limited");
 
     // Another name from the flooded network has its own bucket.
-    let mail = burst("127.0.0.1", addr, "mail.example.test", 10, None);
+    let mail = burst(
+        "127.0.0.1",
+        addr,
+        "mail.example.test",
+        10,
+        None,
+        ANSWER_WAIT,
+    );
     assert_eq!(mail.answered, 10, "{mail:?}");
 
     // TCP is never limited, even for the flooded name.
@@ -169,7 +189,14 @@ fn a_valid_server_cookie_is_never_limited() {
     let client = [9u8, 8, 7, 6, 5, 4, 3, 2];
     // Exhaust the bucket, then learn a server cookie from a reply (a
     // truncated one carries it too).
-    let _ = burst("127.0.0.1", veer.addr, "www.example.test", 20, None);
+    let _ = burst(
+        "127.0.0.1",
+        veer.addr,
+        "www.example.test",
+        20,
+        None,
+        FLOOD_WAIT,
+    );
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.connect(veer.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
@@ -189,15 +216,36 @@ fn a_valid_server_cookie_is_never_limited() {
         }
     }
     let full = full.expect("no reply carried a cookie");
-    let with_cookie = burst("127.0.0.1", veer.addr, "www.example.test", 50, Some(&full));
+    let with_cookie = burst(
+        "127.0.0.1",
+        veer.addr,
+        "www.example.test",
+        50,
+        Some(&full),
+        ANSWER_WAIT,
+    );
     assert_eq!(with_cookie.answered, 50, "{with_cookie:?}");
     // Across a reload the (generated) secret and the exhausted bucket stay:
     // the cookie is still valid, and without it the client is still limited.
     veer.signal("HUP");
     veer.expect_log("reload applied", Duration::from_secs(10));
-    let after = burst("127.0.0.1", veer.addr, "www.example.test", 50, Some(&full));
+    let after = burst(
+        "127.0.0.1",
+        veer.addr,
+        "www.example.test",
+        50,
+        Some(&full),
+        ANSWER_WAIT,
+    );
     assert_eq!(after.answered, 50, "after a reload: {after:?}");
-    let plain = burst("127.0.0.1", veer.addr, "www.example.test", 20, None);
+    let plain = burst(
+        "127.0.0.1",
+        veer.addr,
+        "www.example.test",
+        20,
+        None,
+        FLOOD_WAIT,
+    );
     assert!(
         plain.answered < 20,
         "the bucket was reset by the reload: {plain:?}"
@@ -216,6 +264,7 @@ fn a_flood_carrying_client_cookies_is_limited_too() {
         "www.example.test",
         200,
         Some(&[5u8; 8]),
+        FLOOD_WAIT,
     );
     println!("cookie flood of 200 at 20/s: {flood:?}");
     let limited = flood.badcookie + flood.silent;
