@@ -106,7 +106,6 @@ pub fn answer<'s>(
     let Some(q) = parse(snap, packet, src, &mut ahead.key, read) else {
         return Fast::General;
     };
-
     let cookie_valid = matches!(
         q.opt.as_ref().and_then(|o| o.cookie.as_ref()),
         Some((Seen::Valid(_), _))
