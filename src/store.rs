@@ -176,18 +176,32 @@ impl Snapshot {
     /// The most specific zone containing `key`: only suffixes as long as
     /// some origin are looked up (one lookup with one zone).
     pub fn zone_for(&self, key: &Key) -> Option<&Zone> {
+        self.zone_for_at(key).map(|(z, _)| z)
+    }
+
+    /// [`Snapshot::zone_for`], and where [`Snapshot::zone_at`] finds the
+    /// zone again without looking (with a few zones; else None).
+    pub fn zone_for_at(&self, key: &Key) -> Option<(&Zone, Option<u8>)> {
         if !self.few.is_empty() {
             let n = key.labels();
             return self
                 .few
                 .iter()
-                .find(|(origin, labels, _)| *labels <= n && same(key.suffix(n - labels), origin))
-                .map(|(_, _, z)| &**z);
+                .position(|(origin, labels, _)| {
+                    *labels <= n && same(key.suffix(n - labels), origin)
+                })
+                .map(|i| (&*self.few[i].2, Some(i as u8)));
         }
         self.origin_labels
             .iter()
             .filter(|&&n| n <= key.labels())
-            .find_map(|&n| self.zones.get(key.suffix(key.labels() - n)).map(|z| &**z))
+            .find_map(|&n| self.zones.get(key.suffix(key.labels() - n)))
+            .map(|z| (&**z, None))
+    }
+
+    /// The zone [`Snapshot::zone_for_at`] found at `at`.
+    pub fn zone_at(&self, at: u8) -> Option<&Zone> {
+        self.few.get(usize::from(at)).map(|(_, _, z)| &**z)
     }
 
     /// The zone above `key`'s own (the parent side of a zone cut, which

@@ -26,7 +26,7 @@ use crate::route::Client;
 use crate::rrl::{Class, Verdict};
 use crate::store::{Dyn, Served, Snapshot};
 use crate::zone::wire::{self, Sections};
-use crate::zone::{Data, Entry, Found, Key, Rrset, Zone, key_hash};
+use crate::zone::{Data, Entry, Found, Key, Rrset, Zone};
 
 use super::Handler;
 
@@ -61,8 +61,10 @@ pub struct Ahead {
     /// the query last given to [`prefetch`] (until [`answer`] takes it, or
     /// [`Ahead::clear`]).
     read: Option<usize>,
-    /// The key's hash (see [`key_hash`]), with `read`.
-    hash: u64,
+    /// With `read`: the snapshot's address (compared, never followed) and
+    /// where [`Snapshot::zone_at`] finds the name's zone in it, if
+    /// [`prefetch`] found it so.
+    zone: Option<(usize, u8)>,
 }
 
 impl Ahead {
@@ -70,13 +72,14 @@ impl Ahead {
         Ahead {
             key: Key::empty(),
             read: None,
-            hash: 0,
+            zone: None,
         }
     }
 
     /// Forgets a name read ahead: the next query is read afresh.
     pub fn clear(&mut self) {
         self.read = None;
+        self.zone = None;
     }
 }
 
@@ -103,6 +106,10 @@ pub fn answer<'s>(
     // Taken before anything else: a name read ahead serves this packet
     // only, whatever happens to it.
     let read = ahead.read.take();
+    let known = ahead
+        .zone
+        .take()
+        .filter(|&(s, _)| read.is_some() && s == address(snap));
     let Some(q) = parse(snap, packet, src, &mut ahead.key, read) else {
         return Fast::General;
     };
@@ -114,8 +121,19 @@ pub fn answer<'s>(
     if udp && snap.cookies.as_ref().is_some_and(|k| k.require) && !cookie_valid {
         return Fast::General;
     }
-    let Some(zone) = snap.zone_for(q.key) else {
-        return Fast::General;
+    // The zone the name's read ahead found, or looked up now.
+    let zone = match known.and_then(|(_, at)| snap.zone_at(at)) {
+        Some(z) => {
+            debug_assert!(
+                snap.zone_for(q.key).is_some_and(|w| std::ptr::eq(w, z)),
+                "a zone found ahead for another name"
+            );
+            z
+        }
+        None => match snap.zone_for(q.key) {
+            Some(z) => z,
+            None => return Fast::General,
+        },
     };
     if matches!(snap.slot(zone.soa_slot), Dyn::ServFail) {
         return Fast::General;
@@ -125,12 +143,7 @@ pub fn answer<'s>(
         Some((_, c)) if c.prefix > 0 => *c,
         _ => Client::addr(src.ip().to_canonical()),
     };
-    // The name's hash, from its read ahead if it was.
-    let hash = match read {
-        Some(_) => ahead.hash,
-        None => key_hash(q.key.as_bytes()),
-    };
-    let found = match zone.find_hashed(q.key, Some(hash), q.qtype) {
+    let found = match zone.find(q.key, q.qtype) {
         Found::Name { node, wildcard } => match node.get(q.qtype) {
             Some(e) => {
                 let Some((rr, scope, policy)) = served(snap, e, &client) else {
@@ -275,9 +288,9 @@ pub fn answer<'s>(
                 } else {
                     (rcode, true, true)
                 };
-                header(out, packet, aa, tc, code, [0, 0, 0]);
+                header(out, packet, aa, tc, wire_code(code), [0, 0, 0]);
                 put(out, q.question);
-                finish(out, &q, code, ecs_scope);
+                finish(out, &q, wire_code(code), ecs_scope);
                 return Fast::Sent;
             }
         }
@@ -297,7 +310,7 @@ pub fn answer<'s>(
                 0
             };
             let an = sections.answer_count + target.map_or(0, |(t, _)| t.answer_count);
-            header(out, packet, true, false, rcode, [an, 0, ar]);
+            header(out, packet, true, false, wire_code(rcode), [an, 0, ar]);
             put(out, q.question);
             put(out, sections.answer);
             if let Some((t, at)) = target {
@@ -310,7 +323,14 @@ pub fn answer<'s>(
             }
         }
         (_, Some(soa)) => {
-            header(out, packet, true, false, rcode, [0, soa.answer_count, 0]);
+            header(
+                out,
+                packet,
+                true,
+                false,
+                wire_code(rcode),
+                [0, soa.answer_count, 0],
+            );
             put(out, q.question);
             let at = out.len();
             put(out, soa.answer);
@@ -322,7 +342,7 @@ pub fn answer<'s>(
         }
         _ => unreachable!("a negative answer has its SOA"),
     }
-    finish(out, &q, rcode, ecs_scope);
+    finish(out, &q, wire_code(rcode), ecs_scope);
     Fast::Sent
 }
 
@@ -331,17 +351,21 @@ pub fn answer<'s>(
 /// misses overlap instead of following one another).
 /// The name read stays in `ahead` for [`answer`] of the same packet.
 pub fn prefetch(snap: &Snapshot, packet: &[u8], ahead: &mut Ahead) {
-    ahead.read = None;
+    ahead.clear();
     if packet.len() >= 17
         && let Some(len) = ahead.key.read_wire(&packet[12..])
     {
-        // The hash first: `read` vouches for both.
-        ahead.hash = key_hash(ahead.key.as_bytes());
         ahead.read = Some(len);
-        if let Some(zone) = snap.zone_for(&ahead.key) {
-            zone.prefetch(ahead.hash);
+        if let Some((zone, at)) = snap.zone_for_at(&ahead.key) {
+            zone.prefetch(ahead.key.hash());
+            ahead.zone = at.map(|at| (address(snap), at));
         }
     }
+}
+
+/// Which snapshot a name was read ahead in: its address, compared only.
+fn address(snap: &Snapshot) -> usize {
+    std::ptr::from_ref(snap) as usize
 }
 
 enum Body<'a> {
@@ -586,11 +610,12 @@ fn ecs_client(d: &[u8]) -> Option<Client> {
         return None;
     }
     // The octets sent, then zeros (not a copy into an array: a call to
-    // memcpy for three bytes).
-    let bits = addr.iter().fold(0u128, |b, &x| b << 8 | u128::from(x));
+    // memcpy for three bytes); IPv4's in a word, not in 128 bits.
     let ip = if family == 1 {
+        let bits = addr.iter().fold(0u64, |b, &x| b << 8 | u64::from(x));
         IpAddr::V4(Ipv4Addr::from((bits << (32 - 8 * addr.len())) as u32))
     } else {
+        let bits = addr.iter().fold(0u128, |b, &x| b << 8 | u128::from(x));
         IpAddr::V6(Ipv6Addr::from(bits << ((128 - 8 * addr.len()) % 128)))
     };
     Some(Client {
@@ -653,36 +678,45 @@ fn put(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Writes the header: the query's ID, RD and CD; QR; AA and TC as told.
-fn header(
-    out: &mut Vec<u8>,
-    q: &[u8],
-    aa: bool,
-    tc: bool,
-    rcode: ResponseCode,
-    [an, ns, ar]: [u16; 3],
-) {
+/// The 12 bits of `rcode`: the answers of this path's own without
+/// hickory's conversion, a jump through a table of every code.
+#[inline(always)]
+fn wire_code(rcode: ResponseCode) -> u16 {
+    match rcode {
+        ResponseCode::NoError => 0,
+        ResponseCode::NXDomain => 3,
+        other => u16::from(other),
+    }
+}
+
+/// Writes the header: the query's ID, RD and CD; QR; AA and TC as told;
+/// the low 4 bits of `rcode` (see [`wire_code`]).
+fn header(out: &mut Vec<u8>, q: &[u8], aa: bool, tc: bool, rcode: u16, [an, ns, ar]: [u16; 3]) {
     let [an, ns, ar] = [an.to_be_bytes(), ns.to_be_bytes(), ar.to_be_bytes()];
     out.clear();
-    out.extend_from_slice(&[
-        q[0],
-        q[1],
-        0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 },
-        (q[3] & 0x10) | (u16::from(rcode) & 0x0f) as u8,
-        0,
-        1,
-        an[0],
-        an[1],
-        ns[0],
-        ns[1],
-        ar[0],
-        ar[1],
-    ]);
+    put(
+        out,
+        &[
+            q[0],
+            q[1],
+            0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 },
+            (q[3] & 0x10) | (rcode & 0x0f) as u8,
+            0,
+            1,
+            an[0],
+            an[1],
+            ns[0],
+            ns[1],
+            ar[0],
+            ar[1],
+        ],
+    );
 }
 
 /// Appends the OPT record (if the query had one; ARCOUNT counts it), in
-/// one write per part.
-fn finish(out: &mut Vec<u8>, q: &Query, rcode: ResponseCode, scope: u8) {
+/// one write per part; its extended RCODE is the high bits of `rcode`
+/// (see [`wire_code`]).
+fn finish(out: &mut Vec<u8>, q: &Query, rcode: u16, scope: u8) {
     let Some(o) = &q.opt else { return };
     let ar = u16::from_be_bytes([out[10], out[11]]) + 1;
     out[10..12].copy_from_slice(&ar.to_be_bytes());
@@ -691,23 +725,26 @@ fn finish(out: &mut Vec<u8>, q: &Query, rcode: ResponseCode, scope: u8) {
     let [p0, p1] = o.payload.to_be_bytes();
     let [l0, l1] = ((ecs_len + cookie_len) as u16).to_be_bytes();
     out.reserve(11 + ecs_len + cookie_len);
-    out.extend_from_slice(&[
-        0, // the root
-        0,
-        41,
-        p0,
-        p1,
-        (u16::from(rcode) >> 4) as u8,
-        0,
-        if o.dnssec_ok { 0x80 } else { 0 },
-        0,
-        l0,
-        l1,
-    ]);
+    put(
+        out,
+        &[
+            0, // the root
+            0,
+            41,
+            p0,
+            p1,
+            (rcode >> 4) as u8,
+            0,
+            if o.dnssec_ok { 0x80 } else { 0 },
+            0,
+            l0,
+            l1,
+        ],
+    );
     if let Some((d, _)) = o.ecs {
         // The option as sent (at most 4 + 4 + 16 bytes), its scope set.
         let [d0, d1] = (d.len() as u16).to_be_bytes();
-        out.extend_from_slice(&[0, 8, d0, d1]);
+        put(out, &[0, 8, d0, d1]);
         let at = out.len();
         put(out, d);
         out[at + 3] = scope;
@@ -717,7 +754,7 @@ fn finish(out: &mut Vec<u8>, q: &Query, rcode: ResponseCode, scope: u8) {
         cookie[..2].copy_from_slice(&crate::cookie::CODE.to_be_bytes());
         cookie[2..4].copy_from_slice(&24u16.to_be_bytes());
         cookie[4..].copy_from_slice(c);
-        out.extend_from_slice(&cookie);
+        put(out, &cookie);
     }
 }
 

@@ -1273,3 +1273,83 @@ fn ecs_of_every_prefix_length_is_read_and_echoed() {
         }
     }
 }
+
+/// A snapshot of three zones, one the child of another: the zone a
+/// name's read ahead found is the zone that answers it, whatever order a
+/// batch's queries are answered in, and a read ahead in another snapshot
+/// is not trusted for its zone.
+#[test]
+fn a_zone_found_ahead_answers_its_own_query() {
+    let build = || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.zone"), ZONE).unwrap();
+        for (origin, addr) in [("u.", "192.0.2.71"), ("sub.t.", "192.0.2.72")] {
+            std::fs::write(
+                dir.path().join(format!("{origin}zone")),
+                format!(
+                    "$ORIGIN {origin}\n@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 900\n\
+                     @ IN NS ns\nns IN A 192.0.2.53\nwww IN A {addr}\n"
+                ),
+            )
+            .unwrap();
+        }
+        let path = dir.path().join("veer.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"state\"\n\
+             [[zone]]\norigin = \"t.\"\nfile = \"t.zone\"\n\
+             [[zone]]\norigin = \"u.\"\nfile = \"u.zone\"\n\
+             [[zone]]\norigin = \"sub.t.\"\nfile = \"sub.t.zone\"\n\
+             [rrl]\nresponses_per_second = 0\n",
+        )
+        .unwrap();
+        let base = Base::load_path(&path, None).unwrap_or_else(|d| panic!("{d}"));
+        let c = Controller::offline(base, None).unwrap();
+        (dir, c.snapshot())
+    };
+    let (_d1, snap) = build();
+    let (_d2, other) = build();
+    let h = handler();
+    let src: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let names = ["www.u.", "www.t.", "www.sub.t.", "ns.sub.t.", "nowhere.v."];
+    let queries: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| query_ecs(&Name::from_ascii(n).unwrap(), RecordType::A, None, None))
+        .collect();
+    let answer = |snap: &Snapshot, msg: &[u8], ahead: &mut super::Ahead| {
+        let mut out = Vec::new();
+        let tally = &mut crate::metrics::Tally::default();
+        let f = super::answer(&h, snap, msg, src, true, &mut out, ahead, tally);
+        (f, out)
+    };
+    let want: Vec<_> = queries
+        .iter()
+        .map(|q| answer(&snap, q, &mut super::Ahead::new()))
+        .collect();
+    assert_eq!(want[0].0, Fast::Sent);
+    assert_eq!(parsed(&want[2].1).answers[0].data.to_string(), "192.0.2.72");
+    assert_eq!(want[4].0, Fast::General, "no zone");
+    // A batch: every name read ahead, then answered last to first.
+    let mut ahead: Vec<super::Ahead> = queries.iter().map(|_| super::Ahead::new()).collect();
+    for (q, a) in queries.iter().zip(&mut ahead) {
+        super::prefetch(&snap, q, a);
+    }
+    for i in (0..queries.len()).rev() {
+        assert_eq!(
+            answer(&snap, &queries[i], &mut ahead[i]),
+            want[i],
+            "{}",
+            names[i]
+        );
+    }
+    // Read ahead in one snapshot, answered from another.
+    let want_other: Vec<_> = queries
+        .iter()
+        .map(|q| answer(&other, q, &mut super::Ahead::new()))
+        .collect();
+    for (i, q) in queries.iter().enumerate() {
+        let a = &mut super::Ahead::new();
+        super::prefetch(&snap, q, a);
+        assert_eq!(answer(&other, q, a), want_other[i], "{}", names[i]);
+    }
+}

@@ -14,6 +14,8 @@ pub struct Key {
     /// `offs[labels]` is `len` (the root).
     offs: [u8; 129],
     labels: usize,
+    /// [`key_hash`] of the key.
+    hash: u64,
 }
 
 impl Key {
@@ -24,6 +26,7 @@ impl Key {
             len: 0,
             offs: [0; 129],
             labels: 0,
+            hash: 0,
         };
         for label in name.iter() {
             // A valid name has at most 127 labels and 254 bytes of labels.
@@ -39,6 +42,7 @@ impl Key {
             k.len += 1 + label.len();
         }
         k.offs[k.labels] = k.len as u8;
+        k.hash = key_hash(k.as_bytes());
         k
     }
 
@@ -49,6 +53,7 @@ impl Key {
             len: 0,
             offs: [0; 129],
             labels: 0,
+            hash: key_hash(&[]),
         }
     }
 
@@ -84,30 +89,52 @@ impl Key {
         // The labels as sent (lengths included), lowercased 8 bytes at a
         // time straight from `wire` (the buffer is 256 bytes: the last
         // word of a 254-byte key still fits; bytes past `len` are never
-        // read). Not a copy first and words read back: loads of words a
-        // copy has just stored in other widths wait for the stores to
-        // retire (no store-to-load forwarding), which made this the
-        // slowest step of a query.
-        let mut at = 0;
+        // read), and hashed as they go (see [`key_hash`]). Not a copy
+        // first and words read back: loads of words a copy has just stored
+        // in other widths wait for the stores to retire (no store-to-load
+        // forwarding), which made this the slowest step of a query; so did
+        // hashing the key after it was written.
+        let (mut at, mut hash) = (0, seed());
         while at < len {
-            match wire.get(at..at + 8) {
+            let word = match wire.get(at..at + 8) {
                 Some(w) => {
-                    let x = u64::from_ne_bytes(w.try_into().expect("8 bytes"));
-                    self.buf[at..at + 8].copy_from_slice(&lowercase8(x).to_ne_bytes());
+                    let x = lowercase8(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+                    self.buf[at..at + 8].copy_from_slice(&x.to_le_bytes());
+                    x
                 }
                 None => {
                     // The message ends within 8 bytes of the name's end.
-                    for (b, w) in self.buf[at..len].iter_mut().zip(&wire[at..len]) {
+                    let mut x = 0;
+                    for (i, (b, w)) in self.buf[at..len].iter_mut().zip(&wire[at..len]).enumerate()
+                    {
                         *b = w.to_ascii_lowercase();
+                        x |= u64::from(*b) << (8 * i);
                     }
+                    x
                 }
-            }
+            };
+            // The last word's bytes past the key are not the key's.
+            let rest = len - at;
+            hash = mix(
+                hash,
+                if rest < 8 {
+                    word & ((1 << (8 * rest)) - 1)
+                } else {
+                    word
+                },
+            );
             at += 8;
         }
         self.offs[labels] = len as u8;
         self.len = len;
         self.labels = labels;
+        self.hash = mix(hash, len as u64);
         Some(i + 1)
+    }
+
+    /// [`key_hash`] of the key.
+    pub fn hash(&self) -> u64 {
+        self.hash
     }
 
     /// The labels, lowercased, leftmost first.
@@ -158,6 +185,47 @@ fn lowercase8(x: u64) -> u64 {
     let past_z = low + ONES * (0x80 - b'Z' as u64 - 1);
     let upper = from_a & !past_z & !x & HIGH;
     x | (upper >> 2)
+}
+
+/// The hash every zone's table looks a key up by (the same for every
+/// table: a name hashed once is looked up in any zone): the key's bytes
+/// as little-endian words, the last one padded with zeros, each mixed in
+/// by a multiplication, then the key's length. Word by word so that
+/// [`Key::read_wire`] hashes each word it lowercases while it holds it.
+/// The start is random for each process: zones can come from elsewhere
+/// (transfers), and names chosen to collide would slow their lookups.
+pub fn key_hash(key: &[u8]) -> u64 {
+    let mut hash = seed();
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        hash = mix(hash, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        hash = mix(
+            hash,
+            rest.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+        );
+    }
+    mix(hash, key.len() as u64)
+}
+
+/// This process's start of [`key_hash`].
+#[inline(always)]
+fn seed() -> u64 {
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        use std::hash::{BuildHasher, Hasher};
+        std::hash::RandomState::new().build_hasher().finish()
+    });
+    *SEED
+}
+
+/// `word` mixed into `hash`: the two halves of their 128-bit product
+/// folded (every bit of the input moves every bit of the result).
+#[inline(always)]
+fn mix(hash: u64, word: u64) -> u64 {
+    let p = u128::from(hash ^ word) * u128::from(0x9e37_79b9_7f4a_7c15u64);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// Whether two keys are the same bytes. What a lookup compares, inline:
@@ -309,11 +377,46 @@ mod tests {
                 let (k, n) = Key::from_wire(&msg).expect("a name");
                 assert_eq!(n, wire.len());
                 assert_eq!(k.as_bytes(), want.as_bytes(), "{total} {tail:?}");
+                // Hashed as it was read, as a table hashes the bytes.
+                assert_eq!(k.hash(), key_hash(want.as_bytes()), "{total} {tail:?}");
+                assert_eq!(want.hash(), key_hash(want.as_bytes()));
                 assert_eq!(k.labels(), want.labels());
                 for i in 0..=k.labels() {
                     assert_eq!(k.suffix(i), want.suffix(i));
                 }
             }
+        }
+    }
+
+    /// Names that differ in one character anywhere (in any byte of a
+    /// word), or in trailing zero bytes only, spread over a table's slots
+    /// (its low bits) and tags (its top 7 bits) as random numbers would.
+    #[test]
+    fn similar_names_hash_apart() {
+        let mut keys: Vec<Vec<u8>> = (0..4096u32)
+            .map(|i| format!("\x0bhost{i:07}\x07example\x03com").into_bytes())
+            .collect();
+        for at in 0..24 {
+            let mut k = b"\x17abcdefghijklmnopqrstuvw".to_vec();
+            k[at] ^= 1;
+            keys.push(k);
+        }
+        keys.extend((0..16).map(|n| [&b"\x01a"[..], &vec![0; n]].concat()));
+        let hashes: Vec<u64> = keys.iter().map(|k| key_hash(k)).collect();
+        let mut seen = std::collections::HashSet::new();
+        assert!(hashes.iter().all(|h| seen.insert(*h)), "a collision");
+        // 4,136 keys in 4,096 slots: about 1,515 stay empty (e^-1.01 of
+        // them) when the slots are random; a weak low half leaves many more.
+        for (what, slot) in [
+            ("low bits", &(|h: u64| h & 4095) as &dyn Fn(u64) -> u64),
+            ("top bits", &|h: u64| h >> 52),
+        ] {
+            let used: std::collections::HashSet<u64> = hashes.iter().map(|&h| slot(h)).collect();
+            assert!(
+                (2450..2700).contains(&used.len()),
+                "{what}: {} of 4096 slots used",
+                used.len()
+            );
         }
     }
 

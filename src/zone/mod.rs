@@ -959,14 +959,9 @@ impl Zone {
 
     /// Looks `key` up (a name at or below this zone's apex) for `qtype`.
     pub fn find(&self, key: &Key, qtype: RecordType) -> Found<'_> {
-        self.find_hashed(key, None, qtype)
-    }
-
-    /// [`Zone::find`], with the [`key_hash`] of the whole key if the
-    /// caller has it (the fast path hashes a name once).
-    pub fn find_hashed(&self, key: &Key, hash: Option<u64>, qtype: RecordType) -> Found<'_> {
-        let get = |i: usize| match (i, hash) {
-            (0, Some(h)) => self.nodes.get_hashed(key.as_bytes(), h),
+        // The whole name by the hash its key carries.
+        let get = |i: usize| match i {
+            0 => self.nodes.get_hashed(key.as_bytes(), key.hash()),
             _ => self.nodes.get(key.suffix(i)),
         };
         let depth = key.labels() - self.origin_labels;

@@ -4,8 +4,6 @@
 //! most of it empty. Here the slots take 10 MB and the pairs exactly
 //! their number.
 
-use std::hash::{BuildHasher, Hasher};
-
 use hashbrown::HashTable;
 
 use super::key::same;
@@ -28,13 +26,7 @@ struct Named {
     node: Node,
 }
 
-/// The hash a table looks `key` up by (the same for every table: a
-/// caller may hash a name once and look it up in any zone).
-pub fn hash(key: &[u8]) -> u64 {
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    h.write(key);
-    h.finish()
-}
+pub use super::key::key_hash as hash;
 
 impl Nodes {
     /// Room for `n` more names.
