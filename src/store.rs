@@ -91,6 +91,12 @@ impl Dyn {
             }
             Dyn::Routed(table) => {
                 let (next, scope) = table.pick(client, trace);
+                // Most routes pick a set: returned here, not copied out of
+                // a call (the copy loads in wide words what the call
+                // stored in narrow ones, and waits for those stores).
+                if let Dyn::Set(rr) = next {
+                    return (Served::Set(rr), scope);
+                }
                 let (served, inner) = next.serve(client, trace);
                 // Both choices hold on the narrower of the two blocks.
                 (served, scope.max(inner))

@@ -51,6 +51,14 @@ struct Opt<'p> {
     cookie: Option<(Seen, [u8; 24])>,
 }
 
+impl Opt<'_> {
+    /// The length of the options the response's OPT record holds.
+    fn options_len(&self) -> usize {
+        self.ecs.as_ref().map_or(0, |(d, _)| 4 + d.len())
+            + if self.cookie.is_some() { 28 } else { 0 }
+    }
+}
+
 /// A query's name read once: [`prefetch`] reads it to start loading its
 /// node, and [`answer`] takes it from there instead of reading it again.
 /// The caller keeps one for each query it holds (the UDP loop, one per
@@ -110,11 +118,16 @@ pub fn answer<'s>(
         .zone
         .take()
         .filter(|&(s, _)| read.is_some() && s == address(snap));
-    let Some(q) = parse(snap, packet, src, &mut ahead.key, read) else {
+    // The OPT record is read into its place here and never moved: a
+    // copy of it loads in wide words what was stored in narrow ones, and
+    // those loads wait for the stores to retire.
+    let mut opt = None;
+    let Some(q) = parse(snap, packet, src, &mut ahead.key, read, &mut opt) else {
         return Fast::General;
     };
+    let opt = opt.as_ref();
     let cookie_valid = matches!(
-        q.opt.as_ref().and_then(|o| o.cookie.as_ref()),
+        opt.and_then(|o| o.cookie.as_ref()),
         Some((Seen::Valid(_), _))
     );
     // Without a valid server cookie, require_cookie is the general path's.
@@ -138,15 +151,19 @@ pub fn answer<'s>(
     if matches!(snap.slot(zone.soa_slot), Dyn::ServFail) {
         return Fast::General;
     }
-    let dnssec = q.opt.as_ref().is_some_and(|o| o.dnssec_ok) && zone.signed.is_some();
-    let client = match q.opt.as_ref().and_then(|o| o.ecs.as_ref()) {
-        Some((_, c)) if c.prefix > 0 => *c,
-        _ => Client::addr(src.ip().to_canonical()),
+    let dnssec = opt.is_some_and(|o| o.dnssec_ok) && zone.signed.is_some();
+    let own;
+    let client = match opt.and_then(|o| o.ecs.as_ref()) {
+        Some((_, c)) if c.prefix > 0 => c,
+        _ => {
+            own = Client::addr(src.ip().to_canonical());
+            &own
+        }
     };
     let found = match zone.find(q.key, q.qtype) {
         Found::Name { node, wildcard } => match node.get(q.qtype) {
             Some(e) => {
-                let Some((rr, scope, policy)) = served(snap, e, &client) else {
+                let Some((rr, scope, policy)) = served(snap, e, client) else {
                     return Fast::General;
                 };
                 let Some(wire) = rr.wire() else {
@@ -177,7 +194,7 @@ pub fn answer<'s>(
             None => match node.get(RecordType::CNAME) {
                 // A CNAME answers other types: one hop inside the zone
                 // here, longer chains and proofs on the general path.
-                Some(c) if !dnssec && !wildcard => match chain(snap, zone, c, &q, &client) {
+                Some(c) if !dnssec && !wildcard => match chain(snap, zone, c, &q, client) {
                     Some(body) => body,
                     None => return Fast::General,
                 },
@@ -201,7 +218,7 @@ pub fn answer<'s>(
 
     // What fits: everything, or all but the additional records (as the
     // general path decides); a truncated answer is the general path's.
-    let limit = match (&q.opt, udp) {
+    let limit = match (opt, udp) {
         (_, false) => u16::MAX as usize,
         (Some(o), true) => o.payload as usize,
         (None, true) => 512,
@@ -210,9 +227,7 @@ pub fn answer<'s>(
     // pointers move by as much. (Counted in bytes: hickory does not count
     // a leading `*` label, and an origin may start with one.)
     let shift = neg_soa.map_or(0, |w| (q.question.len() - 4).saturating_sub(w.owner_len()));
-    let opt_len = q.opt.as_ref().map_or(0, |o| {
-        11 + o.ecs.map_or(0, |(data, _)| 4 + data.len()) + o.cookie.map_or(0, |_| 28)
-    });
+    let opt_len = opt.map_or(0, |o| 11 + o.options_len());
     let base = 12 + q.question.len() + opt_len;
     let (an_len, ns_len, ad_len) = match (&found, neg) {
         (
@@ -246,7 +261,7 @@ pub fn answer<'s>(
         } => (ResponseCode::NoError, scope, policy, wildcard),
         Body::Negative(rcode) => (rcode, 0, 0, None),
     };
-    let ecs_scope = match q.opt.as_ref().and_then(|o| o.ecs.as_ref()) {
+    let ecs_scope = match opt.and_then(|o| o.ecs.as_ref()) {
         Some((_, c)) if c.prefix > 0 => scope,
         _ => 0,
     };
@@ -280,7 +295,7 @@ pub fn answer<'s>(
                 // As the general path: a cookie client gets BADCOOKIE
                 // with a fresh cookie, any other a truncated reply.
                 let client_cookie = matches!(
-                    q.opt.as_ref().and_then(|o| o.cookie.as_ref()),
+                    opt.and_then(|o| o.cookie.as_ref()),
                     Some((Seen::Client(_), _))
                 );
                 let (code, aa, tc) = if client_cookie {
@@ -290,7 +305,7 @@ pub fn answer<'s>(
                 };
                 header(out, packet, aa, tc, wire_code(code), [0, 0, 0]);
                 put(out, q.question);
-                finish(out, &q, wire_code(code), ecs_scope);
+                finish(out, opt, wire_code(code), ecs_scope);
                 return Fast::Sent;
             }
         }
@@ -342,7 +357,7 @@ pub fn answer<'s>(
         }
         _ => unreachable!("a negative answer has its SOA"),
     }
-    finish(out, &q, wire_code(rcode), ecs_scope);
+    finish(out, opt, wire_code(rcode), ecs_scope);
     Fast::Sent
 }
 
@@ -475,20 +490,21 @@ struct Query<'p> {
     /// The question as sent (name, type, class).
     question: &'p [u8],
     qtype: RecordType,
-    opt: Option<Opt<'p>>,
 }
 
 fn be16(p: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
 }
 
-/// Reads a query of the fast path's shape, or None.
+/// Reads a query of the fast path's shape, or None; its OPT record into
+/// `opt`.
 fn parse<'p>(
     snap: &Snapshot,
     p: &'p [u8],
     src: SocketAddr,
     key: &'p mut Key,
     read: Option<usize>,
+    opt: &mut Option<Opt<'p>>,
 ) -> Option<Query<'p>> {
     // A query (QR clear), opcode QUERY, no AA or TC; RD as it likes.
     // Byte 3: AD and CD may be set (dig sets AD); RA, Z and RCODE not.
@@ -513,35 +529,36 @@ fn parse<'p>(
     };
     let key = &*key;
     let end = 12 + name_len + 4;
-    let qtype = RecordType::from(be16(p, 12 + name_len)?);
+    let code = be16(p, 12 + name_len)?;
     if be16(p, 12 + name_len + 2)? != 1 {
         return None; // class IN only
     }
-    match u16::from(qtype) {
+    match code {
         // Meta types, transfers, TSIG, OPT, and the DNSSEC types whose
         // answers are assembled (RRSIG, NSEC, DS from the parent).
         0 | 41 | 43 | 46 | 47 | 249..=255 => return None,
         _ => {}
     }
     let question = p.get(12..end)?;
-    let opt = if ar == 1 {
-        let opt = read_opt(snap, p.get(end..)?, src)?;
-        Some(opt)
-    } else if end == p.len() {
-        None
-    } else {
+    if ar == 1 {
+        read_opt(snap, p.get(end..)?, src, opt)?;
+    } else if end != p.len() {
         return None;
-    };
+    }
     Some(Query {
         key,
         question,
-        qtype,
-        opt,
+        qtype: RecordType::from(code),
     })
 }
 
-/// Reads the OPT record that ends the message `r`.
-fn read_opt<'p>(snap: &Snapshot, r: &'p [u8], src: SocketAddr) -> Option<Opt<'p>> {
+/// Reads the OPT record that ends the message `r` into `slot`.
+fn read_opt<'p>(
+    snap: &Snapshot,
+    r: &'p [u8],
+    src: SocketAddr,
+    slot: &mut Option<Opt<'p>>,
+) -> Option<()> {
     // Owner the root, type OPT; extended RCODE 0 and version 0 (else
     // BADVERS, the general path's); the RDATA ends the message.
     // Owner, type, class (the payload size), TTL (extended RCODE,
@@ -555,13 +572,13 @@ fn read_opt<'p>(snap: &Snapshot, r: &'p [u8], src: SocketAddr) -> Option<Opt<'p>
     if 11 + rdlen != r.len() {
         return None;
     }
-    let mut opt = Opt {
+    let opt = slot.insert(Opt {
         // As the general path: at least 512, at most the server's limit.
         payload: payload.max(512).min(snap.max_udp_payload),
         dnssec_ok,
         ecs: None,
         cookie: None,
-    };
+    });
     let mut rest = &r[11..];
     let (mut seen_ecs, mut seen_cookie) = (false, false);
     while !rest.is_empty() {
@@ -587,13 +604,14 @@ fn read_opt<'p>(snap: &Snapshot, r: &'p [u8], src: SocketAddr) -> Option<Opt<'p>
             _ => {}
         }
     }
-    Some(opt)
+    Some(())
 }
 
 /// The client an ECS option names, if it is well formed (RFC 7871 6:
 /// exactly the address octets the source prefix needs, the bits beyond
 /// it zero, scope 0 in a query); else None, for the general path to say
 /// FORMERR.
+#[inline(always)]
 fn ecs_client(d: &[u8]) -> Option<Client> {
     let family = be16(d, 0)?;
     let (source, scope) = (*d.get(2)?, *d.get(3)?);
@@ -689,26 +707,46 @@ fn wire_code(rcode: ResponseCode) -> u16 {
     }
 }
 
+/// Appends `fields` as big-endian 16-bit numbers (up to 8 of them), in
+/// one store made in a register. Not bytes put together in memory and
+/// copied: loads of words over bytes just stored one by one wait for the
+/// stores to retire (half of the samples of the OPT record's writing).
+#[inline(always)]
+fn put_fields(out: &mut Vec<u8>, fields: &[u16]) {
+    assert!(fields.len() <= 8);
+    let word = fields.iter().enumerate().fold(0u128, |w, (i, f)| {
+        w | u128::from(u16::from_le_bytes(f.to_be_bytes())) << (16 * i)
+    });
+    out.reserve(16);
+    let at = out.len();
+    // SAFETY: `reserve` made room for 16 bytes past `at`, which the store
+    // fills (the word's bytes in little-endian order: each field's bytes
+    // high first, the fields in order); the new length covers the fields'
+    // bytes only, all written.
+    unsafe {
+        let d = out.spare_capacity_mut().as_mut_ptr().cast::<u128>();
+        d.write_unaligned(word.to_le());
+        out.set_len(at + 2 * fields.len());
+    }
+}
+
 /// Writes the header: the query's ID, RD and CD; QR; AA and TC as told;
 /// the low 4 bits of `rcode` (see [`wire_code`]).
 fn header(out: &mut Vec<u8>, q: &[u8], aa: bool, tc: bool, rcode: u16, [an, ns, ar]: [u16; 3]) {
-    let [an, ns, ar] = [an.to_be_bytes(), ns.to_be_bytes(), ar.to_be_bytes()];
+    let flags = [
+        0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 },
+        (q[3] & 0x10) | (rcode & 0x0f) as u8,
+    ];
     out.clear();
-    put(
+    put_fields(
         out,
         &[
-            q[0],
-            q[1],
-            0x80 | (q[2] & 0x01) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 },
-            (q[3] & 0x10) | (rcode & 0x0f) as u8,
-            0,
+            u16::from_be_bytes([q[0], q[1]]),
+            u16::from_be_bytes(flags),
             1,
-            an[0],
-            an[1],
-            ns[0],
-            ns[1],
-            ar[0],
-            ar[1],
+            an,
+            ns,
+            ar,
         ],
     );
 }
@@ -716,45 +754,35 @@ fn header(out: &mut Vec<u8>, q: &[u8], aa: bool, tc: bool, rcode: u16, [an, ns, 
 /// Appends the OPT record (if the query had one; ARCOUNT counts it), in
 /// one write per part; its extended RCODE is the high bits of `rcode`
 /// (see [`wire_code`]).
-fn finish(out: &mut Vec<u8>, q: &Query, rcode: u16, scope: u8) {
-    let Some(o) = &q.opt else { return };
+fn finish(out: &mut Vec<u8>, opt: Option<&Opt>, rcode: u16, scope: u8) {
+    let Some(o) = opt else { return };
     let ar = u16::from_be_bytes([out[10], out[11]]) + 1;
     out[10..12].copy_from_slice(&ar.to_be_bytes());
-    let ecs_len = o.ecs.map_or(0, |(d, _)| 4 + d.len());
-    let cookie_len = o.cookie.map_or(0, |_| 28);
-    let [p0, p1] = o.payload.to_be_bytes();
-    let [l0, l1] = ((ecs_len + cookie_len) as u16).to_be_bytes();
-    out.reserve(11 + ecs_len + cookie_len);
-    put(
+    let len = o.options_len();
+    out.reserve(11 + len);
+    // The root, then the type, the payload size, the extended RCODE and
+    // version, the flags (DO) and the length of the options.
+    out.push(0);
+    put_fields(
         out,
         &[
-            0, // the root
-            0,
             41,
-            p0,
-            p1,
-            (rcode >> 4) as u8,
-            0,
-            if o.dnssec_ok { 0x80 } else { 0 },
-            0,
-            l0,
-            l1,
+            o.payload,
+            (rcode >> 4) << 8,
+            if o.dnssec_ok { 0x8000 } else { 0 },
+            len as u16,
         ],
     );
-    if let Some((d, _)) = o.ecs {
+    if let Some((d, _)) = &o.ecs {
         // The option as sent (at most 4 + 4 + 16 bytes), its scope set.
-        let [d0, d1] = (d.len() as u16).to_be_bytes();
-        put(out, &[0, 8, d0, d1]);
+        put_fields(out, &[8, d.len() as u16]);
         let at = out.len();
         put(out, d);
         out[at + 3] = scope;
     }
     if let Some((_, c)) = &o.cookie {
-        let mut cookie = [0u8; 28];
-        cookie[..2].copy_from_slice(&crate::cookie::CODE.to_be_bytes());
-        cookie[2..4].copy_from_slice(&24u16.to_be_bytes());
-        cookie[4..].copy_from_slice(c);
-        put(out, &cookie);
+        put_fields(out, &[crate::cookie::CODE, 24]);
+        put(out, c);
     }
 }
 

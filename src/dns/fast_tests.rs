@@ -1213,6 +1213,25 @@ fn put_appends_every_length_exactly() {
     }
 }
 
+/// `put_fields` appends each field big-endian, in order, and nothing
+/// else, for every count of fields at any length and room before.
+#[test]
+fn put_fields_appends_big_endian_numbers() {
+    let fields: Vec<u16> = (0..8u16)
+        .map(|i| 0x0102u16.wrapping_mul(i + 1) ^ 0x8001)
+        .collect();
+    for n in 0..=8 {
+        for (before, room) in [(0, 0), (1, 1), (12, 1232), (30, 32)] {
+            let mut out = Vec::with_capacity(room);
+            out.extend(std::iter::repeat_n(0xee, before));
+            super::put_fields(&mut out, &fields[..n]);
+            let want: Vec<u8> = fields[..n].iter().flat_map(|f| f.to_be_bytes()).collect();
+            assert!(out[..before].iter().all(|&b| b == 0xee));
+            assert_eq!(&out[before..], want, "{n} fields after {before}");
+        }
+    }
+}
+
 /// ECS of every source prefix length, IPv4 and IPv6, inside and outside
 /// a cidr route's networks: the fast path answers as the general path
 /// does, and echoes the option as sent with its scope set; an option with

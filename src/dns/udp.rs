@@ -25,6 +25,12 @@ use crate::metrics::Tally;
 const BATCH: usize = 32;
 /// Largest datagram read (as hickory).
 const RECV_SIZE: usize = 4096;
+/// How far apart the receive buffers are: a cache line more than their
+/// size. At 4096 apart, every query's first bytes fell in the same set of
+/// the L1 cache (its index is bits 6 to 11 of the address), which holds 8
+/// lines: a batch of 32 evicted its own queries between their read ahead
+/// and their answer.
+const RECV_STRIDE: usize = RECV_SIZE + 64;
 /// How long a receive waits before the thread looks again (at `stop`,
 /// and at the snapshot it holds).
 const IDLE: Duration = Duration::from_millis(250);
@@ -89,7 +95,7 @@ pub fn spawn(sockets: Vec<UdpSocket>, handler: Arc<Handler>) -> io::Result<Threa
 /// from the latest borrow (Rust's aliasing rules); what else they hold is
 /// set once.
 struct Batch {
-    rx: Vec<[u8; RECV_SIZE]>,
+    rx: Vec<[u8; RECV_STRIDE]>,
     tx: Vec<Vec<u8>>,
     names: [libc::sockaddr_storage; BATCH],
     rx_iov: [libc::iovec; BATCH],
@@ -114,7 +120,7 @@ impl Batch {
     fn new() -> Box<Batch> {
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut b = Box::new(Batch {
-            rx: vec![[0; RECV_SIZE]; BATCH],
+            rx: vec![[0; RECV_STRIDE]; BATCH],
             tx: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
             names: unsafe { MaybeUninit::zeroed().assume_init() },
             rx_iov: unsafe { MaybeUninit::zeroed().assume_init() },
