@@ -77,7 +77,8 @@
 # with dig, put load on it for WARMUP seconds, then measure DURATION seconds
 # of dnsperf (pinned to CLIENT_CPU, -c 4 -q 64) while reading the CPU time
 # (utime and stime in /proc/PID/stat, all threads) of every process of the
-# server; stop it by PID. Rounds are interleaved: A B C, A B C, ...
+# server; stop it by PID. Rounds are interleaved, every other one in
+# reverse: A B C, C B A, ...
 # /proc splits utime from stime by sampling clock ticks, so at a few
 # percent of user time the split moves by tens of percent between runs;
 # with -p (or PERF_SPLIT=1) perf also samples the server's threads 10,000
@@ -556,7 +557,15 @@ run_one() {
 
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS"
-  for job in "${JOBS[@]}"; do
+  # Every other round in reverse (A B C, C B A, ...): a row's place in a
+  # round must not favour it (two runs of one binary as veer and veer-base,
+  # always first and second, differed by 9 % in median user time).
+  order=("${JOBS[@]}")
+  if [ $((round % 2)) -eq 0 ]; then
+    order=()
+    for ((j = ${#JOBS[@]} - 1; j >= 0; j--)); do order+=("${JOBS[j]}"); done
+  fi
+  for job in "${order[@]}"; do
     # shellcheck disable=SC2086  # "name set"
     run_one "$round" $job
   done

@@ -134,8 +134,15 @@ pub fn answer<'s>(
     if udp && snap.cookies.as_ref().is_some_and(|k| k.require) && !cookie_valid {
         return Fast::General;
     }
-    // The zone the name's read ahead found, or looked up now.
-    let zone = match known.and_then(|(_, at)| snap.zone_at(at)) {
+    // The zone the name's read ahead found, or looked up now. (Read
+    // ahead in this snapshot: the UDP loop reads a batch's names ahead
+    // and answers them with the one snapshot it holds for the batch; the
+    // label count is checked all the same, so that a zone above the name
+    // is all `find` can ever be given.)
+    let zone = match known
+        .and_then(|(_, at)| snap.zone_at(at))
+        .filter(|z| z.origin_labels <= q.key.labels())
+    {
         Some(z) => {
             debug_assert!(
                 snap.zone_for(q.key).is_some_and(|w| std::ptr::eq(w, z)),
@@ -714,12 +721,17 @@ fn wire_code(rcode: ResponseCode) -> u16 {
 #[inline(always)]
 fn put_fields(out: &mut Vec<u8>, fields: &[u16]) {
     assert!(fields.len() <= 8);
+    if out.capacity() - out.len() < 16 {
+        // Near the end of the buffer: byte by byte, not a reallocation
+        // for the word's spare bytes.
+        out.extend(fields.iter().flat_map(|f| f.to_be_bytes()));
+        return;
+    }
     let word = fields.iter().enumerate().fold(0u128, |w, (i, f)| {
         w | u128::from(u16::from_le_bytes(f.to_be_bytes())) << (16 * i)
     });
-    out.reserve(16);
     let at = out.len();
-    // SAFETY: `reserve` made room for 16 bytes past `at`, which the store
+    // SAFETY: there is room for 16 bytes past `at` (checked above), which the store
     // fills (the word's bytes in little-endian order: each field's bytes
     // high first, the fields in order); the new length covers the fields'
     // bytes only, all written.

@@ -1221,10 +1221,14 @@ fn put_fields_appends_big_endian_numbers() {
         .map(|i| 0x0102u16.wrapping_mul(i + 1) ^ 0x8001)
         .collect();
     for n in 0..=8 {
-        for (before, room) in [(0, 0), (1, 1), (12, 1232), (30, 32)] {
+        for (before, room) in [(0, 0), (1, 1), (12, 1232), (30, 32), (1220, 1232)] {
             let mut out = Vec::with_capacity(room);
             out.extend(std::iter::repeat_n(0xee, before));
+            let capacity = out.capacity();
             super::put_fields(&mut out, &fields[..n]);
+            if before + 2 * n <= capacity {
+                assert_eq!(out.capacity(), capacity, "{n} fields fit: no reallocation");
+            }
             let want: Vec<u8> = fields[..n].iter().flat_map(|f| f.to_be_bytes()).collect();
             assert!(out[..before].iter().all(|&b| b == 0xee));
             assert_eq!(&out[before..], want, "{n} fields after {before}");

@@ -405,15 +405,17 @@ mod tests {
         let hashes: Vec<u64> = keys.iter().map(|k| key_hash(k)).collect();
         let mut seen = std::collections::HashSet::new();
         assert!(hashes.iter().all(|h| seen.insert(*h)), "a collision");
-        // 4,136 keys in 4,096 slots: about 1,515 stay empty (e^-1.01 of
-        // them) when the slots are random; a weak low half leaves many more.
+        // 4,136 keys in 4,096 slots: about 2,600 are used when the slots
+        // are random (1 - e^-1.01 of them, give or take 30; the range is
+        // 10 of those either side, as the start is random for each
+        // process), 64 with the fold left out of `mix`.
         for (what, slot) in [
             ("low bits", &(|h: u64| h & 4095) as &dyn Fn(u64) -> u64),
             ("top bits", &|h: u64| h >> 52),
         ] {
             let used: std::collections::HashSet<u64> = hashes.iter().map(|&h| slot(h)).collect();
             assert!(
-                (2450..2700).contains(&used.len()),
+                (2300..2900).contains(&used.len()),
                 "{what}: {} of 4096 slots used",
                 used.len()
             );

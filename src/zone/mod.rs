@@ -257,7 +257,8 @@ pub enum Collision {
 pub struct Zone {
     /// The apex.
     pub origin: Name,
-    origin_labels: usize,
+    /// The apex's label count.
+    pub origin_labels: usize,
     /// The SOA as written in the file.
     pub file_soa: RecordSet,
     /// Snapshot slot of the served SOA; the next slot holds the SOA for
