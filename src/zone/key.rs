@@ -21,6 +21,13 @@ pub struct Key {
 impl Key {
     /// The key of `name`, lowercased.
     pub fn new(name: &Name) -> Self {
+        let mut k = Key::unhashed(name);
+        k.hash = key_hash(k.as_bytes());
+        k
+    }
+
+    /// [`Key::new`] without its hash (for its bytes only).
+    fn unhashed(name: &Name) -> Self {
         let mut k = Key {
             buf: [0; 256],
             len: 0,
@@ -42,7 +49,6 @@ impl Key {
             k.len += 1 + label.len();
         }
         k.offs[k.labels] = k.len as u8;
-        k.hash = key_hash(k.as_bytes());
         k
     }
 
@@ -259,7 +265,7 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// The key of `name` as an owned value, for building tables.
 pub fn owned_key(name: &Name) -> Box<[u8]> {
-    Key::new(name).as_bytes().into()
+    Key::unhashed(name).as_bytes().into()
 }
 
 /// A name's key as a hash map key, held inline when short (most names):

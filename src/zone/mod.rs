@@ -467,7 +467,7 @@ impl Builder<'_> {
             return;
         }
         let key = Key::new(&record.name);
-        let node = self.node_index(key.as_bytes());
+        let node = self.node_index(key.as_bytes(), key.hash());
         let rtype = record.record_type();
         let mut last = None;
         let same = self.sets_of(node).find(|&i| {
@@ -538,10 +538,10 @@ impl Builder<'_> {
 
     /// The node of `key`, added (with the empty non-terminals above it)
     /// when new: one probe of the table for a name already there.
-    fn node_index(&mut self, key: &[u8]) -> usize {
+    fn node_index(&mut self, key: &[u8], hash: u64) -> usize {
         let first = &mut self.first;
         self.nodes
-            .find_or_insert_name(key, self.apex_len, |_| first.push(NONE))
+            .find_or_insert_name(key, Some(hash), self.apex_len, |_| first.push(NONE))
     }
 
     /// The zone, or every error found.
@@ -747,7 +747,7 @@ impl Zone {
     /// The index of [`Zone::node_mut`]'s node.
     fn node_index(&mut self, key: &[u8]) -> usize {
         let apex_len = Key::new(&self.origin).as_bytes().len();
-        self.nodes.find_or_insert_name(key, apex_len, |_| {})
+        self.nodes.find_or_insert_name(key, None, apex_len, |_| {})
     }
 
     /// Assigns the snapshot slots of the SOA (`soa_slot` and the next one).

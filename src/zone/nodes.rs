@@ -101,7 +101,12 @@ impl Nodes {
     /// The index of `key`'s node, added (empty) if missing, and whether it
     /// was added: one hash and one probe of the table.
     pub fn find_or_insert(&mut self, key: &[u8]) -> (usize, bool) {
-        let h = hash(key);
+        self.find_or_insert_hashed(key, hash(key))
+    }
+
+    /// [`Nodes::find_or_insert`] with the key's [`hash`].
+    pub fn find_or_insert_hashed(&mut self, key: &[u8], h: u64) -> (usize, bool) {
+        debug_assert_eq!(h, hash(key), "the hash of another key");
         let entries = &self.entries;
         match self.index.entry(
             h,
@@ -128,10 +133,11 @@ impl Nodes {
     pub fn find_or_insert_name(
         &mut self,
         key: &[u8],
+        key_hash: Option<u64>,
         apex_len: usize,
         mut added: impl FnMut(usize),
     ) -> usize {
-        let (i, mut new) = self.find_or_insert(key);
+        let (i, mut new) = self.find_or_insert_hashed(key, key_hash.unwrap_or_else(|| hash(key)));
         let (mut k, mut j) = (key, i);
         while new {
             added(j);
