@@ -148,7 +148,7 @@ pub struct PrefixMap<T> {
     roots: [u32; 2],
     nodes: Vec<Node>,
     values: Vec<T>,
-    flat: OnceLock<[Ranges; 2]>,
+    flat: OnceLock<(Ranges<u32>, Ranges<u128>)>,
 }
 
 impl<T> Default for PrefixMap<T> {
@@ -163,29 +163,79 @@ impl<T> Default for PrefixMap<T> {
 }
 
 /// One family's addresses cut into ranges that each get one result.
-/// Ranges are maximal: neighbours get different results.
+/// Ranges are maximal: neighbours get different results. IPv4's are
+/// searched as 32-bit numbers (`u32`), IPv6's as 128-bit ones: comparing
+/// and counting bits of a 128-bit number takes two of each instruction.
 #[derive(Debug, Clone, Default)]
-struct Ranges {
-    /// First address of each range, as 128 left-aligned bits, ascending;
-    /// the first is 0.
-    starts: Box<[u128]>,
+struct Ranges<B> {
+    /// First address of each range, ascending; the first is 0.
+    starts: Box<[B]>,
     /// Each range's result: the value index (`NONE` for none) and the
     /// length of its prefix.
     results: Box<[(u32, u8)]>,
 }
 
-/// The prefix length of the widest block around `a` inside `lo..=hi` (all
-/// three `w`-bit numbers, `lo <= a <= hi`).
-fn widest_block(a: u128, lo: u128, hi: u128, w: u32) -> u8 {
+/// An address as a number of its family's width.
+trait Bits: Copy + Ord + std::ops::BitXor<Output = Self> {
+    const WIDTH: u32;
+    const ZERO: Self;
+    const MAX: Self;
+    fn leading_zeros(self) -> u32;
+    fn trailing_zeros(self) -> u32;
+    fn trailing_ones(self) -> u32;
+    /// One less (never called on 0).
+    fn before(self) -> Self;
+}
+
+macro_rules! bits {
+    ($t:ty) => {
+        impl Bits for $t {
+            const WIDTH: u32 = <$t>::BITS;
+            const ZERO: Self = 0;
+            const MAX: Self = <$t>::MAX;
+            fn leading_zeros(self) -> u32 {
+                <$t>::leading_zeros(self)
+            }
+            fn trailing_zeros(self) -> u32 {
+                <$t>::trailing_zeros(self)
+            }
+            fn trailing_ones(self) -> u32 {
+                <$t>::trailing_ones(self)
+            }
+            fn before(self) -> Self {
+                self - 1
+            }
+        }
+    };
+}
+bits!(u32);
+bits!(u128);
+
+impl<B: Bits> Ranges<B> {
+    /// The range holding `b`: its value index, prefix length and scope.
+    fn find(&self, b: B) -> (Option<usize>, u8, u8) {
+        // starts[0] is 0, so some range holds b.
+        let i = self.starts.partition_point(|&s| s <= b) - 1;
+        let lo = self.starts[i];
+        let hi = self.starts.get(i + 1).map_or(B::MAX, |&next| next.before());
+        let (value, len) = self.results[i];
+        let scope = widest_block(b, lo, hi);
+        ((value != NONE).then_some(value as usize), len, scope)
+    }
+}
+
+/// The prefix length of the widest block around `a` inside `lo..=hi`
+/// (`lo <= a <= hi`).
+fn widest_block<B: Bits>(a: B, lo: B, hi: B) -> u8 {
     // A block addr/len starts at or after `lo` if len is past the first
     // bit where a and lo differ, or if lo's bits beyond len are all zero;
     // it ends at or before `hi` likewise with hi's bits all one.
-    let shift = 128 - w;
-    let part = |x: u128| {
-        if x == 0 {
+    let w = B::WIDTH;
+    let part = |x: B| {
+        if x == B::ZERO {
             w
         } else {
-            x.leading_zeros() - shift + 1
+            x.leading_zeros() + 1
         }
     };
     let from_lo = part(a ^ lo).min(w - lo.trailing_zeros().min(w));
@@ -216,13 +266,22 @@ impl<T> PrefixMap<T> {
         self.nodes = Vec::new();
     }
 
-    fn ranges(&self) -> &[Ranges; 2] {
-        self.flat
-            .get_or_init(|| [self.flatten(0, 32), self.flatten(1, 128)])
+    fn ranges(&self) -> &(Ranges<u32>, Ranges<u128>) {
+        self.flat.get_or_init(|| {
+            let v4 = self.flatten(0, 32);
+            (
+                Ranges {
+                    starts: v4.starts.iter().map(|&s| (s >> 96) as u32).collect(),
+                    results: v4.results,
+                },
+                self.flatten(1, 128),
+            )
+        })
     }
 
-    /// The trie of family `fam` as ranges, in address order.
-    fn flatten(&self, fam: usize, w: u8) -> Ranges {
+    /// The trie of family `fam` as ranges, in address order (addresses as
+    /// 128 left-aligned bits).
+    fn flatten(&self, fam: usize, w: u8) -> Ranges<u128> {
         let mut starts = Vec::new();
         let mut results: Vec<(u32, u8)> = Vec::new();
         let mut push = |start: u128, result: (u32, u8)| {
@@ -305,20 +364,11 @@ impl<T> PrefixMap<T> {
     /// What [`PrefixMap::lookup`] finds, with the value as its index in
     /// [`PrefixMap::values`].
     pub fn find(&self, addr: IpAddr) -> (Option<usize>, u8, u8) {
-        let r = &self.ranges()[usize::from(addr.is_ipv6())];
-        let w = u32::from(width(&addr));
-        let shift = 128 - w;
-        let b = bits(&addr);
-        // starts[0] is 0, so some range holds b.
-        let i = r.starts.partition_point(|&s| s <= b) - 1;
-        let lo = r.starts[i] >> shift;
-        let hi = r
-            .starts
-            .get(i + 1)
-            .map_or(u128::MAX >> shift, |&next| (next >> shift) - 1);
-        let (value, len) = r.results[i];
-        let scope = widest_block(b >> shift, lo, hi, w);
-        ((value != NONE).then_some(value as usize), len, scope)
+        let (v4, v6) = self.ranges();
+        match addr {
+            IpAddr::V4(a) => v4.find(u32::from(a)),
+            IpAddr::V6(a) => v6.find(u128::from(a)),
+        }
     }
 
     /// The trie walked bit by bit: what the ranges must agree with.
@@ -469,8 +519,8 @@ mod tests {
 
     #[test]
     fn the_widest_block_inside_a_range() {
-        let v4 = |s: &str| u128::from(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()));
-        let b = |a, lo, hi| widest_block(v4(a), v4(lo), v4(hi), 32);
+        let v4 = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+        let b = |a, lo, hi| widest_block(v4(a), v4(lo), v4(hi));
         assert_eq!(b("10.2.0.1", "10.2.0.0", "10.255.255.255"), 15);
         assert_eq!(b("192.0.2.1", "11.0.0.0", "255.255.255.255"), 1);
         assert_eq!(b("1.2.3.4", "0.0.0.0", "255.255.255.255"), 0);
