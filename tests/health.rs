@@ -92,8 +92,19 @@ fn route(name: &str, extra: &str, members: &[(u32, &str, &str)]) -> String {
 
 /// A fast `[check.NAME]` with the kind line and extra options.
 fn check(name: &str, kind: &str, extra: &str) -> String {
-    format!("[check.{name}]\n{kind}\n{FAST}\n{extra}\n\n")
+    check_timed(name, kind, FAST, extra)
 }
+
+/// [`check`] with its own interval and timeout (`timing`).
+fn check_timed(name: &str, kind: &str, timing: &str, extra: &str) -> String {
+    format!("[check.{name}]\n{kind}\n{timing}\n{extra}\n\n")
+}
+
+/// For a test that needs a check's first probe to get its answer: the
+/// first probes run while the server is still starting (a debug build,
+/// beside other tests on two cores), and a probe task that cannot run for
+/// 40 ms times out however fast the answer came.
+const FIRST_PROBE: &str = "interval = \"1s\"\ntimeout = \"500ms\"";
 
 /// Status and sorted A records of `name.example.test`.
 fn ask(veer: &Veer, name: &str) -> (String, Vec<String>) {
@@ -903,21 +914,24 @@ fn dns_check_asks_another_server() {
     };
     let (_dir, config) = setup(&format!(
         "{}{}{}{}",
-        check(
+        check_timed(
             "good",
             &dns("static.example.test", "192.0.2.10"),
+            FIRST_PROBE,
             "fall = 1\nrise = 1"
         ),
         // 192.0.2.1 is a prefix of the real answer 192.0.2.10: RDATA is
         // matched exactly, not as a substring.
-        check(
+        check_timed(
             "wrong",
             &dns("static.example.test", "192.0.2.1"),
+            FIRST_PROBE,
             "fall = 1\nrise = 1"
         ),
-        check(
+        check_timed(
             "nx",
             &format!("dns = \"{server}\"\nquery = \"nosuch.example.test\""),
+            FIRST_PROBE,
             "fall = 1\nrise = 1"
         ),
         route(
@@ -1635,12 +1649,13 @@ fn dns_check_retries_a_truncated_answer_over_tcp() {
     let server = upstream.addr;
     let (_dir, config) = setup(&format!(
         "{}{}",
-        check(
+        check_timed(
             "big",
             &format!(
                 "dns = \"{server}\"\nquery = \"big.example.test\"\nqtype = \"TXT\"\nexpect = {{ answer = '{}' }}",
                 chunks.join(" ")
             ),
+            FIRST_PROBE,
             "fall = 1\nrise = 1"
         ),
         route(
