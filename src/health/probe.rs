@@ -14,10 +14,13 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::Outcome;
+use super::scheduler::engine::Engine;
 use super::scheduler::timers::{MAX_SLACK, Timer, Timers};
 use crate::config::{CheckKind, HttpCheck};
 
 mod http1;
+
+pub use http1::{Exchange, Progress};
 
 /// Most body bytes read for `expect.body`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -43,6 +46,9 @@ pub struct Clients {
     proxied: Arc<Mutex<HashMap<(String, bool), reqwest::Client>>>,
     /// The one timer of all probes.
     pub timers: Timers,
+    /// What probes plain-http checks judged by their head (see
+    /// `scheduler::engine`).
+    pub engine: Engine,
     /// The runtime probe tasks run on (see `scheduler::thread`); None: the
     /// one they are spawned from.
     pub runtime: Option<tokio::runtime::Handle>,
@@ -57,8 +63,14 @@ impl Clients {
             source,
             proxied: Arc::default(),
             timers: Timers::default(),
+            engine: Engine::default(),
             runtime: None,
         })
+    }
+
+    /// Where every probe leaves from (`[health] source`), if set.
+    pub fn source(&self) -> Option<IpAddr> {
+        self.source
     }
 
     /// The same clients, their probes run on `runtime` (the probe thread's).
@@ -315,8 +327,17 @@ pub async fn attempt(
         Pin::new(&mut expiry).poll(cx).map(|()| None)
     })
     .await;
-    let latency = start.elapsed();
-    // Within the service's slack after the deadline: too late all the same.
+    outcome(result, start.elapsed(), timeout)
+}
+
+/// An attempt's outcome from its result (None: it timed out) after
+/// `latency`; a result after the timeout is a timeout all the same.
+pub fn outcome(
+    result: Option<Result<String, ProbeError>>,
+    latency: Duration,
+    timeout: Duration,
+) -> Outcome {
+    // Within the timer's slack after the deadline: too late all the same.
     let result = result.filter(|_| latency <= timeout);
     match result {
         Some(Ok(reason)) => Outcome {
@@ -363,6 +384,29 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A plain-http check judged by its response's head alone (no body
+    /// expected): the engine's to probe.
+    pub fn head_only(&self) -> bool {
+        self.plain.as_ref().is_some_and(http1::Plain::head_only)
+    }
+
+    /// Opens `kind`'s exchange ([`Prepared::head_only`] checks only),
+    /// leaving from `source` when set.
+    pub fn open(&self, source: Option<IpAddr>) -> Option<Result<Exchange, ProbeError>> {
+        Some(Exchange::open(self.plain.as_ref()?, source))
+    }
+
+    /// Advances exchange `x` of `kind` (see [`Exchange::advance`]).
+    pub fn advance(&self, kind: &CheckKind, x: &mut Exchange) -> Progress {
+        match (kind, &self.plain) {
+            (CheckKind::Http(h), Some(p)) => x.advance(h, p),
+            _ => Progress::Done(Err(ProbeError::Http {
+                message: "not a plain http check".into(),
+                local: true,
+            })),
+        }
+    }
+
     /// Makes `kind` ready.
     pub fn new(kind: &CheckKind) -> Prepared {
         Prepared {
@@ -666,7 +710,7 @@ async fn file(path: &std::path::Path) -> Result<String, ProbeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `expect.body` finds the text anywhere in the first BODY_LIMIT
@@ -698,7 +742,7 @@ mod tests {
     }
 
     /// A GET of `url` expecting 200-399, as the config's defaults make it.
-    pub(super) fn http_check(url: &str) -> HttpCheck {
+    pub(crate) fn http_check(url: &str) -> HttpCheck {
         HttpCheck {
             url: url.into(),
             method: "GET".into(),

@@ -26,10 +26,12 @@ use super::tracker::Tracker;
 use super::{Outcome, State, Transition};
 use crate::config::{CheckConfig, CheckKind};
 use crate::metrics::ProbeStats;
+use engine::Lent;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use timers::{MAX_SLACK, Timer};
 
+pub mod engine;
 pub mod thread;
 pub mod timers;
 
@@ -122,15 +124,110 @@ const LOCAL_LOG_EVERY: Duration = Duration::from_secs(60);
 /// The first probe is spread over this much time (or the interval, if shorter).
 const START_SPREAD: Duration = Duration::from_secs(2);
 
+/// What a probe's loop carries from one cycle to the next: the task's
+/// while it probes with its own timer, the engine's ([`engine`]) while a
+/// plain-http check is lent to it.
+#[derive(Debug)]
+pub struct Steady {
+    probe: u64,
+    check: CheckConfig,
+    prepared: Prepared,
+    tracker: Tracker,
+    stats: Arc<ProbeStats>,
+    tx: mpsc::UnboundedSender<Report>,
+    /// The fleet's say in whether this probe runs (None: always).
+    active: Option<tokio::sync::watch::Receiver<Activity>>,
+    /// The activity's `starts` the tracker belongs to.
+    starts: u64,
+    /// Report the next result even if it changes nothing.
+    announce: bool,
+    last_local: Option<Instant>,
+    /// When the next cycle starts, and how late it may.
+    next: Instant,
+    slack: Duration,
+    /// The controller is gone: the task ends.
+    gone: bool,
+}
+
+impl Steady {
+    /// The activity changed since the tracker started (or its sender is
+    /// gone): a result in flight belongs to the tracker that was.
+    fn activity_moved(&self) -> bool {
+        self.active
+            .as_ref()
+            .is_some_and(|a| a.has_changed().unwrap_or(true))
+    }
+
+    /// Takes a cycle's outcome: counts it, feeds the tracker, reports what
+    /// changed, and sets the next start. The caller has checked
+    /// [`Steady::activity_moved`]. `now` is a recent reading of the clock.
+    fn settle(&mut self, outcome: Outcome, now: Instant) {
+        let (check, stats) = (&self.check, &self.stats);
+        if outcome.local {
+            // The prober's own fault (no descriptor, buffer or address):
+            // says nothing about the backend, so the state stays.
+            stats.local_faults.fetch_add(1, Ordering::Relaxed);
+            if self
+                .last_local
+                .is_none_or(|t: Instant| t.elapsed() >= LOCAL_LOG_EVERY)
+            {
+                tracing::warn!(
+                    "check {}: the probe could not run here ({}); not counted against the backend",
+                    check.name,
+                    outcome.reason
+                );
+                self.last_local = Some(Instant::now());
+            }
+        } else {
+            if outcome.ok { &stats.ok } else { &stats.failed }.fetch_add(1, Ordering::Relaxed);
+            stats.observe_latency(outcome.latency);
+            let tracker = &mut self.tracker;
+            let was = (
+                tracker.pending(),
+                tracker.streak(),
+                tracker.is_established(),
+            );
+            let transition = tracker.observe(&outcome, SystemTime::now);
+            // Steady results cross no channel; while counters move, each does.
+            let now = (
+                tracker.pending(),
+                tracker.streak(),
+                tracker.is_established(),
+            );
+            if transition.is_some() || now != was || self.announce {
+                self.announce = false;
+                let report = Report {
+                    probe: self.probe,
+                    transition,
+                    pending: tracker.pending(),
+                    streak: tracker.streak(),
+                    established: tracker.is_established(),
+                    outcome,
+                    starts: self.starts,
+                };
+                if self.tx.send(report).is_err() {
+                    self.gone = true; // the controller is gone: shutting down
+                    return;
+                }
+            }
+        }
+        // The start may be up to `slack` late: the jitter drawn is as
+        // much smaller, so each interval stays within interval ± jitter.
+        let step = || jittered(check.interval, check.jitter - self.slack);
+        self.next += step();
+        if self.next < now {
+            // A slow probe: skip missed slots instead of bursting.
+            self.next = now + step();
+        }
+    }
+}
+
 async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender<Report>) {
     let check = plan.check;
-    let mut active = plan.active;
-    let mut starts = active.as_ref().map_or(0, |a| a.borrow().starts);
+    let active = plan.active;
+    let starts = active.as_ref().map_or(0, |a| a.borrow().starts);
     let mut waiting = active.as_ref().is_some_and(|a| a.borrow().seed.is_none());
-    // In a fleet the first result after every start is reported even if
-    // it changes nothing: until then this instance's vote is unprobed.
-    let mut announce = active.is_some();
-    let mut tracker = match plan.start {
+    let tracker = match plan.start {
         Start::Resume(streak) => Tracker::resume(plan.initial, streak, check.fall, check.rise)
             .established(plan.established),
         Start::Provisional => Tracker::provisional(plan.initial, check.fall, check.rise),
@@ -143,30 +240,68 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
         _ => (None, None),
     };
     let prepared = Prepared::new(&check.kind);
+    // A plain-http check judged by its head alone is probed by the engine,
+    // without this task (see `engine`).
+    let mut lend = prepared.head_only();
     let mut timer = clients.timers.timer();
     let slack = start_slack(check.jitter);
     let spread = check.interval.min(START_SPREAD);
-    let mut next = Instant::now() + spread.mul_f64(fastrand::f64());
-    let mut last_local: Option<Instant> = None;
+    let mut st = Steady {
+        probe,
+        tracker,
+        stats: plan.stats,
+        tx,
+        // In a fleet the first result after every start is reported even
+        // if it changes nothing: until then this instance's vote is
+        // unprobed.
+        announce: active.is_some(),
+        active,
+        starts,
+        last_local: None,
+        next: Instant::now() + spread.mul_f64(fastrand::f64()),
+        slack,
+        gone: false,
+        check,
+        prepared,
+    };
     loop {
+        if lend && !waiting {
+            // Back when the activity changed (handled below), the
+            // controller went away, or the engine could not run.
+            // Boxed: the future holds the state until the engine takes it,
+            // and inline that would be a second copy in every task.
+            st = match Box::pin(clients.engine.lend(st, clients.source())).await {
+                Lent::Back(st) => st,
+                Lent::Refused(st) => {
+                    lend = false;
+                    st
+                }
+                // The engine ended with it: the runtime is shutting down.
+                Lent::Lost => return,
+            };
+            if st.gone {
+                return;
+            }
+        }
         tokio::select! {
-            () = timer.until(next, slack), if !waiting => {}
-            r = activity_changed(&mut active) => {
+            () = timer.until(st.next, st.slack), if !waiting => {}
+            r = activity_changed(&mut st.active) => {
                 let Ok(a) = r else { return }; // the controller is gone
                 waiting = a.seed.is_none();
-                if a.starts == starts {
+                if a.starts == st.starts {
                     continue;
                 }
                 // Taken (back) on: start over from the fleet's verdict.
-                starts = a.starts;
+                st.starts = a.starts;
                 let seed = a.seed.unwrap_or(State::Unknown);
-                tracker = Tracker::resume(seed, 0, check.fall, check.rise)
+                let check = &st.check;
+                st.tracker = Tracker::resume(seed, 0, check.fall, check.rise)
                     .established(seed != State::Unknown);
-                announce = true;
+                st.announce = true;
                 if waiting {
                     continue;
                 }
-                next = Instant::now();
+                st.next = Instant::now();
             }
             Some(()) = file_changed(&mut changed) => {
                 let Some(changed) = &mut changed else { continue };
@@ -182,69 +317,18 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
                 timer.sleep(CHANGE_SETTLE).await;
                 while changed.try_recv().is_ok() {}
                 // The schedule restarts here (an interval is added below).
-                next = Instant::now();
+                st.next = Instant::now();
             }
         }
-        let outcome = cycle(&check, &prepared, &clients, &mut timer).await;
-        if active
-            .as_ref()
-            .is_some_and(|a| a.has_changed().unwrap_or(true))
-        {
+        let outcome = cycle(&st.check, &st.prepared, &clients, &mut timer).await;
+        if st.activity_moved() {
             // Paused or started over while this probe ran: its result
             // belongs to the tracker that was, so it is dropped.
             continue;
         }
-        let stats = &plan.stats;
-        if outcome.local {
-            // The prober's own fault (no descriptor, buffer or address):
-            // says nothing about the backend, so the state stays.
-            stats.local_faults.fetch_add(1, Ordering::Relaxed);
-            if last_local.is_none_or(|t: Instant| t.elapsed() >= LOCAL_LOG_EVERY) {
-                tracing::warn!(
-                    "check {}: the probe could not run here ({}); not counted against the backend",
-                    check.name,
-                    outcome.reason
-                );
-                last_local = Some(Instant::now());
-            }
-        } else {
-            if outcome.ok { &stats.ok } else { &stats.failed }.fetch_add(1, Ordering::Relaxed);
-            stats.observe_latency(outcome.latency);
-            let was = (
-                tracker.pending(),
-                tracker.streak(),
-                tracker.is_established(),
-            );
-            let transition = tracker.observe(&outcome, SystemTime::now);
-            // Steady results cross no channel; while counters move, each does.
-            let now = (
-                tracker.pending(),
-                tracker.streak(),
-                tracker.is_established(),
-            );
-            if transition.is_some() || now != was || announce {
-                announce = false;
-                let report = Report {
-                    probe,
-                    transition,
-                    pending: tracker.pending(),
-                    streak: tracker.streak(),
-                    established: tracker.is_established(),
-                    outcome,
-                    starts,
-                };
-                if tx.send(report).is_err() {
-                    return; // the controller is gone: shutting down
-                }
-            }
-        }
-        // The start may be up to `slack` late: the jitter drawn is as
-        // much smaller, so each interval stays within interval ± jitter.
-        next += jittered(check.interval, check.jitter - slack);
-        let now = Instant::now();
-        if next < now {
-            // A slow probe: skip missed slots instead of bursting.
-            next = now + jittered(check.interval, check.jitter - slack);
+        st.settle(outcome, Instant::now());
+        if st.gone {
+            return;
         }
     }
 }
@@ -287,32 +371,64 @@ pub async fn cycle(
     clients: &Clients,
     timer: &mut Timer,
 ) -> Outcome {
-    let mut attempt = 0;
-    let mut local_tries = 0;
-    let mut outcome = loop {
+    let mut retries = Retries::default();
+    loop {
         let o = probe::attempt(&check.kind, prepared, check.timeout, clients, timer).await;
-        if o.local && local_tries < LOCAL_RETRIES {
+        match retries.after(check, o) {
+            Step::Again(wait) => timer.sleep(wait).await,
+            Step::Done(outcome) => return outcome,
+        }
+    }
+}
+
+/// Where a cycle stands between its attempts.
+#[derive(Debug, Default, Clone, Copy)]
+struct Retries {
+    /// Attempts after a backend's failure so far.
+    attempt: u32,
+    /// Attempts after a local fault so far.
+    local_tries: u32,
+}
+
+/// What follows an attempt.
+#[derive(Debug)]
+enum Step {
+    /// Another attempt after this wait.
+    Again(Duration),
+    /// The cycle's outcome.
+    Done(Outcome),
+}
+
+impl Retries {
+    /// What follows attempt outcome `o` of `check`'s cycle.
+    fn after(&mut self, check: &CheckConfig, o: Outcome) -> Step {
+        if o.local && self.local_tries < LOCAL_RETRIES {
             // A local fault (say, descriptors momentarily exhausted) is
             // retried a few times before the cycle gives up on it.
-            local_tries += 1;
-            timer.sleep(Duration::from_millis(50) * local_tries).await;
-            continue;
+            self.local_tries += 1;
+            return Step::Again(Duration::from_millis(50) * self.local_tries);
         }
-        if o.ok || o.local || attempt >= check.retries {
-            break o;
+        if o.ok || o.local || self.attempt >= check.retries {
+            return Step::Done(self.finish(check, o));
         }
-        let backoff = (Duration::from_millis(50) * 2u32.pow(attempt.min(10))).min(check.timeout);
-        timer.sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
-        attempt += 1;
-    };
-    if attempt > 0 {
-        outcome.reason = format!("{} (after {} attempts)", outcome.reason, attempt + 1);
+        let backoff =
+            (Duration::from_millis(50) * 2u32.pow(self.attempt.min(10))).min(check.timeout);
+        self.attempt += 1;
+        Step::Again(backoff.mul_f64(0.5 + fastrand::f64()))
     }
-    if check.invert && !outcome.local {
-        outcome.ok = !outcome.ok;
-        outcome.reason = format!("inverted: {}", outcome.reason);
+
+    /// The cycle's outcome from its last attempt's: the attempts counted,
+    /// `invert` applied.
+    fn finish(&self, check: &CheckConfig, mut outcome: Outcome) -> Outcome {
+        if self.attempt > 0 {
+            outcome.reason = format!("{} (after {} attempts)", outcome.reason, self.attempt + 1);
+        }
+        if check.invert && !outcome.local {
+            outcome.ok = !outcome.ok;
+            outcome.reason = format!("inverted: {}", outcome.reason);
+        }
+        outcome
     }
-    outcome
 }
 
 /// `interval` ± a random share of `jitter`.
@@ -372,7 +488,7 @@ mod tests {
     use super::*;
     use crate::config::Initial;
 
-    fn file_check(path: &Path, interval_ms: u64) -> CheckConfig {
+    pub(super) fn file_check(path: &Path, interval_ms: u64) -> CheckConfig {
         CheckConfig {
             name: "f".into(),
             line: 1,
