@@ -132,8 +132,8 @@ pub enum Lent {
 
 enum Cmd {
     Lend(Box<Lease>),
-    /// Some probe's activity changed: hand back the leases it concerns.
-    Recall,
+    /// The activity of lease `id`'s probe changed: hand it back.
+    Recall(u64),
     /// The task of lease `id` is gone (aborted): drop the lease.
     Forget(u64),
 }
@@ -193,7 +193,7 @@ impl Engine {
         let got = tokio::select! {
             r = &mut back_rx => r,
             () = changed => {
-                let _ = shared.send(Cmd::Recall);
+                let _ = shared.send(Cmd::Recall(id));
                 back_rx.await
             }
         };
@@ -332,8 +332,7 @@ fn serve(rx: &Receiver<Cmd>, wake: &OwnedFd, refused: &AtomicBool, stop: &Atomic
                 loop {
                     match rx.try_recv() {
                         Ok(Cmd::Lend(lease)) => core.lend(lease),
-                        Ok(Cmd::Recall) => core.recall(),
-                        Ok(Cmd::Forget(id)) => core.forget(id),
+                        Ok(Cmd::Recall(id) | Cmd::Forget(id)) => core.release_lease(id),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => return,
                     }
@@ -343,6 +342,9 @@ fn serve(rx: &Receiver<Cmd>, wake: &OwnedFd, refused: &AtomicBool, stop: &Atomic
             }
         }
         core.fire_due(now);
+        core.prune();
+        // The next wait counts from here: the work above took a while.
+        now = Instant::now();
     }
 }
 
@@ -412,18 +414,17 @@ struct Core {
     free: Vec<u32>,
     /// The slot of each lease, by its id.
     ids: HashMap<u64, u32>,
-    /// Starts and backoffs, the first to fire on top.
-    heap: BinaryHeap<Reverse<Due>>,
+    /// Starts and backoffs, a heap for each slack (a config has a few:
+    /// a quarter of each check's jitter, at most 10 ms, and none for
+    /// backoffs), the first due on top. Within one the first due is the
+    /// first that can wait no longer.
+    starts: Vec<(u64, BinaryHeap<Reverse<Due>>)>,
     /// Timeouts, a queue for each length: an attempt begins at the time
     /// its wakeup read, which never goes back, so each queue is in order
     /// of its deadlines, and taking one out or putting one in is O(1).
     /// (Nearly every attempt ends before its timeout, which then waits
     /// here disarmed until its time.) A config has a few lengths.
     timeouts: Vec<(Duration, VecDeque<Due>)>,
-    /// How many of the heap's entries have each slack (ns): the heap's
-    /// first entry fires when the earliest due can wait no longer, its
-    /// due plus the smallest slack there.
-    slacks: Vec<(u64, usize)>,
     /// The entries that fire together, taken off the heap first.
     batch: Vec<Due>,
     epoch: Instant,
@@ -436,9 +437,8 @@ impl Core {
             slots: Vec::new(),
             free: Vec::new(),
             ids: HashMap::new(),
-            heap: BinaryHeap::new(),
+            starts: Vec::new(),
             timeouts: Vec::new(),
-            slacks: Vec::new(),
             batch: Vec::new(),
             epoch: Instant::now(),
         }
@@ -464,24 +464,14 @@ impl Core {
     fn push(&mut self, slot: u32, due: Instant, slack: Duration) {
         let d = self.entry(slot, due, slack);
         let slack = d.latest - d.due;
-        match self.slacks.iter_mut().find(|(s, _)| *s == slack) {
-            Some((_, n)) => *n += 1,
-            None => self.slacks.push((slack, 1)),
-        }
-        self.heap.push(Reverse(d));
-    }
-
-    /// The heap's first entry, taken off.
-    fn pop(&mut self) -> Option<Due> {
-        let Reverse(d) = self.heap.pop()?;
-        let slack = d.latest - d.due;
-        if let Some(k) = self.slacks.iter().position(|(s, _)| *s == slack) {
-            self.slacks[k].1 -= 1;
-            if self.slacks[k].1 == 0 {
-                self.slacks.swap_remove(k);
+        let k = match self.starts.iter().position(|(s, _)| *s == slack) {
+            Some(k) => k,
+            None => {
+                self.starts.push((slack, BinaryHeap::new()));
+                self.starts.len() - 1
             }
-        }
-        Some(d)
+        };
+        self.starts[k].1.push(Reverse(d));
     }
 
     /// Arms the timeout of the attempt slot `slot` began at `started`.
@@ -499,18 +489,45 @@ impl Core {
 
     /// When the next entry must fire, if there is one.
     fn first(&self) -> Option<u64> {
-        // No entry's latest is earlier: each is due no sooner than the
-        // first, and may wait at least the smallest slack.
-        let least = self.slacks.iter().map(|(s, _)| *s).min().unwrap_or(0);
-        let start = self
-            .heap
-            .peek()
-            .map(|Reverse(d)| d.due.saturating_add(least));
+        let starts = self
+            .starts
+            .iter()
+            .filter_map(|(_, h)| Some(h.peek()?.0.latest));
         let timeouts = self
             .timeouts
             .iter()
             .filter_map(|(_, q)| Some(q.front()?.latest));
-        start.into_iter().chain(timeouts).min()
+        starts.chain(timeouts).min()
+    }
+
+    /// Whether entry `d` still applies: its slot is at the same round.
+    fn armed(&self, d: &Due) -> bool {
+        self.slots
+            .get(d.slot as usize)
+            .is_some_and(|s| s.round == d.round)
+    }
+
+    /// Drops the disarmed entries at the fronts (nearly every timeout:
+    /// its attempt ended in time), so that the thread does not wake for
+    /// them.
+    fn prune(&mut self) {
+        for q in 0..self.timeouts.len() {
+            while let Some(d) = self.timeouts[q].1.front() {
+                if self.armed(d) {
+                    break;
+                }
+                self.timeouts[q].1.pop_front();
+            }
+        }
+        for k in 0..self.starts.len() {
+            while let Some(Reverse(d)) = self.starts[k].1.peek() {
+                if self.armed(d) {
+                    break;
+                }
+                self.starts[k].1.pop();
+            }
+        }
+        self.starts.retain(|(_, h)| !h.is_empty());
     }
 
     /// Takes a lease; its first start is the one its task had set.
@@ -543,19 +560,6 @@ impl Core {
         self.push(slot, next, slack);
     }
 
-    /// Hands back the leases whose activity changed, and drops those of
-    /// tasks that are gone.
-    fn recall(&mut self) {
-        for i in 0..self.slots.len() {
-            let Some(lease) = &self.slots[i].lease else {
-                continue;
-            };
-            if lease.back.is_closed() || lease.st.activity_moved() {
-                self.release(i as u32);
-            }
-        }
-    }
-
     /// Ends slot `i`'s lease: back to its task (if it is still there) with
     /// any attempt under way abandoned; the slot is free.
     fn release(&mut self, i: u32) {
@@ -569,8 +573,8 @@ impl Core {
         }
     }
 
-    /// The task of lease `id` is gone: its slot is freed.
-    fn forget(&mut self, id: u64) {
+    /// Ends lease `id`, if the engine still has it (see [`Core::release`]).
+    fn release_lease(&mut self, id: u64) {
         if let Some(&i) = self.ids.get(&id) {
             self.release(i);
         }
@@ -616,14 +620,20 @@ impl Core {
                 self.fire(d, at);
             }
         }
-        if self.first().is_none_or(|t| t > now) {
+        if !self
+            .starts
+            .iter()
+            .any(|(_, h)| h.peek().is_some_and(|Reverse(d)| d.latest <= now))
+        {
             return;
         }
         // Everything due goes, then fires: what firing adds waits for the
         // next round.
-        while self.heap.peek().is_some_and(|Reverse(d)| d.due <= now) {
-            let d = self.pop().expect("peeked");
-            self.batch.push(d);
+        for (_, h) in &mut self.starts {
+            while h.peek().is_some_and(|Reverse(d)| d.due <= now) {
+                let Some(Reverse(d)) = h.pop() else { break };
+                self.batch.push(d);
+            }
         }
         let mut batch = std::mem::take(&mut self.batch);
         for d in batch.drain(..) {
@@ -649,16 +659,18 @@ impl Core {
                     return;
                 }
                 s.retries = Retries::default();
-                self.begin(d.slot, now);
+                self.begin(d.slot);
             }
-            Phase::Backoff => self.begin(d.slot, now),
+            Phase::Backoff => self.begin(d.slot),
             Phase::InFlight { .. } => self.finish(d.slot, None, now),
         }
     }
 
     /// Starts an attempt in slot `i`.
-    fn begin(&mut self, i: u32, now: Instant) {
-        let started = now;
+    fn begin(&mut self, i: u32) {
+        // Its own reading: a batch of starts takes a while, and the last
+        // one's timeout counts from when it connects.
+        let started = Instant::now();
         let epoll = self.epoll;
         let s = &mut self.slots[i as usize];
         let Some(lease) = &s.lease else { return };
@@ -677,7 +689,7 @@ impl Core {
                 s.phase = Phase::InFlight { x, started };
                 self.push_timeout(i, started, timeout);
             }
-            Err(e) => self.conclude(i, started, Some(Err(e)), now),
+            Err(e) => self.conclude(i, started, Some(Err(e)), started),
         }
     }
 
@@ -807,6 +819,12 @@ mod tests {
     }
 
     async fn backend(status: u16) -> Backend {
+        backend_after(status, Duration::ZERO).await
+    }
+
+    /// As [`backend`], answering `delay` after the request came, with the
+    /// status set by then.
+    async fn backend_after(status: u16, delay: Duration) -> Backend {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let at = l.local_addr().unwrap();
         let (st, requests) = (
@@ -830,6 +848,7 @@ mod tests {
                         }
                     }
                     requests.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
                     match status.load(Ordering::SeqCst) {
                         0 => tokio::time::sleep(Duration::from_secs(30)).await,
                         s => {
@@ -853,6 +872,16 @@ mod tests {
             name: "e".into(),
             kind: CheckKind::Http(crate::health::probe::tests::http_check(&url)),
             ..super::super::tests::file_check(std::path::Path::new("/"), interval_ms)
+        }
+    }
+
+    /// A check probing every 20 ms, with a timeout (500 ms) that a busy
+    /// test machine does not reach: the tests using it are not about
+    /// timeouts.
+    fn quick(at: std::net::SocketAddr) -> CheckConfig {
+        CheckConfig {
+            timeout: Duration::from_millis(500),
+            ..check(at, 20)
         }
     }
 
@@ -900,7 +929,7 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         let clients = Clients::new(None).unwrap();
-        let p = plan(check(b.at, 20), None);
+        let p = plan(quick(b.at), None);
         let stats = p.stats.clone();
         spawn_one(0, p, clients.clone(), tx, &mut tasks);
         let r = next(&mut rx).await;
@@ -993,7 +1022,7 @@ mod tests {
         let mut c = check(hostile, 400);
         c.fall = 1;
         spawn_one(0, plan(c, None), clients.clone(), tx.clone(), &mut tasks);
-        let mut c = check(b.at, 20);
+        let mut c = check(b.at, 200);
         c.fall = 1;
         spawn_one(1, plan(c, None), clients.clone(), tx, &mut tasks);
         let (mut hostile_down, mut fine_up) = (false, false);
@@ -1022,13 +1051,7 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut tasks = JoinSet::new();
         let clients = Clients::new(None).unwrap();
-        let abort = spawn_one(
-            0,
-            plan(check(b.at, 20), None),
-            clients.clone(),
-            tx,
-            &mut tasks,
-        );
+        let abort = spawn_one(0, plan(quick(b.at), None), clients.clone(), tx, &mut tasks);
         next(&mut rx).await;
         requests_past(&b, 0, 3).await;
         b.status.store(500, Ordering::SeqCst);
@@ -1044,13 +1067,7 @@ mod tests {
         // Another probe takes the freed slot, and probes.
         let (tx, mut rx) = mpsc::unbounded_channel();
         b.status.store(200, Ordering::SeqCst);
-        spawn_one(
-            1,
-            plan(check(b.at, 20), None),
-            clients.clone(),
-            tx,
-            &mut tasks,
-        );
+        spawn_one(1, plan(quick(b.at), None), clients.clone(), tx, &mut tasks);
         assert_eq!(next(&mut rx).await.probe, 1);
     }
 
@@ -1067,7 +1084,7 @@ mod tests {
             seed: Some(State::Up),
             starts: 0,
         });
-        let mut c = check(b.at, 20);
+        let mut c = quick(b.at);
         c.fall = 1;
         let mut p = plan(c, Some(act_rx));
         p.initial = State::Up;
@@ -1102,5 +1119,147 @@ mod tests {
             .transition
             .expect("a failure with fall 1 flips the new seed");
         assert_eq!((t.from, t.to), (State::Up, State::Down));
+    }
+
+    /// More than one turn's reads arrive at once (a thousand 1xx heads,
+    /// then the final one), and then nothing: the exchange is re-armed and
+    /// comes back for the rest instead of waiting for an edge that never
+    /// comes.
+    #[tokio::test]
+    async fn a_burst_longer_than_one_turn_is_read_whole() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut c, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut b = [0u8; 1024];
+                    let _ = c.read(&mut b).await;
+                    let mut r = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(1000);
+                    r.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    let _ = c.write_all(&r).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        spawn_one(
+            0,
+            plan(check(at, 2000), None),
+            Clients::new(None).unwrap(),
+            tx,
+            &mut tasks,
+        );
+        assert_eq!(next(&mut rx).await.outcome.reason, "status 200");
+    }
+
+    /// A start from the fleet reaches a lent probe at once, not at its
+    /// next start an interval later: the task recalls its lease.
+    #[tokio::test]
+    async fn a_restart_reaches_a_lent_probe_at_once() {
+        let b = backend(200).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let (act, act_rx) = watch::channel(Activity {
+            seed: Some(State::Up),
+            starts: 0,
+        });
+        let mut p = plan(check(b.at, 5000), Some(act_rx));
+        (p.initial, p.established) = (State::Up, true);
+        spawn_one(0, p, Clients::new(None).unwrap(), tx, &mut tasks);
+        assert_eq!(next(&mut rx).await.starts, 0);
+        act.send_replace(Activity {
+            seed: Some(State::Down),
+            starts: 1,
+        });
+        let asked = Instant::now();
+        let r = next(&mut rx).await;
+        assert_eq!(r.starts, 1);
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "the restart waited {:?} for the next start",
+            asked.elapsed()
+        );
+    }
+
+    /// A result in flight when the fleet restarts the probe belongs to the
+    /// tracker that was, and is not reported: here it would flip the old
+    /// tracker Up, while the new one, seeded Down, sees only failures.
+    #[tokio::test]
+    async fn a_result_from_before_a_restart_is_dropped() {
+        let b = backend_after(200, Duration::from_millis(300)).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let (act, act_rx) = watch::channel(Activity {
+            seed: Some(State::Down),
+            starts: 0,
+        });
+        let mut c = check(b.at, 1000);
+        (c.fall, c.rise) = (1, 1);
+        let mut p = plan(c, Some(act_rx));
+        (p.initial, p.established) = (State::Down, true);
+        spawn_one(0, p, Clients::new(None).unwrap(), tx, &mut tasks);
+        // The first attempt is under way (its request came): restart the
+        // probe from Down, and fail from now on.
+        requests_past(&b, 0, 1).await;
+        b.status.store(500, Ordering::SeqCst);
+        act.send_replace(Activity {
+            seed: None,
+            starts: 0,
+        });
+        act.send_replace(Activity {
+            seed: Some(State::Down),
+            starts: 1,
+        });
+        let r = next(&mut rx).await;
+        assert_eq!(r.starts, 1, "{r:?}");
+        assert!(
+            r.transition.as_ref().is_none_or(|t| t.to != State::Up),
+            "a stale Up: {:?}",
+            r.transition
+        );
+    }
+
+    /// Starts wait for their slack and then go together with every other
+    /// start that is due; a zero-slack entry elsewhere does not spoil
+    /// that; disarmed entries at the front do not wake the thread.
+    #[test]
+    fn starts_wait_for_their_slack_together() {
+        let mut core = Core::new(-1);
+        for _ in 0..4 {
+            core.slots.push(Slot {
+                lease: None,
+                round: 0,
+                phase: Phase::Idle,
+                retries: Retries::default(),
+            });
+        }
+        let (t0, ms) = (core.epoch, Duration::from_millis(1));
+        let at = |n: u32| t0 + ms * n;
+        let ns = |n: u64| n * 1_000_000;
+        core.push(0, at(100), ms * 10);
+        core.push(1, at(105), ms * 10);
+        core.push(2, at(112), ms * 10);
+        core.push(3, at(10_000), Duration::ZERO);
+        assert_eq!(core.first(), Some(ns(110)));
+        let left = |core: &Core| core.starts.iter().map(|(_, h)| h.len()).sum::<usize>();
+        core.fire_due(at(109));
+        assert_eq!(left(&core), 4, "fired before any start had to");
+        core.fire_due(at(110));
+        assert_eq!(left(&core), 2, "0 and 1 go together, 2 is not due");
+        assert_eq!(core.first(), Some(ns(122)));
+        core.slots[2].round = 1;
+        core.prune();
+        assert_eq!(core.first(), Some(ns(10_000)));
+        // A timeout is due at its deadline and wakes at most its slack
+        // later; a disarmed one is pruned.
+        core.push_timeout(0, at(200), Duration::from_secs(8));
+        assert_eq!(core.first(), Some(ns(200 + 8000 + 10)));
+        core.slots[0].round = 1;
+        core.prune();
+        assert_eq!(core.first(), Some(ns(10_000)));
     }
 }
