@@ -695,9 +695,17 @@ impl Reader {
 /// needed. (Not part of the async reader: the header array would make
 /// every probe task larger by 3 KiB.)
 fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, ProbeError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(buf) {
+    // Left uninitialized (3.2 KiB a probe not to write): the parser
+    // fills what it returns.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    match parsed {
         Ok(httparse::Status::Complete(n)) => {
             let status = resp.code.unwrap_or(0);
             if !(100..=999).contains(&status) {

@@ -375,12 +375,11 @@ fn drain_wake(fd: RawFd) {
 }
 
 /// A start or a timeout: its slot's phase at `round` is due at `due` (ns
-/// since the engine's epoch) and may fire as late as `latest`. Ordered by
-/// `due` first.
+/// since the engine's epoch); how late it may fire is its heap's or
+/// queue's. Ordered by `due` first. 16 bytes: four to a cache line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Due {
     due: u64,
-    latest: u64,
     slot: u32,
     round: u32,
 }
@@ -424,7 +423,8 @@ struct Core {
     /// of its deadlines, and taking one out or putting one in is O(1).
     /// (Nearly every attempt ends before its timeout, which then waits
     /// here disarmed until its time.) A config has a few lengths.
-    timeouts: Vec<(Duration, VecDeque<Due>)>,
+    /// (The length, how late it may fire, the queue.)
+    timeouts: Vec<(Duration, u64, VecDeque<Due>)>,
     /// The entries that fire together, taken off the heap first.
     batch: Vec<Due>,
     epoch: Instant,
@@ -449,21 +449,20 @@ impl Core {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Slot `slot`'s entry at its current round: due at `due`, firing
-    /// at most `slack` later.
-    fn entry(&self, slot: u32, due: Instant, slack: Duration) -> Due {
-        let due = self.ns(due);
+    /// Slot `slot`'s entry at its current round, due at `due`.
+    fn entry(&self, slot: u32, due: Instant) -> Due {
         Due {
-            latest: due.saturating_add(u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX)),
-            due,
+            due: self.ns(due),
             slot,
             round: self.slots[slot as usize].round,
         }
     }
 
+    /// Slot `slot`'s start (or backoff), due at `due`, firing at most
+    /// `slack` later.
     fn push(&mut self, slot: u32, due: Instant, slack: Duration) {
-        let d = self.entry(slot, due, slack);
-        let slack = d.latest - d.due;
+        let d = self.entry(slot, due);
+        let slack = nanos(slack);
         let k = match self.starts.iter().position(|(s, _)| *s == slack) {
             Some(k) => k,
             None => {
@@ -476,15 +475,16 @@ impl Core {
 
     /// Arms the timeout of the attempt slot `slot` began at `started`.
     fn push_timeout(&mut self, slot: u32, started: Instant, timeout: Duration) {
-        let d = self.entry(slot, started + timeout, probe::timeout_slack(timeout));
-        let q = match self.timeouts.iter().position(|(t, _)| *t == timeout) {
+        let d = self.entry(slot, started + timeout);
+        let q = match self.timeouts.iter().position(|(t, _, _)| *t == timeout) {
             Some(q) => q,
             None => {
-                self.timeouts.push((timeout, VecDeque::new()));
+                let slack = nanos(probe::timeout_slack(timeout));
+                self.timeouts.push((timeout, slack, VecDeque::new()));
                 self.timeouts.len() - 1
             }
         };
-        self.timeouts[q].1.push_back(d);
+        self.timeouts[q].2.push_back(d);
     }
 
     /// When the next entry must fire, if there is one.
@@ -492,11 +492,11 @@ impl Core {
         let starts = self
             .starts
             .iter()
-            .filter_map(|(_, h)| Some(h.peek()?.0.latest));
+            .filter_map(|(slack, h)| Some(h.peek()?.0.due.saturating_add(*slack)));
         let timeouts = self
             .timeouts
             .iter()
-            .filter_map(|(_, q)| Some(q.front()?.latest));
+            .filter_map(|(_, slack, q)| Some(q.front()?.due.saturating_add(*slack)));
         starts.chain(timeouts).min()
     }
 
@@ -512,11 +512,11 @@ impl Core {
     /// them.
     fn prune(&mut self) {
         for q in 0..self.timeouts.len() {
-            while let Some(d) = self.timeouts[q].1.front() {
+            while let Some(d) = self.timeouts[q].2.front() {
                 if self.armed(d) {
                     break;
                 }
-                self.timeouts[q].1.pop_front();
+                self.timeouts[q].2.pop_front();
             }
         }
         for k in 0..self.starts.len() {
@@ -612,19 +612,18 @@ impl Core {
     fn fire_due(&mut self, at: Instant) {
         let now = self.ns(at);
         for q in 0..self.timeouts.len() {
-            while let Some(&d) = self.timeouts[q].1.front() {
+            while let Some(&d) = self.timeouts[q].2.front() {
                 if d.due > now {
                     break;
                 }
-                self.timeouts[q].1.pop_front();
+                self.timeouts[q].2.pop_front();
                 self.fire(d, at);
             }
         }
-        if !self
-            .starts
-            .iter()
-            .any(|(_, h)| h.peek().is_some_and(|Reverse(d)| d.latest <= now))
-        {
+        if !self.starts.iter().any(|(slack, h)| {
+            h.peek()
+                .is_some_and(|Reverse(d)| d.due.saturating_add(*slack) <= now)
+        }) {
             return;
         }
         // Everything due goes, then fires: what firing adds waits for the
@@ -750,6 +749,11 @@ impl Core {
         let (next, slack) = (lease.st.next, lease.st.slack);
         self.push(i, next, slack);
     }
+}
+
+/// `d` in ns, saturated.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A new epoll set.
