@@ -31,10 +31,12 @@ gives it a single tokio worker).
   bench/probe-cpu.py --also before=/tmp/veer-before --window 60
   bench/probe-cpu.py --also before=/tmp/veer-before --window 20 --rounds 3
   bench/probe-cpu.py --perf --window 20 --rounds 3   # user/system split from perf samples
+  bench/probe-cpu.py --body ok          # checks with expect.body (the minimal loop reads the body too)
 """
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import shlex
@@ -163,7 +165,7 @@ file = "cpu.test.zone"
 [check.c{i:04d}]
 http = "http://127.0.0.1:{ports[i % len(ports)]}/hc/{i}"
 interval = "{args.interval}"
-""")
+""" + (f"expect = {{ body = {json.dumps(args.body)} }}\n" if args.body else ""))
     if args.routes:
         for i in range(args.checks):
             parts.append(f"""
@@ -390,6 +392,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--checks", type=int, default=1000)
     ap.add_argument("--interval", default="1s")
+    ap.add_argument("--body", default=None, metavar="TEXT",
+                    help="every check expects TEXT in the body (the backends answer `ok`)")
     ap.add_argument("--ports", type=int, default=4, help="backend listening ports")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds after every check is up")
     ap.add_argument("--window", type=float, default=30.0, help="measurement seconds")

@@ -384,13 +384,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// A plain-http check judged by its response's head alone (no body
-    /// expected): the engine's to probe.
-    pub fn head_only(&self) -> bool {
-        self.plain.as_ref().is_some_and(http1::Plain::head_only)
+    /// A plain-http check (the minimal client's): the engine's to probe.
+    pub fn plain_http(&self) -> bool {
+        self.plain.is_some()
     }
 
-    /// Opens `kind`'s exchange ([`Prepared::head_only`] checks only),
+    /// Opens `kind`'s exchange ([`Prepared::plain_http`] checks only),
     /// leaving from `source` when set.
     pub fn open(&self, source: Option<IpAddr>) -> Option<Result<Exchange, ProbeError>> {
         Some(Exchange::open(self.plain.as_ref()?, source))

@@ -240,9 +240,9 @@ async fn run(probe: u64, plan: Plan, clients: Clients, tx: mpsc::UnboundedSender
         _ => (None, None),
     };
     let prepared = Prepared::new(&check.kind);
-    // A plain-http check judged by its head alone is probed by the engine,
-    // without this task (see `engine`).
-    let mut lend = prepared.head_only();
+    // A plain-http check is probed by the engine, without this task (see
+    // `engine`).
+    let mut lend = prepared.plain_http();
     let mut timer = clients.timers.timer();
     let slack = start_slack(check.jitter);
     let spread = check.interval.min(START_SPREAD);

@@ -176,20 +176,13 @@ pub(super) struct Plain {
     request: Vec<u8>,
     /// What judging a response needs, kept here beside the address (the
     /// check's own strings and lists are cold in the cache by the next
-    /// probe, a second later): the method is HEAD, the body is looked
-    /// at, and the accepted statuses when they are one range.
+    /// probe, a second later): the method is HEAD, and the accepted
+    /// statuses when they are one range.
     head: bool,
-    body: bool,
     statuses: Option<(u16, u16)>,
 }
 
 impl Plain {
-    /// Whether a response is judged by its head alone (no body text is
-    /// looked for).
-    pub(super) fn head_only(&self) -> bool {
-        !self.body
-    }
-
     /// `h` made ready, when the minimal client takes it (see [`Target`]).
     pub(super) fn new(h: &HttpCheck) -> Option<Plain> {
         if h.proxy.is_some() || !headers_valid(h) {
@@ -200,7 +193,6 @@ impl Plain {
             to: SocketAddr::new(t.ip, t.port),
             request: request(h, &t),
             head: h.method == "HEAD",
-            body: h.body.is_some(),
             statuses: match h.status[..] {
                 [range] => Some(range),
                 _ => None,
@@ -218,26 +210,28 @@ pub(super) async fn probe(
     let s = connect_and_send(p, source).await?;
     // Most responses come whole in the first read: read into the stack
     // (not kept in the task: no await while it lives), and when the head
-    // is there and no body is wanted, judge it from there, allocating
+    // and any body wanted are there, judged from there, allocating
     // nothing. Otherwise the bytes go to the reader's buffer.
-    let first = loop {
+    let (first, reading) = loop {
         s.readable().await.map_err(|e| io_error(&e))?;
         let mut chunk = [0u8; READ_CHUNK];
         match s.try_read(&mut chunk) {
             Ok(n) => {
                 let got = &chunk[..n];
-                if !p.body
-                    && let Some((_, head)) = parse_head(got)?
+                if let Some((k, head)) = parse_head(got)?
                     && !informational(head.status)
                 {
-                    return verdict(h, p, &head);
+                    match after_head(h, p, &head, &got[k..]) {
+                        Next::Done(result) => return result,
+                        Next::Body(reading) => break (Vec::new(), Some(reading)),
+                    }
                 }
                 // Within the allocator's per-thread cache (glibc's ends at
                 // 1032 bytes), unlike 2048: a head rarely needs more, and
                 // more is added as it comes.
                 let mut buf = Vec::with_capacity(READ_CHUNK);
                 buf.extend_from_slice(got);
-                break buf;
+                break (buf, None);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(io_error(&e)),
@@ -248,16 +242,77 @@ pub(super) async fn probe(
         buf: first,
         pos: 0,
     };
-    let head = r.head().await?;
-    let framing = judge(h, p, &head)?;
-    if let Some(want) = &h.body {
-        let body = r
-            .body(framing)
-            .await
-            .map_err(|e| ProbeError::BodyRead(e.to_string()))?;
-        body_contains(head.status, &body, want)?;
+    let mut reading = match reading {
+        Some(reading) => reading,
+        None => {
+            let head = r.head().await?;
+            match after_head(h, p, &head, &r.buf[r.pos..]) {
+                Next::Done(result) => return result,
+                Next::Body(reading) => {
+                    // What came after the head is the reading's.
+                    r.pos = r.buf.len();
+                    reading
+                }
+            }
+        }
+    };
+    r.body(&mut reading.body).await.map_err(body_read)?;
+    reading.verdict(h)
+}
+
+/// What a final head and the bytes that came after it (`rest`) come to.
+enum Next {
+    /// The probe's result.
+    Done(Result<String, ProbeError>),
+    /// A body to read on (what `rest` held of it is in).
+    Body(Box<Reading>),
+}
+
+/// A response whose body is being read for `expect.body`.
+#[derive(Debug)]
+struct Reading {
+    status: u16,
+    body: BodyReader,
+}
+
+impl Reading {
+    /// The probe's result once the body is read.
+    fn verdict(&self, h: &HttpCheck) -> Result<String, ProbeError> {
+        let want = h.body.as_deref().unwrap_or_default();
+        body_contains(self.status, &self.body.body, want)?;
+        Ok(super::status_reason(self.status))
     }
-    Ok(super::status_reason(head.status))
+}
+
+/// Judges a final head (see [`Next`]): by its status, and when a body
+/// text is expected, by the body as far as `rest` holds it.
+fn after_head(h: &HttpCheck, p: &Plain, head: &Head, rest: &[u8]) -> Next {
+    let framing = match judge(h, p, head) {
+        Ok(f) => f,
+        Err(e) => return Next::Done(Err(e)),
+    };
+    let Some(want) = &h.body else {
+        return Next::Done(Ok(super::status_reason(head.status)));
+    };
+    if let Some(body) = BodyReader::whole(framing, rest) {
+        return Next::Done(
+            body_contains(head.status, body, want).map(|()| super::status_reason(head.status)),
+        );
+    }
+    let mut reading = Reading {
+        status: head.status,
+        body: BodyReader::new(framing),
+    };
+    match reading.body.feed(rest) {
+        Ok(true) => Next::Done(reading.verdict(h)),
+        Ok(false) => Next::Body(Box::new(reading)),
+        Err(e) => Next::Done(Err(body_read(e))),
+    }
+}
+
+/// A body that could not be read, in the probe's words.
+fn body_read(e: BodyError) -> ProbeError {
+    ProbeError::BodyRead(e.to_string())
 }
 
 /// A 1xx head that another head follows (101 ends the exchange).
@@ -347,11 +402,11 @@ fn failed(e: std::io::Error) -> ProbeError {
     }
 }
 
-/// One probe of a check judged by its head alone, driven by readiness
-/// instead of a task: the scheduler's engine calls [`Exchange::advance`]
-/// whenever the socket may have become writable or readable (edge
-/// triggered: each call goes on until the socket would block). The same
-/// steps, errors and bounds as [`probe`] without a body.
+/// One probe of a plain-http check driven by readiness instead of a
+/// task: the scheduler's engine calls [`Exchange::advance`] whenever the
+/// socket may have become writable or readable (edge triggered: each call
+/// goes on until the socket would block). The same steps, errors and
+/// bounds as [`probe`].
 #[derive(Debug)]
 pub struct Exchange {
     sock: Socket,
@@ -361,6 +416,9 @@ pub struct Exchange {
     /// The response so far, when its first read did not hold a whole
     /// final head (empty otherwise: nothing is allocated then).
     buf: Vec<u8>,
+    /// After the final head, when a body text is expected and the body
+    /// did not come with the head.
+    reading: Option<Box<Reading>>,
 }
 
 impl Exchange {
@@ -372,6 +430,7 @@ impl Exchange {
             sent,
             len: p.request.len(),
             buf: Vec::new(),
+            reading: None,
         })
     }
 
@@ -388,9 +447,8 @@ impl Exchange {
 
     /// Sends the rest of the request and reads what came, until the
     /// probe's result (the status's reason on success), the socket would
-    /// block, or [`READS_PER_CALL`] reads (a backend streaming heads
-    /// without end must not hold up every other probe, nor its own
-    /// timeout).
+    /// block, or [`READS_PER_CALL`] reads (a backend streaming without
+    /// end must not hold up every other probe, nor its own timeout).
     pub(super) fn advance(&mut self, h: &HttpCheck, p: &Plain) -> Progress {
         use std::io::{ErrorKind, Read};
         if self.sent < p.request.len() {
@@ -416,7 +474,23 @@ impl Exchange {
         }
         for _ in 0..READS_PER_CALL {
             let mut chunk = [0u8; READ_CHUNK];
-            let n = match (&self.sock).read(&mut chunk) {
+            let read = (&self.sock).read(&mut chunk);
+            if let Some(reading) = &mut self.reading {
+                // The body, as `Reader::body` reads it.
+                let fed = match read {
+                    Ok(0) => reading.body.end().map(|()| true),
+                    Ok(n) => reading.body.feed(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Progress::Blocked,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => Err(BodyError::Io(e)),
+                };
+                match fed {
+                    Ok(true) => return Progress::Done(reading.verdict(h)),
+                    Ok(false) => continue,
+                    Err(e) => return Progress::Done(Err(body_read(e))),
+                }
+            }
+            let n = match read {
                 Ok(0) => {
                     return Progress::Done(Err(protocol(
                         "connection closed before message completed",
@@ -433,8 +507,14 @@ impl Exchange {
                 // the stack, allocating nothing.
                 match parse_head(got) {
                     Err(e) => return Progress::Done(Err(e)),
-                    Ok(Some((_, head))) if !informational(head.status) => {
-                        return Progress::Done(verdict(h, p, &head));
+                    Ok(Some((k, head))) if !informational(head.status) => {
+                        match after_head(h, p, &head, &got[k..]) {
+                            Next::Done(result) => return Progress::Done(result),
+                            Next::Body(reading) => {
+                                self.reading = Some(reading);
+                                continue;
+                            }
+                        }
                     }
                     Ok(_) => {}
                 }
@@ -448,12 +528,21 @@ impl Exchange {
             } {
                 pos += k;
                 if !informational(head.status) {
-                    return Progress::Done(verdict(h, p, &head));
+                    match after_head(h, p, &head, &self.buf[pos..]) {
+                        Next::Done(result) => return Progress::Done(result),
+                        Next::Body(reading) => {
+                            self.reading = Some(reading);
+                            self.buf = Vec::new();
+                            break;
+                        }
+                    }
                 }
             }
-            self.buf.drain(..pos);
-            if self.buf.len() >= HEAD_LIMIT {
-                return Progress::Done(Err(protocol("message head is too large")));
+            if self.reading.is_none() {
+                self.buf.drain(..pos);
+                if self.buf.len() >= HEAD_LIMIT {
+                    return Progress::Done(Err(protocol("message head is too large")));
+                }
             }
         }
         Progress::Yield
@@ -471,12 +560,6 @@ pub enum Progress {
     /// again (an edge-triggered waiter must re-arm, as no new edge may
     /// come).
     Yield,
-}
-
-/// A final head's verdict: the status's reason when accepted.
-fn verdict(h: &HttpCheck, p: &Plain, head: &Head) -> Result<String, ProbeError> {
-    judge(h, p, head)?;
-    Ok(super::status_reason(head.status))
 }
 
 /// The request: headers as reqwest sends them (the check's own replace
@@ -595,100 +678,196 @@ impl Reader {
         }
     }
 
-    /// At most [`BODY_LIMIT`] bytes of the body.
-    async fn body(&mut self, framing: Framing) -> Result<Vec<u8>, BodyError> {
-        let mut body = Vec::new();
+    /// Reads the rest of the body into `b` (from what is buffered, then
+    /// from the stream).
+    async fn body(&mut self, b: &mut BodyReader) -> Result<(), BodyError> {
+        loop {
+            let done = b.feed(&self.buf[self.pos..])?;
+            self.pos = self.buf.len();
+            if done {
+                return Ok(());
+            }
+            if self.fill().await? == 0 {
+                return b.end();
+            }
+        }
+    }
+}
+
+/// A body read as its bytes come (pushed, not pulled): at most
+/// [`BODY_LIMIT`] bytes of it, by its framing. The task's reader and the
+/// engine's [`Exchange`] both feed one, so they read bodies alike however
+/// the bytes are split across reads.
+#[derive(Debug)]
+struct BodyReader {
+    body: Vec<u8>,
+    state: BodyState,
+    /// A line read in part (chunked framing), without its end.
+    line: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// This many more bytes (the length, or the limit).
+    Length(usize),
+    /// Up to the limit or the end of the stream.
+    Close,
+    /// A chunk-size line.
+    Size,
+    /// This many more bytes of a chunk; then its line end when the chunk
+    /// is taken whole (`whole`), else the limit is reached.
+    Data { left: usize, whole: bool },
+    /// The (empty) line that ends a chunk's data.
+    DataEnd,
+    /// The body is read (the rest of the stream is not looked at).
+    Done,
+}
+
+impl BodyReader {
+    fn new(framing: Framing) -> BodyReader {
+        let state = match framing {
+            Framing::Length(n) => match usize::try_from(n).unwrap_or(usize::MAX).min(BODY_LIMIT) {
+                0 => BodyState::Done,
+                want => BodyState::Length(want),
+            },
+            Framing::Close => BodyState::Close,
+            Framing::Chunked => BodyState::Size,
+        };
+        BodyReader {
+            body: Vec::new(),
+            state,
+            line: Vec::new(),
+        }
+    }
+
+    /// The body, when `data` (the bytes after the head) holds all of it
+    /// that is read: a length within them. Judged where it lies, without
+    /// a copy.
+    fn whole(framing: Framing, data: &[u8]) -> Option<&[u8]> {
         match framing {
             Framing::Length(n) => {
                 let want = usize::try_from(n).unwrap_or(usize::MAX).min(BODY_LIMIT);
-                if !self.take(want, &mut body).await? {
-                    return Err(BodyError::Incomplete);
-                }
+                data.get(..want)
             }
-            Framing::Close => {
-                self.take(BODY_LIMIT, &mut body).await?;
-            }
-            Framing::Chunked => {
-                while body.len() < BODY_LIMIT {
-                    let size = self.chunk_size().await?;
-                    if size == 0 {
-                        break;
-                    }
-                    let want = usize::try_from(size)
-                        .unwrap_or(usize::MAX)
-                        .min(BODY_LIMIT - body.len());
-                    let before = body.len();
-                    self.take(want, &mut body).await?;
-                    if body.len() - before < want {
-                        return Err(BodyError::Incomplete);
-                    }
-                    if want as u64 == size {
-                        // The chunk's CRLF.
-                        let end = self.line().await?;
-                        if !end.is_empty() {
-                            return Err(BodyError::ChunkBody);
-                        }
-                    }
-                }
-            }
+            _ => None,
         }
-        body.truncate(BODY_LIMIT);
-        Ok(body)
     }
 
-    /// Moves up to `n` bytes into `out`; false when the stream ended first.
-    async fn take(&mut self, n: usize, out: &mut Vec<u8>) -> std::io::Result<bool> {
-        let goal = out.len() + n;
-        while out.len() < goal {
-            if self.pos == self.buf.len() && self.fill().await? == 0 {
-                return Ok(false);
-            }
-            let k = (goal - out.len()).min(self.buf.len() - self.pos);
-            out.extend_from_slice(&self.buf[self.pos..self.pos + k]);
-            self.pos += k;
-        }
-        Ok(true)
-    }
-
-    /// One CRLF- (or LF-) terminated line, without its end.
-    async fn line(&mut self) -> Result<Vec<u8>, BodyError> {
+    /// Takes the next bytes of the stream; true once the body is read.
+    fn feed(&mut self, mut data: &[u8]) -> Result<bool, BodyError> {
         loop {
-            if let Some(i) = self.buf[self.pos..].iter().position(|&b| b == b'\n') {
-                let mut line = self.buf[self.pos..self.pos + i].to_vec();
-                self.pos += i + 1;
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+            match self.state {
+                BodyState::Done => return Ok(true),
+                _ if data.is_empty() => return Ok(false),
+                BodyState::Length(left) => {
+                    let k = left.min(data.len());
+                    self.body.extend_from_slice(&data[..k]);
+                    data = &data[k..];
+                    self.state = match left - k {
+                        0 => BodyState::Done,
+                        left => BodyState::Length(left),
+                    };
                 }
-                return Ok(line);
-            }
-            if self.buf.len() - self.pos > LINE_LIMIT {
-                return Err(BodyError::ChunkSize);
-            }
-            if self.pos > 0 {
-                // Keep the partial line at the front.
-                self.buf.drain(..self.pos);
-                self.pos = 0;
-            }
-            if self.fill().await? == 0 {
-                return Err(BodyError::Incomplete);
+                BodyState::Close => {
+                    let k = (BODY_LIMIT - self.body.len()).min(data.len());
+                    self.body.extend_from_slice(&data[..k]);
+                    data = &data[k..];
+                    if self.body.len() >= BODY_LIMIT {
+                        self.state = BodyState::Done;
+                    }
+                }
+                BodyState::Size => {
+                    let Some(line) = self.line(&mut data)? else {
+                        continue;
+                    };
+                    let size = chunk_size(&line)?;
+                    self.state = if size == 0 {
+                        // The last chunk (trailers are not read).
+                        BodyState::Done
+                    } else {
+                        let room = BODY_LIMIT - self.body.len();
+                        let want = usize::try_from(size).unwrap_or(usize::MAX).min(room);
+                        BodyState::Data {
+                            left: want,
+                            whole: want as u64 == size,
+                        }
+                    };
+                }
+                BodyState::Data { left, whole } => {
+                    let k = left.min(data.len());
+                    self.body.extend_from_slice(&data[..k]);
+                    data = &data[k..];
+                    self.state = match (left - k, whole) {
+                        (0, true) => BodyState::DataEnd,
+                        (0, false) => BodyState::Done,
+                        (left, _) => BodyState::Data { left, whole },
+                    };
+                }
+                BodyState::DataEnd => {
+                    let Some(line) = self.line(&mut data)? else {
+                        continue;
+                    };
+                    if !line.is_empty() {
+                        return Err(BodyError::ChunkBody);
+                    }
+                    self.state = if self.body.len() < BODY_LIMIT {
+                        BodyState::Size
+                    } else {
+                        BodyState::Done
+                    };
+                }
             }
         }
     }
 
-    /// A chunk-size line's size (extensions ignored).
-    async fn chunk_size(&mut self) -> Result<u64, BodyError> {
-        let line = self.line().await?;
-        let digits = line
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or(&[])
-            .trim_ascii();
-        if digits.is_empty() || digits.len() > 15 {
+    /// The stream ended: whether the body was whole.
+    fn end(&mut self) -> Result<(), BodyError> {
+        match self.state {
+            BodyState::Done | BodyState::Close => {
+                self.state = BodyState::Done;
+                Ok(())
+            }
+            _ => Err(BodyError::Incomplete),
+        }
+    }
+
+    /// A CRLF- (or LF-) terminated line from `data` (what it takes is
+    /// cut from the front), without its end; None when `data` ends first
+    /// (the part kept for the next bytes). A line past [`LINE_LIMIT`]
+    /// fails however it is split.
+    fn line(&mut self, data: &mut &[u8]) -> Result<Option<Vec<u8>>, BodyError> {
+        let (part, found) = match data.iter().position(|&b| b == b'\n') {
+            Some(i) => (&data[..i], true),
+            None => (*data, false),
+        };
+        if self.line.len() + part.len() > LINE_LIMIT {
             return Err(BodyError::ChunkSize);
         }
-        let text = std::str::from_utf8(digits).map_err(|_| BodyError::ChunkSize)?;
-        u64::from_str_radix(text, 16).map_err(|_| BodyError::ChunkSize)
+        self.line.extend_from_slice(part);
+        *data = &data[part.len() + usize::from(found)..];
+        if !found {
+            return Ok(None);
+        }
+        let mut line = std::mem::take(&mut self.line);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Ok(Some(line))
     }
+}
+
+/// A chunk-size line's size (extensions ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, BodyError> {
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(BodyError::ChunkSize);
+    }
+    let text = std::str::from_utf8(digits).map_err(|_| BodyError::ChunkSize)?;
+    u64::from_str_radix(text, 16).map_err(|_| BodyError::ChunkSize)
 }
 
 /// A complete head at the start of `buf` and its length; None if more is
@@ -825,33 +1004,23 @@ mod tests {
     }
 
     /// Serves `response` once and probes it with `h` (its URL replaced).
-    /// A check judged by its head is probed a second time, as the engine
-    /// does it (an [`Exchange`]), which must send the same request and
-    /// come to the same verdict.
+    /// It is probed a second time as the engine does it (an
+    /// [`Exchange`]), which must send the same request and come to the
+    /// same verdict.
     async fn run(h: HttpCheck, response: &[u8]) -> (Outcome, String) {
         let mut served = Vec::new();
         let mut outcomes = Vec::new();
-        let ways = if h.body.is_none() { 2 } else { 1 };
-        for way in 0..ways {
+        for way in 0..2 {
             let (at, task) = server(vec![response.to_vec()], Duration::ZERO, false).await;
-            let mut h = h.clone();
-            h.url = h.url.replace("ADDR", &at.to_string());
-            outcomes.push(if way == 0 {
-                let o = probe_with(h, Duration::from_secs(5), None).await;
-                (o.ok, o.reason)
-            } else {
-                exchange(&h, Duration::from_secs(5)).await
-            });
+            outcomes.push(one_way(way, &h, at).await);
             let head = String::from_utf8_lossy(&task.await.unwrap().0).into_owned();
             served.push(head.replace(&at.to_string(), "ADDR"));
         }
-        if ways == 2 {
-            assert_eq!(
-                outcomes[0], outcomes[1],
-                "the task's and the engine's verdicts"
-            );
-            assert_eq!(served[0], served[1], "the task's and the engine's requests");
-        }
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "the task's and the engine's verdicts"
+        );
+        assert_eq!(served[0], served[1], "the task's and the engine's requests");
         let (ok, reason) = outcomes.swap_remove(0);
         let o = Outcome {
             ok,
@@ -860,6 +1029,32 @@ mod tests {
             reason,
         };
         (o, served.swap_remove(0))
+    }
+
+    /// Serves `parts` (`gap` apart, then holding the connection) to `h`
+    /// (its URL replaced) probed by its task and by an [`Exchange`]:
+    /// both verdicts, which must agree.
+    async fn in_parts(h: &HttpCheck, parts: &[Vec<u8>], gap: Duration) -> (bool, String) {
+        let mut got = Vec::new();
+        for way in 0..2 {
+            let (at, _task) = server(parts.to_vec(), gap, true).await;
+            got.push(one_way(way, h, at).await);
+        }
+        assert_eq!(got[0], got[1], "the task's and the engine's verdicts");
+        got.swap_remove(0)
+    }
+
+    /// `h` (its URL's `ADDR` replaced by `at`) probed by its task (`way`
+    /// 0) or by an [`Exchange`] (1): ok and the reason.
+    async fn one_way(way: usize, h: &HttpCheck, at: SocketAddr) -> (bool, String) {
+        let mut h = h.clone();
+        h.url = h.url.replace("ADDR", &at.to_string());
+        if way == 0 {
+            let o = probe_with(h, Duration::from_secs(5), None).await;
+            (o.ok, o.reason)
+        } else {
+            exchange(&h, Duration::from_secs(5)).await
+        }
     }
 
     /// Probes `h` with an [`Exchange`] driven as the engine drives it,
@@ -962,11 +1157,9 @@ mod tests {
         assert!(o.ok, "{o:?}");
         // Delivered a few bytes at a time.
         let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\nb\r\nall is well\r\n0\r\n\r\n";
-        let parts = resp.chunks(3).map(<[u8]>::to_vec).collect();
-        let (at, _task) = server(parts, Duration::from_millis(1), false).await;
-        h.url = format!("http://{at}/");
-        let o = probe_with(h.clone(), Duration::from_secs(5), None).await;
-        assert!(o.ok, "{o:?}");
+        let parts: Vec<_> = resp.chunks(3).map(<[u8]>::to_vec).collect();
+        let got = in_parts(&h, &parts, Duration::from_millis(1)).await;
+        assert_eq!(got, (true, "status 200".to_string()));
         for bad in [
             &b"zz\r\nall\r\n0\r\n\r\n"[..],
             b"ffffffffffffffffff\r\n",
@@ -992,26 +1185,89 @@ mod tests {
         .iter()
         .map(|p| p.to_vec())
         .collect();
-        let mut got = Vec::new();
-        for way in 0..2 {
-            let (at, _task) = server(parts.clone(), Duration::from_millis(5), true).await;
-            let mut h = check(&format!("http://{at}/"));
-            h.status = vec![(200, 204)];
-            got.push(if way == 0 {
-                let o = probe_with(h, Duration::from_secs(5), None).await;
-                (o.ok, o.reason)
-            } else {
-                exchange(&h, Duration::from_secs(5)).await
-            });
-        }
-        assert_eq!(got[0], (true, "status 203".to_string()));
-        assert_eq!(got[0], got[1]);
+        let mut h = check("http://ADDR/");
+        h.status = vec![(200, 204)];
+        let got = in_parts(&h, &parts, Duration::from_millis(5)).await;
+        assert_eq!(got, (true, "status 203".to_string()));
     }
 
     fn check_with_body(url: &str, body: &str) -> HttpCheck {
         let mut h = check(url);
         h.body = Some(body.into());
         h
+    }
+
+    /// A body reads the same however its bytes are split across reads:
+    /// whole, byte by byte, and at every single split point.
+    #[test]
+    fn a_body_reads_alike_however_it_is_split() {
+        let long_line = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(LINE_LIMIT));
+        let cases: Vec<(Framing, Vec<u8>)> = vec![
+            (Framing::Length(11), b"all is well and more".to_vec()),
+            (Framing::Length(11), b"all is".to_vec()),
+            (Framing::Length(0), b"x".to_vec()),
+            (Framing::Close, b"all is well".to_vec()),
+            (Framing::Close, Vec::new()),
+            (
+                Framing::Chunked,
+                b"5\r\nall i\r\n6;x=y\r\ns well\r\n0\r\n\r\n".to_vec(),
+            ),
+            (Framing::Chunked, b"5\nall i\n6\ns well\n0\n".to_vec()),
+            (Framing::Chunked, b"5\r\nall iXX\r\n".to_vec()),
+            (Framing::Chunked, b"zz\r\n".to_vec()),
+            (Framing::Chunked, b"5\r\nall".to_vec()),
+            (Framing::Chunked, b"5\r\nall i".to_vec()),
+            (Framing::Chunked, b"5\r\nall i\r\n".to_vec()),
+            (Framing::Chunked, long_line.into_bytes()),
+            (Framing::Chunked, {
+                // Past the limit inside a chunk: the rest is not read.
+                let mut b = format!("{:x}\r\n", BODY_LIMIT + 5).into_bytes();
+                b.extend(std::iter::repeat_n(b'a', BODY_LIMIT));
+                b
+            }),
+        ];
+        let read = |framing: Framing, pieces: &[&[u8]]| {
+            let mut b = BodyReader::new(framing);
+            for p in pieces {
+                match b.feed(p) {
+                    Ok(true) => return Ok(b.body),
+                    Ok(false) => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            b.end().map_err(|e| e.to_string())?;
+            Ok(b.body)
+        };
+        for (framing, data) in &cases {
+            let whole = read(*framing, &[data]);
+            let bytes: Vec<&[u8]> = data.chunks(1).collect();
+            assert_eq!(read(*framing, &bytes), whole, "{framing:?} byte by byte");
+            for at in 0..=data.len() {
+                let (a, b) = data.split_at(at);
+                assert_eq!(read(*framing, &[a, b]), whole, "{framing:?} split at {at}");
+            }
+            if let Some(body) = BodyReader::whole(*framing, data) {
+                assert_eq!(Ok(body.to_vec()), whole, "{framing:?} judged in place");
+            }
+        }
+        // What the cases come to.
+        let got: Vec<_> = cases.iter().map(|(f, d)| read(*f, &[d])).collect();
+        assert_eq!(got[0], Ok(b"all is well".to_vec()));
+        assert_eq!(
+            got[1],
+            Err("end of file before message length reached".into())
+        );
+        assert_eq!(got[2], Ok(Vec::new()));
+        assert_eq!(got[3], Ok(b"all is well".to_vec()));
+        assert_eq!(got[5], Ok(b"all is well".to_vec()));
+        assert_eq!(got[6], Ok(b"all is well".to_vec()));
+        assert_eq!(got[7], Err("invalid chunk body".into()));
+        assert_eq!(got[8], Err("invalid chunk size line".into()));
+        for g in &got[9..=11] {
+            assert_eq!(*g, Err("end of file before message length reached".into()));
+        }
+        assert_eq!(got[12], Err("invalid chunk size line".into()));
+        assert_eq!(got[13].as_ref().map(Vec::len), Ok(BODY_LIMIT));
     }
 
     /// Endless heads, endless bodies and silence are all bounded.
@@ -1033,20 +1289,26 @@ mod tests {
         let (o, _) = run(check("http://ADDR/"), b"HTTP/1.1 200 OK\r\nX").await;
         assert_eq!(o.reason, "connection closed before message completed");
         // A body that never ends: only BODY_LIMIT bytes are read.
+        let no_b = (false, "status 200, body does not contain `b`".to_string());
         let mut parts = vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec()];
         parts.extend(std::iter::repeat_n(vec![b'a'; 16 * 1024], 64));
-        let (at, _task) = server(parts, Duration::ZERO, true).await;
-        let mut h = check_with_body(&format!("http://{at}/"), "b");
-        let o = probe_with(h.clone(), Duration::from_secs(5), None).await;
-        assert_eq!(o.reason, "status 200, body does not contain `b`");
-        // A huge chunk: likewise.
-        let mut parts =
-            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n".to_vec()];
-        parts.extend(std::iter::repeat_n(vec![b'a'; 16 * 1024], 64));
-        let (at, _task) = server(parts, Duration::ZERO, true).await;
-        h.url = format!("http://{at}/");
-        let o = probe_with(h.clone(), Duration::from_secs(5), None).await;
-        assert_eq!(o.reason, "status 200, body does not contain `b`");
+        let h = check_with_body("http://ADDR/", "b");
+        assert_eq!(in_parts(&h, &parts, Duration::ZERO).await, no_b);
+        // A huge chunk, and a huge length: likewise.
+        for head in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffff\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+        ] {
+            parts[0] = head.to_vec();
+            assert_eq!(in_parts(&h, &parts, Duration::ZERO).await, no_b);
+        }
+        // The text in the limit's last bytes, the connection held open:
+        // found without waiting for more.
+        let mut body = vec![b'a'; BODY_LIMIT];
+        body[BODY_LIMIT - 1] = b'b';
+        let parts = vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec(), body];
+        let got = in_parts(&h, &parts, Duration::ZERO).await;
+        assert_eq!(got, (true, "status 200".to_string()));
         // A head that trickles in, and a server that never answers: the
         // check's timeout.
         let parts = b"HTTP/1.1 200 OK\r\n".iter().map(|&b| vec![b]).collect();
@@ -1211,14 +1473,12 @@ mod tests {
             }
             let (o, n, _, _) = both(&h, &resp).await;
             let tag = String::from_utf8_lossy(&resp[..resp.len().min(90)]).into_owned();
-            if h.body.is_none() {
-                // The engine's exchange agrees with the minimal client.
-                let (at, task) = server(vec![resp.clone()], Duration::ZERO, false).await;
-                h.url = h.url.replace("ADDR", &at.to_string());
-                let (ok, reason) = exchange(&h, Duration::from_secs(3)).await;
-                task.await.unwrap();
-                assert_eq!(format!("{ok} {reason}"), n, "{}", tag.escape_debug());
-            }
+            // The engine's exchange agrees with the minimal client.
+            let (at, task) = server(vec![resp.clone()], Duration::ZERO, false).await;
+            h.url = h.url.replace("ADDR", &at.to_string());
+            let (ok, reason) = exchange(&h, Duration::from_secs(3)).await;
+            task.await.unwrap();
+            assert_eq!(format!("{ok} {reason}"), n, "{}", tag.escape_debug());
             eprintln!("{}\n   old: {o}\n   new: {n}", tag.escape_debug());
             if o != n {
                 diffs.push(tag);

@@ -1,6 +1,7 @@
-//! The engine: one thread that probes every plain-http check judged by
-//! its response's head (no body text expected), the bulk of most configs,
-//! without a task, a tokio timer or a tokio socket per probe.
+//! The engine: one thread that probes every plain-http check (the minimal
+//! client's: `http://` without a proxy, the bulk of most configs), its
+//! status and any body text it expects, without a task, a tokio timer or
+//! a tokio socket per probe.
 //!
 //! Why: with a task per probe, most of a probe's user time went to the
 //! machinery around its few syscalls: registering and deregistering the
@@ -148,7 +149,7 @@ struct Lease {
 }
 
 impl Engine {
-    /// Lends `st` (a `Prepared::head_only` check, not paused) to the
+    /// Lends `st` (a `Prepared::plain_http` check, not paused) to the
     /// engine, probing from `source`, until it comes back.
     pub async fn lend(&self, st: Steady, source: Option<IpAddr>) -> Lent {
         let shared = &self.shared;
@@ -814,8 +815,9 @@ mod tests {
     use crate::health::State;
     use crate::health::probe::Clients;
 
-    /// A backend answering every connection with `status` (0: accept,
-    /// read the request and never answer), counting the requests.
+    /// A backend answering every connection with `status` and the body
+    /// `s<status>` (0: accept, read the request and never answer),
+    /// counting the requests.
     struct Backend {
         at: std::net::SocketAddr,
         status: Arc<AtomicU16>,
@@ -856,7 +858,7 @@ mod tests {
                     match status.load(Ordering::SeqCst) {
                         0 => tokio::time::sleep(Duration::from_secs(30)).await,
                         s => {
-                            let r = format!("HTTP/1.1 {s} X\r\nContent-Length: 0\r\n\r\n");
+                            let r = format!("HTTP/1.1 {s} X\r\nContent-Length: 4\r\n\r\ns{s}");
                             let _ = c.write_all(r.as_bytes()).await;
                         }
                     }
@@ -924,7 +926,39 @@ mod tests {
         }
     }
 
-    /// The engine probes a head-only check: its first verdict, a failure
+    /// The engine probes a check that expects a body text: up while the
+    /// body holds it, down when the body changes under the same status.
+    #[tokio::test]
+    async fn the_engine_reads_bodies() {
+        let b = backend(200).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let clients = Clients::new(None).unwrap();
+        let mut c = quick(b.at);
+        let CheckKind::Http(h) = &mut c.kind else {
+            unreachable!()
+        };
+        h.body = Some("s200".into());
+        h.status = vec![(200, 299)];
+        spawn_one(0, plan(c, None), clients.clone(), tx, &mut tasks);
+        let r = next(&mut rx).await;
+        assert_eq!(r.transition.unwrap().to, State::Up);
+        assert_eq!(r.outcome.reason, "status 200");
+        b.status.store(201, Ordering::SeqCst);
+        let r = next(&mut rx).await;
+        assert!(r.transition.is_none() && r.pending, "{r:?}");
+        let r = next(&mut rx).await;
+        assert_eq!(r.transition.unwrap().to, State::Down);
+        assert_eq!(r.outcome.reason, "status 201, body does not contain `s200`");
+        b.status.store(200, Ordering::SeqCst);
+        let r = next(&mut rx).await;
+        assert_eq!(r.transition.unwrap().to, State::Up);
+        // The engine probed it.
+        assert!(clients.engine.shared.rx.lock().unwrap().is_none());
+        assert!(!clients.engine.shared.refused.load(Ordering::Relaxed));
+    }
+
+    /// The engine probes a check judged by its status: its first verdict, a failure
     /// that only moves the counters, the fall, and the rise, each
     /// reported once; steady results are not.
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! The probes' own thread: a current-thread tokio runtime that runs every
 //! probe task, the timer service ([`super::timers`]) and the I/O of the
-//! probes, apart from the DNS server and the admin API. (Plain-http checks
-//! judged by their status are probed on the engine's thread instead, see
+//! probes, apart from the DNS server and the admin API. (Plain `http://`
+//! checks are probed on the engine's thread instead, see
 //! [`super::engine`]; their tasks wait here.)
 //!
 //! Why a thread of their own: on the multi-threaded runtime a probe's
