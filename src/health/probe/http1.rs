@@ -11,7 +11,8 @@
 //!
 //! Hostile backends are bounded: the head by [`HEAD_LIMIT`] bytes and
 //! [`MAX_HEADERS`] lines, the body by [`BODY_LIMIT`], a chunk-size line by
-//! [`LINE_LIMIT`], and everything by the check's timeout (the caller's).
+//! [`LINE_LIMIT`] and all of them by [`EXTENSIONS_LIMIT`], and everything
+//! by the check's timeout (the caller's).
 //! Error texts follow hyper's, so reasons read as they did with reqwest.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,8 +36,14 @@ const READ_CHUNK: usize = 1024;
 /// Reads of one [`Exchange::advance`] at most.
 const READS_PER_CALL: usize = 16;
 
-/// Most bytes of a chunk-size line (with extensions).
+/// Most bytes of a chunk-size line (with extensions), its end not counted.
 const LINE_LIMIT: usize = 4096;
+
+/// Most bytes of a chunked body's size lines that are not the sizes'
+/// digits (extensions, blanks), all lines together: with [`LINE_LIMIT`]
+/// alone, a chunk of one byte could come after 4 KiB of them, and a body
+/// of [`BODY_LIMIT`] bytes take 256 MiB (hyper's limit of extensions).
+const EXTENSIONS_LIMIT: usize = 16 * 1024;
 
 /// Where a plain-http check connects and what it asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -644,6 +651,8 @@ enum BodyError {
     ChunkSize,
     #[error("invalid chunk body")]
     ChunkBody,
+    #[error("chunk extensions over limit")]
+    Extensions,
 }
 
 impl Reader {
@@ -702,8 +711,12 @@ impl Reader {
 struct BodyReader {
     body: Vec<u8>,
     state: BodyState,
-    /// A line read in part (chunked framing), without its end.
+    /// A line read in part, or whole (without its end) once
+    /// [`BodyReader::line`] says so (chunked framing).
     line: Vec<u8>,
+    /// Bytes of the size lines so far that are not digits (see
+    /// [`EXTENSIONS_LIMIT`]).
+    extensions: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -725,18 +738,20 @@ enum BodyState {
 
 impl BodyReader {
     fn new(framing: Framing) -> BodyReader {
-        let state = match framing {
+        let (state, room) = match framing {
             Framing::Length(n) => match usize::try_from(n).unwrap_or(usize::MAX).min(BODY_LIMIT) {
-                0 => BodyState::Done,
-                want => BodyState::Length(want),
+                0 => (BodyState::Done, 0),
+                // Its room at once, not grown by doubling to twice that.
+                want => (BodyState::Length(want), want),
             },
-            Framing::Close => BodyState::Close,
-            Framing::Chunked => BodyState::Size,
+            Framing::Close => (BodyState::Close, 0),
+            Framing::Chunked => (BodyState::Size, 0),
         };
         BodyReader {
-            body: Vec::new(),
+            body: Vec::with_capacity(room),
             state,
             line: Vec::new(),
+            extensions: 0,
         }
     }
 
@@ -777,10 +792,15 @@ impl BodyReader {
                     }
                 }
                 BodyState::Size => {
-                    let Some(line) = self.line(&mut data)? else {
+                    if !self.line(&mut data)? {
                         continue;
-                    };
-                    let size = chunk_size(&line)?;
+                    }
+                    let (size, digits) = chunk_size(&self.line)?;
+                    self.extensions += self.line.len() - digits;
+                    self.line.clear();
+                    if self.extensions > EXTENSIONS_LIMIT {
+                        return Err(BodyError::Extensions);
+                    }
                     self.state = if size == 0 {
                         // The last chunk (trailers are not read).
                         BodyState::Done
@@ -804,10 +824,10 @@ impl BodyReader {
                     };
                 }
                 BodyState::DataEnd => {
-                    let Some(line) = self.line(&mut data)? else {
+                    if !self.line(&mut data)? {
                         continue;
-                    };
-                    if !line.is_empty() {
+                    }
+                    if !self.line.is_empty() {
                         return Err(BodyError::ChunkBody);
                     }
                     self.state = if self.body.len() < BODY_LIMIT {
@@ -831,33 +851,38 @@ impl BodyReader {
         }
     }
 
-    /// A CRLF- (or LF-) terminated line from `data` (what it takes is
-    /// cut from the front), without its end; None when `data` ends first
-    /// (the part kept for the next bytes). A line past [`LINE_LIMIT`]
-    /// fails however it is split.
-    fn line(&mut self, data: &mut &[u8]) -> Result<Option<Vec<u8>>, BodyError> {
+    /// Reads a CRLF- (or LF-) terminated line from `data` (what it takes
+    /// is cut from the front): true when it is whole, in `self.line`
+    /// without its end (the caller clears it); false when `data` ends first (the part kept for
+    /// the next bytes). A line past [`LINE_LIMIT`] fails however it is
+    /// split.
+    fn line(&mut self, data: &mut &[u8]) -> Result<bool, BodyError> {
         let (part, found) = match data.iter().position(|&b| b == b'\n') {
             Some(i) => (&data[..i], true),
             None => (*data, false),
         };
-        if self.line.len() + part.len() > LINE_LIMIT {
+        // Its CR may still come: one byte more before the end is known.
+        if self.line.len() + part.len() > LINE_LIMIT + 1 {
             return Err(BodyError::ChunkSize);
         }
         self.line.extend_from_slice(part);
         *data = &data[part.len() + usize::from(found)..];
         if !found {
-            return Ok(None);
+            return Ok(false);
         }
-        let mut line = std::mem::take(&mut self.line);
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
         }
-        Ok(Some(line))
+        if self.line.len() > LINE_LIMIT {
+            return Err(BodyError::ChunkSize);
+        }
+        Ok(true)
     }
 }
 
-/// A chunk-size line's size (extensions ignored).
-fn chunk_size(line: &[u8]) -> Result<u64, BodyError> {
+/// A chunk-size line's size (extensions ignored), and how many of the
+/// line's bytes are its digits.
+fn chunk_size(line: &[u8]) -> Result<(u64, usize), BodyError> {
     let digits = line
         .split(|&b| b == b';')
         .next()
@@ -867,7 +892,8 @@ fn chunk_size(line: &[u8]) -> Result<u64, BodyError> {
         return Err(BodyError::ChunkSize);
     }
     let text = std::str::from_utf8(digits).map_err(|_| BodyError::ChunkSize)?;
-    u64::from_str_radix(text, 16).map_err(|_| BodyError::ChunkSize)
+    let size = u64::from_str_radix(text, 16).map_err(|_| BodyError::ChunkSize)?;
+    Ok((size, digits.len()))
 }
 
 /// A complete head at the start of `buf` and its length; None if more is
@@ -1057,24 +1083,59 @@ mod tests {
         }
     }
 
-    /// Probes `h` with an [`Exchange`] driven as the engine drives it,
-    /// though by polling every millisecond rather than waiting on epoll.
+    /// Probes `h` with an [`Exchange`] driven as the engine drives it: on
+    /// a thread, its socket edge-triggered in an epoll set, advanced only
+    /// when an event comes and re-armed after a yield. (A probe that
+    /// waits for an edge that never comes times out here, as it would
+    /// in the engine.)
     async fn exchange(h: &HttpCheck, timeout: Duration) -> (bool, String) {
+        let h = h.clone();
+        tokio::task::spawn_blocking(move || exchange_on_epoll(&h, timeout))
+            .await
+            .unwrap()
+    }
+
+    fn exchange_on_epoll(h: &HttpCheck, timeout: Duration) -> (bool, String) {
+        use std::os::fd::{FromRawFd, OwnedFd};
         let p = Plain::new(h).expect("not taken by the minimal client");
-        let work = async {
+        let deadline = std::time::Instant::now() + timeout;
+        // SAFETY: plain calls on descriptors this function owns.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(epoll >= 0);
+        let _epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let arm = |x: &Exchange, op| {
+            let mut events = libc::EPOLLIN | libc::EPOLLET;
+            if x.sending() {
+                events |= libc::EPOLLOUT;
+            }
+            let mut ev = libc::epoll_event {
+                events: events as u32,
+                u64: 0,
+            };
+            assert_eq!(unsafe { libc::epoll_ctl(epoll, op, x.fd(), &mut ev) }, 0);
+        };
+        let result = (|| {
             let mut x = Exchange::open(&p, None)?;
+            arm(&x, libc::EPOLL_CTL_ADD);
             loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let mut ev = [libc::epoll_event { events: 0, u64: 0 }];
+                let n =
+                    unsafe { libc::epoll_wait(epoll, ev.as_mut_ptr(), 1, left.as_millis() as i32) };
+                if n == 0 {
+                    return Ok(None);
+                }
                 match x.advance(h, &p) {
-                    Progress::Done(r) => return r,
-                    Progress::Yield => tokio::task::yield_now().await,
-                    Progress::Blocked => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Progress::Done(r) => return r.map(Some),
+                    Progress::Blocked => {}
+                    Progress::Yield => arm(&x, libc::EPOLL_CTL_MOD),
                 }
             }
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(reason)) => (true, reason),
-            Ok(Err(e)) => (false, e.to_string()),
-            Err(_) => (false, "timeout".into()),
+        })();
+        match result {
+            Ok(Some(reason)) => (true, reason),
+            Ok(None) => (false, "timeout".into()),
+            Err(e) => (false, e.to_string()),
         }
     }
 
@@ -1144,6 +1205,59 @@ mod tests {
         }
     }
 
+    /// A body longer than a read, sent with its head on a connection held
+    /// open: read on until it is whole (no edge comes for what the
+    /// socket already holds).
+    #[tokio::test]
+    async fn a_body_longer_than_a_read() {
+        let body = [vec![b'a'; 3000], b"is ok!".to_vec()].concat();
+        let mut length = b"HTTP/1.1 200 OK\r\nContent-Length: 3006\r\n\r\n".to_vec();
+        length.extend_from_slice(&body);
+        let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        chunked.extend_from_slice(b"bbe\r\n");
+        chunked.extend_from_slice(&body);
+        chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+        for r in [length, chunked] {
+            let h = check_with_body("http://ADDR/", "is ok");
+            let got = in_parts(&h, &[r], Duration::ZERO).await;
+            assert_eq!(got, (true, "status 200".to_string()));
+        }
+    }
+
+    /// A connection reset inside the body: the same reason both ways.
+    #[tokio::test]
+    async fn a_reset_inside_the_body() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = l.accept().unwrap();
+                let mut head = Vec::new();
+                let mut b = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+                std::thread::sleep(Duration::from_millis(50));
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+        });
+        let h = check_with_body("http://ADDR/", "x");
+        let task = one_way(0, &h, at).await;
+        let engine = one_way(1, &h, at).await;
+        assert_eq!(task, engine);
+        assert!(
+            task.1.starts_with("reading body: Connection reset by peer"),
+            "{task:?}"
+        );
+    }
+
     #[tokio::test]
     async fn chunked_bodies() {
         let mut h = check("http://ADDR/");
@@ -1202,6 +1316,10 @@ mod tests {
     #[test]
     fn a_body_reads_alike_however_it_is_split() {
         let long_line = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(LINE_LIMIT));
+        // Lines of LINE_LIMIT bytes, their ends not counted: taken.
+        let at_limit =
+            |end: &str| format!("1;{}{end}x\r\n0\r\n\r\n", "e".repeat(LINE_LIMIT - 2)).into_bytes();
+        let past_limit = format!("1;{}\nx\r\n0\r\n\r\n", "e".repeat(LINE_LIMIT - 1));
         let cases: Vec<(Framing, Vec<u8>)> = vec![
             (Framing::Length(11), b"all is well and more".to_vec()),
             (Framing::Length(11), b"all is".to_vec()),
@@ -1219,6 +1337,9 @@ mod tests {
             (Framing::Chunked, b"5\r\nall i".to_vec()),
             (Framing::Chunked, b"5\r\nall i\r\n".to_vec()),
             (Framing::Chunked, long_line.into_bytes()),
+            (Framing::Chunked, at_limit("\r\n")),
+            (Framing::Chunked, at_limit("\n")),
+            (Framing::Chunked, past_limit.into_bytes()),
             (Framing::Chunked, {
                 // Past the limit inside a chunk: the rest is not read.
                 let mut b = format!("{:x}\r\n", BODY_LIMIT + 5).into_bytes();
@@ -1267,7 +1388,10 @@ mod tests {
             assert_eq!(*g, Err("end of file before message length reached".into()));
         }
         assert_eq!(got[12], Err("invalid chunk size line".into()));
-        assert_eq!(got[13].as_ref().map(Vec::len), Ok(BODY_LIMIT));
+        assert_eq!(got[13], Ok(b"x".to_vec()));
+        assert_eq!(got[14], Ok(b"x".to_vec()));
+        assert_eq!(got[15], Err("invalid chunk size line".into()));
+        assert_eq!(got[16].as_ref().map(Vec::len), Ok(BODY_LIMIT));
     }
 
     /// Endless heads, endless bodies and silence are all bounded.
@@ -1309,6 +1433,31 @@ mod tests {
         let parts = vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec(), body];
         let got = in_parts(&h, &parts, Duration::ZERO).await;
         assert_eq!(got, (true, "status 200".to_string()));
+        // A chunk that fills the limit exactly, its line end, and then
+        // nothing: decided at once, not at the timeout.
+        let mut chunk = format!("{BODY_LIMIT:x}\r\n").into_bytes();
+        chunk.extend(std::iter::repeat_n(b'a', BODY_LIMIT));
+        chunk.extend_from_slice(b"\r\n");
+        let parts = vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            chunk,
+        ];
+        assert_eq!(in_parts(&h, &parts, Duration::ZERO).await, no_b);
+        // Chunks of a byte behind kilobytes of extensions: stopped once
+        // the extensions pass their limit, long before the body's.
+        let mut flood = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..(EXTENSIONS_LIMIT / LINE_LIMIT + 1) {
+            flood
+                .extend_from_slice(format!("1;{}\r\na\r\n", "e".repeat(LINE_LIMIT - 2)).as_bytes());
+        }
+        let got = in_parts(&h, &[flood], Duration::ZERO).await;
+        assert_eq!(
+            got,
+            (
+                false,
+                "reading body: chunk extensions over limit".to_string()
+            )
+        );
         // A head that trickles in, and a server that never answers: the
         // check's timeout.
         let parts = b"HTTP/1.1 200 OK\r\n".iter().map(|&b| vec![b]).collect();
