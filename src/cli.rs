@@ -746,7 +746,14 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async { runtime::serve(base, shutdown_signal()).await });
+    let result = rt.block_on(async {
+        // The handlers go in before anything is served, not when `serve`
+        // first polls the future (after it listens): a SIGINT or SIGTERM
+        // that comes in between would otherwise kill the process at once,
+        // unlogged, with a failing status.
+        let shutdown = shutdown_signal();
+        runtime::serve(base, shutdown).await
+    });
     // Serving has stopped (and in-flight answers were written): a blocking
     // task still running (a name lookup for a probe, a checkpoint write,
     // which is atomic) must not hold up the exit for long.
@@ -766,14 +773,17 @@ fn serve(path: PathBuf, workers: Option<usize>) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers (in a runtime) and returns
+/// what completes on either; one that comes before it is polled is kept.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 
