@@ -76,21 +76,23 @@ impl Key {
     /// [`Key::from_wire`] into this key (the query path keeps one key on
     /// its stack and does not move it); on None the key is unusable.
     pub fn read_wire(&mut self, wire: &[u8]) -> Option<usize> {
-        let (mut i, mut len, mut labels) = (0, 0, 0);
+        // The labels: `len` is both where the next label starts in `wire`
+        // and the key's length so far (the key is the name less its root).
+        let (mut len, mut labels) = (0, 0);
         loop {
-            let l = *wire.get(i)? as usize;
+            let l = *wire.get(len)? as usize;
             if l == 0 {
                 break;
             }
             // Labels are 1..=63 bytes; a name is at most 255 bytes with
-            // its root label, so its key is at most 254.
+            // its root label, so its key is at most 254 (and at most 127
+            // labels: `offs` has room for them and the root's).
             if l > 63 || len + 1 + l > 254 {
                 return None;
             }
             self.offs[labels] = len as u8;
             labels += 1;
             len += 1 + l;
-            i += 1 + l;
         }
         // The labels as sent (lengths included), lowercased 8 bytes at a
         // time straight from `wire` (the buffer is 256 bytes: the last
@@ -100,42 +102,32 @@ impl Key {
         // in other widths wait for the stores to retire (no store-to-load
         // forwarding), which made this the slowest step of a query; so did
         // hashing the key after it was written.
-        let (mut at, mut hash) = (0, seed());
-        while at < len {
-            let word = match wire.get(at..at + 8) {
-                Some(w) => {
-                    let x = lowercase8(u64::from_le_bytes(w.try_into().expect("8 bytes")));
-                    self.buf[at..at + 8].copy_from_slice(&x.to_le_bytes());
-                    x
-                }
-                None => {
-                    // The message ends within 8 bytes of the name's end.
-                    let mut x = 0;
-                    for (i, (b, w)) in self.buf[at..len].iter_mut().zip(&wire[at..len]).enumerate()
-                    {
-                        *b = w.to_ascii_lowercase();
-                        x |= u64::from(*b) << (8 * i);
-                    }
-                    x
-                }
-            };
-            // The last word's bytes past the key are not the key's.
+        let at = len & !7;
+        let mut hash = seed();
+        for (to, from) in self.buf[..at].chunks_exact_mut(8).zip(wire[..at].chunks_exact(8)) {
+            let x = lowercase8(u64::from_le_bytes(from.try_into().expect("8 bytes")));
+            to.copy_from_slice(&x.to_le_bytes());
+            hash = mix(hash, x);
+        }
+        if at < len {
+            // The last 1..=7 bytes, from a whole word when the message
+            // holds one (it mostly does: the question's type and class
+            // follow the name); the word's bytes past the key are not
+            // the key's.
             let rest = len - at;
-            hash = mix(
-                hash,
-                if rest < 8 {
-                    word & ((1 << (8 * rest)) - 1)
-                } else {
-                    word
-                },
-            );
-            at += 8;
+            let x = match wire.get(at..at + 8) {
+                Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+                None => wire[at..len].iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+            };
+            let x = lowercase8(x) & (u64::MAX >> (64 - 8 * rest));
+            self.buf[at..at + 8].copy_from_slice(&x.to_le_bytes());
+            hash = mix(hash, x);
         }
         self.offs[labels] = len as u8;
         self.len = len;
         self.labels = labels;
         self.hash = mix(hash, len as u64);
-        Some(i + 1)
+        Some(len + 1)
     }
 
     /// [`key_hash`] of the key.
