@@ -555,7 +555,13 @@ fn parse<'p>(
     Some(Query {
         key,
         question,
-        qtype: RecordType::from(code),
+        // The common types without hickory's conversion (a call, and a
+        // jump through a table of every type).
+        qtype: match code {
+            1 => RecordType::A,
+            28 => RecordType::AAAA,
+            _ => RecordType::from(code),
+        },
     })
 }
 
