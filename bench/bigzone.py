@@ -10,7 +10,7 @@ are in-zone A names), each on its own owner hN. Then, per round (rounds
 interleaved, medians reported when --rounds > 1), every server pinned to
 CPU 0 and this script (the client) to CPU 1, on free 127.0.0.1 ports:
 
-veer (release build; workers = 1, udp_sockets = 1, rrl off, a file check
+veer (dist build; workers = 1, udp_sockets = 1, rrl off, a file check
 `flip` (fall 1, rise 1) guarding a failover route fo.big.test. A: tier 1
 192.0.2.10, tier 2 192.0.2.20):
   - `veer check --config FILE`: wall time and peak RSS (wait4 ru_maxrss)
@@ -35,7 +35,7 @@ NSD (`nsd -d`, server-count 1, rrl off, no database) on the same file:
     (main, xfrd, server: NSD forks, so pages shared copy-on-write count
     once per process) and PSS summed (shared pages split), 1 s after load
 
-With --baseline (another veer binary, e.g. main's release build copied
+With --baseline (another veer binary, e.g. main's dist build copied
 aside), each round also runs the big-zone measures with it (before this
 build's, on the same file), and a second table compares the two.
 

@@ -14,7 +14,7 @@ to the first answer naming the primary again (bound: rise x interval).
 
   bench/failover.py                      # 20 trials, interval 200ms, fall 3, rise 2
   bench/failover.py -n 30 --interval 500ms --fall 2
-  bench/failover.py --no-build           # use target/release/veer as is
+  bench/failover.py --no-build           # use target/dist/veer as is
 
 Also reported: the kill -> `check primary: up -> down` log line latency
 (probe detection alone), and the queries sent (the client's resolution).

@@ -23,12 +23,14 @@ bench_data() {
   python3 "$BENCH_ROOT/bench/gen-data.py" "$DATA"
 }
 
-# Builds veer (release) and prints the path of a private copy of the binary,
+# Builds veer in the profile operators install (`dist`; VEER_PROFILE=release
+# for the quicker build) and prints the path of a private copy of the binary,
 # so that a rebuild of target/ during a run cannot swap it mid-measurement.
 bench_veer() {
-  cargo build --release --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
+  local profile=${VEER_PROFILE:-dist}
+  cargo build --profile "$profile" --manifest-path "$BENCH_ROOT/Cargo.toml" >&2
   mkdir -p "$BENCH_WORK/bin"
-  cp "${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/release/veer" "$BENCH_WORK/bin/veer"
+  cp "${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/$profile/veer" "$BENCH_WORK/bin/veer"
   echo "$BENCH_WORK/bin/veer"
 }
 

@@ -3,7 +3,7 @@
 
     bench/reload.py [--edits 20] [--records 10000] [--seconds 8] [--skip-build]
 
-One veer (release build, pinned to CPU 0) serves a zone of N records. A load
+One veer (dist build, pinned to CPU 0) serves a zone of N records. A load
 thread (pinned with the script to CPU 1) queries it in a closed loop and
 records every query's latency. Phase 1 runs without reloads; phase 2 saves
 the zone file (write + rename, as editors do) --edits times, each time with

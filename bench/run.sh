@@ -25,7 +25,7 @@
 #   SERVER_CPU, CLIENT_CPU, BENCH_WORK: see bench/lib.sh
 #
 # Rows:
-#   veer               target/release/veer (built here), workers = 1,
+#   veer               target/dist/veer (built here), workers = 1,
 #                      udp_sockets = 1
 #   gdnsd              udp_threads 1, tcp_threads 1
 #   nsd                server-count 1 (NSD also runs its idle main and xfrd
@@ -34,7 +34,7 @@
 #                      no modules (so no rrl)
 #   echo               bench/echo, built here: sends each query back with QR
 #                      set, recvmmsg/sendmmsg; the kernel's limit
-#   veer-base          another veer binary ($VEER_BASE, e.g. main's release
+#   veer-base          another veer binary ($VEER_BASE, e.g. main's dist
 #                      build copied aside), run as the veer row: a
 #                      baseline measured in the same run
 #   veer-routed        dyn.bench.test is a failover route whose primary is

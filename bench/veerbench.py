@@ -1,6 +1,8 @@
 """Shared helpers for bench/failover.py and bench/probe-cpu.py (stdlib only).
 
-- build_veer(): `cargo build --release`, returns target/release/veer
+- build_veer(): `cargo build --profile dist` (what operators install;
+  VEER_PROFILE=release for the quicker build), returns a private copy of
+  target/dist/veer
 - Veer: runs `veer serve` on a config, follows its log (each line stamped
   with time.monotonic() as it is read), parses `dns listening on ADDR`
   and `check NAME: OLD -> NEW (reason)` lines
@@ -41,15 +43,16 @@ def proc_times(pid):
 
 
 def build_veer(skip=False):
+    profile = os.environ.get("VEER_PROFILE", "dist")
     if not skip:
         subprocess.run(
-            ["cargo", "build", "--release", "--quiet"],
+            ["cargo", "build", "--profile", profile, "--quiet"],
             cwd=ROOT,
             check=True,
         )
-    path = os.path.join(target_dir(), "release", "veer")
+    path = os.path.join(target_dir(), profile, "veer")
     if not os.access(path, os.X_OK):
-        raise SystemExit(f"{path} missing: run cargo build --release")
+        raise SystemExit(f"{path} missing: run cargo build --profile {profile}")
     # Run a private copy: other people rebuilding target/ mid-run must not
     # swap the binary under the measurement.
     copy = os.path.join(tempfile.mkdtemp(prefix="veer-bin-"), "veer")
