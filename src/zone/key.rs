@@ -95,16 +95,19 @@ impl Key {
             len += 1 + l;
         }
         // The labels as sent (lengths included), lowercased 8 bytes at a
-        // time straight from `wire` (the buffer is 256 bytes: the last
-        // word of a 254-byte key still fits; bytes past `len` are never
-        // read), and hashed as they go (see [`key_hash`]). Not a copy
+        // time straight from `wire` (the key's buffer is 256 bytes: the
+        // last word of a 254-byte key still fits; its bytes past `len` are
+        // never read), and hashed as they go (see [`key_hash`]). Not a copy
         // first and words read back: loads of words a copy has just stored
         // in other widths wait for the stores to retire (no store-to-load
         // forwarding), which made this the slowest step of a query; so did
         // hashing the key after it was written.
         let at = len & !7;
         let mut hash = seed();
-        for (to, from) in self.buf[..at].chunks_exact_mut(8).zip(wire[..at].chunks_exact(8)) {
+        for (to, from) in self.buf[..at]
+            .chunks_exact_mut(8)
+            .zip(wire[..at].chunks_exact(8))
+        {
             let x = lowercase8(u64::from_le_bytes(from.try_into().expect("8 bytes")));
             to.copy_from_slice(&x.to_le_bytes());
             hash = mix(hash, x);
@@ -117,7 +120,10 @@ impl Key {
             let rest = len - at;
             let x = match wire.get(at..at + 8) {
                 Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
-                None => wire[at..len].iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+                None => wire[at..len]
+                    .iter()
+                    .rev()
+                    .fold(0, |w, &b| w << 8 | u64::from(b)),
             };
             let x = lowercase8(x) & (u64::MAX >> (64 - 8 * rest));
             self.buf[at..at + 8].copy_from_slice(&x.to_le_bytes());
@@ -386,6 +392,76 @@ mod tests {
         }
     }
 
+    /// A name of 255 bytes (its root label included) is the longest: its
+    /// key of 254 bytes reads, one byte more does not; the same at 127
+    /// labels, the most a name can have.
+    #[test]
+    fn the_longest_names_read_and_no_longer() {
+        let name = |key_len: usize| -> Vec<u8> {
+            // Labels of 63 bytes, then one that makes up the rest.
+            let mut wire = Vec::new();
+            while key_len - wire.len() > 64 {
+                wire.push(63);
+                wire.extend_from_slice(&[b'A'; 63]);
+            }
+            let l = key_len - wire.len() - 1;
+            wire.push(l as u8);
+            wire.extend(std::iter::repeat_n(b'b', l));
+            wire.push(0);
+            wire
+        };
+        let (k, n) = Key::from_wire(&name(254)).expect("a 255-byte name");
+        assert_eq!((k.as_bytes().len(), n, k.labels()), (254, 255, 4));
+        assert_eq!(k.hash(), key_hash(k.as_bytes()));
+        assert!(Key::from_wire(&name(255)).is_none(), "a 256-byte name");
+        let ones = |labels: usize| {
+            [1u8, b'x']
+                .repeat(labels)
+                .into_iter()
+                .chain([0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            Key::from_wire(&ones(127)).expect("127 labels").0.labels(),
+            127
+        );
+        assert!(Key::from_wire(&ones(128)).is_none(), "128 labels");
+    }
+
+    /// The query path reads every query into one key: a name read after
+    /// a longer one (or after one that did not read) is read as if fresh.
+    #[test]
+    fn a_key_read_again_holds_only_the_new_name() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut k = Key::empty();
+        let random_name = |rng: &mut fastrand::Rng| {
+            let mut wire = Vec::new();
+            for _ in 0..rng.usize(0..6) {
+                let l = rng.usize(1..=20);
+                wire.push(l as u8);
+                wire.extend((0..l).map(|_| b"aZ-9"[rng.usize(..4)]));
+            }
+            wire.push(0);
+            wire
+        };
+        for _ in 0..2000 {
+            let mut msg = random_name(&mut rng);
+            msg.extend_from_slice(&[0, 1, 0, 1][..rng.usize(..=4)]);
+            if rng.u8(..10) == 0 {
+                // One that does not read: a pointer after some labels.
+                let _ = k.read_wire(b"\x05stale\x05bytes\xc0\x0c");
+            }
+            let fresh = Key::from_wire(&msg).expect("a name");
+            assert_eq!(k.read_wire(&msg), Some(fresh.1));
+            assert_eq!(k.as_bytes(), fresh.0.as_bytes());
+            assert_eq!(k.hash(), fresh.0.hash());
+            assert_eq!(k.labels(), fresh.0.labels());
+            for i in 0..=k.labels() {
+                assert_eq!(k.suffix(i), fresh.0.suffix(i));
+            }
+        }
+    }
+
     /// Names that differ in one character anywhere (in any byte of a
     /// word), or in trailing zero bytes only, spread over a table's slots
     /// (its low bits) and tags (its top 7 bits) as random numbers would.
@@ -458,6 +534,13 @@ mod tests {
             .chain([0])
             .collect();
         assert!(Key::from_wire(&long).is_none(), "over 255 bytes");
+        // Extended label types (0x40, 0x80) and a pointer's first byte,
+        // with zeros after them (a root label wherever a length lands).
+        for first in [0x40u8, 0x41, 0x7f, 0x80, 0xbf, 0xc0] {
+            let msg: Vec<u8> = [first].into_iter().chain([0; 256]).collect();
+            assert!(Key::from_wire(&msg).is_none(), "{first:#x}");
+        }
+        assert!(Key::from_wire(b"\x3fa").is_none(), "a label past the end");
         // A node key hashes and compares as its bytes, inline or not.
         let mut m = rustc_hash::FxHashMap::default();
         m.insert(NodeKey::from(w.as_bytes()), 1);
