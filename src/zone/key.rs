@@ -120,10 +120,7 @@ impl Key {
             let rest = len - at;
             let x = match wire.get(at..at + 8) {
                 Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
-                None => wire[at..len]
-                    .iter()
-                    .rev()
-                    .fold(0, |w, &b| w << 8 | u64::from(b)),
+                None => short_word(&wire[at..len]),
             };
             let x = lowercase8(x) & (u64::MAX >> (64 - 8 * rest));
             self.buf[at..at + 8].copy_from_slice(&x.to_le_bytes());
@@ -206,12 +203,14 @@ pub fn key_hash(key: &[u8]) -> u64 {
     }
     let rest = words.remainder();
     if !rest.is_empty() {
-        hash = mix(
-            hash,
-            rest.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
-        );
+        hash = mix(hash, short_word(rest));
     }
     mix(hash, key.len() as u64)
+}
+
+/// Up to 8 bytes as a little-endian word, padded with zeros.
+fn short_word(bytes: &[u8]) -> u64 {
+    bytes.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b))
 }
 
 /// This process's start of [`key_hash`].
